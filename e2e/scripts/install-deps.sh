@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the system packages and toolchain parts the build and tests need. Idempotent.
+set -euo pipefail
+need=(libkrb5-dev libclang-dev krb5-user slapd ldap-utils pkg-config)
+missing=()
+for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  echo "install-deps: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true

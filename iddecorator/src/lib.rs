@@ -1,0 +1,10 @@
+//! iddecorator: stamps the authenticated submitter on workloads.
+//!
+//! The admission decision is a pure function ([`decision::mutate`], [`decision::validate`]) of
+//! the request and the [`policy::Policy`]; everything that touches the network lives in the
+//! binary's shell.
+#![forbid(unsafe_code)]
+
+pub mod annotations;
+pub mod decision;
+pub mod policy;

@@ -1,0 +1,2 @@
+//! HTTPS serving shared by iddecorator and token-service.
+#![forbid(unsafe_code)]

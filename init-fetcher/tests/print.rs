@@ -1,0 +1,158 @@
+//! Runs the `init-fetcher` binary on credentials files written with the `hadoop-token` library.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hadoop_token::identifier::{HDFS_DELEGATION_TOKEN, KMS_DELEGATION_TOKEN};
+use hadoop_token::{Credentials, DelegationIdentifier, Format, IdentifierFormat, Secret, Token};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_init-fetcher"))
+        .args(args)
+        .output()
+        .expect("the init-fetcher binary built by cargo must run")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn credentials() -> Credentials {
+    let id = DelegationIdentifier {
+        owner: "alice".into(),
+        renewer: "yarn".into(),
+        real_user: "hdfs/nn@EXAMPLE.COM".into(),
+        issue_date: 1_764_072_000_123,
+        max_date: 1_764_676_800_000,
+        sequence_number: 42,
+        master_key_id: 3,
+    };
+    let mut c = Credentials::default();
+    c.add_token(
+        "ha-hdfs:ns1",
+        Token {
+            identifier: id.encode(IdentifierFormat::Writable),
+            password: Secret::from(b"TOPSECRETPW".as_slice()),
+            kind: HDFS_DELEGATION_TOKEN.into(),
+            service: "ha-hdfs:ns1".into(),
+        },
+    );
+    c.add_token(
+        "kms://http@kms:9600/kms",
+        Token {
+            identifier: id.encode(IdentifierFormat::Writable),
+            password: Secret::from(b"TOPSECRETPW".as_slice()),
+            kind: KMS_DELEGATION_TOKEN.into(),
+            service: "kms://http@kms:9600/kms".into(),
+        },
+    );
+    c.add_secret_key("app.key", Secret::from(b"SECRETKEYBYTES".as_slice()));
+    c
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write test file");
+    path
+}
+
+#[test]
+fn prints_both_formats_as_text() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for format in [Format::Writable, Format::Protobuf] {
+        let path = write(dir.path(), "creds", &credentials().encode(format));
+        let out = run(&["print", path.to_str().expect("utf-8 temp path")]);
+        assert!(out.status.success(), "stderr: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains(&format!("(format {}", format as u8)),
+            "{text}"
+        );
+        assert!(text.contains("Tokens: 2"), "{text}");
+        assert!(
+            text.contains("  kind:            HDFS_DELEGATION_TOKEN\n"),
+            "{text}"
+        );
+        assert!(text.contains("  kind:            kms-dt\n"), "{text}");
+        assert!(text.contains("  owner:           alice\n"), "{text}");
+        assert!(
+            text.contains("  real user:       hdfs/nn@EXAMPLE.COM\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  max date:        2025-12-02T12:00:00.000Z\n"),
+            "{text}"
+        );
+        assert!(text.contains("  sequence number: 42\n"), "{text}");
+        assert!(text.contains("Secret keys: 1\n  app.key\n"), "{text}");
+        assert!(!text.contains("TOPSECRET") && !text.contains("SECRETKEYBYTES"));
+    }
+}
+
+#[test]
+fn prints_json() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(dir.path(), "creds", &credentials().encode(Format::Protobuf));
+    let out = run(&["print", "--json", path.to_str().expect("utf-8 temp path")]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("valid JSON");
+    assert_eq!(json["format"], 1);
+    assert_eq!(json["tokens"][0]["alias"], "ha-hdfs:ns1");
+    assert_eq!(json["tokens"][0]["identifier"]["renewer"], "yarn");
+    assert_eq!(
+        json["tokens"][0]["identifier"]["issue_date_ms"],
+        1_764_072_000_123i64
+    );
+    assert_eq!(json["tokens"][1]["kind"], "kms-dt");
+    assert_eq!(json["secret_keys"], serde_json::json!(["app.key"]));
+    assert!(!stdout(&out).contains("TOPSECRET"));
+}
+
+#[test]
+fn bad_file_names_path_and_offset() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bytes = credentials().encode(Format::Writable);
+    let path = write(dir.path(), "truncated", &bytes[..20]);
+    let out = run(&["print", path.to_str().expect("utf-8 temp path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains(&*path.to_string_lossy()), "{err}");
+    assert!(err.contains("at byte offset"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let path = write(dir.path(), "garbage", b"not a token file");
+    let out = run(&["print", path.to_str().expect("utf-8 temp path")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("HDTS"), "{}", stderr(&out));
+
+    let missing = dir.path().join("missing");
+    let out = run(&["print", missing.to_str().expect("utf-8 temp path")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot read credentials file"));
+}
+
+#[test]
+fn unimplemented_subcommands_exit_2() {
+    for args in [&["fetch"][..], &["refresh"][..], &[][..]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains("not implemented yet"), "{args:?}");
+    }
+}
+
+#[test]
+fn help_and_version() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let help = stdout(&out);
+    for sub in ["fetch", "refresh", "print"] {
+        assert!(help.contains(sub), "{help}");
+    }
+    let out = run(&["--version"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).starts_with("init-fetcher "));
+}

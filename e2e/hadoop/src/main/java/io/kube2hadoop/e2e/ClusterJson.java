@@ -1,0 +1,88 @@
+package io.kube2hadoop.e2e;
+
+import java.io.File;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.StandardCopyOption;
+
+/**
+ * Writes cluster.json, the contract between this bed and the Rust tests. Keys are stable; add new
+ * ones rather than renaming. Written to a temp file and renamed so readers never see half of it.
+ */
+final class ClusterJson {
+  private ClusterJson() {}
+
+  static void write(File out, SecureKdc kdc, SecureHdfs hdfs, SecureKms kms, SecureHdfs.TokenTimes times, File confDir, File auditLog, File classpathFile)
+      throws IOException {
+    StringBuilder b = new StringBuilder();
+    b.append("{\n");
+    field(b, "realm", SecureKdc.REALM);
+    field(b, "kdc", "127.0.0.1:" + kdc.port());
+    field(b, "krb5_conf", kdc.krb5Conf.getAbsolutePath());
+    field(b, "service_principal", SecureKdc.principal(SecureKdc.SERVICE));
+    field(b, "service_keytab", kdc.keytab("kube2hadoop").getAbsolutePath());
+    field(b, "spnego_principal", SecureKdc.principal(SecureKdc.SPNEGO));
+    field(b, "hdfs_principal", SecureKdc.principal(SecureKdc.HDFS));
+    b.append("  \"users\": {");
+    String sep = "\n";
+    for (String u : SecureKdc.USERS) {
+      b.append(sep).append("    ").append(str(u)).append(": {\"principal\": ").append(str(SecureKdc.principal(u)))
+          .append(", \"keytab\": ").append(str(kdc.keytab(u).getAbsolutePath())).append("}");
+      sep = ",\n";
+    }
+    b.append("\n  },\n");
+    b.append("  \"nameservices\": [");
+    sep = "\n";
+    for (SecureHdfs.NameNode nn : hdfs.nameNodes) {
+      // MiniDFSCluster has no HA here: one NameNode per nameservice.
+      b.append(sep).append("    {\"name\": ").append(nn.nameservice() == null ? "null" : str(nn.nameservice()))
+          .append(", \"namenodes\": [{\"rpc\": ").append(str(nn.rpcHostPort()))
+          .append(", \"http\": ").append(str(nn.httpUrl())).append("}]}");
+      sep = ",\n";
+    }
+    b.append("\n  ],\n");
+    b.append("  \"kms\": [");
+    if (kms != null) {
+      b.append("{\"uri\": ").append(str(kms.providerUri().toString()))
+          .append(", \"http\": ").append(str(kms.url.toString()))
+          .append(", \"key\": ").append(str(SecureKms.KEY_NAME)).append("}");
+    }
+    b.append("],\n");
+    field(b, "hadoop_conf_dir", confDir.getAbsolutePath());
+    field(b, "audit_log", auditLog.getAbsolutePath());
+    b.append("  \"renew_interval_ms\": ").append(times.renewIntervalMs()).append(",\n");
+    b.append("  \"max_lifetime_ms\": ").append(times.maxLifetimeMs()).append(",\n");
+    b.append("  \"key_update_interval_ms\": ").append(times.keyUpdateIntervalMs()).append(",\n");
+    b.append("  \"java_classpath_file\": ").append(str(classpathFile.getAbsolutePath())).append("\n");
+    b.append("}\n");
+    File tmp = new File(out.getParentFile(), out.getName() + ".tmp");
+    Files.writeString(tmp.toPath(), b, StandardCharsets.UTF_8);
+    Files.move(tmp.toPath(), out.toPath(), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+  }
+
+  private static void field(StringBuilder b, String key, String value) {
+    b.append("  ").append(str(key)).append(": ").append(str(value)).append(",\n");
+  }
+
+  static String str(String s) {
+    StringBuilder b = new StringBuilder("\"");
+    for (char c : s.toCharArray()) {
+      switch (c) {
+        case '"' -> b.append("\\\"");
+        case '\\' -> b.append("\\\\");
+        case '\n' -> b.append("\\n");
+        case '\r' -> b.append("\\r");
+        case '\t' -> b.append("\\t");
+        default -> {
+          if (c < 0x20) {
+            b.append(String.format("\\u%04x", (int) c));
+          } else {
+            b.append(c);
+          }
+        }
+      }
+    }
+    return b.append('"').toString();
+  }
+}

@@ -1,0 +1,121 @@
+package io.kube2hadoop.e2e;
+
+import java.io.File;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Starts MiniKdc and a Kerberized MiniDFSCluster, writes cluster.json and the client config, prints
+ * "READY &lt;cluster.json&gt;" and runs until SIGTERM, which stops both cleanly.
+ *
+ * <pre>
+ * Harness --workdir DIR [--nameservices 1|2] [--renew-interval-ms N] [--max-lifetime-ms N]
+ *         [--key-update-interval-ms N] [--kms]
+ * </pre>
+ */
+public final class Harness {
+  private static final long DAY_MS = TimeUnit.DAYS.toMillis(1);
+
+  private Harness() {}
+
+  public static void main(String[] args) {
+    try {
+      run(Flags.parse(args, 0));
+    } catch (Flags.UsageException e) {
+      System.err.println("harness: " + e.getMessage());
+      System.exit(2);
+    } catch (Throwable e) {
+      System.err.println("harness: startup failed: " + e);
+      e.printStackTrace();
+      System.exit(1);
+    }
+  }
+
+  private static void run(Flags flags) throws Exception {
+    File workDir = new File(flags.get("workdir", "")).getAbsoluteFile();
+    if (flags.get("workdir", "").isEmpty() || !workDir.isDirectory()) {
+      throw new Flags.UsageException("--workdir must name an existing directory");
+    }
+    int nameservices = (int) flags.getLong("nameservices", 1);
+    if (nameservices < 1 || nameservices > 4) {
+      throw new Flags.UsageException("--nameservices must be between 1 and 4");
+    }
+    // Hadoop's defaults: renew every 24 h, live at most 7 days, roll the master key daily.
+    SecureHdfs.TokenTimes times =
+        new SecureHdfs.TokenTimes(
+            flags.getLong("renew-interval-ms", DAY_MS),
+            flags.getLong("max-lifetime-ms", 7 * DAY_MS),
+            flags.getLong("key-update-interval-ms", DAY_MS));
+    if (times.renewIntervalMs() < 1000 || times.maxLifetimeMs() < times.renewIntervalMs() || times.keyUpdateIntervalMs() < 1000) {
+      throw new Flags.UsageException(
+          "token times: want --renew-interval-ms and --key-update-interval-ms >= 1000 and --max-lifetime-ms >= the renew interval");
+    }
+
+    File classpath = new File(workDir, "classpath.txt");
+    Files.writeString(classpath.toPath(), System.getProperty("java.class.path") + "\n", StandardCharsets.UTF_8);
+    File auditLog = new File(workDir, "audit.log");
+    File confDir = new File(workDir, "conf");
+
+    SecureKdc kdc = SecureKdc.start(workDir);
+    SecureKms kms = null;
+    SecureHdfs hdfs;
+    try {
+      if (flags.getBool("kms")) {
+        kms = SecureKms.start(kdc, workDir, times);
+      }
+      hdfs = SecureHdfs.start(kdc, workDir, nameservices, times, auditLog, kms);
+    } catch (Exception e) {
+      if (kms != null) {
+        kms.close();
+      }
+      kdc.close();
+      throw e;
+    }
+    // Stop on SIGTERM/SIGINT from a normal thread, not a JVM shutdown hook: during JVM shutdown
+    // Hadoop's DataNode cannot deregister its own hooks and its shutdown throws half-way.
+    CountDownLatch stop = new CountDownLatch(1);
+    for (String sig : new String[] {"TERM", "INT"}) {
+      sun.misc.Signal.handle(new sun.misc.Signal(sig), s -> stop.countDown());
+    }
+    hdfs.writeClientConf(confDir);
+    File json = new File(workDir, "cluster.json");
+    ClusterJson.write(json, kdc, hdfs, kms, times, confDir, auditLog, classpath);
+    System.out.println("READY " + json.getAbsolutePath());
+    System.out.flush();
+    watchWorkDir(json, stop);
+    stop.await();
+    System.err.println("harness: stopping");
+    hdfs.close();
+    if (kms != null) {
+      kms.close();
+    }
+    kdc.close();
+    System.err.println("harness: stopped");
+    System.exit(0);
+  }
+
+  /**
+   * Stops the bed when its cluster.json disappears: a wiped work dir (another script's cleanup of
+   * e2e/.state) would otherwise leave an orphan nobody can find or stop.
+   */
+  private static void watchWorkDir(File json, CountDownLatch stop) {
+    Thread t =
+        new Thread(
+            () -> {
+              try {
+                while (json.exists()) {
+                  Thread.sleep(2000);
+                }
+                System.err.println("harness: " + json + " was removed; stopping");
+                stop.countDown();
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
+            },
+            "k2h-workdir-watch");
+    t.setDaemon(true);
+    t.start();
+  }
+}

@@ -1,0 +1,116 @@
+package io.kube2hadoop.e2e;
+
+import java.io.File;
+import java.io.IOException;
+import java.lang.reflect.Method;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.util.Properties;
+import org.apache.hadoop.minikdc.MiniKdc;
+
+/**
+ * MiniKdc on loopback with the principals the test bed needs, one keytab per identity, and a
+ * krb5.conf that both the JVM and MIT krb5 (kinit, curl --negotiate, libgssapi) accept.
+ */
+final class SecureKdc implements AutoCloseable {
+  static final String REALM = "EXAMPLE.COM";
+  static final String HOST = "localhost";
+  static final String SERVICE = "kube2hadoop/" + HOST;
+  static final String HDFS = "hdfs/" + HOST;
+  static final String SPNEGO = "HTTP/" + HOST;
+  static final String[] USERS = {"alice", "bob"};
+
+  private final MiniKdc kdc;
+  final File krb5Conf;
+  final File keytabDir;
+
+  private SecureKdc(MiniKdc kdc, File krb5Conf, File keytabDir) {
+    this.kdc = kdc;
+    this.krb5Conf = krb5Conf;
+    this.keytabDir = keytabDir;
+  }
+
+  static SecureKdc start(File workDir) throws Exception {
+    File kdcDir = new File(workDir, "kdc");
+    File keytabDir = new File(workDir, "keytabs");
+    if (!kdcDir.mkdirs() || !keytabDir.mkdirs()) {
+      throw new IOException("cannot create " + kdcDir + " and " + keytabDir + ": is the work dir fresh and writable?");
+    }
+    Properties conf = MiniKdc.createConf();
+    conf.setProperty(MiniKdc.ORG_NAME, "EXAMPLE");
+    conf.setProperty(MiniKdc.ORG_DOMAIN, "COM");
+    conf.setProperty(MiniKdc.KDC_BIND_ADDRESS, HOST);
+    conf.setProperty(MiniKdc.KDC_PORT, "0");
+    // Renewable tickets so long-running token-service tests can renew their TGT with kinit -R.
+    conf.setProperty(MiniKdc.MAX_TICKET_LIFETIME, "86400000");
+    conf.setProperty(MiniKdc.MAX_RENEWABLE_LIFETIME, "604800000");
+    MiniKdc kdc = new MiniKdc(conf, kdcDir);
+    kdc.start();
+    if (!REALM.equals(kdc.getRealm())) {
+      throw new IllegalStateException("MiniKdc realm is " + kdc.getRealm() + ", expected " + REALM);
+    }
+    File krb5 = new File(workDir, "krb5.conf");
+    SecureKdc k = new SecureKdc(kdc, krb5, keytabDir);
+    k.writeKrb5Conf();
+    // hdfs and HTTP share a keytab, as real clusters do: NameNode, DataNode and SPNEGO read it.
+    kdc.createPrincipal(k.keytab("hdfs"), HDFS, SPNEGO);
+    kdc.createPrincipal(k.keytab("kube2hadoop"), SERVICE);
+    for (String u : USERS) {
+      kdc.createPrincipal(k.keytab(u), u);
+    }
+    return k;
+  }
+
+  File keytab(String name) {
+    return new File(keytabDir, name + ".keytab");
+  }
+
+  int port() {
+    return kdc.getPort();
+  }
+
+  static String principal(String name) {
+    return name + "@" + REALM;
+  }
+
+  /**
+   * MiniKdc's own krb5.conf names the KDC as "localhost"; MIT clients then may try ::1 first and
+   * canonicalise names through DNS. This one pins TCP on 127.0.0.1 and turns DNS lookups off, and
+   * the JVM is switched to it too so every process in the bed reads the same file.
+   */
+  private void writeKrb5Conf() throws Exception {
+    String text =
+        String.join(
+            "\n",
+            "[libdefaults]",
+            "    default_realm = " + REALM,
+            "    dns_lookup_kdc = false",
+            "    dns_lookup_realm = false",
+            "    udp_preference_limit = 1",
+            "    forwardable = true",
+            "    renew_lifetime = 7d",
+            "    ticket_lifetime = 24h",
+            "",
+            "[realms]",
+            "    " + REALM + " = {",
+            "        kdc = 127.0.0.1:" + kdc.getPort(),
+            "    }",
+            "",
+            "[domain_realm]",
+            "    localhost = " + REALM,
+            "    127.0.0.1 = " + REALM,
+            "");
+    Files.writeString(krb5Conf.toPath(), text, StandardCharsets.UTF_8);
+    System.setProperty(MiniKdc.JAVA_SECURITY_KRB5_CONF, krb5Conf.getAbsolutePath());
+    // The JDK caches krb5.conf; MiniKdc.start already loaded its own. Needs
+    // --add-exports java.security.jgss/sun.security.krb5=ALL-UNNAMED (set by the scripts).
+    Class<?> config = Class.forName("sun.security.krb5.Config");
+    Method refresh = config.getMethod("refresh");
+    refresh.invoke(null);
+  }
+
+  @Override
+  public void close() {
+    kdc.stop();
+  }
+}

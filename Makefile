@@ -6,7 +6,7 @@ CARGO ?= cargo
 .PHONY: help build test unit e2e e2e-up e2e-down e2e-kind bench demo lint fmt
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## build the three binaries (release)
 	$(CARGO) build --release --workspace --bins
@@ -23,11 +23,33 @@ lint: ## rustfmt and clippy, warnings are errors
 fmt: ## format the code
 	$(CARGO) fmt --all
 
+E2E_SUITE ?= --test webhook
+
+# The bed always comes down, also when bring-up or the suite fails; logs of a failed run stay in
+# e2e/.state/logs. Test binaries are built first so the bed does not idle during compilation.
 e2e: ## start the test bed, run the e2e suite, stop the bed
-	@echo "e2e: not implemented yet (issue 3)"; exit 2
+	@set -euo pipefail; \
+	$(CARGO) build -p iddecorator; $(CARGO) test -p e2e $(E2E_SUITE) --no-run; \
+	t0=$$SECONDS; t1=; \
+	trap 'rc=$$?; echo "e2e: bring-up $$(($${t1:-$$SECONDS} - t0))s, suite $$(($$SECONDS - $${t1:-$$SECONDS}))s"; \
+	  K2H_E2E_KEEP_LOGS=$$([ $$rc = 0 ] || echo 1) e2e/scripts/down.sh; exit $$rc' EXIT; \
+	e2e/scripts/up.sh; t1=$$SECONDS; \
+	source e2e/.state/env; $(CARGO) test -p e2e $(E2E_SUITE)
+
+e2e-up: ## build (first time: long) and start the local test bed; then `source e2e/.state/env`
+	e2e/scripts/up.sh
+
+e2e-down: ## stop the local test bed and remove its state
+	e2e/scripts/down.sh
+
+# Not run in our CI (no Docker engine there). See e2e/scripts/kind.sh for what it does.
+e2e-kind: ## the e2e suite on a kind cluster (needs docker and kind; not run in CI)
+	@set -euo pipefail; \
+	trap 'e2e/scripts/kind.sh down' EXIT; \
+	e2e/scripts/kind.sh up; source e2e/.state/kind/env; $(CARGO) test -p e2e $(E2E_SUITE)
 
 bench: ## benchmarks, results in bench/results/
-	@echo "bench: not implemented yet"; exit 2
+	CARGO=$(CARGO) bench/iddecorator.sh
 
 demo: ## one command: control plane, HDFS, LDAP, webhook, token service, a pod with a token
 	@echo "demo: not implemented yet (issue 7)"; exit 2

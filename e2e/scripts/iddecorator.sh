@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Starts or stops iddecorator on the test bed; the e2e suite calls it to take the webhook away
+# and bring it back. `start` also (re)registers the webhook configurations, which stay in place
+# on `stop` so that failurePolicy=Fail can be observed.
+# usage: iddecorator.sh start|stop|restart
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+[ -s "$STATE/ports" ] || die "no test bed in $STATE: run e2e/scripts/up.sh first"
+# shellcheck source=/dev/null
+source "$STATE/ports"
+PKI=$STATE/pki
+PIDFILE=$STATE/pids/iddecorator.pid
+LOGFILE=$STATE/logs/iddecorator.log
+BIN=${IDDECORATOR_BIN:-$REPO_DIR/target/debug/iddecorator}
+POLICY=$E2E_DIR/cluster/iddecorator-policy.yaml
+
+do_start() {
+  if [ ! -x "$BIN" ]; then
+    log "building iddecorator"
+    (cd "$REPO_DIR" && cargo build -q -p iddecorator)
+  fi
+  if ! pid_alive "$PIDFILE"; then
+    local args=(--listen "127.0.0.1:$IDDECORATOR_PORT" --tls-cert-file "$PKI/iddecorator.crt"
+      --tls-key-file "$PKI/iddecorator.key" --log-format json)
+    [ ! -f "$POLICY" ] || args+=(--config "$POLICY")
+    log "starting iddecorator on 127.0.0.1:$IDDECORATOR_PORT"
+    mkdir -p "$STATE/pids" "$STATE/logs"
+    setsid "$BIN" "${args[@]}" >>"$LOGFILE" 2>&1 </dev/null &
+    echo $! >"$PIDFILE"
+  fi
+  local deadline=$((SECONDS + 60))
+  until curl -fsS --max-time 2 --cacert "$PKI/ca.crt" \
+    "https://127.0.0.1:$IDDECORATOR_PORT/readyz" >/dev/null 2>&1; do
+    pid_alive "$PIDFILE" || die_component "iddecorator (exited)" "$LOGFILE"
+    ((SECONDS < deadline)) || die_component "iddecorator (not ready after 60s)" "$LOGFILE"
+    sleep 0.5
+  done
+  # Register only once it answers: with failurePolicy=Fail an absent webhook blocks pods.
+  sed -e "s/@PORT@/$IDDECORATOR_PORT/g" -e "s/@CA_BUNDLE@/$(base64 -w0 "$PKI/ca.crt")/g" \
+    "$E2E_DIR/cluster/webhooks.yaml.tmpl" >"$STATE/webhooks.yaml"
+  "$KUBECTL" --kubeconfig "$STATE/kubeconfig" --context admin --request-timeout=20s \
+    apply -f "$STATE/webhooks.yaml" >/dev/null
+}
+
+case ${1:-} in
+start) do_start ;;
+stop) stop_pid "$PIDFILE"; log "iddecorator stopped" ;;
+restart) stop_pid "$PIDFILE"; do_start ;;
+*) die "usage: $0 start|stop|restart" ;;
+esac

@@ -1,0 +1,61 @@
+# Shared settings for the e2e scripts; sourced, not run.
+# shellcheck shell=bash disable=SC2034  # the variables are used by the scripts that source this
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO_DIR=$(cd "$E2E_DIR/.." && pwd)
+STATE=$E2E_DIR/.state
+# shellcheck source=../cluster/versions.env
+source "$E2E_DIR/cluster/versions.env"
+CACHE=${K2H_CACHE:-$HOME/.cache/kube2hadoop}
+K8S_BIN=$CACHE/k8s-$K8S_VERSION/bin
+ETCD_BIN=$CACHE/etcd-$ETCD_VERSION/bin
+KWOK_BIN=$CACHE/kwok-$KWOK_VERSION/bin
+# The machine's /usr/bin/kubectl is not the real one: always use ours.
+KUBECTL=$K8S_BIN/kubectl
+
+log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# die_component NAME LOGFILE: fail naming the component, with the end of its log.
+die_component() {
+  log "ERROR: $1 failed; last lines of $2:"
+  tail -n 30 "$2" >&2 2>/dev/null || true
+  exit 1
+}
+
+# timed LABEL CMD...: run CMD and print how long it took.
+timed() {
+  local label=$1 start=$SECONDS; shift
+  "$@"
+  log "$label took $((SECONDS - start))s"
+}
+
+# free_port: a free TCP port on 127.0.0.1 (the kernel picks it).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_for DESC TIMEOUT_S LOGFILE CMD...: poll CMD until it succeeds or fail naming DESC.
+wait_for() {
+  local desc=$1 timeout=$2 logfile=$3; shift 3
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die_component "$desc (not ready after ${timeout}s)" "$logfile"
+    sleep 0.5
+  done
+}
+
+# pid_alive FILE: the process whose pid is in FILE is running.
+pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# stop_pid FILE: stop the process recorded in FILE (TERM, then KILL after 10s).
+stop_pid() {
+  local f=$1 pid
+  [ -s "$f" ] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}

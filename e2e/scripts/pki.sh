@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Generates the test bed's PKI in e2e/.state/pki (idempotent: existing files are kept):
+# one CA, the apiserver and iddecorator serving certs, client certs for the components, the
+# service-account signing key pair, and the static token file for admin, alice and bob.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+PKI=$STATE/pki
+mkdir -p "$PKI"
+chmod 700 "$PKI"
+cd "$PKI"
+
+key() { [ -s "$1.key" ] || openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null; }
+
+if [ ! -s ca.crt ]; then
+  key ca
+  openssl req -x509 -new -key ca.key -out ca.crt -days 7 -subj "/CN=kube2hadoop-e2e-ca" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+fi
+
+# cert NAME SUBJECT EXT_USAGE [SAN]: a leaf signed by the CA.
+cert() {
+  local name=$1 subj=$2 usage=$3 san=${4:-}
+  [ -s "$name.crt" ] && return 0
+  key "$name"
+  local ext
+  ext=$(mktemp)
+  {
+    echo "basicConstraints=critical,CA:FALSE"
+    echo "keyUsage=critical,digitalSignature"
+    echo "extendedKeyUsage=$usage"
+    [ -z "$san" ] || echo "subjectAltName=$san"
+  } >"$ext"
+  openssl req -new -key "$name.key" -subj "$subj" 2>/dev/null |
+    openssl x509 -req -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -extfile "$ext" \
+      -out "$name.crt" 2>/dev/null
+  rm -f "$ext"
+}
+
+local_san="IP:127.0.0.1,DNS:localhost"
+cert apiserver "/CN=kube-apiserver" serverAuth \
+  "$local_san,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+cert iddecorator "/CN=iddecorator" serverAuth "$local_san"
+cert admin "/O=system:masters/CN=admin" clientAuth
+cert controller-manager "/CN=system:kube-controller-manager" clientAuth
+cert scheduler "/CN=system:kube-scheduler" clientAuth
+# kwok plays every kubelet (node status, leases, pod status): simplest as a cluster admin.
+cert kwok "/O=system:masters/CN=kwok" clientAuth
+
+[ -s sa.key ] || openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
+[ -s sa.pub ] || openssl pkey -in sa.key -pubout -out sa.pub
+
+if [ ! -s tokens.csv ]; then
+  tok() { openssl rand -hex 24; }
+  umask 077
+  {
+    echo "$(tok),admin,admin-uid,\"system:masters\""
+    echo "$(tok),alice,alice-uid,\"team-a\""
+    echo "$(tok),bob,bob-uid,\"team-a\""
+  } >tokens.csv
+fi
+chmod 600 ./*.key tokens.csv

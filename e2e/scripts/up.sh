@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Brings up the local test bed (idempotent): etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kwok with two fake nodes, the bootstrap objects and iddecorator with its
+# webhook registrations. Writes e2e/.state/kubeconfig (contexts admin, alice, bob) and
+# e2e/.state/env. `down.sh` undoes all of it.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+started=$SECONDS
+
+"$E2E_DIR/scripts/build.sh"
+mkdir -p "$STATE/logs" "$STATE/pids"
+timed "pki" "$E2E_DIR/scripts/pki.sh"
+PKI=$STATE/pki
+
+# Ports and the etcd data dir are chosen once and kept, so a second `up` finds the same bed.
+if [ ! -s "$STATE/ports" ]; then
+  {
+    echo "ETCD_PORT=$(free_port)"
+    echo "ETCD_PEER_PORT=$(free_port)"
+    echo "APISERVER_PORT=$(free_port)"
+    echo "KCM_PORT=$(free_port)"
+    echo "SCHEDULER_PORT=$(free_port)"
+    echo "KWOK_PORT=$(free_port)"
+    echo "IDDECORATOR_PORT=$(free_port)"
+    # etcd's data lives in memory: fsync-heavy writes on a shared disk would dominate.
+    echo "ETCD_DATA=$(mktemp -d /dev/shm/kube2hadoop-e2e-etcd.XXXXXX)"
+  } >"$STATE/ports"
+fi
+# shellcheck source=/dev/null
+source "$STATE/ports"
+APISERVER=https://127.0.0.1:$APISERVER_PORT
+
+# kubeconfig FILE USER CERT_OR_TOKEN...: a one-context kubeconfig for a component.
+component_kubeconfig() {
+  local file=$1 name=$2
+  cat >"$file" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster: {server: "$APISERVER", certificate-authority: "$PKI/ca.crt"}
+users:
+- name: $name
+  user: {client-certificate: "$PKI/$name.crt", client-key: "$PKI/$name.key"}
+contexts:
+- name: $name
+  context: {cluster: e2e, user: $name}
+current-context: $name
+KC
+}
+
+token_of() { awk -F, -v u="$1" '$2 == u {print $1}' "$PKI/tokens.csv"; }
+
+write_kubeconfigs() {
+  component_kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager
+  component_kubeconfig "$STATE/scheduler.kubeconfig" scheduler
+  component_kubeconfig "$STATE/kwok.kubeconfig" kwok
+  umask 077
+  cat >"$STATE/kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster: {server: "$APISERVER", certificate-authority: "$PKI/ca.crt"}
+users:
+- name: admin
+  user: {client-certificate: "$PKI/admin.crt", client-key: "$PKI/admin.key"}
+- name: alice
+  user: {token: "$(token_of alice)"}
+- name: bob
+  user: {token: "$(token_of bob)"}
+contexts:
+- {name: admin, context: {cluster: e2e, user: admin}}
+- {name: alice, context: {cluster: e2e, user: alice}}
+- {name: bob, context: {cluster: e2e, user: bob}}
+current-context: admin
+KC
+  umask 022
+}
+
+# start NAME CMD...: run CMD in the background with its log and pid in the state dir, unless
+# it is already running.
+start() {
+  local name=$1; shift
+  if pid_alive "$STATE/pids/$name.pid"; then
+    log "$name already running (pid $(cat "$STATE/pids/$name.pid"))"
+    return 0
+  fi
+  log "starting $name"
+  setsid "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$STATE/pids/$name.pid"
+}
+
+# healthy NAME URL [CURL_ARGS...]: the component is alive and answers 200 on URL.
+healthy() {
+  local name=$1 url=$2; shift 2
+  pid_alive "$STATE/pids/$name.pid" || return 1
+  curl -fsS --max-time 2 "$@" "$url" >/dev/null
+}
+
+# wait_healthy NAME TIMEOUT URL [CURL_ARGS...]: fail naming the component if it dies or stalls.
+wait_healthy() {
+  local name=$1 timeout=$2 url=$3; shift 3
+  local deadline=$((SECONDS + timeout))
+  until healthy "$name" "$url" "$@" 2>/dev/null; do
+    pid_alive "$STATE/pids/$name.pid" || die_component "$name (exited)" "$STATE/logs/$name.log"
+    ((SECONDS < deadline)) || die_component "$name (not healthy after ${timeout}s)" "$STATE/logs/$name.log"
+    sleep 0.5
+  done
+}
+
+kubectl_admin() { "$KUBECTL" --kubeconfig "$STATE/kubeconfig" --context admin --request-timeout=20s "$@"; }
+
+start_etcd() {
+  start etcd "$ETCD_BIN/etcd" --name e2e --data-dir "$ETCD_DATA" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "e2e=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --quota-backend-bytes=2147483648 --log-level=warn
+  wait_healthy etcd 60 "http://127.0.0.1:$ETCD_PORT/health"
+}
+
+start_apiserver() {
+  start kube-apiserver "$K8S_BIN/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" --advertise-address=127.0.0.1 \
+    --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+    --client-ca-file="$PKI/ca.crt" --token-auth-file="$PKI/tokens.csv" \
+    --authorization-mode=Node,RBAC \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-signing-key-file="$PKI/sa.key" \
+    --service-account-key-file="$PKI/sa.pub" \
+    --api-audiences=https://kubernetes.default.svc.cluster.local,kube2hadoop \
+    --service-cluster-ip-range=10.96.0.0/16 \
+    --enable-admission-plugins=NamespaceLifecycle,ServiceAccount,NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
+    --allow-privileged=true --profiling=false --enable-priority-and-fairness=false
+  wait_healthy kube-apiserver 120 "$APISERVER/readyz" --cacert "$PKI/ca.crt" \
+    --cert "$PKI/admin.crt" --key "$PKI/admin.key"
+}
+
+start_controller_manager() {
+  local kc=$STATE/controller-manager.kubeconfig
+  start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
+    --kubeconfig="$kc" --authentication-kubeconfig="$kc" --authorization-kubeconfig="$kc" \
+    --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --leader-elect=false \
+    --use-service-account-credentials=true \
+    --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
+    --controllers='*,-nodeipam' --profiling=false
+  wait_healthy kube-controller-manager 60 "https://127.0.0.1:$KCM_PORT/healthz" -k
+}
+
+start_scheduler() {
+  local kc=$STATE/scheduler.kubeconfig
+  start kube-scheduler "$K8S_BIN/kube-scheduler" \
+    --kubeconfig="$kc" --authentication-kubeconfig="$kc" --authorization-kubeconfig="$kc" \
+    --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --leader-elect=false \
+    --profiling=false
+  wait_healthy kube-scheduler 60 "https://127.0.0.1:$SCHEDULER_PORT/healthz" -k
+}
+
+start_kwok() {
+  start kwok "$KWOK_BIN/kwok" --kubeconfig="$STATE/kwok.kubeconfig" \
+    -c "$E2E_DIR/cluster/kwok-stages.yaml" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --node-ip=127.0.0.1 --cidr=127.100.255.0/24 --node-lease-duration-seconds=40 \
+    --server-address="127.0.0.1:$KWOK_PORT"
+  wait_healthy kwok 60 "http://127.0.0.1:$KWOK_PORT/healthz"
+}
+
+bootstrap() {
+  kubectl_admin apply -f "$E2E_DIR/cluster/nodes.yaml" >/dev/null
+  kubectl_admin apply -f "$E2E_DIR/cluster/bootstrap.yaml" >/dev/null
+  kubectl_admin wait --for=condition=Established --timeout=60s crd/tfjobs.kubeflow.org >/dev/null
+  kubectl_admin wait --for=condition=Ready --timeout=60s node/kwok-node-0 node/kwok-node-1 >/dev/null ||
+    die_component "kwok (nodes not Ready)" "$STATE/logs/kwok.log"
+  # Pods are created by the namespace's default service account; its controller adds it.
+  local deadline=$((SECONDS + 60))
+  until kubectl_admin -n team-a get serviceaccount default >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die_component "kube-controller-manager (no default SA in team-a)" \
+      "$STATE/logs/kube-controller-manager.log"
+    sleep 0.5
+  done
+}
+
+write_env() {
+  cat >"$STATE/env" <<ENV
+# Written by e2e/scripts/up.sh; source it to reach the test bed.
+export KUBECONFIG=$STATE/kubeconfig
+export K2H_E2E_STATE=$STATE
+export K2H_E2E_KUBECTL=$KUBECTL
+export K2H_E2E_APISERVER=$APISERVER
+export K2H_E2E_CA=$PKI/ca.crt
+export K2H_E2E_PKI=$PKI
+export K2H_E2E_ETCD_PORT=$ETCD_PORT
+export K2H_E2E_ETCD_DATA=$ETCD_DATA
+export K2H_E2E_KWOK_PORT=$KWOK_PORT
+export K2H_E2E_IDDECORATOR_PORT=$IDDECORATOR_PORT
+export K2H_E2E_IDDECORATOR_SCRIPT=$E2E_DIR/scripts/iddecorator.sh
+export K2H_E2E_POD_CIDR=127.100.0.0/16
+ENV
+  local f
+  for f in "$STATE"/pids/*.pid; do
+    local n
+    n=$(basename "$f" .pid | tr 'a-z-' 'A-Z_')
+    echo "export K2H_E2E_PID_$n=$(cat "$f")" >>"$STATE/env"
+  done
+}
+
+write_kubeconfigs
+timed "etcd up" start_etcd
+timed "kube-apiserver up" start_apiserver
+timed "kube-controller-manager up" start_controller_manager
+timed "kube-scheduler up" start_scheduler
+timed "kwok up" start_kwok
+timed "bootstrap objects" bootstrap
+write_env
+timed "iddecorator up" "$E2E_DIR/scripts/iddecorator.sh" start
+write_env
+log "test bed up in $((SECONDS - started))s: source $STATE/env (KUBECONFIG=$STATE/kubeconfig)"

@@ -1,0 +1,321 @@
+//! The load loop: one TLS keep-alive HTTP/1.1 connection per worker, requests back to back.
+use crate::report::{self, Run};
+use crate::{Error, parse_duration};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Per-request limit: a stuck request counts as an error instead of hanging the run.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Name of the server under test, as written in the report (e.g. iddecorator, go-ref).
+    #[arg(long)]
+    target: String,
+    /// Endpoint to POST to, e.g. https://127.0.0.1:8443/mutate.
+    #[arg(long)]
+    url: String,
+    /// CA certificate (PEM) the server's certificate chains to.
+    #[arg(long)]
+    ca: PathBuf,
+    /// TLS server name to verify (default: the URL's host).
+    #[arg(long)]
+    server_name: Option<String>,
+    /// Process id of the server, for its peak RSS (VmHWM in /proc/<pid>/status).
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Request body as name=path (repeatable); each fixture is run at every concurrency.
+    #[arg(long = "fixture", required = true)]
+    fixtures: Vec<String>,
+    /// Concurrent connections, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    concurrency: Vec<usize>,
+    /// Length of each measured run.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Send exactly this many requests per run instead of running for --duration.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Unmeasured load before each run.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Where and how to connect.
+struct Target {
+    addr: String,
+    host_header: String,
+    path: String,
+    server_name: ServerName<'static>,
+    tls: tokio_rustls::TlsConnector,
+}
+
+enum Stop {
+    At(Instant),
+    /// Requests still to send, shared by all workers.
+    Count(Arc<AtomicI64>),
+}
+
+struct WorkerResult {
+    histogram: Histogram<u64>,
+    ok: u64,
+    errors: u64,
+}
+
+pub async fn run(args: RunArgs) -> Result<(), Error> {
+    let target = Arc::new(target(&args.url, &args.ca, args.server_name.as_deref())?);
+    let mut fixtures = Vec::new();
+    for spec in &args.fixtures {
+        let (name, path) = spec
+            .split_once('=')
+            .ok_or_else(|| Error::Usage(format!("--fixture {spec:?}: expected name=path")))?;
+        let body = std::fs::read(path).map_err(|source| Error::Read {
+            path: path.into(),
+            source,
+        })?;
+        fixtures.push((name.to_owned(), Bytes::from(body)));
+    }
+    if args.concurrency.contains(&0) {
+        return Err(Error::Usage(
+            "--concurrency values must be at least 1".into(),
+        ));
+    }
+
+    let mut runs = Vec::new();
+    report::print_header(&args.target);
+    for (name, body) in &fixtures {
+        for &concurrency in &args.concurrency {
+            if !args.warmup.is_zero() {
+                let stop = Stop::At(Instant::now() + args.warmup);
+                drive(&target, body, concurrency, stop).await?;
+            }
+            let stop = match args.requests {
+                Some(n) => Stop::Count(Arc::new(AtomicI64::new(
+                    i64::try_from(n).unwrap_or(i64::MAX),
+                ))),
+                None => Stop::At(Instant::now() + args.duration),
+            };
+            let started = Instant::now();
+            let results = drive(&target, body, concurrency, stop).await?;
+            let elapsed = started.elapsed();
+            let run = Run::from_results(
+                name,
+                concurrency,
+                elapsed,
+                results
+                    .into_iter()
+                    .map(|r| (r.histogram, r.ok, r.errors))
+                    .collect(),
+                args.pid.and_then(peak_rss_kib),
+            );
+            report::print_row(&run);
+            runs.push(run);
+        }
+    }
+    if let Some(out) = &args.out {
+        report::write_json(out, &args.target, &args.url, &runs)?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+async fn drive(
+    target: &Arc<Target>,
+    body: &Bytes,
+    concurrency: usize,
+    stop: Stop,
+) -> Result<Vec<WorkerResult>, Error> {
+    let stop = Arc::new(stop);
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (target, body, stop) = (target.clone(), body.clone(), stop.clone());
+        tasks.push(tokio::spawn(
+            async move { worker(&target, body, &stop).await },
+        ));
+    }
+    let mut results = Vec::with_capacity(concurrency);
+    for t in tasks {
+        match t.await {
+            Ok(r) => results.push(r?),
+            Err(e) => return Err(Error::Usage(format!("worker failed: {e}"))),
+        }
+    }
+    Ok(results)
+}
+
+async fn worker(target: &Target, body: Bytes, stop: &Stop) -> Result<WorkerResult, Error> {
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let (mut ok, mut errors) = (0u64, 0u64);
+    let mut sender = connect(target).await?;
+    loop {
+        match stop {
+            Stop::At(t) if Instant::now() >= *t => break,
+            Stop::Count(left) if left.fetch_sub(1, Ordering::Relaxed) <= 0 => break,
+            _ => {}
+        }
+        let request = Request::post(target.path.as_str())
+            .header(http::header::HOST, target.host_header.as_str())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body.clone()))
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let start = Instant::now();
+        let outcome = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            sender.ready().await?;
+            let response = sender.send_request(request).await?;
+            let status = response.status();
+            response.into_body().collect().await?;
+            Ok::<_, hyper::Error>(status)
+        })
+        .await;
+        match outcome {
+            Ok(Ok(status)) if status.is_success() => {
+                ok += 1;
+                let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                histogram.saturating_record(micros.max(1));
+            }
+            Ok(Ok(_)) => errors += 1,
+            Ok(Err(_)) | Err(_) => {
+                errors += 1;
+                sender = connect(target).await?;
+            }
+        }
+    }
+    Ok(WorkerResult {
+        histogram,
+        ok,
+        errors,
+    })
+}
+
+async fn connect(target: &Target) -> Result<SendRequest<Full<Bytes>>, Error> {
+    let failed = |reason: String| Error::Connect {
+        addr: target.addr.clone(),
+        reason,
+    };
+    let tcp = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        tokio::net::TcpStream::connect(&target.addr),
+    )
+    .await
+    .map_err(|_| failed("timed out".into()))?
+    .map_err(|e| failed(e.to_string()))?;
+    tcp.set_nodelay(true).map_err(|e| failed(e.to_string()))?;
+    let tls = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        target.tls.connect(target.server_name.clone(), tcp),
+    )
+    .await
+    .map_err(|_| failed("TLS handshake timed out".into()))?
+    .map_err(|e| failed(format!("TLS: {e}")))?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+fn target(url: &str, ca: &Path, server_name: Option<&str>) -> Result<Target, Error> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| Error::Usage(format!("--url {url:?}: {e}")))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(Error::Usage(format!(
+            "--url {url:?}: only https is supported"
+        )));
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| Error::Usage(format!("--url {url:?} has no host")))?
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(443);
+    let name = server_name.unwrap_or(&host).to_owned();
+    let server_name = ServerName::try_from(name.clone())
+        .map_err(|e| Error::Usage(format!("server name {name:?}: {e}")))?;
+    let pem = std::fs::read(ca).map_err(|source| Error::Read {
+        path: ca.to_owned(),
+        source,
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| Error::Tls(format!("{}: {e}", ca.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| Error::Tls(format!("{}: {e}", ca.display())))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::Tls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Target {
+        addr: format!("{host}:{port}"),
+        host_header: format!("{host}:{port}"),
+        path: uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".into()),
+        server_name,
+        tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+    })
+}
+
+/// Polls `url` with GET until 200 or `timeout`.
+pub async fn wait_ready(url: &str, ca: &Path, timeout: Duration) -> Result<(), Error> {
+    let target = target(url, ca, None)?;
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("no attempt");
+    while Instant::now() < deadline {
+        match get_status(&target).await {
+            Ok(200) => return Ok(()),
+            Ok(s) => last = format!("status {s}"),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(Error::NotReady {
+        url: url.to_owned(),
+        timeout,
+        last,
+    })
+}
+
+async fn get_status(target: &Target) -> Result<u16, Error> {
+    let mut sender = connect(target).await?;
+    let request = Request::get(target.path.as_str())
+        .header(http::header::HOST, target.host_header.as_str())
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let response = tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(request))
+        .await
+        .map_err(|_| Error::Usage("request timed out".into()))?
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    Ok(response.status().as_u16())
+}
+
+/// Peak resident set size of `pid` so far, in KiB (Linux only).
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

@@ -1,0 +1,131 @@
+//! Load generator for kube2hadoop's HTTPS endpoints.
+//!
+//! `certs` writes a throwaway CA and serving pair, `wait-ready` polls a URL, `run` drives a
+//! target (any server: iddecorator, a Go reference…) at fixed concurrencies with identical
+//! bodies and reports throughput, latency percentiles, errors and the target's peak RSS.
+#![forbid(unsafe_code)]
+
+mod certs;
+mod load;
+mod report;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write ca.crt, tls.crt and tls.key (for localhost and 127.0.0.1) into a directory.
+    Certs {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Poll a URL until it answers 200.
+    WaitReady {
+        #[arg(long)]
+        url: String,
+        /// CA certificate (PEM) the server's certificate chains to.
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Drive the target and report.
+    Run(load::RunArgs),
+}
+
+/// `500ms`, `5s`, `2m` or bare seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 5s"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        _ => Err(format!("{text:?} is not a duration like 500ms, 5s or 2m")),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("certificate generation failed: {0}")]
+    Certs(#[from] rcgen::Error),
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("{url} did not answer 200 within {timeout:?}; last: {last}")]
+    NotReady {
+        url: String,
+        timeout: Duration,
+        last: String,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
+        .and_then(|rt| {
+            rt.block_on(async {
+                match cli.command {
+                    Command::Certs { dir } => certs::write(&dir),
+                    Command::WaitReady { url, ca, timeout } => {
+                        load::wait_ready(&url, &ca, timeout).await
+                    }
+                    Command::Run(args) => load::run(args).await,
+                }
+            })
+        });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("1h").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+}

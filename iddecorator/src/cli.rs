@@ -1,0 +1,370 @@
+//! Command-line flags (with `IDDECORATOR_*` environment fallbacks) and their validation.
+//!
+//! Numbers and durations are taken as text and checked here rather than by clap, so a
+//! misconfigured Deployment shows every bad value in one start attempt, not one per restart.
+use crate::policy::Policy;
+use arc_swap::ArcSwap;
+use clap::Parser;
+use k2h_http::tls::{CertResolver, watch_cert_files};
+use k2h_http::{FileWatcher, LogFormat, ServeConfig};
+use rustls::sign::CertifiedKey;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "iddecorator",
+    version,
+    about = "Admission webhook that stamps kube2hadoop.io/user with the authenticated submitter"
+)]
+pub struct Args {
+    /// Address and port to serve HTTPS on.
+    #[arg(long, env = "IDDECORATOR_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: String,
+    /// PEM certificate chain served to the kube-apiserver; re-read when it changes.
+    #[arg(long, env = "IDDECORATOR_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate; re-read when it changes.
+    #[arg(long, env = "IDDECORATOR_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Policy YAML (trusted controllers, username mapping, extra kinds); built-in defaults
+    /// when absent. Re-read when it changes; a bad new version is logged and ignored.
+    #[arg(long, env = "IDDECORATOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long, env = "IDDECORATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter in RUST_LOG syntax, e.g. `info` or `debug,hyper=info` (default: $RUST_LOG,
+    /// else `info`).
+    #[arg(long, env = "IDDECORATOR_LOG")]
+    pub log: Option<String>,
+    /// Largest accepted request body in bytes; larger ones get 413.
+    #[arg(long, env = "IDDECORATOR_MAX_BODY_BYTES", default_value = "8388608")]
+    pub max_body_bytes: String,
+    /// How often to check the certificate, key and policy files for changes (e.g. `5s`).
+    #[arg(long, env = "IDDECORATOR_RELOAD_INTERVAL", default_value = "5s")]
+    pub reload_interval: String,
+    /// How long open connections may take to finish after SIGTERM (e.g. `20s`).
+    #[arg(long, env = "IDDECORATOR_SHUTDOWN_GRACE", default_value = "20s")]
+    pub shutdown_grace: String,
+}
+
+/// One bad setting, worded for whoever edits the Deployment.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--listen {value:?} is not an address:port (e.g. 0.0.0.0:8443): {reason}")]
+    Listen { value: String, reason: String },
+    #[error("--{flag} (or IDDECORATOR_{env}) is required")]
+    Missing {
+        flag: &'static str,
+        env: &'static str,
+    },
+    #[error("--{flag} {value:?} is not valid: {reason}")]
+    Value {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("TLS: {0}")]
+    Tls(#[source] k2h_http::Error),
+    #[error("policy {path}: {reason}")]
+    Policy { path: PathBuf, reason: String },
+}
+
+/// Everything the server needs, read and checked.
+pub struct Config {
+    pub listen: SocketAddr,
+    pub cert_resolver: CertResolver,
+    pub cert_watcher: FileWatcher<CertifiedKey>,
+    pub policy: Arc<ArcSwap<Policy>>,
+    /// `None` when the built-in policy is used.
+    pub policy_watcher: Option<FileWatcher<Policy>>,
+    pub serve: ServeConfig,
+    pub reload_interval: Duration,
+}
+
+impl Config {
+    /// Checks every flag and reads the files; returns all problems found.
+    pub fn from_args(args: &Args) -> Result<Config, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let listen = args
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| ConfigError::Listen {
+                value: args.listen.clone(),
+                reason: e.to_string(),
+            });
+        let max_body = parse_size(&args.max_body_bytes).map_err(|reason| ConfigError::Value {
+            flag: "max-body-bytes",
+            value: args.max_body_bytes.clone(),
+            reason,
+        });
+        let reload = parse_duration(&args.reload_interval)
+            .and_then(|d| at_least(d, Duration::from_millis(100)))
+            .map_err(|reason| ConfigError::Value {
+                flag: "reload-interval",
+                value: args.reload_interval.clone(),
+                reason,
+            });
+        let grace = parse_duration(&args.shutdown_grace).map_err(|reason| ConfigError::Value {
+            flag: "shutdown-grace",
+            value: args.shutdown_grace.clone(),
+            reason,
+        });
+        let cert = required(&args.tls_cert_file, "tls-cert-file", "TLS_CERT_FILE");
+        let key = required(&args.tls_key_file, "tls-key-file", "TLS_KEY_FILE");
+        let tls = match (cert, key) {
+            (Ok(c), Ok(k)) => watch_cert_files(c.clone(), k.clone())
+                .map_err(ConfigError::Tls)
+                .map(Some),
+            (c, k) => {
+                // Still check the file that was given, so its problems show up in this run too.
+                for (given, what) in [
+                    (c.as_ref().ok(), "TLS certificate"),
+                    (k.as_ref().ok(), "TLS key"),
+                ] {
+                    if let Some(path) = given
+                        && let Err(source) = std::fs::File::open(path)
+                    {
+                        errors.push(ConfigError::Tls(k2h_http::Error::ReadFile {
+                            what,
+                            path: path.to_path_buf(),
+                            source,
+                        }));
+                    }
+                }
+                errors.extend(c.err());
+                errors.extend(k.err());
+                Ok(None)
+            }
+        };
+        let policy = match &args.config {
+            None => Ok(None),
+            Some(path) => watch_policy(path.clone()).map(Some),
+        };
+
+        let listen = listen.map_err(|e| errors.push(e)).ok();
+        let max_body = max_body.map_err(|e| errors.push(e)).ok();
+        let reload = reload.map_err(|e| errors.push(e)).ok();
+        let grace = grace.map_err(|e| errors.push(e)).ok();
+        let tls = tls.map_err(|e| errors.push(e)).ok().flatten();
+        let policy = policy.map_err(|e| errors.push(e)).ok();
+        match (listen, max_body, reload, grace, tls, policy) {
+            (
+                Some(listen),
+                Some(max_body_bytes),
+                Some(reload_interval),
+                Some(shutdown_grace),
+                Some((cert_resolver, cert_watcher)),
+                Some(policy_watcher),
+            ) if errors.is_empty() => {
+                let policy = match &policy_watcher {
+                    Some(w) => w.current(),
+                    None => Arc::new(ArcSwap::from_pointee(Policy::default())),
+                };
+                Ok(Config {
+                    listen,
+                    cert_resolver,
+                    cert_watcher,
+                    policy,
+                    policy_watcher,
+                    serve: ServeConfig {
+                        max_body_bytes,
+                        shutdown_grace,
+                        ..ServeConfig::default()
+                    },
+                    reload_interval,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+fn required<'a>(
+    value: &'a Option<PathBuf>,
+    flag: &'static str,
+    env: &'static str,
+) -> Result<&'a PathBuf, ConfigError> {
+    value.as_ref().ok_or(ConfigError::Missing { flag, env })
+}
+
+fn watch_policy(path: PathBuf) -> Result<FileWatcher<Policy>, ConfigError> {
+    let shown = path.clone();
+    let parse = move |files: &[Vec<u8>]| {
+        let bad = |reason: String| k2h_http::Error::Parse {
+            path: shown.clone(),
+            reason,
+        };
+        let text = std::str::from_utf8(&files[0]).map_err(|e| bad(format!("not UTF-8: {e}")))?;
+        Policy::from_yaml(text).map_err(|e| bad(e.to_string()))
+    };
+    FileWatcher::load("policy", vec![path.clone()], parse).map_err(|e| ConfigError::Policy {
+        path,
+        reason: match e {
+            k2h_http::Error::Parse { reason, .. } => reason,
+            other => other.to_string(),
+        },
+    })
+}
+
+/// Bytes, optionally with a binary suffix: `8388608`, `512Ki`, `8Mi`.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let factor: usize = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        _ => return Err("expected a byte count like 8388608, 512Ki or 8Mi".into()),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| "expected a byte count like 8388608, 512Ki or 8Mi".to_string())?;
+    let bytes = n
+        .checked_mul(factor)
+        .ok_or_else(|| "too large".to_string())?;
+    if bytes < 1024 {
+        return Err("must be at least 1024 bytes (an AdmissionReview is rarely smaller)".into());
+    }
+    Ok(bytes)
+}
+
+/// A duration like `500ms`, `5s`, `2m`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| "expected a duration like 500ms, 5s or 2m".to_string())?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => n
+            .checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(|| "too large".into()),
+        _ => Err("expected a duration like 500ms, 5s or 2m".into()),
+    }
+}
+
+fn at_least(d: Duration, min: Duration) -> Result<Duration, String> {
+    if d < min {
+        Err(format!("must be at least {} ms", min.as_millis()))
+    } else {
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut v = vec!["iddecorator"];
+        v.extend_from_slice(extra);
+        Args::try_parse_from(v).expect("flags parse")
+    }
+
+    fn write_pair(dir: &std::path::Path) -> (String, String) {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (c, k) = (dir.join("tls.crt"), dir.join("tls.key"));
+        std::fs::write(&c, ck.cert.pem()).unwrap();
+        std::fs::write(&k, ck.signing_key.serialize_pem()).unwrap();
+        (c.display().to_string(), k.display().to_string())
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("").is_err());
+        assert_eq!(parse_size("8Mi"), Ok(8 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("12").is_err());
+        assert!(parse_size("1MB").is_err());
+        assert!(parse_size("99999999999999999999Gi").is_err());
+    }
+
+    #[test]
+    fn good_flags_give_a_config_with_the_default_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = write_pair(dir.path());
+        let a = args(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert-file",
+            &c,
+            "--tls-key-file",
+            &k,
+        ]);
+        let config = Config::from_args(&a).map_err(|e| format!("{e:?}")).unwrap();
+        assert_eq!(config.serve.max_body_bytes, 8 << 20);
+        assert_eq!(config.reload_interval, Duration::from_secs(5));
+        assert!(config.policy_watcher.is_none());
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.yaml");
+        std::fs::write(&policy, "noSuchField: 1\n").unwrap();
+        let a = args(&[
+            "--listen",
+            "nowhere",
+            "--max-body-bytes",
+            "lots",
+            "--reload-interval",
+            "1ms",
+            "--shutdown-grace",
+            "soon",
+            "--tls-key-file",
+            "/nonexistent/tls.key",
+            "--config",
+            policy.to_str().unwrap(),
+        ]);
+        let errors = Config::from_args(&a).err().expect("must fail");
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 7, "{text:#?}");
+        let all = text.join("\n");
+        for needle in [
+            "--listen \"nowhere\"",
+            "--max-body-bytes",
+            "--reload-interval",
+            "--shutdown-grace",
+            "--tls-cert-file (or IDDECORATOR_TLS_CERT_FILE) is required",
+            "cannot read TLS key file /nonexistent/tls.key",
+            "policy.yaml",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in {all}");
+        }
+    }
+
+    #[test]
+    fn unreadable_tls_files_are_named() {
+        let a = args(&[
+            "--tls-cert-file",
+            "/nonexistent/tls.crt",
+            "--tls-key-file",
+            "/nonexistent/tls.key",
+        ]);
+        let errors = Config::from_args(&a).err().expect("must fail");
+        assert!(
+            errors[0].to_string().contains("/nonexistent/tls.crt"),
+            "{}",
+            errors[0]
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! Logging setup shared by the binaries: `--log-format text|json`, `RUST_LOG`-style filter.
+use crate::error::Error;
+use std::io::IsTerminal;
+use tracing_subscriber::EnvFilter;
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Installs the global subscriber. `filter` uses `RUST_LOG` syntax (e.g. `info,hyper=warn`);
+/// `None` reads `RUST_LOG` and falls back to `info`.
+pub fn init_logging(format: LogFormat, filter: Option<&str>) -> Result<(), Error> {
+    let filter = match filter {
+        Some(f) => EnvFilter::try_new(f).map_err(|e| {
+            Error::Logging(format!(
+                "log filter {f:?} is not valid (expected e.g. \"info\" or \"info,hyper=warn\"): {e}"
+            ))
+        })?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    // Colours only on a terminal: escape codes in collected logs are noise.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
+    result.map_err(|e| Error::Logging(e.to_string()))
+}

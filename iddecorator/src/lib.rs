@@ -7,4 +7,13 @@
 
 pub mod annotations;
 pub mod decision;
+pub mod injection;
+pub mod pointer;
 pub mod policy;
+pub mod username;
+pub mod workload;
+
+// The binary's shell: flags, HTTPS endpoints, metrics.
+pub mod cli;
+pub mod metrics;
+pub mod server;

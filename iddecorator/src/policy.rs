@@ -1,20 +1,294 @@
 //! The decorator's policy: trusted controllers, username mapping, extra kinds.
+//!
+//! [`PolicyFile`] is the YAML as written (camelCase, unknown fields refused, every field
+//! optional); [`Policy`] is the checked, compiled form the decision uses. New sections (issue 6:
+//! `injection`) are added as further optional fields of [`PolicyFile`].
+use crate::injection::{Injection, InjectionFile};
+use crate::username::{UsernameConfig, UsernameError, UsernameMapping};
+use crate::workload::{self, TemplatePath, Workload};
 use serde::Deserialize;
+use std::collections::BTreeSet;
 
+/// The kube-controller-manager and training-operator identities that create workloads and
+/// pods from templates we already stamped.
+pub const DEFAULT_TRUSTED_CONTROLLERS: &[&str] = &[
+    "system:serviceaccount:kube-system:replicaset-controller",
+    "system:serviceaccount:kube-system:deployment-controller",
+    "system:serviceaccount:kube-system:job-controller",
+    "system:serviceaccount:kube-system:cronjob-controller",
+    "system:serviceaccount:kube-system:statefulset-controller",
+    "system:serviceaccount:kube-system:daemon-set-controller",
+    "system:serviceaccount:kube-system:replication-controller",
+    "system:kube-controller-manager",
+    "system:serviceaccount:kubeflow:training-operator",
+];
+
+/// The policy file (YAML). Every field is optional; an empty file gives the defaults.
+/// See `iddecorator/policy.example.yaml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Policy {}
+pub struct PolicyFile {
+    /// Kubernetes usernames (exactly as authenticated, before mapping) whose incoming
+    /// `kube2hadoop.io/user` is kept on objects that have an ownerReference with
+    /// `controller: true`. Replaces [`DEFAULT_TRUSTED_CONTROLLERS`] when given; list them again
+    /// to extend it.
+    #[serde(default)]
+    pub trusted_controllers: Option<Vec<String>>,
+    /// How a Kubernetes username becomes the Hadoop user; default: unchanged.
+    #[serde(default)]
+    pub usernames: UsernameConfig,
+    /// Kinds to stamp in addition to the built-in ones (Pod, Deployment, ReplicaSet,
+    /// StatefulSet, DaemonSet, Job, CronJob, ReplicationController and the Kubeflow training
+    /// jobs). An entry with a built-in group and kind replaces its template paths.
+    #[serde(default)]
+    pub kinds: Vec<KindConfig>,
+    /// The fetcher injected into pods annotated `kube2hadoop.io/inject: "true"`.
+    #[serde(default)]
+    pub injection: InjectionFile,
+}
+
+/// A kind carrying pod templates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KindConfig {
+    /// API group without version, e.g. `ray.io`; empty or absent for the core group.
+    #[serde(default)]
+    pub group: String,
+    /// Kind, e.g. `RayJob`.
+    pub kind: String,
+    /// Where the pod templates are: dotted field names, `*` for every key of a map (or element
+    /// of a list), `[]` for every element of a list, e.g. `spec.workerGroupSpecs[].template`.
+    /// Empty: only the object's own metadata is stamped.
+    #[serde(default)]
+    pub template_paths: Vec<String>,
+}
+
+/// The checked policy the decision uses.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    trusted_controllers: BTreeSet<String>,
+    usernames: UsernameMapping,
+    workloads: Vec<Workload>,
+    injection: Injection,
+}
 
 /// A policy file that cannot be used, with what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("policy is not valid YAML for kube2hadoop: {0}")]
     Parse(#[source] serde_yaml_ng::Error),
+    #[error("policy has {} problem(s), fix them all: {}", .0.len(), .0.join("; "))]
+    Invalid(Vec<String>),
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            trusted_controllers: DEFAULT_TRUSTED_CONTROLLERS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            usernames: UsernameMapping::default(),
+            workloads: workload::builtin(),
+            injection: Injection::default(),
+        }
+    }
 }
 
 impl Policy {
     /// Parse and check a policy file (YAML); every problem is reported at once.
     pub fn from_yaml(text: &str) -> Result<Policy, PolicyError> {
-        serde_yaml_ng::from_str(text).map_err(PolicyError::Parse)
+        // An empty or comment-only file is an empty document: all defaults.
+        let file: Option<PolicyFile> = serde_yaml_ng::from_str(text).map_err(PolicyError::Parse)?;
+        Policy::from_file(file.unwrap_or_default())
+    }
+
+    /// Check and compile a parsed policy file.
+    pub fn from_file(file: PolicyFile) -> Result<Policy, PolicyError> {
+        let mut problems = Vec::new();
+        let mut policy = Policy::default();
+        if let Some(trusted) = file.trusted_controllers {
+            if trusted.iter().any(|t| t.trim().is_empty()) {
+                problems.push("trustedControllers: remove the empty username".to_owned());
+            }
+            policy.trusted_controllers = trusted.into_iter().collect();
+        }
+        policy.usernames = file.usernames.compile(&mut problems);
+        policy.injection = file.injection.compile(&mut problems);
+        let mut seen = BTreeSet::new();
+        for (i, k) in file.kinds.iter().enumerate() {
+            let at = format!("kinds[{i}] ({}/{})", k.group, k.kind);
+            if k.kind.trim().is_empty() {
+                problems.push(format!("{at}: give the kind, e.g. `RayJob`"));
+            }
+            if k.group.contains('/') {
+                problems.push(format!(
+                    "{at}: group must not include a version; write `{}`",
+                    k.group.split('/').next().unwrap_or_default()
+                ));
+            }
+            if !seen.insert((k.group.as_str(), k.kind.as_str())) {
+                problems.push(format!("{at}: listed twice; merge the entries"));
+            }
+            let mut templates = Vec::new();
+            for p in &k.template_paths {
+                match TemplatePath::parse(p) {
+                    Ok(t) => templates.push(t),
+                    Err(e) => problems.push(format!("{at}: {e}")),
+                }
+            }
+            policy
+                .workloads
+                .retain(|w| !(w.group == k.group && w.kind == k.kind));
+            policy.workloads.push(Workload {
+                group: k.group.clone(),
+                kind: k.kind.clone(),
+                templates,
+            });
+        }
+        if problems.is_empty() {
+            Ok(policy)
+        } else {
+            Err(PolicyError::Invalid(problems))
+        }
+    }
+
+    /// Whether this authenticated username is a trusted controller.
+    pub fn is_trusted_controller(&self, username: Option<&str>) -> bool {
+        username.is_some_and(|u| self.trusted_controllers.contains(u))
+    }
+
+    /// The Hadoop user for a Kubernetes username.
+    pub fn map_username(&self, username: Option<&str>) -> Result<String, UsernameError> {
+        self.usernames.map(username)
+    }
+
+    /// What injection adds to pods that ask for it.
+    pub fn injection(&self) -> &Injection {
+        &self.injection
+    }
+
+    /// The workload definition for a request's group and kind, if we stamp that kind.
+    pub fn workload(&self, group: &str, kind: &str) -> Option<&Workload> {
+        self.workloads
+            .iter()
+            .find(|w| w.group == group && w.kind == kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let p = Policy::default();
+        assert!(p.is_trusted_controller(Some("system:serviceaccount:kube-system:job-controller")));
+        assert!(p.is_trusted_controller(Some("system:kube-controller-manager")));
+        assert!(p.is_trusted_controller(Some("system:serviceaccount:kubeflow:training-operator")));
+        assert!(!p.is_trusted_controller(Some("alice")));
+        assert!(!p.is_trusted_controller(None));
+        assert_eq!(p.workload("apps", "Deployment").unwrap().templates.len(), 1);
+        assert!(p.workload("", "Pod").unwrap().is_pod());
+        assert!(p.workload("", "Deployment").is_none());
+        assert!(p.workload("kubeflow.org", "TFJob").is_some());
+    }
+
+    #[test]
+    fn empty_and_comment_only_files_give_defaults() {
+        for text in ["", "# nothing\n", "{}"] {
+            let p = Policy::from_yaml(text).unwrap();
+            assert!(p.is_trusted_controller(Some("system:kube-controller-manager")));
+        }
+    }
+
+    #[test]
+    fn full_policy_parses() {
+        let p = Policy::from_yaml(
+            r#"
+trustedControllers: ['system:serviceaccount:ray:kuberay-operator']
+usernames:
+  stripPrefixes: ['oidc:']
+  rewrite: {pattern: '(.+)@corp\.example', replacement: '$1'}
+  serviceAccounts: {'system:serviceaccount:etl:runner': etl}
+kinds:
+  - {group: ray.io, kind: RayJob, templatePaths: ['spec.rayClusterSpec.headGroupSpec.template', 'spec.rayClusterSpec.workerGroupSpecs[].template']}
+  - {group: apps, kind: Deployment, templatePaths: ['spec.template']}
+"#,
+        )
+        .unwrap();
+        assert!(p.is_trusted_controller(Some("system:serviceaccount:ray:kuberay-operator")));
+        assert!(!p.is_trusted_controller(Some("system:kube-controller-manager")));
+        assert_eq!(
+            p.map_username(Some("oidc:alice@corp.example")).unwrap(),
+            "alice"
+        );
+        assert_eq!(p.workload("ray.io", "RayJob").unwrap().templates.len(), 2);
+        assert_eq!(
+            p.workloads
+                .iter()
+                .filter(|w| w.kind == "Deployment")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn the_example_policy_parses() {
+        let p = Policy::from_yaml(include_str!("../policy.example.yaml")).unwrap();
+        assert!(p.is_trusted_controller(Some("system:serviceaccount:ray-system:kuberay-operator")));
+        assert_eq!(
+            p.map_username(Some("oidc:alice@corp.example.com")).unwrap(),
+            "alice"
+        );
+        assert_eq!(
+            p.map_username(Some("system:serviceaccount:etl:nightly-runner"))
+                .unwrap(),
+            "etl"
+        );
+        assert_eq!(
+            p.workload("ray.io", "RayCluster").unwrap().templates.len(),
+            2
+        );
+        assert!(p.workload("apps", "Deployment").is_some());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let e = Policy::from_yaml("trustedController: [x]").unwrap_err();
+        assert!(matches!(e, PolicyError::Parse(_)));
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        let e = Policy::from_yaml("usernames: {prefix: x}").unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        assert!(Policy::from_yaml("kinds: [{kind: X, paths: []}]").is_err());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let e = Policy::from_yaml(
+            r#"
+trustedControllers: ['']
+usernames:
+  stripPrefixes: ['']
+  rewrite: {pattern: '(', replacement: x}
+kinds:
+  - {group: ray.io/v1, kind: RayJob, templatePaths: ['spec..template', 'metadata']}
+  - {group: ray.io/v1, kind: RayJob}
+  - {kind: ''}
+"#,
+        )
+        .unwrap_err();
+        let PolicyError::Invalid(problems) = &e else {
+            panic!("expected Invalid, got {e}");
+        };
+        // trusted, prefix, regex, group x2, paths x2, duplicate, empty kind.
+        assert_eq!(problems.len(), 9, "{problems:#?}");
+        let text = e.to_string();
+        assert!(text.starts_with("policy has 9 problem(s)"), "{text}");
+        assert!(text.contains("usernames.rewrite.pattern"), "{text}");
+        assert!(
+            text.contains("kinds[0] (ray.io/v1/RayJob): template path `spec..template`"),
+            "{text}"
+        );
     }
 }

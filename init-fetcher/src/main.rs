@@ -1,33 +1,60 @@
-//! init-fetcher: runs as a pod's init container, fetches the pod's Hadoop delegation tokens from
-//! token-service and writes the credentials file. `print` inspects such a file.
+//! init-fetcher: runs as a pod's init container (`fetch`) or native sidecar (`refresh`),
+//! fetches the pod's Hadoop delegation tokens from token-service and writes the credentials
+//! file. `print` inspects such a file.
 #![forbid(unsafe_code)]
 
+mod atomic_write;
+mod cli;
+mod client;
+mod fetch;
 mod print;
+mod refresh;
+mod retry;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use hadoop_token::Credentials;
 
-/// Exit code of a subcommand that is not implemented yet (clap uses 2 for usage errors too).
-const EXIT_UNIMPLEMENTED: u8 = 2;
+use crate::cli::{FetchArgs, RefreshArgs};
+use crate::fetch::FetchError;
+
+const EXIT_CODES: &str = "\
+Exit codes of fetch and refresh:
+  0  credentials file written (refresh: stopped by SIGTERM)
+  1  bad flags, environment variables or CA file
+  2  the token service refused this pod (HTTP 401/403/404); its reason is printed
+  3  deadline passed without credentials (refresh: tokens expired while the service failed)
+  4  the token service sent something that is not a credentials file (nothing is written)
+  5  local I/O: cannot write the file or read the service-account token
+  6  stopped by SIGTERM before the first file was written";
 
 #[derive(Parser)]
-#[command(version, about, propagate_version = true)]
+#[command(
+    version,
+    about,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true,
+    after_help = EXIT_CODES
+)]
 struct Cli {
-    /// Without a subcommand, `fetch` runs.
+    /// Without a subcommand, `fetch` runs with these flags.
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    fetch: FetchArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fetch this pod's tokens from token-service and write the credentials file (the default;
-    /// not implemented yet)
-    Fetch,
-    /// Keep the credentials file fresh while the pod runs (not implemented yet)
-    Refresh,
+    /// Fetch this pod's tokens from token-service and write the credentials file (the default)
+    #[command(after_help = EXIT_CODES)]
+    Fetch(FetchArgs),
+    /// Fetch, then keep the credentials file fresh while the pod runs (native sidecar)
+    #[command(after_help = EXIT_CODES)]
+    Refresh(RefreshArgs),
     /// Show the tokens of a Hadoop credentials file, like `hadoop dtutil print`
     Print(PrintArgs),
 }
@@ -42,16 +69,81 @@ struct PrintArgs {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command.unwrap_or(Command::Fetch) {
-        Command::Fetch => unimplemented_command("fetch"),
-        Command::Refresh => unimplemented_command("refresh"),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Usage errors are exit code 1 here: 2 means "refused by the service".
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli.command.unwrap_or(Command::Fetch(cli.fetch)) {
+        Command::Fetch(args) => {
+            cli::init_logging(args.log_format);
+            let result = args.config().map_err(FetchError::from);
+            finish(result.and_then(|config| {
+                runtime(async move { until_sigterm(fetch::run(&config)).await })
+            }))
+        }
+        Command::Refresh(args) => {
+            cli::init_logging(args.fetch.log_format);
+            let result = args.config().map_err(FetchError::from);
+            finish(result.and_then(|(config, schedule)| {
+                runtime(async move {
+                    match until_sigterm(refresh::run(&config, schedule)).await {
+                        Err(FetchError::Terminated) if config.out.exists() => {
+                            tracing::info!("SIGTERM: stopping");
+                            Ok(())
+                        }
+                        other => other,
+                    }
+                })
+            }))
+        }
         Command::Print(args) => run_print(&args),
     }
 }
 
-fn unimplemented_command(name: &str) -> ExitCode {
-    eprintln!("init-fetcher {name}: not implemented yet");
-    ExitCode::from(EXIT_UNIMPLEMENTED)
+/// A single-threaded runtime: one request at a time needs no more, and it keeps the sidecar
+/// small.
+fn runtime<F: Future<Output = Result<(), FetchError>>>(f: F) -> Result<(), FetchError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            FetchError::Setup(client::SetupError::Client(format!(
+                "cannot start the async runtime: {e}"
+            )))
+        })?
+        .block_on(f)
+}
+
+/// Runs `f` until it ends or SIGTERM arrives; dropping `f` removes any temporary file.
+async fn until_sigterm<F: Future<Output = Result<(), FetchError>>>(f: F) -> Result<(), FetchError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| {
+        FetchError::Setup(client::SetupError::Client(format!(
+            "cannot handle SIGTERM: {e}"
+        )))
+    })?;
+    tokio::select! {
+        result = f => result,
+        _ = term.recv() => Err(FetchError::Terminated),
+    }
+}
+
+fn finish(result: Result<(), FetchError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(exit_code = e.exit_code(), "{}", error_chain(&e));
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
 
 fn run_print(args: &PrintArgs) -> ExitCode {

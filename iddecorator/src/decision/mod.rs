@@ -1,0 +1,954 @@
+//! The admission decision: a pure function of (request, policy).
+//!
+//! Both endpoints compute one `Plan`: for every place `kube2hadoop.io/user` belongs (the
+//! object's metadata and each pod template), the value it carries now and the value it should
+//! carry. `/mutate` turns the difference into a JSON patch; `/validate` denies when there is any
+//! difference left after all mutating webhooks ran. The rules themselves are in `rules`.
+//!
+//! The plan also carries the injection operations (issue 6, `crate::injection`): `/mutate`
+//! appends them; `/validate` tolerates injected objects and denies only on the user
+//! annotation, or when injection itself is impossible (a reserved name in the user's shape).
+mod observe;
+mod patch;
+mod rules;
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod injection_tests;
+
+use crate::annotations::{INJECT, USER};
+use crate::injection::{self, Conflict};
+use crate::pointer::Path;
+use crate::policy::Policy;
+use crate::username::UsernameError;
+use kube::core::{
+    DynamicObject,
+    admission::{AdmissionRequest, Operation},
+};
+use observe::{Malformed, observe, runnable};
+use rules::{Facts, Rule};
+use serde_json::Value;
+
+/// What the webhook answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Admit, applying `patch` (empty when nothing changes).
+    Allow { patch: json_patch::Patch },
+    /// Refuse with a reason a user can act on.
+    Deny { reason: String },
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Refusal {
+    #[error("{0} request carries no object; iddecorator cannot stamp it")]
+    NoObject(&'static str),
+    #[error("UPDATE request carries no oldObject; iddecorator cannot tell what changed")]
+    NoOldObject,
+    #[error("cannot read the object as JSON: {0}")]
+    Unreadable(String),
+    #[error("{kind} cannot be stamped with {USER}: {source}")]
+    Malformed {
+        kind: String,
+        #[source]
+        source: Malformed,
+    },
+    #[error(transparent)]
+    Username(#[from] UsernameError),
+    #[error("{kind} asks for {INJECT} but the fetcher cannot be injected: {source}")]
+    Injection {
+        kind: String,
+        #[source]
+        source: Conflict,
+    },
+    #[error(
+        "only {owner} (the pod's {USER}) or a trusted controller may add ephemeral containers to this pod; {requester} may not"
+    )]
+    Ephemeral { owner: String, requester: String },
+    #[error(
+        "this pod has no {USER}, so only a trusted controller may add ephemeral containers to it; {requester} may not"
+    )]
+    EphemeralUnowned { requester: String },
+    #[error(
+        "{USER} at {path} is {actual} but iddecorator decided {desired}; a mutating webhook after iddecorator changed it, remove that change"
+    )]
+    Tampered {
+        path: String,
+        actual: String,
+        desired: String,
+    },
+}
+
+/// The annotation state of one admitted object.
+#[derive(Debug)]
+enum Plan {
+    /// Nothing for us here: allow unchanged.
+    Pass,
+    /// `object` as received, per site (current value, desired value), and the injection
+    /// operations (touching only `spec`s, so independent of the annotation sites).
+    Stamp {
+        object: Value,
+        sites: Vec<(Path, Option<String>, Option<String>)>,
+        inject: Vec<json_patch::PatchOperation>,
+    },
+}
+
+/// `/mutate`: stamp the submitter (or keep a trusted controller's value).
+pub fn mutate(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Decision {
+    match plan(req, policy) {
+        Ok(Plan::Pass) => allow(json_patch::Patch(Vec::new())),
+        Ok(Plan::Stamp {
+            object,
+            sites,
+            inject,
+        }) => {
+            let want: Vec<_> = sites.into_iter().map(|(p, _, want)| (p, want)).collect();
+            let mut patch = patch::derive(&object, &want);
+            patch.0.extend(inject);
+            allow(patch)
+        }
+        Err(refusal) => deny(refusal),
+    }
+}
+
+/// `/validate`: runs after every mutating webhook; denies objects whose annotations differ
+/// from what [`mutate`] decided.
+pub fn validate(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Decision {
+    let differences = match plan(req, policy) {
+        Ok(Plan::Pass) => Vec::new(),
+        Ok(Plan::Stamp { sites, .. }) => sites
+            .into_iter()
+            .filter(|(_, actual, desired)| actual != desired)
+            .map(|(path, actual, desired)| {
+                Refusal::Tampered {
+                    path: path.keys(&["metadata", "annotations", USER]).to_string(),
+                    actual: shown(actual.as_deref()),
+                    desired: shown(desired.as_deref()),
+                }
+                .to_string()
+            })
+            .collect(),
+        Err(refusal) => vec![refusal.to_string()],
+    };
+    if differences.is_empty() {
+        allow(json_patch::Patch(Vec::new()))
+    } else {
+        Decision::Deny {
+            reason: differences.join("; "),
+        }
+    }
+}
+
+/// A bounded label for metrics: the request's kind (the webhook rules bound the set).
+pub fn kind_label(req: &AdmissionRequest<DynamicObject>) -> &str {
+    &req.kind.kind
+}
+
+fn allow(patch: json_patch::Patch) -> Decision {
+    Decision::Allow { patch }
+}
+
+fn deny(refusal: Refusal) -> Decision {
+    Decision::Deny {
+        reason: refusal.to_string(),
+    }
+}
+
+fn shown(v: Option<&str>) -> String {
+    v.map_or_else(|| "absent".to_owned(), |v| format!("`{v}`"))
+}
+
+fn plan(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Result<Plan, Refusal> {
+    let Some(workload) = policy.workload(&req.kind.group, &req.kind.kind) else {
+        return Ok(Plan::Pass);
+    };
+    let update = match req.operation {
+        Operation::Create => false,
+        Operation::Update => true,
+        Operation::Delete | Operation::Connect => return Ok(Plan::Pass),
+    };
+    let username = req.user_info.username.as_deref();
+    let trusted = policy.is_trusted_controller(username);
+    match req.sub_resource.as_deref() {
+        None | Some("") => {}
+        Some("ephemeralcontainers") if workload.is_pod() => {
+            return ephemeral(req, policy, trusted).map(|()| Plan::Pass);
+        }
+        Some(_) => return Ok(Plan::Pass),
+    }
+    let op = if update { "UPDATE" } else { "CREATE" };
+    let new = req.object.as_ref().ok_or(Refusal::NoObject(op))?;
+    let object = to_json(new)?;
+    let malformed = |source| Refusal::Malformed {
+        kind: req.kind.kind.clone(),
+        source,
+    };
+    let now = observe(&object, workload).map_err(malformed)?;
+    // A Pod's spec cannot change after creation; templates can, and are injected on UPDATE
+    // too (idempotently).
+    let pod_sites: Vec<Path> = match (workload.is_pod(), update) {
+        (true, false) => vec![Path::root()],
+        (true, true) => Vec::new(),
+        (false, _) => now.sites.iter().skip(1).map(|(p, _)| p.clone()).collect(),
+    };
+    let inject = injection::ops(&object, &pod_sites, policy.injection()).map_err(|source| {
+        Refusal::Injection {
+            kind: req.kind.kind.clone(),
+            source,
+        }
+    })?;
+    let (old, runnable_changed) = if update {
+        let old = to_json(req.old_object.as_ref().ok_or(Refusal::NoOldObject)?)?;
+        // Compared as it will be stored: re-sending a manifest without the injected parts
+        // changes nothing that runs.
+        let mut injected = object.clone();
+        json_patch::patch(&mut injected, &inject)
+            .map_err(|e| Refusal::Unreadable(format!("injection does not apply: {e}")))?;
+        let changed = runnable(&old, workload).map_err(malformed)?
+            != runnable(&injected, workload).map_err(malformed)?;
+        (Some(observe(&old, workload).map_err(malformed)?), changed)
+    } else {
+        (None, false)
+    };
+    let controller_owned = new
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true));
+    let rule = rules::choose(Facts {
+        update,
+        trusted,
+        controller_owned,
+        runnable_changed,
+    });
+    // The username is mapped only when it is written, so a relabel-only UPDATE by an
+    // unmappable user is still answered by restoring the old values.
+    let submitter = match rule {
+        Rule::Submitter => Some(policy.map_username(username)?),
+        Rule::KeepIncoming | Rule::RestoreOld => None,
+    };
+    let desired = rules::desired(rule, submitter.as_deref(), &now, old.as_ref());
+    let sites = now
+        .sites
+        .into_iter()
+        .zip(desired)
+        .map(|((path, actual), want)| (path, actual, want))
+        .collect();
+    Ok(Plan::Stamp {
+        object,
+        sites,
+        inject,
+    })
+}
+
+/// `pods/ephemeralcontainers`: adding a container to a running pod runs code with its tokens,
+/// so only the pod's user (or a trusted controller) may.
+fn ephemeral(
+    req: &AdmissionRequest<DynamicObject>,
+    policy: &Policy,
+    trusted: bool,
+) -> Result<(), Refusal> {
+    if trusted {
+        return Ok(());
+    }
+    let pod = req
+        .old_object
+        .as_ref()
+        .or(req.object.as_ref())
+        .ok_or(Refusal::NoObject("ephemeralcontainers"))?;
+    let owner = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(USER))
+        .cloned();
+    let requester = policy.map_username(req.user_info.username.as_deref())?;
+    match owner {
+        Some(owner) if owner == requester => Ok(()),
+        Some(owner) => Err(Refusal::Ephemeral { owner, requester }),
+        None => Err(Refusal::EphemeralUnowned { requester }),
+    }
+}
+
+fn to_json(object: &DynamicObject) -> Result<Value, Refusal> {
+    serde_json::to_value(object).map_err(|e| Refusal::Unreadable(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+    use serde_json::json;
+
+    const ALICE: &str = "alice";
+    const RS_CONTROLLER: &str = "system:serviceaccount:kube-system:replicaset-controller";
+    const CRONJOB_CONTROLLER: &str = "system:serviceaccount:kube-system:cronjob-controller";
+
+    fn policy() -> Policy {
+        Policy::default()
+    }
+
+    /// Mutate, apply, check the patch applies and `/validate` accepts the result; returns the
+    /// patched object.
+    fn admit(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Value {
+        let Decision::Allow { patch } = mutate(req, policy) else {
+            panic!("mutate denied: {:?}", mutate(req, policy));
+        };
+        let before = req
+            .object
+            .as_ref()
+            .map(|o| serde_json::to_value(o).unwrap());
+        let after = before
+            .as_ref()
+            .map(|o| patched(o, &patch))
+            .unwrap_or(Value::Null);
+        let mut again = req.clone();
+        again.object = Some(serde_json::from_value(after.clone()).unwrap());
+        assert_eq!(
+            validate(&again, policy),
+            allow_empty(),
+            "validate refused {after}"
+        );
+        after
+    }
+
+    fn allow_empty() -> Decision {
+        Decision::Allow {
+            patch: json_patch::Patch(Vec::new()),
+        }
+    }
+
+    fn denied(d: Decision) -> String {
+        match d {
+            Decision::Deny { reason } => reason,
+            other => panic!("expected Deny, got {other:?}"),
+        }
+    }
+
+    fn all_users(obj: &Value, kind_name: &str) -> Vec<Option<String>> {
+        let mut sites = vec![""];
+        sites.extend(kind(kind_name).4.iter());
+        sites
+            .iter()
+            .map(|s| user_at(obj, s).map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn create_overwrites_fake_annotations_on_every_kind() {
+        for k in KINDS {
+            let obj = workload(k.2, Some("mallory"), "busybox");
+            let after = admit(&create(k.2, ALICE, obj), &policy());
+            let users = all_users(&after, k.2);
+            assert_eq!(users.len(), 1 + k.4.len());
+            assert!(
+                users.iter().all(|u| u.as_deref() == Some(ALICE)),
+                "{}: {after}",
+                k.2
+            );
+            // Other annotations survive.
+            for site in k.4 {
+                assert_eq!(
+                    after.pointer(&format!("{site}/metadata/annotations/team")),
+                    Some(&json!("ml"))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn create_adds_missing_maps_on_every_kind() {
+        for k in KINDS {
+            let mut obj = workload(k.2, None, "busybox");
+            for site in k.4 {
+                obj.pointer_mut(site)
+                    .unwrap()
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("metadata");
+            }
+            obj.as_object_mut().unwrap().remove("metadata");
+            let after = admit(&create(k.2, ALICE, obj), &policy());
+            assert!(
+                all_users(&after, k.2)
+                    .iter()
+                    .all(|u| u.as_deref() == Some(ALICE)),
+                "{}: {after}",
+                k.2
+            );
+        }
+    }
+
+    #[test]
+    fn create_patch_is_exact_for_a_deployment() {
+        let mut obj = workload("Deployment", Some("mallory"), "busybox");
+        obj["spec"]["template"]["metadata"] = json!({"labels": {"app": "train"}});
+        let Decision::Allow { patch } = mutate(&create("Deployment", ALICE, obj), &policy()) else {
+            panic!("denied");
+        };
+        assert_eq!(
+            serde_json::to_value(&patch).unwrap(),
+            json!([
+                {"op": "add", "path": "/metadata/annotations/kube2hadoop.io~1user", "value": "alice"},
+                {"op": "add", "path": "/spec/template/metadata/annotations", "value": {USER: "alice"}},
+            ])
+        );
+    }
+
+    #[test]
+    fn tfjob_replica_types_are_each_stamped() {
+        let mut obj = workload("TFJob", None, "tf");
+        obj["spec"]["tfReplicaSpecs"]["Evaluator"] =
+            json!({"replicas": 1, "template": pod_template(Some("mallory"), "tf")});
+        let after = admit(&create("TFJob", ALICE, obj), &policy());
+        for r in ["Chief", "PS", "Worker", "Evaluator"] {
+            assert_eq!(
+                user_at(&after, &format!("/spec/tfReplicaSpecs/{r}/template")),
+                Some(ALICE),
+                "{r}"
+            );
+        }
+    }
+
+    #[test]
+    fn cronjob_job_template_metadata_is_stamped() {
+        // The cronjob-controller copies jobTemplate.metadata onto the Jobs it creates and is
+        // trusted to pass it on, so a fake name there would reach the Job (found by the e2e suite).
+        let mut obj = workload("CronJob", None, "batch");
+        obj["spec"]["jobTemplate"]["metadata"] = json!({"annotations": {USER: "mallory"}});
+        let after = admit(&create("CronJob", ALICE, obj), &policy());
+        assert_eq!(user_at(&after, "/spec/jobTemplate"), Some(ALICE));
+        assert_eq!(
+            user_at(&after, "/spec/jobTemplate/spec/template"),
+            Some(ALICE)
+        );
+        let bare = workload("CronJob", None, "batch");
+        let after = admit(&create("CronJob", ALICE, bare), &policy());
+        assert_eq!(user_at(&after, "/spec/jobTemplate"), Some(ALICE));
+    }
+
+    #[test]
+    fn trusted_controller_with_controller_owner_keeps_incoming_value() {
+        let mut pod = workload("Pod", Some(ALICE), "busybox");
+        pod["metadata"]["ownerReferences"] = owner_ref(true);
+        let req = create("Pod", RS_CONTROLLER, pod);
+        assert_eq!(mutate(&req, &policy()), allow_empty());
+        assert_eq!(validate(&req, &policy()), allow_empty());
+
+        let mut rs = workload("ReplicaSet", Some(ALICE), "busybox");
+        rs["metadata"]["ownerReferences"] = owner_ref(true);
+        let req = create(
+            "ReplicaSet",
+            "system:serviceaccount:kube-system:deployment-controller",
+            rs,
+        );
+        assert_eq!(mutate(&req, &policy()), allow_empty());
+    }
+
+    #[test]
+    fn trusted_controller_without_controller_owner_is_a_user() {
+        for refs in [None, Some(owner_ref(false))] {
+            let mut pod = workload("Pod", Some(ALICE), "busybox");
+            if let Some(r) = refs {
+                pod["metadata"]["ownerReferences"] = r;
+            }
+            let after = admit(&create("Pod", RS_CONTROLLER, pod), &policy());
+            assert_eq!(user_at(&after, ""), Some(RS_CONTROLLER));
+        }
+    }
+
+    #[test]
+    fn user_imitating_a_controller_gets_their_own_name() {
+        for controller in [true, false] {
+            let mut pod = workload("Pod", Some(ALICE), "busybox");
+            pod["metadata"]["ownerReferences"] = owner_ref(controller);
+            let after = admit(&create("Pod", "bob", pod), &policy());
+            assert_eq!(user_at(&after, ""), Some("bob"));
+        }
+    }
+
+    #[test]
+    fn trusted_job_from_cronjob_gets_metadata_from_its_template() {
+        let mut job = workload("Job", None, "busybox");
+        job["spec"]["template"] = pod_template(Some(ALICE), "busybox");
+        job["metadata"]["ownerReferences"] = owner_ref(true);
+        let after = admit(&create("Job", CRONJOB_CONTROLLER, job), &policy());
+        assert_eq!(
+            all_users(&after, "Job"),
+            [Some(ALICE.to_owned()), Some(ALICE.to_owned())]
+        );
+    }
+
+    #[test]
+    fn trusted_controller_pod_without_any_value_is_left_unannotated() {
+        // Deliberate: token-service refuses unannotated pods; we do not invent an owner.
+        let mut pod = workload("Pod", None, "busybox");
+        pod["metadata"]["ownerReferences"] = owner_ref(true);
+        let req = create("Pod", RS_CONTROLLER, pod);
+        assert_eq!(mutate(&req, &policy()), allow_empty());
+        assert_eq!(validate(&req, &policy()), allow_empty());
+    }
+
+    #[test]
+    fn update_changing_what_runs_stamps_the_updater() {
+        let old = workload("Deployment", Some(ALICE), "busybox:1");
+        let new = workload("Deployment", Some(ALICE), "evil:1");
+        let after = admit(&update("Deployment", "bob", old, new), &policy());
+        assert_eq!(
+            all_users(&after, "Deployment"),
+            [Some("bob".to_owned()), Some("bob".to_owned())]
+        );
+    }
+
+    #[test]
+    fn update_changing_template_metadata_counts() {
+        let old = workload("Deployment", Some(ALICE), "busybox:1");
+        let mut new = old.clone();
+        new["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] =
+            json!("now");
+        let after = admit(&update("Deployment", "bob", old, new), &policy());
+        assert_eq!(user_at(&after, "/spec/template"), Some("bob"));
+    }
+
+    #[test]
+    fn update_relabel_only_restores_old_values() {
+        let old = workload("Deployment", Some(ALICE), "busybox:1");
+        let mut new = workload("Deployment", Some("bob"), "busybox:1");
+        new["spec"]["replicas"] = json!(5);
+        let after = admit(&update("Deployment", "bob", old.clone(), new), &policy());
+        assert_eq!(
+            all_users(&after, "Deployment"),
+            [Some(ALICE.to_owned()), Some(ALICE.to_owned())]
+        );
+
+        // Removed annotations are put back.
+        let mut new = old.clone();
+        new["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
+        new["spec"]["template"]["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove(USER);
+        let after = admit(&update("Deployment", "bob", old, new), &policy());
+        assert_eq!(
+            all_users(&after, "Deployment"),
+            [Some(ALICE.to_owned()), Some(ALICE.to_owned())]
+        );
+
+        // Added where the old object had none: removed again.
+        let old = workload("Pod", None, "busybox");
+        let new = workload("Pod", Some("bob"), "busybox");
+        let after = admit(&update("Pod", "bob", old, new), &policy());
+        assert_eq!(user_at(&after, ""), None);
+    }
+
+    #[test]
+    fn update_of_pod_labels_is_relabel_only_but_image_change_is_not() {
+        let old = workload("Pod", Some(ALICE), "busybox:1");
+        let mut new = old.clone();
+        new["metadata"]["labels"]["extra"] = json!("x");
+        let after = admit(&update("Pod", "bob", old.clone(), new), &policy());
+        assert_eq!(user_at(&after, ""), Some(ALICE));
+        let mut new = old.clone();
+        new["spec"]["containers"][0]["image"] = json!("evil:1");
+        let after = admit(&update("Pod", "bob", old, new), &policy());
+        assert_eq!(user_at(&after, ""), Some("bob"));
+    }
+
+    #[test]
+    fn update_by_trusted_controller_of_owned_object_keeps_incoming() {
+        let mut old = workload("ReplicaSet", Some(ALICE), "busybox:1");
+        old["metadata"]["ownerReferences"] = owner_ref(true);
+        let mut new = workload("ReplicaSet", Some(ALICE), "busybox:2");
+        new["metadata"]["ownerReferences"] = owner_ref(true);
+        let req = update(
+            "ReplicaSet",
+            "system:serviceaccount:kube-system:deployment-controller",
+            old,
+            new,
+        );
+        assert_eq!(mutate(&req, &policy()), allow_empty());
+    }
+
+    #[test]
+    fn other_subresources_delete_and_connect_pass_unchanged() {
+        let obj = workload("Deployment", Some("mallory"), "x");
+        let status = decode(review_json(
+            "UPDATE",
+            "Deployment",
+            Some("status"),
+            "bob",
+            Some(obj.clone()),
+            Some(obj.clone()),
+        ));
+        assert_eq!(mutate(&status, &policy()), allow_empty());
+        assert_eq!(validate(&status, &policy()), allow_empty());
+        let del = decode(review_json(
+            "DELETE",
+            "Deployment",
+            None,
+            "bob",
+            None,
+            Some(obj.clone()),
+        ));
+        assert_eq!(mutate(&del, &policy()), allow_empty());
+        assert_eq!(validate(&del, &policy()), allow_empty());
+        let connect = decode(review_json(
+            "CONNECT",
+            "Pod",
+            Some("exec"),
+            "bob",
+            None,
+            None,
+        ));
+        assert_eq!(mutate(&connect, &policy()), allow_empty());
+    }
+
+    #[test]
+    fn unknown_kinds_pass_and_kinds_come_from_the_request() {
+        let mut review = review_json(
+            "CREATE",
+            "Deployment",
+            None,
+            "bob",
+            Some(workload("Deployment", Some("x"), "x")),
+            None,
+        );
+        review["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "ConfigMap"});
+        assert_eq!(mutate(&decode(review), &policy()), allow_empty());
+        // An object claiming another kind is still stamped as what the request says it is.
+        let mut pod = workload("Pod", None, "x");
+        pod["kind"] = json!("ConfigMap");
+        let after = admit(&create("Pod", "bob", pod), &policy());
+        assert_eq!(user_at(&after, ""), Some("bob"));
+    }
+
+    fn ephemeral_req(user: &str, owner: Option<&str>) -> AdmissionRequest<DynamicObject> {
+        let old = workload("Pod", owner, "busybox");
+        let mut new = old.clone();
+        new["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": "busybox"}]);
+        decode(review_json(
+            "UPDATE",
+            "Pod",
+            Some("ephemeralcontainers"),
+            user,
+            Some(new),
+            Some(old),
+        ))
+    }
+
+    #[test]
+    fn ephemeral_containers_only_by_the_pods_user_or_a_controller() {
+        assert_eq!(
+            mutate(&ephemeral_req(ALICE, Some(ALICE)), &policy()),
+            allow_empty()
+        );
+        assert_eq!(
+            validate(&ephemeral_req(ALICE, Some(ALICE)), &policy()),
+            allow_empty()
+        );
+        assert_eq!(
+            mutate(&ephemeral_req(RS_CONTROLLER, Some(ALICE)), &policy()),
+            allow_empty()
+        );
+        let reason = denied(mutate(&ephemeral_req("bob", Some(ALICE)), &policy()));
+        assert_eq!(
+            reason,
+            "only alice (the pod's kube2hadoop.io/user) or a trusted controller may add ephemeral containers to this pod; bob may not"
+        );
+        assert!(matches!(
+            validate(&ephemeral_req("bob", Some(ALICE)), &policy()),
+            Decision::Deny { .. }
+        ));
+        let reason = denied(mutate(&ephemeral_req("bob", None), &policy()));
+        assert!(reason.contains("has no kube2hadoop.io/user"), "{reason}");
+    }
+
+    #[test]
+    fn ephemeral_compares_mapped_names() {
+        let p = Policy::from_yaml("usernames: {stripPrefixes: ['oidc:']}").unwrap();
+        assert_eq!(
+            mutate(&ephemeral_req("oidc:alice", Some(ALICE)), &p),
+            allow_empty()
+        );
+    }
+
+    #[test]
+    fn username_mapping_applies_and_empty_is_denied() {
+        let p = Policy::from_yaml(
+            r#"
+usernames:
+  stripPrefixes: ['oidc:']
+  rewrite: {pattern: '(.*)@corp\.example', replacement: '$1'}
+"#,
+        )
+        .unwrap();
+        let after = admit(
+            &create("Pod", "oidc:alice@corp.example", workload("Pod", None, "x")),
+            &p,
+        );
+        assert_eq!(user_at(&after, ""), Some(ALICE));
+        let sa = "system:serviceaccount:ml:pipeline";
+        let after = admit(&create("Pod", sa, workload("Pod", None, "x")), &p);
+        assert_eq!(user_at(&after, ""), Some(sa));
+        let reason = denied(mutate(
+            &create("Pod", "oidc:", workload("Pod", None, "x")),
+            &p,
+        ));
+        assert!(reason.contains("maps to an empty Hadoop user"), "{reason}");
+        assert!(matches!(
+            validate(&create("Pod", "oidc:", workload("Pod", None, "x")), &p),
+            Decision::Deny { .. }
+        ));
+    }
+
+    #[test]
+    fn missing_username_is_denied() {
+        let mut review = review_json(
+            "CREATE",
+            "Pod",
+            None,
+            "x",
+            Some(workload("Pod", None, "x")),
+            None,
+        );
+        review["request"]["userInfo"] = json!({});
+        let reason = denied(mutate(&decode(review), &policy()));
+        assert!(reason.contains("no username"), "{reason}");
+    }
+
+    #[test]
+    fn malformed_objects_are_denied_precisely() {
+        let mut obj = workload("Deployment", None, "x");
+        obj["spec"]["template"] = json!("not a template");
+        let reason = denied(mutate(&create("Deployment", "bob", obj), &policy()));
+        assert!(
+            reason.starts_with("Deployment cannot be stamped with kube2hadoop.io/user: /spec/template must be an object (a pod template) but is a string"),
+            "{reason}"
+        );
+        let mut obj = workload("TFJob", None, "x");
+        obj["spec"]["tfReplicaSpecs"]["PS"]["template"]["metadata"]["annotations"] =
+            json!({"a": ["b"]});
+        let reason = denied(mutate(&create("TFJob", "bob", obj), &policy()));
+        assert!(
+            reason.contains(
+                "/spec/tfReplicaSpecs/PS/template/metadata/annotations must map strings to strings"
+            ),
+            "{reason}"
+        );
+        let mut obj = workload("CronJob", None, "x");
+        obj["spec"]["jobTemplate"]["spec"] = json!([]);
+        assert!(matches!(
+            mutate(&create("CronJob", "bob", obj), &policy()),
+            Decision::Deny { .. }
+        ));
+
+        let reason = denied(mutate(
+            &decode(review_json("CREATE", "Pod", None, "bob", None, None)),
+            &policy(),
+        ));
+        assert_eq!(
+            reason,
+            "CREATE request carries no object; iddecorator cannot stamp it"
+        );
+        let obj = workload("Pod", None, "x");
+        let reason = denied(mutate(
+            &decode(review_json("UPDATE", "Pod", None, "bob", Some(obj), None)),
+            &policy(),
+        ));
+        assert!(reason.contains("no oldObject"), "{reason}");
+    }
+
+    #[test]
+    fn validate_names_path_and_both_values() {
+        let obj = workload("Deployment", Some(ALICE), "x");
+        let mut tampered = obj.clone();
+        tampered["spec"]["template"]["metadata"]["annotations"][USER] = json!("mallory");
+        let reason = denied(validate(&create("Deployment", ALICE, tampered), &policy()));
+        assert_eq!(
+            reason,
+            "kube2hadoop.io/user at /spec/template/metadata/annotations/kube2hadoop.io~1user is `mallory` but iddecorator decided `alice`; a mutating webhook after iddecorator changed it, remove that change"
+        );
+        let mut removed = obj;
+        removed["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
+        let reason = denied(validate(&create("Deployment", ALICE, removed), &policy()));
+        assert!(
+            reason.contains("is absent but iddecorator decided `alice`"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn policy_kinds_with_array_wildcards_are_stamped() {
+        let p = Policy::from_yaml(
+            "kinds: [{group: apps, kind: Deployment, templatePaths: ['spec.template', 'spec.extra[].template']}]",
+        )
+        .unwrap();
+        let mut obj = workload("Deployment", None, "x");
+        obj["spec"]["extra"] =
+            json!([{"template": pod_template(Some("mallory"), "x")}, {"template": {}}]);
+        let after = admit(&create("Deployment", "bob", obj), &p);
+        for site in [
+            "",
+            "/spec/template",
+            "/spec/extra/0/template",
+            "/spec/extra/1/template",
+        ] {
+            assert_eq!(user_at(&after, site), Some("bob"), "{site}");
+        }
+    }
+
+    #[test]
+    fn kind_label_is_the_request_kind() {
+        assert_eq!(
+            kind_label(&create("TFJob", ALICE, workload("TFJob", None, "x"))),
+            "TFJob"
+        );
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+
+        /// The shape one annotation site can have.
+        #[derive(Debug, Clone)]
+        enum SiteShape {
+            NoMetadata,
+            NoAnnotations,
+            Empty,
+            Value(String),
+            NullAnnotations,
+            BadAnnotations,
+        }
+
+        fn site_shape() -> impl Strategy<Value = SiteShape> {
+            prop_oneof![
+                3 => Just(SiteShape::NoMetadata),
+                3 => Just(SiteShape::NoAnnotations),
+                3 => Just(SiteShape::Empty),
+                2 => Just(SiteShape::NullAnnotations),
+                1 => Just(SiteShape::BadAnnotations),
+                8 => "[a-z~/.:@-]{0,12}".prop_map(SiteShape::Value),
+            ]
+        }
+
+        fn shape_site(obj: &mut Value, site: &str, shape: &SiteShape) {
+            let target = if site.is_empty() {
+                Some(&mut *obj)
+            } else {
+                obj.pointer_mut(site)
+            };
+            let Some(Value::Object(t)) = target else {
+                return;
+            };
+            match shape {
+                SiteShape::NoMetadata => {
+                    t.remove("metadata");
+                }
+                SiteShape::NoAnnotations => {
+                    t.insert("metadata".into(), json!({"labels": {"a": "b"}}));
+                }
+                SiteShape::Empty => {
+                    t.insert("metadata".into(), json!({"annotations": {}}));
+                }
+                SiteShape::NullAnnotations => {
+                    t.insert("metadata".into(), json!({"annotations": null}));
+                }
+                // The top-level metadata is typed (it would not decode); templates are raw.
+                SiteShape::BadAnnotations if site.is_empty() => {}
+                SiteShape::BadAnnotations => {
+                    t.insert("metadata".into(), json!({"annotations": {USER: 1}}));
+                }
+                SiteShape::Value(v) => {
+                    t.insert(
+                        "metadata".into(),
+                        json!({"annotations": {USER: v, "k~/x": "y"}}),
+                    );
+                }
+            }
+        }
+
+        fn object(
+            kind_name: &str,
+            image: &str,
+            shapes: &[SiteShape],
+            owner: Option<bool>,
+        ) -> Value {
+            let mut obj = workload(kind_name, None, image);
+            let mut sites = vec![""];
+            sites.extend(kind(kind_name).4.iter());
+            for (site, shape) in sites.iter().zip(shapes.iter().cycle()) {
+                shape_site(&mut obj, site, shape);
+            }
+            if let Some(c) = owner {
+                if obj.get("metadata").is_none() {
+                    obj["metadata"] = json!({});
+                }
+                obj["metadata"]["ownerReferences"] = owner_ref(c);
+            }
+            obj
+        }
+
+        fn user() -> impl Strategy<Value = String> {
+            prop_oneof![
+                select(vec![
+                    "alice".to_owned(),
+                    "oidc:bob".to_owned(),
+                    "oidc:".to_owned(),
+                    RS_CONTROLLER.to_owned(),
+                    "system:kube-controller-manager".to_owned(),
+                    "system:serviceaccount:ml:pipeline".to_owned(),
+                ]),
+                "[a-z:~/@]{0,10}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(400))]
+
+            #[test]
+            fn mutate_then_validate_allows(
+                kind_idx in 0..KINDS.len(),
+                update_op in any::<bool>(),
+                username in user(),
+                new_shapes in proptest::collection::vec(site_shape(), 1..5),
+                old_shapes in proptest::collection::vec(site_shape(), 1..5),
+                owner in proptest::option::of(any::<bool>()),
+                same_image in any::<bool>(),
+            ) {
+                let p = Policy::from_yaml("usernames: {stripPrefixes: ['oidc:']}").unwrap();
+                let k = KINDS[kind_idx].2;
+                let new = object(k, if same_image { "a" } else { "b" }, &new_shapes, owner);
+                let req = if update_op {
+                    update(k, &username, object(k, "a", &old_shapes, owner), new.clone())
+                } else {
+                    create(k, &username, new.clone())
+                };
+                match mutate(&req, &p) {
+                    Decision::Allow { patch } => {
+                        // The patch applies to the object exactly as the apiserver holds it.
+                        let after = patched(&new, &patch);
+                        let mut again = req.clone();
+                        again.object = Some(serde_json::from_value(after.clone()).unwrap());
+                        prop_assert_eq!(validate(&again, &p), allow_empty(), "after: {}", after);
+                        // Mutating again changes nothing (reinvocation is idempotent).
+                        prop_assert_eq!(mutate(&again, &p), allow_empty());
+                    }
+                    Decision::Deny { reason } => {
+                        prop_assert!(!reason.is_empty());
+                        let denied_too = matches!(validate(&req, &p), Decision::Deny { .. });
+                        prop_assert!(denied_too);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Which value each annotation site should carry: the rule table of issue 2, as data in, data
+//! out.
+use super::observe::Observed;
+
+/// Facts about a CREATE or UPDATE that decide the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    pub update: bool,
+    /// The authenticated username is a trusted controller.
+    pub trusted: bool,
+    /// The incoming object has an ownerReference with `controller: true`.
+    pub controller_owned: bool,
+    /// UPDATE only: what runs (templates, or a Pod's spec) differs from the old object.
+    pub runnable_changed: bool,
+}
+
+/// How the desired annotation values are decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Every site gets the (mapped) requester.
+    Submitter,
+    /// A trusted controller made this object from an owner we stamped: keep what it wrote,
+    /// filling gaps as [`keep_incoming`] documents.
+    KeepIncoming,
+    /// An UPDATE that changes nothing that runs: every site gets the old object's value back
+    /// (absent stays absent), so nobody can relabel someone else's workload.
+    RestoreOld,
+}
+
+/// The rule table. A trusted controller is trusted only for objects it controls; anywhere
+/// else it is an ordinary requester.
+pub fn choose(f: Facts) -> Rule {
+    if f.trusted && f.controller_owned {
+        Rule::KeepIncoming
+    } else if !f.update || f.runnable_changed {
+        Rule::Submitter
+    } else {
+        Rule::RestoreOld
+    }
+}
+
+/// The value each site of `new` should carry under `rule`; aligned with `new.sites`.
+pub fn desired(
+    rule: Rule,
+    submitter: Option<&str>,
+    new: &Observed,
+    old: Option<&Observed>,
+) -> Vec<Option<String>> {
+    match rule {
+        Rule::Submitter => new
+            .sites
+            .iter()
+            .map(|_| submitter.map(str::to_owned))
+            .collect(),
+        Rule::KeepIncoming => keep_incoming(new),
+        Rule::RestoreOld => new
+            .sites
+            .iter()
+            .map(|(site, _)| old.and_then(|o| o.value_at(site)).map(str::to_owned))
+            .collect(),
+    }
+}
+
+/// A trusted controller's values, made consistent:
+/// - values it wrote are kept as written, even where they differ from each other (it copied
+///   them from owners we stamped, and a controller is not second-guessed);
+/// - a site it left empty gets the object's own metadata value, or, when that is absent too,
+///   the value the templates agree on (a Job made by the cronjob-controller carries the user
+///   only in its pod template);
+/// - with no value anywhere (an owner created before iddecorator was installed) nothing is
+///   added: token-service refuses unannotated pods with a clear reason, which is better than
+///   inventing an owner here.
+///
+/// Applying the result again gives the same result, which `/validate` relies on.
+fn keep_incoming(new: &Observed) -> Vec<Option<String>> {
+    let own = new.sites.first().and_then(|(_, v)| v.clone());
+    let fill = own.or_else(|| {
+        let mut template_values = new.sites.iter().skip(1).filter_map(|(_, v)| v.as_deref());
+        let first = template_values.next()?;
+        template_values
+            .all(|v| v == first)
+            .then(|| first.to_owned())
+    });
+    new.sites
+        .iter()
+        .map(|(_, v)| v.clone().or_else(|| fill.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pointer::Path;
+
+    fn obs(values: &[Option<&str>]) -> Observed {
+        Observed {
+            sites: values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let site = if i == 0 {
+                        Path::root()
+                    } else {
+                        Path::root().keys(&["spec", &format!("t{i}")])
+                    };
+                    (site, v.map(str::to_owned))
+                })
+                .collect(),
+        }
+    }
+
+    fn facts(update: bool, trusted: bool, owned: bool, changed: bool) -> Facts {
+        Facts {
+            update,
+            trusted,
+            controller_owned: owned,
+            runnable_changed: changed,
+        }
+    }
+
+    #[test]
+    fn rule_table() {
+        use Rule::*;
+        assert_eq!(choose(facts(false, false, false, false)), Submitter);
+        assert_eq!(choose(facts(false, false, true, false)), Submitter);
+        assert_eq!(choose(facts(false, true, false, false)), Submitter);
+        assert_eq!(choose(facts(false, true, true, false)), KeepIncoming);
+        assert_eq!(choose(facts(true, false, false, true)), Submitter);
+        assert_eq!(choose(facts(true, false, false, false)), RestoreOld);
+        assert_eq!(choose(facts(true, false, true, false)), RestoreOld);
+        assert_eq!(choose(facts(true, true, true, true)), KeepIncoming);
+        assert_eq!(choose(facts(true, true, false, true)), Submitter);
+        assert_eq!(choose(facts(true, true, false, false)), RestoreOld);
+    }
+
+    fn strings(v: &[Option<&str>]) -> Vec<Option<String>> {
+        v.iter().map(|s| s.map(str::to_owned)).collect()
+    }
+
+    #[test]
+    fn keep_incoming_fills_from_metadata_then_from_agreeing_templates() {
+        let k = |v: &[Option<&str>]| desired(Rule::KeepIncoming, None, &obs(v), None);
+        assert_eq!(
+            k(&[Some("a"), None, Some("b")]),
+            strings(&[Some("a"), Some("a"), Some("b")])
+        );
+        assert_eq!(
+            k(&[None, Some("a"), None]),
+            strings(&[Some("a"), Some("a"), Some("a")])
+        );
+        // Templates disagree and metadata has nothing: nothing is invented.
+        assert_eq!(
+            k(&[None, Some("a"), Some("b"), None]),
+            strings(&[None, Some("a"), Some("b"), None])
+        );
+        // No value anywhere stays unannotated (explicit decision, see keep_incoming).
+        assert_eq!(k(&[None]), strings(&[None]));
+        assert_eq!(k(&[None, None]), strings(&[None, None]));
+    }
+
+    #[test]
+    fn keep_incoming_is_idempotent() {
+        for v in [
+            vec![None, Some("a"), None],
+            vec![Some("a"), None, Some("b")],
+            vec![None, Some("a"), Some("b")],
+        ] {
+            let once = desired(Rule::KeepIncoming, None, &obs(&v), None);
+            let again: Vec<Option<&str>> = once.iter().map(|s| s.as_deref()).collect();
+            assert_eq!(desired(Rule::KeepIncoming, None, &obs(&again), None), once);
+        }
+    }
+
+    #[test]
+    fn restore_old_matches_sites_by_path() {
+        let new = obs(&[Some("mallory"), Some("mallory"), None]);
+        let old = obs(&[Some("alice"), None]);
+        assert_eq!(
+            desired(Rule::RestoreOld, Some("bob"), &new, Some(&old)),
+            strings(&[Some("alice"), None, None])
+        );
+        assert_eq!(
+            desired(Rule::Submitter, Some("bob"), &new, Some(&old)),
+            strings(&[Some("bob"), Some("bob"), Some("bob")])
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! Flags and environment variables of `fetch` and `refresh`, checked into a [`Config`] once:
+//! every bad value is reported, then the program fails (exit code 1) before any request.
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::retry::{Backoff, RefreshSchedule};
+
+pub const DEFAULT_OUT: &str = "/var/run/secrets/hadoop/token";
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Flags of `fetch` (and the first fetch of `refresh`). Each has an environment-variable
+/// fallback, so an injected container can be configured either way.
+#[derive(Debug, Clone, Args)]
+pub struct FetchArgs {
+    /// Base URL of the token service, e.g. https://token-service.kube2hadoop.svc:8443
+    #[arg(long, env = "K2H_FETCH_URL")]
+    pub url: Option<String>,
+    /// PEM file with the CA that signed the token service's certificate
+    #[arg(long, env = "K2H_FETCH_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Where the credentials file is written (atomically)
+    #[arg(long, env = "K2H_FETCH_OUT", default_value = DEFAULT_OUT)]
+    pub out: PathBuf,
+    /// Projected service-account token (audience kube2hadoop) sent as proof of which pod
+    /// asks; re-read on every attempt. Without it the service identifies the pod by its IP.
+    #[arg(long, env = "K2H_FETCH_SA_TOKEN_FILE")]
+    pub sa_token_file: Option<PathBuf>,
+    /// Give up when no credentials were obtained within this time (e.g. 2m, 90s)
+    #[arg(long, env = "K2H_FETCH_DEADLINE", default_value = "2m")]
+    pub deadline: String,
+    /// Longest time for one attempt, connect to last byte
+    #[arg(long, env = "K2H_FETCH_ATTEMPT_TIMEOUT", default_value = "15s")]
+    pub attempt_timeout: String,
+    /// Longest time to establish a connection
+    #[arg(long, env = "K2H_FETCH_CONNECT_TIMEOUT", default_value = "5s")]
+    pub connect_timeout: String,
+    /// Largest wait between attempts (waits grow from 250ms, randomised)
+    #[arg(long, env = "K2H_FETCH_MAX_BACKOFF", default_value = "10s")]
+    pub max_backoff: String,
+    /// Permissions of the credentials file, octal. 0440 needs the pod's fsGroup for app
+    /// containers running as another user to read it.
+    #[arg(long, env = "K2H_FETCH_FILE_MODE", default_value = "0440")]
+    pub file_mode: String,
+    /// Log lines on stderr as text or JSON (filter with RUST_LOG, default info)
+    #[arg(long, env = "K2H_FETCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Extra flags of `refresh`.
+#[derive(Debug, Clone, Args)]
+pub struct RefreshArgs {
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+    /// Never fetch again sooner than this after a success
+    #[arg(long, env = "K2H_REFRESH_MIN_INTERVAL", default_value = "30s")]
+    pub min_interval: String,
+    /// Fetch again at least this often, to pick up tokens the service re-issued
+    #[arg(long, env = "K2H_REFRESH_MAX_INTERVAL", default_value = "10m")]
+    pub max_interval: String,
+}
+
+/// Everything `fetch` needs, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub url: String,
+    pub ca_file: PathBuf,
+    pub out: PathBuf,
+    pub sa_token_file: Option<PathBuf>,
+    pub deadline: Duration,
+    pub attempt_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub backoff: Backoff,
+    pub file_mode: u32,
+}
+
+/// Flags that cannot be used, all of them.
+#[derive(Debug, thiserror::Error)]
+#[error("{} problem(s) with the flags or K2H_* variables, fix them all: {}", .0.len(), .0.join("; "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl FetchArgs {
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let config = self.check(&mut problems);
+        match config {
+            Some(c) if problems.is_empty() => Ok(c),
+            _ => Err(ConfigError(problems)),
+        }
+    }
+
+    fn check(&self, problems: &mut Vec<String>) -> Option<Config> {
+        let url = self.url.clone().filter(|u| !u.trim().is_empty());
+        if url.is_none() {
+            problems
+                .push("give --url (or K2H_FETCH_URL), the token service's https:// address".into());
+        }
+        if self.ca_file.is_none() {
+            problems.push("give --ca-file (or K2H_FETCH_CA_FILE), the token service's CA".into());
+        }
+        let mut duration = |flag: &str, text: &str| {
+            let d = parse_duration(text)
+                .map_err(|e| problems.push(format!("--{flag}: {e}")))
+                .ok();
+            if d == Some(Duration::ZERO) {
+                problems.push(format!("--{flag} must be more than zero"));
+            }
+            d
+        };
+        let deadline = duration("deadline", &self.deadline);
+        let attempt_timeout = duration("attempt-timeout", &self.attempt_timeout);
+        let connect_timeout = duration("connect-timeout", &self.connect_timeout);
+        let max_backoff = duration("max-backoff", &self.max_backoff);
+        let file_mode = u32::from_str_radix(self.file_mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777 && m & 0o400 != 0 && m & 0o022 == 0);
+        if file_mode.is_none() {
+            problems.push(format!(
+                "--file-mode {:?} must be octal permissions readable by the owner and writable by nobody else, e.g. 0440",
+                self.file_mode
+            ));
+        }
+        Some(Config {
+            url: url?,
+            ca_file: self.ca_file.clone()?,
+            out: self.out.clone(),
+            sa_token_file: self.sa_token_file.clone(),
+            deadline: deadline?,
+            attempt_timeout: attempt_timeout?,
+            connect_timeout: connect_timeout?,
+            backoff: Backoff {
+                max: max_backoff?,
+                ..Backoff::default()
+            },
+            file_mode: file_mode?,
+        })
+    }
+}
+
+impl RefreshArgs {
+    pub fn config(&self) -> Result<(Config, RefreshSchedule), ConfigError> {
+        let mut problems = Vec::new();
+        let config = self.fetch.check(&mut problems);
+        let mut interval = |flag: &str, text: &str| {
+            parse_duration(text)
+                .map_err(|e| problems.push(format!("--{flag}: {e}")))
+                .ok()
+        };
+        let min = interval("min-interval", &self.min_interval);
+        let max = interval("max-interval", &self.max_interval);
+        if let (Some(min), Some(max)) = (min, max)
+            && (min > max || max.is_zero())
+        {
+            problems
+                .push("--max-interval must be more than zero and at least --min-interval".into());
+        }
+        match (config, min, max) {
+            (Some(c), Some(min), Some(max)) if problems.is_empty() => {
+                Ok((c, RefreshSchedule { min, max }))
+            }
+            _ => Err(ConfigError(problems)),
+        }
+    }
+}
+
+/// `90s`, `2m`, `1h`, `500ms`, or combinations such as `1m30s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration such as 500ms, 90s, 2m or 1h");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let part = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.saturating_mul(60)),
+            "h" => Duration::from_secs(number.saturating_mul(3600)),
+            _ => return Err(bad()),
+        };
+        total = total.saturating_add(part);
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+/// Installs the global log subscriber (stderr; `RUST_LOG` filter, default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        r: RefreshArgs,
+    }
+
+    fn parse(args: &[&str]) -> RefreshArgs {
+        T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+            .unwrap()
+            .r
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "5", "m", "1x", "-1s", "1.5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn good_flags() {
+        let r = parse(&[
+            "--url",
+            "https://ts:8443",
+            "--ca-file",
+            "/ca.pem",
+            "--deadline",
+            "30s",
+            "--file-mode",
+            "0444",
+            "--max-interval",
+            "1h",
+        ]);
+        let (c, s) = r.config().unwrap();
+        assert_eq!(c.deadline, Duration::from_secs(30));
+        assert_eq!(c.file_mode, 0o444);
+        assert_eq!(c.out, PathBuf::from(DEFAULT_OUT));
+        assert_eq!(s.max, Duration::from_secs(3600));
+        assert_eq!(s.min, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let r = parse(&[
+            "--deadline",
+            "soon",
+            "--file-mode",
+            "0666",
+            "--min-interval",
+            "2h",
+        ]);
+        let e = r.config().unwrap_err();
+        assert_eq!(e.0.len(), 5, "{e}");
+        let text = e.to_string();
+        for want in [
+            "--url",
+            "--ca-file",
+            "--deadline",
+            "--file-mode",
+            "--max-interval",
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! The token client against a real Kerberized HDFS (the Java harness, `e2e/hadoop/`): obtain a
+//! delegation token for alice as the service principal over SPNEGO, renew it, write it to a
+//! credentials file that a stock Hadoop client (no Kerberos ticket) uses to list and write in
+//! /user/alice and is refused in /user/bob, cancel it, and watch the same client be refused.
+//!
+//! The bed is read from `K2H_HADOOP_CLUSTER` (a cluster.json) or `e2e/.state/hadoop/`; in the
+//! latter case it is started with `e2e/scripts/hadoop-up.sh` when it is not running, and left
+//! running for other tests.
+//!
+//! Kerberos takes its configuration from the process environment (see
+//! `token_service::hadoop::spnego`), so the test re-runs itself as a child process with that
+//! environment rather than mutating its own.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hadoop_token::{Credentials, Format};
+use serde::Deserialize;
+use token_service::hadoop::auth::Authenticator;
+use token_service::hadoop::http::{Caller, HttpConfig, build_client};
+use token_service::hadoop::kms::{Kms, KmsConfig};
+use token_service::hadoop::spnego::{self, KerberosConfig, Spnego};
+use token_service::hadoop::webhdfs::{NameNode, NameServiceConfig, WebHdfs};
+use token_service::hadoop::{Federation, HadoopError, TokenEndpoint, TokenSource};
+
+const CHILD_MARKER: &str = "K2H_E2E_KERBEROS_CHILD";
+
+#[derive(Debug, Deserialize)]
+struct Cluster {
+    service_principal: String,
+    service_keytab: PathBuf,
+    krb5_conf: PathBuf,
+    nameservices: Vec<NameService>,
+    renew_interval_ms: i64,
+    hadoop_conf_dir: PathBuf,
+    #[serde(default)]
+    kms: Vec<KmsJson>,
+}
+
+#[derive(Debug, Deserialize)]
+struct KmsJson {
+    uri: String,
+    http: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct NameService {
+    name: Option<String>,
+    namenodes: Vec<NameNodeJson>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NameNodeJson {
+    rpc: String,
+    http: String,
+}
+
+fn e2e_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// True when the harness recorded in `state` is alive (same check as hadoop-lib.sh).
+fn harness_running(state: &Path) -> bool {
+    let Ok(pid) = std::fs::read_to_string(state.join("harness.pid")) else {
+        return false;
+    };
+    std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
+        .map(|c| String::from_utf8_lossy(&c).contains("io.kube2hadoop.e2e.Harness"))
+        .unwrap_or(false)
+}
+
+/// The bed's description; starts the default bed only when none is running, so a bed another
+/// test started (maybe with other flags) is never restarted.
+fn cluster() -> (PathBuf, Cluster) {
+    let path = match std::env::var_os("K2H_HADOOP_CLUSTER") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let state = e2e_dir().join(".state/hadoop");
+            if !harness_running(&state) {
+                let script = e2e_dir().join("scripts/hadoop-up.sh");
+                // With KMS: a superset of what any test here needs.
+                let out = Command::new(&script)
+                    .arg("--kms")
+                    .output()
+                    .unwrap_or_else(|e| {
+                        panic!("cannot run {}: {e}", script.display());
+                    });
+                assert!(
+                    out.status.success(),
+                    "{} failed: it needs Java and Maven (e2e/scripts/install-deps.sh).\n{}{}",
+                    script.display(),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            state.join("cluster.json")
+        }
+    };
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the Hadoop bed description {}: {e}; start it with e2e/scripts/hadoop-up.sh",
+            path.display()
+        )
+    });
+    let cluster = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not a cluster.json: {e}", path.display()));
+    (path, cluster)
+}
+
+fn kerberos(cluster: &Cluster) -> KerberosConfig {
+    KerberosConfig {
+        principal: cluster.service_principal.clone(),
+        keytab: cluster.service_keytab.clone(),
+        krb5_conf: Some(cluster.krb5_conf.clone()),
+        refresh_margin: Duration::from_secs(300),
+    }
+}
+
+/// Runs the stock client with only the tokens in `token_file` (the script empties the ccache).
+fn hadoop_client(
+    cluster_json: &Path,
+    cluster: &Cluster,
+    token_file: &Path,
+    args: &[&str],
+) -> Output {
+    let script = e2e_dir().join("scripts/hadoop-client.sh");
+    Command::new(&script)
+        .args(args)
+        .env("HADOOP_TOKEN_FILE_LOCATION", token_file)
+        .env("HADOOP_CONF_DIR", &cluster.hadoop_conf_dir)
+        .env("KRB5_CONFIG", &cluster.krb5_conf)
+        .env(
+            "K2H_HADOOP_STATE",
+            cluster_json.parent().expect("cluster.json has a directory"),
+        )
+        .env_remove("KRB5_CLIENT_KTNAME")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "exit {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `test` again in a child process that has the Kerberos environment, unless this process
+/// already has it. Returns true when the child ran (and passed): the caller is done.
+fn ran_in_kerberos_child(test: &str, cluster_json: &Path, krb: &KerberosConfig) -> bool {
+    if spnego::check_env(krb, |v| std::env::var_os(v)).is_ok() {
+        return false;
+    }
+    assert!(
+        std::env::var_os(CHILD_MARKER).is_none(),
+        "the child process still lacks the Kerberos environment"
+    );
+    let exe = std::env::current_exe().expect("path of this test binary");
+    let status = Command::new(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .envs(spnego::process_env(krb))
+        .env(CHILD_MARKER, "1")
+        .env("K2H_HADOOP_CLUSTER", cluster_json)
+        .status()
+        .expect("re-run this test with the Kerberos environment");
+    assert!(
+        status.success(),
+        "{test} failed in its child process: {status}"
+    );
+    true
+}
+
+fn caller(spnego: &Spnego) -> Caller {
+    let http = HttpConfig::default();
+    Caller::new(
+        build_client(&http).expect("HTTP client"),
+        Arc::new(spnego.clone()) as Arc<dyn Authenticator>,
+        http.timeout,
+        "kube2hadoop",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhdfs_token_lifecycle_with_a_stock_hadoop_client() {
+    let (cluster_json, cluster) = cluster();
+    let krb = kerberos(&cluster);
+    if ran_in_kerberos_child(
+        "webhdfs_token_lifecycle_with_a_stock_hadoop_client",
+        &cluster_json,
+        &krb,
+    ) {
+        return;
+    }
+    lifecycle(&cluster_json, &cluster, krb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kms_token_lifecycle_against_a_real_kms() {
+    let (cluster_json, cluster) = cluster();
+    let krb = kerberos(&cluster);
+    if ran_in_kerberos_child(
+        "kms_token_lifecycle_against_a_real_kms",
+        &cluster_json,
+        &krb,
+    ) {
+        return;
+    }
+    let kms_json = cluster.kms.first().unwrap_or_else(|| {
+        panic!(
+            "{} has no KMS: restart the bed with `e2e/scripts/hadoop-up.sh --kms`",
+            cluster_json.display()
+        )
+    });
+    let spnego = Spnego::new(krb).expect("Kerberos environment is set");
+    let kms = Kms::new(
+        KmsConfig {
+            name: "kms".into(),
+            urls: vec![kms_json.http.clone()],
+            renewer: "kube2hadoop".into(),
+            token_service: kms_json.uri.clone(),
+        },
+        caller(&spnego),
+    )
+    .expect("KMS config");
+    let source = Federation::new(vec![Arc::new(kms) as Arc<dyn TokenEndpoint>]).expect("config");
+
+    let set = source.obtain("alice").await.expect("a KMS token for alice");
+    let token = set.tokens[0].to_token().expect("the KMS token decodes");
+    assert_eq!(token.kind, "kms-dt");
+    assert_eq!(token.service, kms_json.uri);
+    let id = token
+        .decode_identifier()
+        .expect("identifier decodes")
+        .expect("a known kind");
+    assert_eq!(id.owner, "alice");
+    assert_eq!(id.renewer, "kube2hadoop");
+
+    let renewal = source.renew(&set).await.expect("KMS renewal");
+    assert!(renewal.expires_at_ms as i64 > id.issue_date, "{renewal:?}");
+    source.cancel(&set).await.expect("KMS cancel");
+    let again = source.renew(&set).await.expect_err("cancelled KMS token");
+    assert!(
+        matches!(again.failures[0].1, HadoopError::TokenNotFound { .. }),
+        "{again}"
+    );
+
+    // Hadoop reads our file and sees the token where KMSClientProvider looks for it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("token");
+    let mut creds = Credentials::default();
+    creds.add_token(token.service.clone(), token);
+    std::fs::write(&file, &*creds.encode(Format::Writable)).expect("write credentials file");
+    let read = hadoop_client(
+        &cluster_json,
+        &cluster,
+        &file,
+        &["creds-read", &file.to_string_lossy()],
+    );
+    assert!(read.status.success(), "creds-read: {}", show(&read));
+    let text = String::from_utf8_lossy(&read.stdout);
+    assert!(
+        text.contains("kind=kms-dt") && text.contains(&format!("service={}", kms_json.uri)),
+        "{}",
+        show(&read)
+    );
+
+    assert_eq!(spnego.acquisitions(), 1);
+}
+
+/// Every nameservice of the bed (two with `hadoop-up.sh --nameservices 2`): one token each.
+async fn lifecycle(cluster_json: &Path, cluster: &Cluster, krb: KerberosConfig) {
+    let spnego = Spnego::new(krb).expect("Kerberos environment is set");
+    let endpoints: Vec<Arc<dyn TokenEndpoint>> = cluster
+        .nameservices
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            let hdfs = WebHdfs::new(
+                NameServiceConfig {
+                    name: ns.name.clone().unwrap_or_else(|| format!("nn{i}")),
+                    namenodes: ns
+                        .namenodes
+                        .iter()
+                        .map(|nn| NameNode {
+                            http: nn.http.clone(),
+                            rpc: nn.rpc.clone(),
+                        })
+                        .collect(),
+                    renewer: "kube2hadoop".into(),
+                    token_service: None,
+                },
+                caller(&spnego),
+            )
+            .expect("nameservice config");
+            Arc::new(hdfs) as Arc<dyn TokenEndpoint>
+        })
+        .collect();
+    let source = Federation::new(endpoints).expect("federation config");
+    let rpcs: Vec<&str> = cluster
+        .nameservices
+        .iter()
+        .map(|ns| ns.namenodes[0].rpc.as_str())
+        .collect();
+
+    // Obtain as the service principal for alice: one token per namespace, named for RPC.
+    let set = source.obtain("alice").await.expect("tokens for alice");
+    assert_eq!(set.tokens.len(), rpcs.len());
+    let mut creds = Credentials::default();
+    let mut latest_initial_expiry = 0;
+    for (issued, rpc) in set.tokens.iter().zip(&rpcs) {
+        assert_eq!(issued.kind, "HDFS_DELEGATION_TOKEN");
+        assert_eq!(
+            issued.service, *rpc,
+            "service = ip:port of the NameNode RPC address"
+        );
+        let token = issued.to_token().expect("the NameNode's token decodes");
+        let id = token
+            .decode_identifier()
+            .expect("identifier decodes")
+            .expect("a known kind");
+        assert_eq!(id.owner, "alice");
+        assert_eq!(id.renewer, "kube2hadoop");
+        latest_initial_expiry =
+            latest_initial_expiry.max(id.issue_date + cluster.renew_interval_ms);
+        creds.add_token(token.service.clone(), token);
+    }
+
+    // Renew: the set's expiry (the earliest) moves past every expiry set at issue time.
+    let renewal = source.renew(&set).await.expect("renewal");
+    assert_eq!(renewal.per_token.len(), rpcs.len());
+    assert_eq!(
+        Some(renewal.expires_at_ms),
+        renewal.per_token.iter().map(|(_, e)| *e).min()
+    );
+    assert!(
+        renewal.expires_at_ms as i64 > latest_initial_expiry,
+        "renewed expiry {} should pass the initial expiry {latest_initial_expiry}",
+        renewal.expires_at_ms,
+    );
+    assert_eq!(
+        spnego.acquisitions(),
+        1,
+        "one Kerberos login serves several requests"
+    );
+
+    // Refused impersonation is typed and names the setting.
+    let refused = source
+        .obtain("carol")
+        .await
+        .expect_err("carol is not allowed");
+    assert!(
+        matches!(
+            refused.failures[0].1,
+            HadoopError::ProxyUserNotAllowed { .. }
+        ),
+        "{refused}"
+    );
+
+    // The stock client, with no ticket, works in every namespace from our file alone.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("token");
+    std::fs::write(&file, &*creds.encode(Format::Writable)).expect("write credentials file");
+    for rpc in &rpcs {
+        let home = format!("hdfs://{rpc}/user/alice");
+        let ls = hadoop_client(cluster_json, cluster, &file, &["ls", &home]);
+        assert!(ls.status.success(), "ls {home}: {}", show(&ls));
+        let name = format!("{home}/k2h-webhdfs-{}", std::process::id());
+        let put = hadoop_client(cluster_json, cluster, &file, &["put", &name]);
+        assert!(put.status.success(), "put {name}: {}", show(&put));
+        assert!(
+            String::from_utf8_lossy(&put.stdout).contains("alice"),
+            "file owned by alice: {}",
+            show(&put)
+        );
+        let bob = format!("hdfs://{rpc}/user/bob");
+        let refused = hadoop_client(cluster_json, cluster, &file, &["ls", &bob]);
+        assert_eq!(
+            refused.status.code(),
+            Some(1),
+            "ls {bob}: {}",
+            show(&refused)
+        );
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("Permission denied"),
+            "{}",
+            show(&refused)
+        );
+    }
+
+    // Cancel: the same file stops working everywhere, and renewing says why.
+    source.cancel(&set).await.expect("cancel");
+    for rpc in &rpcs {
+        let home = format!("hdfs://{rpc}/user/alice");
+        let after = hadoop_client(cluster_json, cluster, &file, &["ls", &home]);
+        assert_eq!(
+            after.status.code(),
+            Some(1),
+            "ls after cancel: {}",
+            show(&after)
+        );
+        assert!(
+            String::from_utf8_lossy(&after.stderr).contains("can't be found in cache"),
+            "{}",
+            show(&after)
+        );
+    }
+    let renew = source.renew(&set).await.expect_err("cancelled tokens");
+    assert_eq!(renew.failures.len(), rpcs.len(), "{renew}");
+    assert!(
+        renew
+            .failures
+            .iter()
+            .all(|(_, e)| matches!(e, HadoopError::TokenNotFound { .. })),
+        "{renew}"
+    );
+    assert_eq!(spnego.acquisitions(), 1);
+}

@@ -1,0 +1,265 @@
+//! One token per namespace (and KMS), bundled: a federated cluster (ViewFS, router-based
+//! federation, several nameservices) needs a token from each before a job can run.
+
+use std::sync::Arc;
+
+use futures::future::{BoxFuture, join_all};
+
+use super::error::HadoopError;
+use super::{IssuedToken, Renewal, SetError, TokenEndpoint, TokenSet, TokenSource};
+
+pub struct Federation {
+    endpoints: Vec<Arc<dyn TokenEndpoint>>,
+}
+
+impl Federation {
+    pub fn new(endpoints: Vec<Arc<dyn TokenEndpoint>>) -> Result<Federation, HadoopError> {
+        if endpoints.is_empty() {
+            return Err(HadoopError::Config(
+                "no nameservice or KMS configured to obtain tokens from".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for e in &endpoints {
+            if !seen.insert(e.source().to_owned()) {
+                return Err(HadoopError::Config(format!(
+                    "{} is configured twice",
+                    e.source()
+                )));
+            }
+        }
+        Ok(Federation { endpoints })
+    }
+
+    fn endpoint_for(&self, token: &IssuedToken) -> Result<&Arc<dyn TokenEndpoint>, HadoopError> {
+        self.endpoints
+            .iter()
+            .find(|e| e.source() == token.source)
+            .ok_or_else(|| HadoopError::UnknownSource {
+                source_label: token.source.clone(),
+            })
+    }
+
+    async fn obtain_all(&self, user: &str) -> Result<TokenSet, SetError> {
+        let results = join_all(self.endpoints.iter().map(|e| e.obtain(user))).await;
+        let mut tokens = Vec::new();
+        let mut failures = Vec::new();
+        for (endpoint, result) in self.endpoints.iter().zip(results) {
+            match result {
+                Ok(t) => tokens.push(t),
+                Err(e) => failures.push((endpoint.source().to_owned(), e)),
+            }
+        }
+        if failures.is_empty() {
+            return Ok(TokenSet { tokens });
+        }
+        // A partial set is useless to the job and would leave live tokens nobody tracks.
+        let partial = TokenSet { tokens };
+        if let Err(e) = self.cancel_all(&partial).await {
+            tracing::warn!(error = %e, "cancelling the partial token set failed");
+        }
+        Err(SetError { failures })
+    }
+
+    async fn renew_all(&self, set: &TokenSet) -> Result<Renewal, SetError> {
+        let results = join_all(set.tokens.iter().map(|t| async move {
+            let expiry = self.endpoint_for(t)?.renew(t).await?;
+            Ok::<_, HadoopError>(expiry)
+        }))
+        .await;
+        let mut per_token = Vec::new();
+        let mut failures = Vec::new();
+        for (t, result) in set.tokens.iter().zip(results) {
+            match result {
+                Ok(expiry) => per_token.push((t.source.clone(), expiry)),
+                Err(e) => failures.push((t.source.clone(), e)),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(SetError { failures });
+        }
+        let expires_at_ms = per_token
+            .iter()
+            .map(|(_, e)| *e)
+            .min()
+            .ok_or_else(|| SetError {
+                failures: vec![(
+                    "token set".into(),
+                    HadoopError::Config("the token set is empty".into()),
+                )],
+            })?;
+        Ok(Renewal {
+            expires_at_ms,
+            per_token,
+        })
+    }
+
+    async fn cancel_all(&self, set: &TokenSet) -> Result<(), SetError> {
+        let results = join_all(
+            set.tokens
+                .iter()
+                .map(|t| async move { self.endpoint_for(t)?.cancel(t).await }),
+        )
+        .await;
+        let failures: Vec<_> = set
+            .tokens
+            .iter()
+            .zip(results)
+            .filter_map(|(t, r)| r.err().map(|e| (t.source.clone(), e)))
+            .collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(SetError { failures })
+        }
+    }
+}
+
+impl TokenSource for Federation {
+    fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<TokenSet, SetError>> {
+        Box::pin(self.obtain_all(user))
+    }
+
+    fn renew<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<Renewal, SetError>> {
+        Box::pin(self.renew_all(set))
+    }
+
+    fn cancel<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<(), SetError>> {
+        Box::pin(self.cancel_all(set))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::hadoop::fake::{self, FakeServer, Reply};
+    use crate::hadoop::webhdfs::{NameNode, NameServiceConfig, WebHdfs};
+
+    /// A namespace whose NameNode issues `token`, renews to `expiry` and cancels with `cancel`.
+    async fn namespace(
+        name: &str,
+        token: &'static str,
+        expiry: u64,
+        cancel_ok: bool,
+    ) -> (FakeServer, Arc<dyn TokenEndpoint>) {
+        let server = FakeServer::start(move |seen| match seen.query["op"].as_str() {
+            "GETDELEGATIONTOKEN" => fake::token_reply(token),
+            "RENEWDELEGATIONTOKEN" => fake::expiry_reply(expiry),
+            _ if cancel_ok => Reply::Json(200, serde_json::Value::Null),
+            _ => fake::remote(500, "IOException", "java.io.IOException", "disk on fire"),
+        })
+        .await;
+        let hdfs = WebHdfs::new(
+            NameServiceConfig {
+                name: name.into(),
+                namenodes: vec![NameNode {
+                    http: server.url(),
+                    rpc: "127.0.0.1:8020".into(),
+                }],
+                renewer: "kube2hadoop".into(),
+                token_service: Some(format!("ha-hdfs:{name}")),
+            },
+            fake::caller(Duration::from_secs(5)),
+        )
+        .expect("config");
+        (server, Arc::new(hdfs))
+    }
+
+    #[tokio::test]
+    async fn one_token_per_namespace_and_renew_reports_the_earliest_expiry() {
+        let (_a, ea) = namespace("ns1", "T1", 2_000, true).await;
+        let (_b, eb) = namespace("ns2", "T2", 1_000, true).await;
+        let fed = Federation::new(vec![ea, eb]).expect("config");
+        let set = fed.obtain("alice").await.expect("tokens");
+        let services: Vec<_> = set.tokens.iter().map(|t| t.service.as_str()).collect();
+        assert_eq!(services, ["ha-hdfs:ns1", "ha-hdfs:ns2"]);
+        let renewal = fed.renew(&set).await.expect("renewed");
+        assert_eq!(renewal.expires_at_ms, 1_000);
+        assert_eq!(
+            renewal.per_token,
+            vec![
+                ("hdfs:ns1".to_owned(), 2_000),
+                ("hdfs:ns2".to_owned(), 1_000)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn cancel_attempts_every_token_and_reports_each_failure() {
+        let (a, ea) = namespace("ns1", "T1", 1, false).await;
+        let (b, eb) = namespace("ns2", "T2", 1, true).await;
+        let (c, ec) = namespace("ns3", "T3", 1, false).await;
+        let fed = Federation::new(vec![ea, eb, ec]).expect("config");
+        let set = fed.obtain("alice").await.expect("tokens");
+        let err = fed.cancel(&set).await.expect_err("two cancels fail");
+        let failed: Vec<_> = err.failures.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(failed, ["hdfs:ns1", "hdfs:ns3"]);
+        for server in [&a, &b, &c] {
+            assert!(
+                server
+                    .seen()
+                    .iter()
+                    .any(|s| s.query["op"] == "CANCELDELEGATIONTOKEN"),
+                "every namespace got its cancel"
+            );
+        }
+        assert!(err.to_string().contains("disk on fire"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_namespace_cancels_the_tokens_already_issued() {
+        let (good, eg) = namespace("ns1", "T1", 1, true).await;
+        let bad = FakeServer::start(|_| fake::standby()).await;
+        let eb = WebHdfs::new(
+            NameServiceConfig {
+                name: "ns2".into(),
+                namenodes: vec![NameNode {
+                    http: bad.url(),
+                    rpc: "127.0.0.1:8020".into(),
+                }],
+                renewer: "kube2hadoop".into(),
+                token_service: None,
+            },
+            fake::caller(Duration::from_secs(5)),
+        )
+        .expect("config");
+        let fed = Federation::new(vec![eg, Arc::new(eb)]).expect("config");
+        let err = fed
+            .obtain("alice")
+            .await
+            .expect_err("ns2 has no active NameNode");
+        assert_eq!(err.failures.len(), 1);
+        assert_eq!(err.failures[0].0, "hdfs:ns2");
+        let ops: Vec<_> = good.seen().iter().map(|s| s.query["op"].clone()).collect();
+        assert_eq!(ops, ["GETDELEGATIONTOKEN", "CANCELDELEGATIONTOKEN"]);
+    }
+
+    #[tokio::test]
+    async fn tokens_from_unknown_sources_are_refused() {
+        let (_a, ea) = namespace("ns1", "T1", 1, true).await;
+        let fed = Federation::new(vec![ea]).expect("config");
+        let stray = TokenSet {
+            tokens: vec![IssuedToken::new(
+                "hdfs:gone".into(),
+                "HDFS_DELEGATION_TOKEN".into(),
+                "s".into(),
+                "T".into(),
+            )],
+        };
+        let err = fed.renew(&stray).await.expect_err("unknown source");
+        assert!(matches!(
+            err.failures[0].1,
+            HadoopError::UnknownSource { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn duplicate_or_missing_endpoints_are_configuration_errors() {
+        assert!(Federation::new(vec![]).is_err());
+        let (_a, ea) = namespace("ns1", "T1", 1, true).await;
+        let (_b, eb) = namespace("ns1", "T2", 1, true).await;
+        assert!(Federation::new(vec![ea, eb]).is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! Client for Hadoop delegation tokens: obtains them over WebHDFS and KMS as the service
+//! principal acting for a user (`doas`), renews and cancels them.
+//!
+//! Layers, bottom up: [`auth`] (who we are: SPNEGO or nothing), [`http`] (one bounded,
+//! authenticated call with Hadoop's errors typed), [`webhdfs`] and [`kms`] (one token endpoint
+//! each, HA-aware), [`federation`] (one token per namespace, bundled). The token service sees
+//! only [`TokenSource`].
+
+pub mod auth;
+pub mod error;
+pub mod federation;
+pub mod http;
+pub mod kms;
+pub mod spnego;
+pub mod tokens;
+pub mod webhdfs;
+
+#[cfg(test)]
+mod fake;
+
+use futures::future::BoxFuture;
+
+pub use error::HadoopError;
+pub use federation::Federation;
+pub use tokens::{IssuedToken, Renewal, SetError, TokenSet};
+
+/// Where a workload's tokens come from; the token service is tested against a fake of it.
+pub trait TokenSource: Send + Sync {
+    /// One token from every configured service, issued to `user`. All or nothing: tokens
+    /// already issued are cancelled when another service fails.
+    fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<TokenSet, SetError>>;
+    /// Renews every token; the set's expiry is the earliest one.
+    fn renew<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<Renewal, SetError>>;
+    /// Cancels every token, attempting all of them whatever fails.
+    fn cancel<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<(), SetError>>;
+}
+
+/// One server (or HA group) that issues one kind of token.
+pub trait TokenEndpoint: Send + Sync {
+    /// Matches [`IssuedToken::source`] of the tokens it issues.
+    fn source(&self) -> &str;
+    fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<IssuedToken, HadoopError>>;
+    /// Returns the new expiry in ms since the epoch.
+    fn renew<'a>(&'a self, token: &'a IssuedToken) -> BoxFuture<'a, Result<u64, HadoopError>>;
+    fn cancel<'a>(&'a self, token: &'a IssuedToken) -> BoxFuture<'a, Result<(), HadoopError>>;
+}
+
+/// `doas` names a Hadoop user; refuse what cannot be one before it reaches a server.
+fn check_user(user: &str) -> Result<(), HadoopError> {
+    if user.is_empty() || user.len() > 256 || user.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(HadoopError::Config(format!(
+            "{user:?} is not a valid Hadoop user name"
+        )));
+    }
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct TokenBody {
+    #[serde(rename = "Token")]
+    token: UrlString,
+}
+
+#[derive(serde::Deserialize)]
+struct UrlString {
+    #[serde(rename = "urlString")]
+    url_string: String,
+}
+
+#[derive(serde::Deserialize)]
+struct LongBody {
+    long: u64,
+}
+
+/// `{"Token":{"urlString":"..."}}`, the GETDELEGATIONTOKEN answer of WebHDFS and KMS.
+fn parse_token(endpoint: &str, body: &[u8]) -> Result<String, HadoopError> {
+    let parsed: TokenBody = serde_json::from_slice(body).map_err(|e| HadoopError::BadResponse {
+        endpoint: endpoint.to_owned(),
+        detail: format!("expected {{\"Token\":{{\"urlString\":..}}}}: {e}"),
+    })?;
+    if parsed.token.url_string.is_empty() {
+        return Err(HadoopError::BadResponse {
+            endpoint: endpoint.to_owned(),
+            detail: "empty token".into(),
+        });
+    }
+    Ok(parsed.token.url_string)
+}
+
+/// `{"long": <ms>}`, the RENEWDELEGATIONTOKEN answer.
+fn parse_expiry(endpoint: &str, body: &[u8]) -> Result<u64, HadoopError> {
+    serde_json::from_slice::<LongBody>(body)
+        .map(|b| b.long)
+        .map_err(|e| HadoopError::BadResponse {
+            endpoint: endpoint.to_owned(),
+            detail: format!("expected {{\"long\":<expiry ms>}}: {e}"),
+        })
+}

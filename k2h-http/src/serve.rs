@@ -140,7 +140,7 @@ pub async fn serve<H, F>(
             };
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let (handler, config) = (handler.clone(), config.clone());
-                async move { Ok::<_, Infallible>(handle(req, &config, &*handler).await) }
+                async move { Ok::<_, Infallible>(handle(req, peer, &config, &*handler).await) }
             });
             let conn = builder.serve_connection(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
@@ -163,7 +163,12 @@ pub async fn serve<H, F>(
     }
 }
 
-async fn handle<H, F>(req: Request<Incoming>, config: &ServeConfig, handler: &H) -> Response<Body>
+async fn handle<H, F>(
+    req: Request<Incoming>,
+    peer: std::net::SocketAddr,
+    config: &ServeConfig,
+    handler: &H,
+) -> Response<Body>
 where
     H: Fn(Request<Bytes>) -> F,
     F: Future<Output = Response<Body>>,
@@ -196,7 +201,9 @@ where
             );
         }
     };
-    let request = Request::from_parts(parts, bytes);
+    let mut request = Request::from_parts(parts, bytes);
+    // Handlers that identify callers by address (token-service) read it from here.
+    request.extensions_mut().insert(peer);
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     match AssertUnwindSafe(async { handler(request).await })

@@ -1,12 +1,274 @@
+//! token-service: flags and file → checked settings → watches, directory, Hadoop client →
+//! HTTPS until SIGTERM.
+#![forbid(unsafe_code)]
+
+use std::os::unix::process::CommandExt;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
 use clap::Parser;
+use k2h_http::tls::watch_cert_files;
+use k2h_http::{Readiness, ServeConfig, init_logging, serve, server_config};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use prometheus_client::registry::Registry;
+use token_service::audit::AuditSink;
+use token_service::authorize::Policy;
+use token_service::cluster::{Kube, watch_namespaces, watch_pods};
+use token_service::config::{Cli, DirectorySettings, Settings};
+use token_service::directory::Directory;
+use token_service::directory::ldap::Ldap;
+use token_service::directory::static_users::StaticUsers;
+use token_service::hadoop::auth::{Authenticator, NoAuth};
+use token_service::hadoop::http::{Caller, HttpConfig, build_client};
+use token_service::hadoop::kms::Kms;
+use token_service::hadoop::spnego::{self, Spnego};
+use token_service::hadoop::webhdfs::WebHdfs;
+use token_service::hadoop::{Federation, TokenEndpoint};
+use token_service::index::SharedIndex;
+use token_service::issuer::{Issuer, system_clock};
+use token_service::metrics::Metrics;
+use token_service::ratelimit::{Limit, RateLimiter};
+use token_service::server::{App, handle};
 
-/// Placeholder until its issue lands.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {}
+/// Set on the re-executed process, so a mismatch that survives the re-exec is an error, not a loop.
+const REEXEC_MARKER: &str = "K2H_TOKEN_SERVICE_KRB5_ENV";
+const TLS_RELOAD: Duration = Duration::from_secs(10);
+/// A credentials request has no meaningful body.
+const MAX_BODY: usize = 16 * 1024;
 
-fn main() {
-    let _ = Cli::parse();
-    eprintln!("not implemented yet");
-    std::process::exit(2);
+fn main() -> ExitCode {
+    let settings = match Settings::load(Cli::parse()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("token-service: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(krb) = &settings.kerberos
+        && spnego::check_env(krb, |v| std::env::var_os(v)).is_err()
+    {
+        // Kerberos reads its settings from the environment, which cannot be changed safely once
+        // threads run: start again with it set, before any thread exists.
+        if std::env::var_os(REEXEC_MARKER).is_some() {
+            eprintln!("token-service: the Kerberos environment did not take effect after re-exec");
+            return ExitCode::from(2);
+        }
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => {
+                eprintln!(
+                    "token-service: cannot find its own executable to set the Kerberos environment: {e}"
+                );
+                return ExitCode::from(2);
+            }
+        };
+        let err = std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .envs(spnego::process_env(krb))
+            .env(REEXEC_MARKER, "1")
+            .exec();
+        eprintln!("token-service: cannot re-execute with the Kerberos environment: {err}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("token-service: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("token-service: {e}");
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("{0}")]
+    Http(#[from] k2h_http::Error),
+    #[error("Kubernetes client: {0}")]
+    Kube(String),
+    #[error("directory: {0}")]
+    Directory(String),
+    #[error("Hadoop client: {0}")]
+    Hadoop(String),
+    #[error("cannot open the audit log {path}: {source}")]
+    Audit {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+async fn kube_client(settings: &Settings) -> Result<kube::Client, StartError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let err = |e: &dyn std::fmt::Display| StartError::Kube(e.to_string());
+    let mut config = match &settings.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|e| err(&e))?;
+            let options = KubeConfigOptions {
+                context: settings.kube_context.clone(),
+                ..KubeConfigOptions::default()
+            };
+            kube::Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|e| err(&e))?
+        }
+        None => kube::Config::infer().await.map_err(|e| err(&e))?,
+    };
+    config.read_timeout = Some(settings.kube_timeout);
+    config.connect_timeout = Some(settings.kube_timeout);
+    kube::Client::try_from(config).map_err(|e| err(&e))
+}
+
+fn directory(settings: &Settings) -> Result<Arc<dyn Directory>, StartError> {
+    Ok(match &settings.directory {
+        DirectorySettings::Ldap(cfg) => {
+            Arc::new(Ldap::new((**cfg).clone()).map_err(|e| StartError::Directory(e.to_string()))?)
+        }
+        DirectorySettings::Static(Some(path)) => {
+            Arc::new(StaticUsers::load(path).map_err(|e| StartError::Directory(e.to_string()))?)
+        }
+        DirectorySettings::Static(None) => Arc::new(StaticUsers::embedded()),
+    })
+}
+
+fn token_source(settings: &Settings) -> Result<Arc<Federation>, StartError> {
+    let err = |e: &dyn std::fmt::Display| StartError::Hadoop(e.to_string());
+    let client = build_client(&HttpConfig {
+        timeout: settings.hadoop_timeout,
+        ..HttpConfig::default()
+    })
+    .map_err(|e| err(&e))?;
+    let (auth, superuser): (Arc<dyn Authenticator>, String) = match &settings.kerberos {
+        Some(krb) => {
+            let spnego = Spnego::new(krb.clone()).map_err(|e| err(&e))?;
+            let short = krb
+                .principal
+                .split(['/', '@'])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            (Arc::new(spnego), short)
+        }
+        None => (Arc::new(NoAuth), "kube2hadoop".to_owned()),
+    };
+    let caller = Caller::new(client, auth, settings.hadoop_timeout, superuser);
+    let mut endpoints: Vec<Arc<dyn TokenEndpoint>> = Vec::new();
+    for ns in &settings.nameservices {
+        endpoints.push(Arc::new(
+            WebHdfs::new(ns.clone(), caller.clone()).map_err(|e| err(&e))?,
+        ));
+    }
+    for kms in &settings.kms {
+        endpoints.push(Arc::new(
+            Kms::new(kms.clone(), caller.clone()).map_err(|e| err(&e))?,
+        ));
+    }
+    Ok(Arc::new(Federation::new(endpoints).map_err(|e| err(&e))?))
+}
+
+async fn run(settings: Settings) -> Result<(), StartError> {
+    init_logging(settings.log_format, settings.log.as_deref())?;
+    let (resolver, cert_watcher) = watch_cert_files(
+        settings.tls_cert_file.clone(),
+        settings.tls_key_file.clone(),
+    )?;
+    let tls = server_config(resolver)?;
+    let client = kube_client(&settings).await?;
+    let directory = directory(&settings)?;
+    let source = token_source(&settings)?;
+    let audit = match &settings.audit_log {
+        Some(path) => AuditSink::file(path).map_err(|source| StartError::Audit {
+            path: path.display().to_string(),
+            source,
+        })?,
+        None => AuditSink::Tracing,
+    };
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
+    let signal = k2h_http::signal::shutdown_signal()?;
+    cert_watcher.spawn(TLS_RELOAD);
+
+    let index = SharedIndex::default();
+    watch_pods(client.clone(), index.clone());
+    let namespaces = watch_namespaces(client.clone(), &settings.namespace_selector);
+    let kube = Arc::new(Kube::new(client, settings.kube_timeout));
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let issuer = Issuer::new(
+        source,
+        settings.issuer.clone(),
+        system_clock(),
+        metrics.observer(),
+    );
+    let readiness = Readiness::default();
+    let (served, ready_ns, ready_index) = (namespaces.clone(), namespaces, index.clone());
+    let app = Arc::new(App {
+        cluster: kube.clone(),
+        owners: kube,
+        index,
+        served: Arc::new(move |ns| served.is_served(ns)),
+        watches_ready: Arc::new(move || ready_ns.is_ready() && ready_index.is_ready()),
+        modes: settings.modes,
+        policy: Policy {
+            mapping: settings.mapping.clone(),
+            superusers: settings.superusers.clone(),
+        },
+        directory,
+        issuer,
+        pod_limit: RateLimiter::new(settings.pod_limit),
+        // Before identification only the address is known; generous, it only stops floods.
+        peer_limit: RateLimiter::new(Limit {
+            per_minute: settings.pod_limit.per_minute.saturating_mul(10),
+            burst: settings.pod_limit.burst.saturating_mul(10),
+        }),
+        audit,
+        metrics,
+        registry: Arc::new(registry),
+        readiness: readiness.clone(),
+    });
+    tracing::info!(
+        listen = %settings.listen,
+        sa_token = settings.modes.sa_token,
+        ip = settings.modes.ip,
+        namespaces = %settings.namespace_selector,
+        "serving"
+    );
+    serve(
+        listener,
+        tls,
+        ServeConfig {
+            max_body_bytes: MAX_BODY,
+            ..ServeConfig::default()
+        },
+        readiness,
+        move |req| handle(Arc::clone(&app), req),
+        async move {
+            let name = signal.await;
+            tracing::info!(signal = name, "shutting down");
+        },
+    )
+    .await;
+    Ok(())
 }

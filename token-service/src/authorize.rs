@@ -1,0 +1,287 @@
+//! Who a verified pod acts for: the user iddecorator stamped, mapped to a Hadoop name, checked
+//! against the directory, possibly switched to a headless account, then checked against the
+//! superuser deny-list (after run-as, so no one reaches a superuser through an account).
+
+use std::collections::BTreeSet;
+
+use crate::directory::{Directory, DirectoryError, RunAsStatus, UserStatus};
+use crate::error::{ApiError, Kind};
+use crate::mapping::{MappingRules, valid_account};
+use crate::pod::PodFacts;
+
+/// Who the tokens are issued to, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The `kube2hadoop.io/user` annotation as written.
+    pub kube_user: String,
+    /// That user's Hadoop name.
+    pub requester: String,
+    /// The headless account asked for, when allowed.
+    pub run_as: Option<String>,
+    /// What `doas` carries: the run-as account, or the requester.
+    pub hadoop_user: String,
+}
+
+pub struct Policy {
+    pub mapping: MappingRules,
+    pub superusers: BTreeSet<String>,
+}
+
+fn forbidden(code: &'static str, message: String) -> ApiError {
+    ApiError::new(Kind::Forbidden, code, message)
+}
+
+fn directory_down(dir: &dyn Directory, e: DirectoryError) -> ApiError {
+    ApiError::new(
+        Kind::Unavailable,
+        "directory_unavailable",
+        format!(
+            "cannot check the user in the directory ({}): {e}",
+            dir.describe()
+        ),
+    )
+}
+
+pub async fn authorize(
+    pod: &PodFacts,
+    policy: &Policy,
+    dir: &dyn Directory,
+) -> Result<Principal, ApiError> {
+    let shown = pod.display_name();
+    let kube_user = pod.user.clone().ok_or_else(|| {
+        forbidden(
+            "no_user_annotation",
+            format!(
+                "pod {shown} has no kube2hadoop.io/user annotation: was it created before \
+                 iddecorator was installed?"
+            ),
+        )
+    })?;
+    let requester = policy
+        .mapping
+        .map(&kube_user)
+        .map_err(|e| forbidden("user_not_mappable", format!("pod {shown}: {e}")))?;
+    match dir
+        .user(&requester)
+        .await
+        .map_err(|e| directory_down(dir, e))?
+    {
+        UserStatus::Allowed => {}
+        UserStatus::Unknown => {
+            return Err(forbidden(
+                "user_unknown",
+                format!("pod {shown} acts for {requester}, who is not in the directory"),
+            ));
+        }
+        UserStatus::NotAllowed => {
+            return Err(forbidden(
+                "user_not_allowed",
+                format!(
+                    "pod {shown} acts for {requester}, who is not in the group allowed to use \
+                     Hadoop (inactive, or never granted)"
+                ),
+            ));
+        }
+    }
+    let run_as = match pod.run_as.as_deref() {
+        None => None,
+        Some(account) if !valid_account(account) => {
+            return Err(forbidden(
+                "run_as_invalid",
+                format!("pod {shown}: kube2hadoop.io/run-as {account:?} is not an account name"),
+            ));
+        }
+        Some(account) => {
+            match dir
+                .run_as(&requester, account)
+                .await
+                .map_err(|e| directory_down(dir, e))?
+            {
+                RunAsStatus::Allowed => Some(account.to_owned()),
+                RunAsStatus::NoSuchAccount => {
+                    return Err(forbidden(
+                        "run_as_unknown",
+                        format!(
+                            "pod {shown} asks to run as {account}, which is not a known account"
+                        ),
+                    ));
+                }
+                RunAsStatus::NotMember => {
+                    return Err(forbidden(
+                        "run_as_refused",
+                        format!(
+                            "pod {shown}: {requester} may not run as {account} (not a member of \
+                             its group)"
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    let hadoop_user = run_as.clone().unwrap_or_else(|| requester.clone());
+    if policy.superusers.contains(&hadoop_user) {
+        return Err(forbidden(
+            "superuser_denied",
+            format!("pod {shown}: tokens for the superuser {hadoop_user} are never issued"),
+        ));
+    }
+    Ok(Principal {
+        kube_user,
+        requester,
+        run_as,
+        hadoop_user,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::directory::static_users::StaticUsers;
+    use crate::pod::fixtures::pod;
+
+    fn policy() -> Policy {
+        Policy {
+            mapping: MappingRules::default(),
+            superusers: BTreeSet::from(["hdfs".to_owned(), "svc-root".to_owned()]),
+        }
+    }
+
+    fn users() -> StaticUsers {
+        StaticUsers::parse(
+            "allowedGroup: hadoop-users\ngroups:\n  hadoop-users: [alice, bob, hdfs]\n  \
+             svc-etl: [alice]\n  svc-root: [alice]\n  old: [carol]\naccounts:\n  svc-etl: svc-etl\n  \
+             svc-root: svc-root\n",
+            "test",
+        )
+        .expect("users")
+    }
+
+    async fn decide(user: Option<&str>, run_as: Option<&str>) -> Result<Principal, ApiError> {
+        let mut p = pod("x", "u1", "127.100.0.1");
+        p.user = user.map(str::to_owned);
+        p.run_as = run_as.map(str::to_owned);
+        authorize(&p, &policy(), &users()).await
+    }
+
+    #[tokio::test]
+    async fn the_annotated_user_is_mapped_and_checked() {
+        let p = decide(Some("alice@EXAMPLE.COM"), None)
+            .await
+            .expect("alice");
+        assert_eq!(
+            (p.requester.as_str(), p.hadoop_user.as_str()),
+            ("alice", "alice")
+        );
+        assert_eq!(p.kube_user, "alice@EXAMPLE.COM");
+    }
+
+    #[tokio::test]
+    async fn a_pod_without_the_annotation_is_told_why() {
+        let e = decide(None, None).await.expect_err("no annotation");
+        assert_eq!(e.code, "no_user_annotation");
+        assert_eq!(
+            e.message,
+            "pod team-a/x has no kube2hadoop.io/user annotation: was it created before \
+             iddecorator was installed?"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_inactive_and_unmappable_users_are_refused() {
+        assert_eq!(
+            decide(Some("mallory"), None).await.expect_err("x").code,
+            "user_unknown"
+        );
+        assert_eq!(
+            decide(Some("carol"), None).await.expect_err("x").code,
+            "user_not_allowed"
+        );
+        assert_eq!(
+            decide(Some("system:serviceaccount:a:b"), None)
+                .await
+                .expect_err("x")
+                .code,
+            "user_not_mappable"
+        );
+    }
+
+    #[tokio::test]
+    async fn run_as_needs_membership_of_the_account_group() {
+        let p = decide(Some("alice"), Some("svc-etl"))
+            .await
+            .expect("member");
+        assert_eq!(
+            (p.hadoop_user.as_str(), p.run_as.as_deref()),
+            ("svc-etl", Some("svc-etl"))
+        );
+        assert_eq!(
+            decide(Some("bob"), Some("svc-etl"))
+                .await
+                .expect_err("x")
+                .code,
+            "run_as_refused"
+        );
+        assert_eq!(
+            decide(Some("alice"), Some("nope"))
+                .await
+                .expect_err("x")
+                .code,
+            "run_as_unknown"
+        );
+        assert_eq!(
+            decide(Some("alice"), Some("a b"))
+                .await
+                .expect_err("x")
+                .code,
+            "run_as_invalid"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_deny_list_applies_after_run_as() {
+        assert_eq!(
+            decide(Some("hdfs"), None).await.expect_err("x").code,
+            "superuser_denied"
+        );
+        let e = decide(Some("alice"), Some("svc-root"))
+            .await
+            .expect_err("via account");
+        assert_eq!(e.code, "superuser_denied");
+    }
+
+    struct Down;
+    impl Directory for Down {
+        fn describe(&self) -> String {
+            "LDAP ldap://down".into()
+        }
+        fn user<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<UserStatus, DirectoryError>> {
+            Box::pin(async {
+                Err(DirectoryError::Unavailable {
+                    url: "ldap://down".into(),
+                    detail: "connection refused".into(),
+                })
+            })
+        }
+        fn run_as<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<RunAsStatus, DirectoryError>> {
+            Box::pin(async { Ok(RunAsStatus::Allowed) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_directory_outage_fails_closed_with_the_reason() {
+        let e = authorize(&pod("x", "u1", "127.100.0.1"), &policy(), &Down)
+            .await
+            .expect_err("down");
+        assert_eq!(
+            (e.status().as_u16(), e.code),
+            (503, "directory_unavailable")
+        );
+        assert!(e.message.contains("connection refused"), "{e}");
+    }
+}

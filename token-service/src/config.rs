@@ -1,0 +1,757 @@
+//! Configuration: flags with `TOKEN_SERVICE_*` environment fallbacks, plus an optional YAML
+//! file for what does not fit on a command line (Hadoop services, mapping rules, LDAP
+//! filters). A flag wins over the file. Everything is read and checked before serving, and
+//! every bad value is reported at once.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use k2h_http::LogFormat;
+use zeroize::Zeroizing;
+
+use crate::directory::ldap::{
+    DEFAULT_GROUP_FILTER, DEFAULT_RUN_AS_FILTER, DEFAULT_USER_FILTER, LdapConfig,
+};
+use crate::hadoop::kms::KmsConfig;
+use crate::hadoop::spnego::KerberosConfig;
+use crate::hadoop::webhdfs::{NameNode, NameServiceConfig};
+use crate::issuer::IssuerConfig;
+use crate::mapping::MappingRules;
+use crate::ratelimit::Limit;
+use crate::server::Modes;
+
+const DEFAULT_SUPERUSERS: &[&str] = &["hdfs", "yarn", "mapred", "hive", "hbase", "root"];
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "token-service",
+    version,
+    about = "Issues Hadoop delegation tokens to Kubernetes pods for the user who submitted them"
+)]
+pub struct Cli {
+    /// YAML file with the Hadoop services and other structured settings.
+    #[arg(long, env = "TOKEN_SERVICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address and port to serve HTTPS on [default: 0.0.0.0:8443].
+    #[arg(long, env = "TOKEN_SERVICE_LISTEN")]
+    pub listen: Option<String>,
+    /// PEM certificate chain; re-read when it changes.
+    #[arg(long, env = "TOKEN_SERVICE_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "TOKEN_SERVICE_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Kubeconfig to use; without it: in-cluster, else $KUBECONFIG.
+    #[arg(long, env = "TOKEN_SERVICE_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context of that kubeconfig.
+    #[arg(long, env = "TOKEN_SERVICE_KUBE_CONTEXT")]
+    pub kube_context: Option<String>,
+    /// Accepted proofs of identity: `sa-token`, `ip`, or both comma-separated [default: both].
+    #[arg(long, env = "TOKEN_SERVICE_IDENTITY_MODES")]
+    pub identity_modes: Option<String>,
+    /// Label selector of the namespaces served (empty: all).
+    #[arg(long, env = "TOKEN_SERVICE_NAMESPACE_SELECTOR")]
+    pub namespace_selector: Option<String>,
+    /// Kerberos principal of the service, e.g. `kube2hadoop/host@REALM` (none: no SPNEGO).
+    #[arg(long, env = "TOKEN_SERVICE_PRINCIPAL")]
+    pub principal: Option<String>,
+    #[arg(long, env = "TOKEN_SERVICE_KEYTAB")]
+    pub keytab: Option<PathBuf>,
+    #[arg(long, env = "TOKEN_SERVICE_KRB5_CONF")]
+    pub krb5_conf: Option<PathBuf>,
+    /// Renewer written into tokens [default: the principal's short name].
+    #[arg(long, env = "TOKEN_SERVICE_RENEWER")]
+    pub renewer: Option<String>,
+    #[arg(long, env = "TOKEN_SERVICE_LDAP_URL")]
+    pub ldap_url: Option<String>,
+    #[arg(long, env = "TOKEN_SERVICE_LDAP_BIND_DN")]
+    pub ldap_bind_dn: Option<String>,
+    /// File holding the bind password (its first line).
+    #[arg(long, env = "TOKEN_SERVICE_LDAP_BIND_PASSWORD_FILE")]
+    pub ldap_bind_password_file: Option<PathBuf>,
+    /// Base DN for users; also for groups unless --ldap-group-base is given.
+    #[arg(long, env = "TOKEN_SERVICE_LDAP_BASE_DN")]
+    pub ldap_base_dn: Option<String>,
+    #[arg(long, env = "TOKEN_SERVICE_LDAP_GROUP_BASE_DN")]
+    pub ldap_group_base_dn: Option<String>,
+    #[arg(long, env = "TOKEN_SERVICE_LDAP_USER_FILTER")]
+    pub ldap_user_filter: Option<String>,
+    #[arg(long, env = "TOKEN_SERVICE_LDAP_GROUP_FILTER")]
+    pub ldap_group_filter: Option<String>,
+    #[arg(long, env = "TOKEN_SERVICE_LDAP_RUN_AS_FILTER")]
+    pub ldap_run_as_filter: Option<String>,
+    /// Group a user must belong to [default: hadoop-users].
+    #[arg(long, env = "TOKEN_SERVICE_LDAP_ALLOWED_GROUP")]
+    pub ldap_allowed_group: Option<String>,
+    #[arg(long, env = "TOKEN_SERVICE_LDAP_STARTTLS")]
+    pub ldap_starttls: bool,
+    #[arg(long, env = "TOKEN_SERVICE_LDAP_CA_FILE")]
+    pub ldap_ca_file: Option<PathBuf>,
+    /// Static users/groups YAML, used when no LDAP URL is set [default: embedded demo file].
+    #[arg(long, env = "TOKEN_SERVICE_USERS_FILE")]
+    pub users_file: Option<PathBuf>,
+    /// Hadoop users never issued tokens, comma-separated.
+    #[arg(long, env = "TOKEN_SERVICE_SUPERUSERS")]
+    pub superusers: Option<String>,
+    /// Append audit lines here instead of logging them on target kube2hadoop::audit.
+    #[arg(long, env = "TOKEN_SERVICE_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+    /// Requests a pod may make per minute [default: 30].
+    #[arg(long, env = "TOKEN_SERVICE_POD_RATE")]
+    pub pod_rate: Option<String>,
+    /// Requests a pod may make at once [default: 5].
+    #[arg(long, env = "TOKEN_SERVICE_POD_BURST")]
+    pub pod_burst: Option<String>,
+    /// Hadoop calls in flight at most [default: 8].
+    #[arg(long, env = "TOKEN_SERVICE_MAX_HADOOP_CALLS")]
+    pub max_hadoop_calls: Option<String>,
+    /// Timeout of each Hadoop call in seconds [default: 30].
+    #[arg(long, env = "TOKEN_SERVICE_HADOOP_TIMEOUT")]
+    pub hadoop_timeout: Option<String>,
+    /// Timeout of each Kubernetes API call in seconds [default: 10].
+    #[arg(long, env = "TOKEN_SERVICE_KUBE_TIMEOUT")]
+    pub kube_timeout: Option<String>,
+    /// Timeout of each LDAP operation in seconds [default: 5].
+    #[arg(long, env = "TOKEN_SERVICE_LDAP_TIMEOUT")]
+    pub ldap_timeout: Option<String>,
+    #[arg(long, env = "TOKEN_SERVICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter in RUST_LOG syntax.
+    #[arg(long, env = "TOKEN_SERVICE_LOG")]
+    pub log: Option<String>,
+}
+
+/// The YAML file: every flag's value (camelCase), plus structured settings.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub kubeconfig: Option<PathBuf>,
+    pub kube_context: Option<String>,
+    pub identity_modes: Option<Vec<String>>,
+    pub namespace_selector: Option<String>,
+    pub kerberos: Option<FileKerberos>,
+    pub renewer: Option<String>,
+    pub nameservices: Vec<FileNameService>,
+    pub kms: Vec<FileKms>,
+    pub ldap: Option<FileLdap>,
+    pub users_file: Option<PathBuf>,
+    pub superusers: Option<Vec<String>>,
+    pub user_mapping: Option<MappingRules>,
+    pub audit_log: Option<PathBuf>,
+    pub pod_rate: Option<u32>,
+    pub pod_burst: Option<u32>,
+    pub max_hadoop_calls: Option<usize>,
+    pub hadoop_timeout_seconds: Option<u64>,
+    pub kube_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileKerberos {
+    pub principal: Option<String>,
+    pub keytab: Option<PathBuf>,
+    pub krb5_conf: Option<PathBuf>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileNameService {
+    pub name: String,
+    pub namenodes: Vec<FileNameNode>,
+    #[serde(default)]
+    pub token_service: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileNameNode {
+    pub http: String,
+    pub rpc: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileKms {
+    pub name: String,
+    pub urls: Vec<String>,
+    pub token_service: String,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileLdap {
+    pub url: Option<String>,
+    pub bind_dn: Option<String>,
+    pub bind_password_file: Option<PathBuf>,
+    pub base_dn: Option<String>,
+    pub group_base_dn: Option<String>,
+    pub user_filter: Option<String>,
+    pub group_filter: Option<String>,
+    pub run_as_filter: Option<String>,
+    pub allowed_group: Option<String>,
+    pub starttls: Option<bool>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout_seconds: Option<u64>,
+}
+
+pub enum DirectorySettings {
+    Ldap(Box<LdapConfig>),
+    /// `None`: the embedded demo file.
+    Static(Option<PathBuf>),
+}
+
+/// Everything the service needs, checked.
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub tls_cert_file: PathBuf,
+    pub tls_key_file: PathBuf,
+    pub kubeconfig: Option<PathBuf>,
+    pub kube_context: Option<String>,
+    pub modes: Modes,
+    pub namespace_selector: String,
+    pub kerberos: Option<KerberosConfig>,
+    pub nameservices: Vec<NameServiceConfig>,
+    pub kms: Vec<KmsConfig>,
+    pub directory: DirectorySettings,
+    pub mapping: MappingRules,
+    pub superusers: BTreeSet<String>,
+    pub audit_log: Option<PathBuf>,
+    pub pod_limit: Limit,
+    pub issuer: IssuerConfig,
+    pub hadoop_timeout: Duration,
+    pub kube_timeout: Duration,
+    pub log_format: LogFormat,
+    pub log: Option<String>,
+}
+
+/// Every problem found, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigErrors(pub Vec<String>);
+
+fn number<T: std::str::FromStr>(
+    errors: &mut Vec<String>,
+    flag: &str,
+    cli: Option<&String>,
+    file: Option<T>,
+    default: T,
+) -> T {
+    match cli {
+        Some(text) => text.trim().parse().unwrap_or_else(|_| {
+            errors.push(format!("--{flag} {text:?} is not a valid number"));
+            default
+        }),
+        None => file.unwrap_or(default),
+    }
+}
+
+fn required<T>(errors: &mut Vec<String>, what: &str, value: Option<T>) -> Option<T> {
+    if value.is_none() {
+        errors.push(format!("{what} is required"));
+    }
+    value
+}
+
+impl Settings {
+    /// Reads the YAML file named by `--config`, if any, then resolves.
+    pub fn load(cli: Cli) -> Result<Settings, ConfigErrors> {
+        let file = match &cli.config {
+            None => FileConfig::default(),
+            Some(path) => read_file(path).map_err(|e| ConfigErrors(vec![e]))?,
+        };
+        Settings::resolve(cli, file)
+    }
+
+    pub fn resolve(cli: Cli, file: FileConfig) -> Result<Settings, ConfigErrors> {
+        let mut errors = Vec::new();
+        // First, while `cli` is whole: it reads several LDAP flags.
+        let ldap_timeout = number(
+            &mut errors,
+            "ldap-timeout",
+            cli.ldap_timeout.as_ref(),
+            file.ldap.as_ref().and_then(|l| l.timeout_seconds),
+            5,
+        );
+        let directory =
+            directory_settings(&mut errors, &cli, file.ldap, file.users_file, ldap_timeout);
+
+        let listen_text = cli
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "0.0.0.0:8443".into());
+        let listen = listen_text.parse().unwrap_or_else(|e| {
+            errors.push(format!(
+                "--listen {listen_text:?} is not an address:port: {e}"
+            ));
+            SocketAddr::from(([0, 0, 0, 0], 8443))
+        });
+        let tls_cert_file = required(
+            &mut errors,
+            "--tls-cert-file (TOKEN_SERVICE_TLS_CERT_FILE)",
+            cli.tls_cert_file.or(file.tls_cert_file),
+        );
+        let tls_key_file = required(
+            &mut errors,
+            "--tls-key-file (TOKEN_SERVICE_TLS_KEY_FILE)",
+            cli.tls_key_file.or(file.tls_key_file),
+        );
+        let modes = parse_modes(
+            &mut errors,
+            cli.identity_modes
+                .map(|m| m.split(',').map(|s| s.trim().to_owned()).collect())
+                .or(file.identity_modes),
+        );
+
+        let file_krb = file.kerberos.unwrap_or_default();
+        let principal = cli.principal.or(file_krb.principal);
+        let keytab = cli.keytab.or(file_krb.keytab);
+        let krb5_conf = cli.krb5_conf.or(file_krb.krb5_conf);
+        let kerberos = match (principal, keytab) {
+            (Some(principal), Some(keytab)) => {
+                check_readable(&mut errors, "--keytab", &keytab);
+                if let Some(conf) = &krb5_conf {
+                    check_readable(&mut errors, "--krb5-conf", conf);
+                }
+                Some(KerberosConfig {
+                    principal,
+                    keytab,
+                    krb5_conf,
+                    refresh_margin: Duration::from_secs(300),
+                })
+            }
+            (None, None) => None,
+            _ => {
+                errors.push("--principal and --keytab go together: set both or neither".into());
+                None
+            }
+        };
+        let renewer = cli
+            .renewer
+            .clone()
+            .or(file.renewer)
+            .or_else(|| kerberos.as_ref().map(|k| short_name(&k.principal)))
+            .unwrap_or_else(|| "kube2hadoop".into());
+
+        let nameservices: Vec<_> = file
+            .nameservices
+            .into_iter()
+            .map(|ns| NameServiceConfig {
+                name: ns.name,
+                namenodes: ns
+                    .namenodes
+                    .into_iter()
+                    .map(|nn| NameNode {
+                        http: nn.http,
+                        rpc: nn.rpc,
+                    })
+                    .collect(),
+                renewer: renewer.clone(),
+                token_service: ns.token_service,
+            })
+            .collect();
+        let kms: Vec<_> = file
+            .kms
+            .into_iter()
+            .map(|k| KmsConfig {
+                name: k.name,
+                urls: k.urls,
+                renewer: renewer.clone(),
+                token_service: k.token_service,
+            })
+            .collect();
+        if nameservices.is_empty() && kms.is_empty() {
+            errors.push(
+                "no Hadoop service configured: list `nameservices` (and/or `kms`) in the \
+                 --config file"
+                    .into(),
+            );
+        }
+        for ns in &nameservices {
+            if ns.namenodes.is_empty() {
+                errors.push(format!("nameservice {}: no namenodes listed", ns.name));
+            }
+        }
+
+        let superusers = cli
+            .superusers
+            .map(|s| {
+                s.split(',')
+                    .map(|u| u.trim().to_owned())
+                    .filter(|u| !u.is_empty())
+                    .collect()
+            })
+            .or(file.superusers.map(|v| v.into_iter().collect()))
+            .unwrap_or_else(|| DEFAULT_SUPERUSERS.iter().map(|s| (*s).to_owned()).collect());
+
+        let pod_limit = Limit {
+            per_minute: number(
+                &mut errors,
+                "pod-rate",
+                cli.pod_rate.as_ref(),
+                file.pod_rate,
+                30,
+            ),
+            burst: number(
+                &mut errors,
+                "pod-burst",
+                cli.pod_burst.as_ref(),
+                file.pod_burst,
+                5,
+            ),
+        };
+        let issuer = IssuerConfig {
+            max_concurrent_hadoop: number(
+                &mut errors,
+                "max-hadoop-calls",
+                cli.max_hadoop_calls.as_ref(),
+                file.max_hadoop_calls,
+                8,
+            ),
+            ..IssuerConfig::default()
+        };
+        let hadoop_timeout = Duration::from_secs(number(
+            &mut errors,
+            "hadoop-timeout",
+            cli.hadoop_timeout.as_ref(),
+            file.hadoop_timeout_seconds,
+            30,
+        ));
+        let kube_timeout = Duration::from_secs(number(
+            &mut errors,
+            "kube-timeout",
+            cli.kube_timeout.as_ref(),
+            file.kube_timeout_seconds,
+            10,
+        ));
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Settings {
+            listen,
+            tls_cert_file: tls_cert_file.unwrap_or_default(),
+            tls_key_file: tls_key_file.unwrap_or_default(),
+            kubeconfig: cli.kubeconfig.or(file.kubeconfig),
+            kube_context: cli.kube_context.or(file.kube_context),
+            modes,
+            namespace_selector: cli
+                .namespace_selector
+                .or(file.namespace_selector)
+                .unwrap_or_default(),
+            kerberos,
+            nameservices,
+            kms,
+            directory,
+            mapping: file.user_mapping.unwrap_or_default(),
+            superusers,
+            audit_log: cli.audit_log.or(file.audit_log),
+            pod_limit,
+            issuer,
+            hadoop_timeout,
+            kube_timeout,
+            log_format: cli.log_format,
+            log: cli.log,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read --config {}: {e}", path.display()))?;
+    serde_yaml_ng::from_str(&text).map_err(|e| format!("--config {}: {e}", path.display()))
+}
+
+fn parse_modes(errors: &mut Vec<String>, modes: Option<Vec<String>>) -> Modes {
+    let Some(list) = modes else {
+        return Modes {
+            sa_token: true,
+            ip: true,
+        };
+    };
+    let mut m = Modes {
+        sa_token: false,
+        ip: false,
+    };
+    for mode in list.iter().filter(|s| !s.is_empty()) {
+        match mode.as_str() {
+            "sa-token" => m.sa_token = true,
+            "ip" => m.ip = true,
+            other => errors.push(format!(
+                "identity mode {other:?} is unknown: use sa-token, ip, or both"
+            )),
+        }
+    }
+    if !m.sa_token && !m.ip {
+        errors.push("--identity-modes names no mode: use sa-token, ip, or both".into());
+    }
+    m
+}
+
+fn check_readable(errors: &mut Vec<String>, flag: &str, path: &Path) {
+    if let Err(e) = std::fs::File::open(path) {
+        errors.push(format!("{flag} {}: cannot read it: {e}", path.display()));
+    }
+}
+
+/// `kube2hadoop/host@REALM` → `kube2hadoop`, Hadoop's default auth_to_local for the renewer.
+fn short_name(principal: &str) -> String {
+    principal
+        .split(['/', '@'])
+        .next()
+        .unwrap_or(principal)
+        .to_owned()
+}
+
+fn directory_settings(
+    errors: &mut Vec<String>,
+    cli: &Cli,
+    file: Option<FileLdap>,
+    users_file: Option<PathBuf>,
+    timeout_s: u64,
+) -> DirectorySettings {
+    let file = file.unwrap_or_default();
+    let Some(url) = cli.ldap_url.clone().or(file.url) else {
+        let path = cli.users_file.clone().or(users_file);
+        if let Some(p) = &path {
+            check_readable(errors, "--users-file", p);
+        }
+        return DirectorySettings::Static(path);
+    };
+    let bind_dn = required(
+        errors,
+        "--ldap-bind-dn (with --ldap-url)",
+        cli.ldap_bind_dn.clone().or(file.bind_dn),
+    );
+    let password_file = required(
+        errors,
+        "--ldap-bind-password-file (with --ldap-url)",
+        cli.ldap_bind_password_file
+            .clone()
+            .or(file.bind_password_file),
+    );
+    let bind_password = password_file.and_then(|p| match std::fs::read_to_string(&p) {
+        Ok(text) => Some(Zeroizing::new(
+            text.lines().next().unwrap_or_default().to_owned(),
+        )),
+        Err(e) => {
+            errors.push(format!(
+                "--ldap-bind-password-file {}: cannot read it: {e}",
+                p.display()
+            ));
+            None
+        }
+    });
+    let base = required(
+        errors,
+        "--ldap-base-dn (with --ldap-url)",
+        cli.ldap_base_dn.clone().or(file.base_dn),
+    );
+    if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
+        errors.push(format!(
+            "--ldap-url {url:?} must start with ldap:// or ldaps://"
+        ));
+    }
+    let user_filter = cli
+        .ldap_user_filter
+        .clone()
+        .or(file.user_filter)
+        .unwrap_or_else(|| DEFAULT_USER_FILTER.into());
+    if !user_filter.contains("{user}") {
+        errors.push(format!(
+            "the LDAP user filter {user_filter:?} must contain {{user}}"
+        ));
+    }
+    let ca_file = cli.ldap_ca_file.clone().or(file.ca_file);
+    if let Some(p) = &ca_file {
+        check_readable(errors, "--ldap-ca-file", p);
+    }
+    let group_base = cli
+        .ldap_group_base_dn
+        .clone()
+        .or(file.group_base_dn)
+        .or_else(|| base.clone())
+        .unwrap_or_default();
+    DirectorySettings::Ldap(Box::new(LdapConfig {
+        url,
+        bind_dn: bind_dn.unwrap_or_default(),
+        bind_password: bind_password.unwrap_or_default(),
+        user_base: base.unwrap_or_default(),
+        group_base,
+        user_filter,
+        group_filter: cli
+            .ldap_group_filter
+            .clone()
+            .or(file.group_filter)
+            .unwrap_or_else(|| DEFAULT_GROUP_FILTER.into()),
+        allowed_group: cli
+            .ldap_allowed_group
+            .clone()
+            .or(file.allowed_group)
+            .unwrap_or_else(|| "hadoop-users".into()),
+        run_as_filter: cli
+            .ldap_run_as_filter
+            .clone()
+            .or(file.run_as_filter)
+            .unwrap_or_else(|| DEFAULT_RUN_AS_FILTER.into()),
+        starttls: cli.ldap_starttls || file.starttls.unwrap_or(false),
+        ca_file,
+        timeout: Duration::from_secs(timeout_s),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut all = vec!["token-service"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("flags parse")
+    }
+
+    fn file(yaml: &str) -> FileConfig {
+        serde_yaml_ng::from_str(yaml).expect("yaml")
+    }
+
+    const SERVICES: &str = "nameservices:\n  - name: ns1\n    namenodes:\n      - {http: \"http://127.0.0.1:9870\", rpc: \"127.0.0.1:8020\"}\n";
+
+    #[test]
+    fn a_minimal_configuration_takes_the_defaults() {
+        let s = Settings::resolve(
+            cli(&["--tls-cert-file", "c", "--tls-key-file", "k"]),
+            file(SERVICES),
+        )
+        .expect("valid");
+        assert_eq!(s.listen, "0.0.0.0:8443".parse().expect("addr"));
+        assert_eq!(
+            s.modes,
+            Modes {
+                sa_token: true,
+                ip: true
+            }
+        );
+        assert!(matches!(s.directory, DirectorySettings::Static(None)));
+        assert!(s.superusers.contains("hdfs"));
+        assert_eq!(s.nameservices[0].renewer, "kube2hadoop");
+        assert_eq!(
+            s.pod_limit,
+            Limit {
+                per_minute: 30,
+                burst: 5
+            }
+        );
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let s = Settings::resolve(
+            cli(&[
+                "--tls-cert-file", "c", "--tls-key-file", "k", "--listen", "127.0.0.1:9443",
+                "--identity-modes", "sa-token", "--superusers", "hdfs,svc-root",
+            ]),
+            file(&format!(
+                "{SERVICES}listen: 0.0.0.0:1\nidentityModes: [ip]\nrenewer: k2h\nuserMapping:\n  lowercase: true\n"
+            )),
+        )
+        .expect("valid");
+        assert_eq!(s.listen.port(), 9443);
+        assert_eq!(
+            s.modes,
+            Modes {
+                sa_token: true,
+                ip: false
+            }
+        );
+        assert_eq!(s.superusers.len(), 2);
+        assert_eq!(s.nameservices[0].renewer, "k2h");
+        assert!(s.mapping.lowercase);
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_at_once() {
+        let Err(e) = Settings::resolve(
+            cli(&[
+                "--listen",
+                "nowhere",
+                "--identity-modes",
+                "magic",
+                "--pod-rate",
+                "lots",
+                "--principal",
+                "kube2hadoop/h@R",
+                "--ldap-url",
+                "http://x",
+            ]),
+            FileConfig::default(),
+        ) else {
+            panic!("invalid configuration accepted");
+        };
+        let text = e.to_string();
+        for needle in [
+            "--listen \"nowhere\"",
+            "--tls-cert-file",
+            "--tls-key-file",
+            "\"magic\"",
+            "--pod-rate \"lots\"",
+            "--principal and --keytab",
+            "no Hadoop service",
+            "--ldap-bind-dn",
+            "--ldap-bind-password-file",
+            "--ldap-base-dn",
+            "ldap:// or ldaps://",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn ldap_settings_read_the_password_file_and_hide_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret\n").expect("write");
+        let s = Settings::resolve(
+            cli(&[
+                "--tls-cert-file",
+                "c",
+                "--tls-key-file",
+                "k",
+                "--ldap-url",
+                "ldap://127.0.0.1:3890",
+                "--ldap-bind-dn",
+                "cn=admin,dc=k2h",
+                "--ldap-bind-password-file",
+                pw.to_str().expect("utf8"),
+                "--ldap-base-dn",
+                "dc=k2h",
+            ]),
+            file(SERVICES),
+        )
+        .expect("valid");
+        let DirectorySettings::Ldap(ldap) = s.directory else {
+            panic!("expected LDAP");
+        };
+        assert_eq!(ldap.bind_password.as_str(), "s3cret");
+        assert_eq!(ldap.group_base, "dc=k2h");
+        assert!(!format!("{ldap:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let text = include_str!("../config.example.yaml");
+        let file: FileConfig = serde_yaml_ng::from_str(text).expect("example parses");
+        assert_eq!(file.nameservices[0].namenodes.len(), 2);
+        assert_eq!(file.kms.len(), 1);
+        assert!(file.ldap.is_some() && file.user_mapping.is_some());
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        assert!(serde_yaml_ng::from_str::<FileConfig>("lisen: x\n").is_err());
+    }
+}

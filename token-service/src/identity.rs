@@ -1,0 +1,388 @@
+//! Who is asking: a pod proven by its bound service-account token or by its source address.
+//!
+//! [`VerifiedPod`] can only be built by [`by_review`] and [`by_ip`], so nothing that skipped
+//! those checks can reach authorization or issuance.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::error::{ApiError, Kind};
+use crate::index::IpLookup;
+use crate::pod::PodFacts;
+
+/// The audience bound tokens must be minted for, so a token meant for another service cannot be
+/// replayed here.
+pub const AUDIENCE: &str = "kube2hadoop";
+const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
+const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
+const SA_PREFIX: &str = "system:serviceaccount:";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    SaToken,
+    Ip,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::SaToken => "sa-token",
+            Method::Ip => "ip",
+        }
+    }
+}
+
+/// A pod that passed one of the two checks, with how it was proven.
+#[derive(Debug, Clone)]
+pub struct VerifiedPod {
+    pod: Arc<PodFacts>,
+    method: Method,
+    peer: IpAddr,
+    /// The service account TokenReview authenticated (SA-token mode only).
+    kube_user: Option<String>,
+}
+
+impl VerifiedPod {
+    pub fn pod(&self) -> &PodFacts {
+        &self.pod
+    }
+    pub fn method(&self) -> Method {
+        self.method
+    }
+    pub fn peer(&self) -> IpAddr {
+        self.peer
+    }
+    pub fn kube_user(&self) -> Option<&str> {
+        self.kube_user.as_deref()
+    }
+}
+
+/// The parts of a TokenReview status we decide on.
+#[derive(Debug, Clone, Default)]
+pub struct Review {
+    pub authenticated: bool,
+    pub username: Option<String>,
+    pub audiences: Vec<String>,
+    pub extra: BTreeMap<String, Vec<String>>,
+    pub error: Option<String>,
+}
+
+/// The pod a successful review names; it still has to be found and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewedPod {
+    pub namespace: String,
+    pub service_account: String,
+    pub name: String,
+    pub uid: String,
+    pub username: String,
+}
+
+fn unauthenticated(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(Kind::Unauthenticated, code, message)
+}
+
+fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(Kind::Forbidden, code, message)
+}
+
+/// Reads the pod out of a review, refusing anything that is not a pod-bound token for us.
+pub fn review_target(review: &Review) -> Result<ReviewedPod, ApiError> {
+    if !review.authenticated {
+        return Err(unauthenticated(
+            "token_rejected",
+            format!(
+                "the bearer token was not accepted by the Kubernetes API{}: mount a projected \
+                 service-account token with audience {AUDIENCE:?}",
+                review
+                    .error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    if !review.audiences.is_empty() && !review.audiences.iter().any(|a| a == AUDIENCE) {
+        return Err(unauthenticated(
+            "wrong_audience",
+            format!("the bearer token is not for audience {AUDIENCE:?}"),
+        ));
+    }
+    let username = review.username.clone().unwrap_or_default();
+    let (namespace, service_account) = username
+        .strip_prefix(SA_PREFIX)
+        .and_then(|rest| rest.split_once(':'))
+        .ok_or_else(|| {
+            unauthenticated(
+                "not_a_service_account",
+                format!("the bearer token belongs to {username:?}, not to a pod's service account"),
+            )
+        })?;
+    let single = |key: &str| match review.extra.get(key).map(Vec::as_slice) {
+        Some([one]) if !one.is_empty() => Some(one.clone()),
+        _ => None,
+    };
+    let (Some(name), Some(uid)) = (single(EXTRA_POD_NAME), single(EXTRA_POD_UID)) else {
+        return Err(unauthenticated(
+            "token_not_pod_bound",
+            format!(
+                "the token of {username} is not bound to a pod: use a projected \
+                 service-account token (TokenRequest bound to the pod), not a Secret token"
+            ),
+        ));
+    };
+    Ok(ReviewedPod {
+        namespace: namespace.to_owned(),
+        service_account: service_account.to_owned(),
+        name,
+        uid,
+        username,
+    })
+}
+
+/// The reviewed pod, as the API returns it now, must be that very pod and still running.
+pub fn by_review(
+    target: ReviewedPod,
+    pod: Option<PodFacts>,
+    peer: IpAddr,
+    served: &dyn Fn(&str) -> bool,
+) -> Result<VerifiedPod, ApiError> {
+    let shown = format!("{}/{}", target.namespace, target.name);
+    let pod = pod.ok_or_else(|| {
+        ApiError::new(
+            Kind::NotFound,
+            "pod_not_found",
+            format!("pod {shown} named by the token does not exist"),
+        )
+    })?;
+    if pod.uid != target.uid {
+        return Err(ApiError::new(
+            Kind::NotFound,
+            "pod_replaced",
+            format!("pod {shown} was replaced since the token was issued (uid differs)"),
+        ));
+    }
+    if pod.service_account.as_deref().unwrap_or("default") != target.service_account {
+        return Err(unauthenticated(
+            "service_account_mismatch",
+            format!(
+                "pod {shown} does not run as service account {}",
+                target.service_account
+            ),
+        ));
+    }
+    if pod.deleting {
+        return Err(forbidden(
+            "pod_terminating",
+            format!("pod {shown} is being deleted"),
+        ));
+    }
+    if !pod.is_live() {
+        return Err(forbidden(
+            "pod_not_running",
+            format!("pod {shown} is not running"),
+        ));
+    }
+    check_served(&pod, served)?;
+    Ok(VerifiedPod {
+        pod: Arc::new(pod),
+        method: Method::SaToken,
+        peer,
+        kube_user: Some(target.username),
+    })
+}
+
+/// The one live pod holding the caller's address, if it may use this mode.
+pub fn by_ip(
+    lookup: IpLookup,
+    peer: IpAddr,
+    served: &dyn Fn(&str) -> bool,
+) -> Result<VerifiedPod, ApiError> {
+    let pod = match lookup {
+        IpLookup::One(pod) => pod,
+        IpLookup::Nobody => {
+            return Err(unauthenticated(
+                "unknown_address",
+                format!(
+                    "no running pod has address {peer}: call from a pod, or send a bound \
+                     service-account token"
+                ),
+            ));
+        }
+        IpLookup::Ambiguous(pods) => {
+            let names: Vec<_> = pods.iter().map(|p| p.display_name()).collect();
+            return Err(unauthenticated(
+                "ambiguous_address",
+                format!(
+                    "address {peer} is held by several pods ({}): send a bound service-account \
+                     token instead",
+                    names.join(", ")
+                ),
+            ));
+        }
+    };
+    let shown = pod.display_name();
+    if pod.host_network {
+        return Err(forbidden(
+            "host_network",
+            format!(
+                "pod {shown} uses the host network, so its address proves nothing: send a bound \
+                 service-account token instead"
+            ),
+        ));
+    }
+    if pod.deleting {
+        return Err(forbidden(
+            "pod_terminating",
+            format!("pod {shown} is being deleted"),
+        ));
+    }
+    check_served(&pod, served)?;
+    Ok(VerifiedPod {
+        pod,
+        method: Method::Ip,
+        peer,
+        kube_user: None,
+    })
+}
+
+fn check_served(pod: &PodFacts, served: &dyn Fn(&str) -> bool) -> Result<(), ApiError> {
+    if served(&pod.namespace) {
+        return Ok(());
+    }
+    Err(forbidden(
+        "namespace_not_served",
+        format!(
+            "pod {} is in namespace {}, which this token service does not serve (its labels do \
+             not match the configured namespace selector)",
+            pod.display_name(),
+            pod.namespace
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod::fixtures::pod;
+
+    const PEER: &str = "127.100.0.1";
+
+    fn peer() -> IpAddr {
+        PEER.parse().expect("ip")
+    }
+
+    fn all(_: &str) -> bool {
+        true
+    }
+
+    fn review() -> Review {
+        Review {
+            authenticated: true,
+            username: Some("system:serviceaccount:team-a:default".into()),
+            audiences: vec![AUDIENCE.into()],
+            extra: BTreeMap::from([
+                (EXTRA_POD_NAME.into(), vec!["web-1".into()]),
+                (EXTRA_POD_UID.into(), vec!["u1".into()]),
+            ]),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_pod_bound_token_for_a_live_pod_verifies() {
+        let target = review_target(&review()).expect("target");
+        assert_eq!(
+            (target.namespace.as_str(), target.name.as_str()),
+            ("team-a", "web-1")
+        );
+        let v = by_review(target, Some(pod("web-1", "u1", PEER)), peer(), &all).expect("ok");
+        assert_eq!(v.method(), Method::SaToken);
+        assert_eq!(v.kube_user(), Some("system:serviceaccount:team-a:default"));
+    }
+
+    #[test]
+    fn reviews_that_do_not_name_a_pod_for_us_are_refused() {
+        let mut r = review();
+        r.authenticated = false;
+        r.error = Some("token expired".into());
+        let e = review_target(&r).expect_err("unauthenticated");
+        assert_eq!((e.code, e.kind), ("token_rejected", Kind::Unauthenticated));
+        assert!(e.message.contains("token expired"));
+
+        let mut r = review();
+        r.audiences = vec!["https://kubernetes.default.svc".into()];
+        assert_eq!(review_target(&r).expect_err("aud").code, "wrong_audience");
+
+        let mut r = review();
+        r.username = Some("alice".into());
+        assert_eq!(
+            review_target(&r).expect_err("user").code,
+            "not_a_service_account"
+        );
+
+        let mut r = review();
+        r.extra.clear();
+        assert_eq!(
+            review_target(&r).expect_err("unbound").code,
+            "token_not_pod_bound"
+        );
+    }
+
+    #[test]
+    fn the_reviewed_pod_must_still_be_that_pod_and_alive() {
+        let target = || review_target(&review()).expect("target");
+        let e = by_review(target(), None, peer(), &all).expect_err("gone");
+        assert_eq!((e.code, e.status().as_u16()), ("pod_not_found", 404));
+        let e = by_review(target(), Some(pod("web-1", "u9", PEER)), peer(), &all).expect_err("uid");
+        assert_eq!(e.code, "pod_replaced");
+        let mut p = pod("web-1", "u1", PEER);
+        p.deleting = true;
+        assert_eq!(
+            by_review(target(), Some(p), peer(), &all)
+                .expect_err("del")
+                .code,
+            "pod_terminating"
+        );
+        let mut p = pod("web-1", "u1", PEER);
+        p.service_account = Some("other".into());
+        assert_eq!(
+            by_review(target(), Some(p), peer(), &all)
+                .expect_err("sa")
+                .code,
+            "service_account_mismatch"
+        );
+        let e = by_review(target(), Some(pod("web-1", "u1", PEER)), peer(), &|_| false)
+            .expect_err("unserved");
+        assert_eq!((e.code, e.kind), ("namespace_not_served", Kind::Forbidden));
+    }
+
+    #[test]
+    fn by_ip_needs_exactly_one_ordinary_pod_in_a_served_namespace() {
+        let one = |p: PodFacts| IpLookup::One(Arc::new(p));
+        let v = by_ip(one(pod("a", "u1", PEER)), peer(), &all).expect("ok");
+        assert_eq!((v.method(), v.pod().name.as_str()), (Method::Ip, "a"));
+        assert_eq!(v.kube_user(), None);
+
+        let e = by_ip(IpLookup::Nobody, peer(), &all).expect_err("nobody");
+        assert_eq!((e.code, e.status().as_u16()), ("unknown_address", 401));
+        let two = IpLookup::Ambiguous(vec![
+            Arc::new(pod("a", "u1", PEER)),
+            Arc::new(pod("b", "u2", PEER)),
+        ]);
+        let e = by_ip(two, peer(), &all).expect_err("two");
+        assert!(
+            e.message.contains("team-a/a") && e.message.contains("team-a/b"),
+            "{e}"
+        );
+        let mut host = pod("h", "u3", PEER);
+        host.host_network = true;
+        assert_eq!(
+            by_ip(one(host), peer(), &all).expect_err("host").code,
+            "host_network"
+        );
+        let e = by_ip(one(pod("a", "u1", PEER)), peer(), &|ns| ns != "team-a").expect_err("ns");
+        assert_eq!(e.code, "namespace_not_served");
+    }
+}

@@ -1,0 +1,279 @@
+//! Pods by IP address, kept in memory from a watch so that identifying a caller by its source
+//! address costs no API call.
+//!
+//! Only the one [`IndexWriter`] mutates; request handlers take a read lock for a lookup. A pod
+//! stays indexed while it is Running or Pending, even when it is being deleted: its address is
+//! not free until the pod is gone, and a second holder must make the address ambiguous rather
+//! than quietly belong to the newcomer.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+
+use crate::pod::PodFacts;
+
+#[derive(Debug, Default, Clone)]
+pub struct PodIndex {
+    by_uid: HashMap<String, Arc<PodFacts>>,
+    by_ip: HashMap<IpAddr, BTreeSet<String>>,
+}
+
+/// What an address leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpLookup {
+    Nobody,
+    One(Arc<PodFacts>),
+    /// Two or more live pods claim the address: nobody can be told apart.
+    Ambiguous(Vec<Arc<PodFacts>>),
+}
+
+impl PodIndex {
+    /// Adds or updates a pod; a pod that is no longer live (or lost its IP) leaves the index.
+    pub fn apply(&mut self, pod: PodFacts) {
+        self.delete(&pod.uid);
+        if !pod.is_live() || pod.ips.is_empty() || pod.uid.is_empty() {
+            return;
+        }
+        for ip in &pod.ips {
+            self.by_ip.entry(*ip).or_default().insert(pod.uid.clone());
+        }
+        self.by_uid.insert(pod.uid.clone(), Arc::new(pod));
+    }
+
+    pub fn delete(&mut self, uid: &str) {
+        let Some(old) = self.by_uid.remove(uid) else {
+            return;
+        };
+        for ip in &old.ips {
+            if let Some(holders) = self.by_ip.get_mut(ip) {
+                holders.remove(uid);
+                if holders.is_empty() {
+                    self.by_ip.remove(ip);
+                }
+            }
+        }
+    }
+
+    pub fn lookup(&self, ip: IpAddr) -> IpLookup {
+        let ip = canonical(ip);
+        let pods: Vec<_> = self
+            .by_ip
+            .get(&ip)
+            .into_iter()
+            .flatten()
+            .filter_map(|uid| self.by_uid.get(uid).cloned())
+            .collect();
+        match pods.len() {
+            0 => IpLookup::Nobody,
+            1 => IpLookup::One(pods.into_iter().next().expect("one element")),
+            _ => IpLookup::Ambiguous(pods),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_uid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_uid.is_empty()
+    }
+}
+
+/// An IPv4 client of a dual-stack socket shows up as `::ffff:a.b.c.d`; pods list it as IPv4.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// One watch event, already converted to plain facts (mirrors `kube::runtime::watcher::Event`).
+#[derive(Debug, Clone)]
+pub enum IndexEvent {
+    Apply(PodFacts),
+    Delete(PodFacts),
+    /// The watch (re)started: a full list follows.
+    Init,
+    InitApply(PodFacts),
+    /// The list is complete: it replaces the index at once.
+    InitDone,
+}
+
+/// Shared read side of the index. `ready` turns true after the first complete list.
+#[derive(Debug, Clone, Default)]
+pub struct SharedIndex {
+    inner: Arc<RwLock<(PodIndex, bool)>>,
+}
+
+impl SharedIndex {
+    pub fn lookup(&self, ip: IpAddr) -> IpLookup {
+        match self.inner.read() {
+            Ok(g) => g.0.lookup(ip),
+            Err(poisoned) => poisoned.into_inner().0.lookup(ip),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        match self.inner.read() {
+            Ok(g) => g.1,
+            Err(poisoned) => poisoned.into_inner().1,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self.inner.read() {
+            Ok(g) => g.0.len(),
+            Err(poisoned) => poisoned.into_inner().0.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut (PodIndex, bool)) -> R) -> R {
+        match self.inner.write() {
+            Ok(mut g) => f(&mut g),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+}
+
+/// The only writer: applies watch events, buffering a relist so lookups never see half a list.
+#[derive(Debug, Default)]
+pub struct IndexWriter {
+    shared: SharedIndex,
+    relist: Option<PodIndex>,
+}
+
+impl IndexWriter {
+    pub fn new(shared: SharedIndex) -> IndexWriter {
+        IndexWriter {
+            shared,
+            relist: None,
+        }
+    }
+
+    pub fn on_event(&mut self, event: IndexEvent) {
+        match event {
+            IndexEvent::Apply(pod) => self.shared.with(|s| s.0.apply(pod)),
+            IndexEvent::Delete(pod) => self.shared.with(|s| s.0.delete(&pod.uid)),
+            IndexEvent::Init => self.relist = Some(PodIndex::default()),
+            IndexEvent::InitApply(pod) => self.relist.get_or_insert_default().apply(pod),
+            IndexEvent::InitDone => {
+                let fresh = self.relist.take().unwrap_or_default();
+                self.shared.with(|s| *s = (fresh, true));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pod::Phase;
+    use crate::pod::fixtures::pod;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    fn one(index: &PodIndex, at: &str) -> String {
+        match index.lookup(ip(at)) {
+            IpLookup::One(p) => p.name.clone(),
+            other => panic!("expected one pod at {at}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn add_then_find_by_ip() {
+        let mut index = PodIndex::default();
+        index.apply(pod("a", "u1", "127.100.0.1"));
+        assert_eq!(one(&index, "127.100.0.1"), "a");
+        assert_eq!(index.lookup(ip("127.100.0.2")), IpLookup::Nobody);
+        assert_eq!(
+            one(&index, "::ffff:127.100.0.1"),
+            "a",
+            "IPv4-mapped peers match"
+        );
+    }
+
+    #[test]
+    fn an_ip_change_moves_the_pod() {
+        let mut index = PodIndex::default();
+        index.apply(pod("a", "u1", "127.100.0.1"));
+        index.apply(pod("a", "u1", "127.100.0.9"));
+        assert_eq!(index.lookup(ip("127.100.0.1")), IpLookup::Nobody);
+        assert_eq!(one(&index, "127.100.0.9"), "a");
+        assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn delete_frees_the_address_and_a_reused_ip_belongs_to_the_new_pod() {
+        let mut index = PodIndex::default();
+        index.apply(pod("old", "u1", "127.100.0.1"));
+        index.delete("u1");
+        assert_eq!(index.lookup(ip("127.100.0.1")), IpLookup::Nobody);
+        index.apply(pod("new", "u2", "127.100.0.1"));
+        assert_eq!(one(&index, "127.100.0.1"), "new");
+    }
+
+    #[test]
+    fn two_live_pods_on_one_ip_are_ambiguous_until_one_leaves() {
+        let mut index = PodIndex::default();
+        index.apply(pod("a", "u1", "127.100.0.1"));
+        let mut leaving = pod("b", "u2", "127.100.0.1");
+        leaving.deleting = true;
+        index.apply(leaving);
+        assert!(matches!(
+            index.lookup(ip("127.100.0.1")),
+            IpLookup::Ambiguous(p) if p.len() == 2
+        ));
+        index.delete("u2");
+        assert_eq!(one(&index, "127.100.0.1"), "a");
+    }
+
+    #[test]
+    fn finished_pods_and_pods_without_ip_are_not_indexed() {
+        let mut index = PodIndex::default();
+        index.apply(pod("a", "u1", "127.100.0.1"));
+        let mut done = pod("a", "u1", "127.100.0.1");
+        done.phase = Phase::Other("Succeeded".into());
+        index.apply(done);
+        assert!(index.is_empty(), "a pod that finished leaves the index");
+        let mut no_ip = pod("c", "u3", "127.100.0.3");
+        no_ip.ips.clear();
+        index.apply(no_ip);
+        assert!(index.is_empty());
+    }
+
+    #[test]
+    fn a_relist_replaces_the_index_only_when_complete() {
+        let shared = SharedIndex::default();
+        let mut writer = IndexWriter::new(shared.clone());
+        assert!(!shared.is_ready());
+        writer.on_event(IndexEvent::Init);
+        writer.on_event(IndexEvent::InitApply(pod("a", "u1", "127.100.0.1")));
+        assert_eq!(shared.len(), 0, "half a list is not visible");
+        writer.on_event(IndexEvent::InitDone);
+        assert!(shared.is_ready());
+        assert_eq!(shared.len(), 1);
+        writer.on_event(IndexEvent::Apply(pod("b", "u2", "127.100.0.2")));
+        // A restarted watch: pod a vanished meanwhile, b is still there.
+        writer.on_event(IndexEvent::Init);
+        writer.on_event(IndexEvent::InitApply(pod("b", "u2", "127.100.0.2")));
+        assert_eq!(
+            shared.len(),
+            2,
+            "the old view serves until the new one is whole"
+        );
+        writer.on_event(IndexEvent::InitDone);
+        assert_eq!(shared.lookup(ip("127.100.0.1")), IpLookup::Nobody);
+        assert!(matches!(shared.lookup(ip("127.100.0.2")), IpLookup::One(_)));
+        writer.on_event(IndexEvent::Delete(pod("b", "u2", "127.100.0.2")));
+        assert!(shared.is_empty());
+    }
+}

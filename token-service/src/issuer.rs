@@ -1,0 +1,556 @@
+//! Issuance: one token set per (workload, Hadoop user), fetched once and served to every pod
+//! of the workload. Concurrent first requests share one fetch; a global semaphore bounds the
+//! Hadoop calls in flight.
+//!
+//! This is the single place tokens come from, so the ledger (persisting, renewing, cancelling)
+//! can wrap [`Issuer::credentials`] without touching the request path.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use hadoop_token::{Credentials, Format};
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+use crate::error::{ApiError, Kind};
+use crate::hadoop::{TokenSet, TokenSource};
+use crate::workload::WorkloadKey;
+
+/// The public description of one token: everything but its password.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenInfo {
+    pub kind: String,
+    pub service: String,
+    pub source: String,
+    pub sequence_number: Option<i32>,
+    pub master_key_id: Option<i32>,
+    pub max_date_ms: Option<i64>,
+    /// When this token expires unless renewed (ms since the epoch), as its server said.
+    pub expires_at_ms: Option<u64>,
+}
+
+/// A workload's credentials as served.
+pub struct Issued {
+    pub hadoop_user: String,
+    pub tokens: Vec<TokenInfo>,
+    /// The earliest expiry of the set (ms since the epoch).
+    pub expires_at_ms: u64,
+    /// The HDTS format-0 credentials file. Secret.
+    pub file: Zeroizing<Vec<u8>>,
+    /// Kept for the ledger: renew and cancel need the tokens as issued.
+    pub set: TokenSet,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("hadoop_user", &self.hadoop_user)
+            .field("tokens", &self.tokens)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .field("file", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// This request made the Hadoop calls.
+    Issued,
+    /// Served from the cache, or from a fetch another request started.
+    Reused,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Issued => "issued",
+            Outcome::Reused => "reused",
+        }
+    }
+}
+
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+/// Told about each Hadoop call: operation, success, how long it took.
+pub type CallObserver = Arc<dyn Fn(&'static str, bool, Duration) + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    })
+}
+
+#[derive(Clone)]
+pub struct IssuerConfig {
+    pub max_concurrent_hadoop: usize,
+    /// How long a request waits for a Hadoop slot before it is told to retry.
+    pub queue_wait: Duration,
+    /// A cached set this close to expiry is fetched again (until the ledger renews it).
+    pub refresh_margin: Duration,
+    /// Used when the first renewal cannot tell the expiry: Hadoop's default renew interval.
+    pub assumed_renew_interval: Duration,
+}
+
+impl Default for IssuerConfig {
+    fn default() -> Self {
+        IssuerConfig {
+            max_concurrent_hadoop: 8,
+            queue_wait: Duration::from_secs(10),
+            refresh_margin: Duration::from_secs(600),
+            assumed_renew_interval: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+type Fetch = Shared<BoxFuture<'static, Result<Arc<Issued>, ApiError>>>;
+
+#[derive(Clone)]
+enum Slot {
+    Ready(Arc<Issued>),
+    InFlight(Fetch),
+}
+
+type CacheKey = (WorkloadKey, String);
+
+struct Inner {
+    source: Arc<dyn TokenSource>,
+    cfg: IssuerConfig,
+    slots: Semaphore,
+    cache: Mutex<HashMap<CacheKey, Slot>>,
+    clock: Clock,
+    observe: CallObserver,
+}
+
+#[derive(Clone)]
+pub struct Issuer {
+    inner: Arc<Inner>,
+}
+
+impl Issuer {
+    pub fn new(
+        source: Arc<dyn TokenSource>,
+        cfg: IssuerConfig,
+        clock: Clock,
+        observe: CallObserver,
+    ) -> Issuer {
+        Issuer {
+            inner: Arc::new(Inner {
+                source,
+                slots: Semaphore::new(cfg.max_concurrent_hadoop.max(1)),
+                cfg,
+                cache: Mutex::new(HashMap::new()),
+                clock,
+                observe,
+            }),
+        }
+    }
+
+    /// The credentials of `workload` for `hadoop_user`: cached, joined or fetched.
+    pub async fn credentials(
+        &self,
+        workload: &WorkloadKey,
+        hadoop_user: &str,
+    ) -> Result<(Arc<Issued>, Outcome), ApiError> {
+        let key = (workload.clone(), hadoop_user.to_owned());
+        let (fetch, outcome) = {
+            let mut cache = self.inner.lock_cache();
+            match cache.get(&key).cloned() {
+                Some(Slot::Ready(issued)) if self.inner.fresh(&issued) => {
+                    return Ok((issued, Outcome::Reused));
+                }
+                Some(Slot::InFlight(fetch)) => (fetch, Outcome::Reused),
+                _ => {
+                    let fetch = self.start(key.clone());
+                    cache.insert(key, Slot::InFlight(fetch.clone()));
+                    (fetch, Outcome::Issued)
+                }
+            }
+        };
+        fetch.await.map(|issued| (issued, outcome))
+    }
+
+    /// How many workloads have credentials cached.
+    pub fn cached(&self) -> usize {
+        self.inner
+            .lock_cache()
+            .values()
+            .filter(|s| matches!(s, Slot::Ready(_)))
+            .count()
+    }
+
+    /// Runs the fetch as its own task, so a caller that disconnects does not cancel it for
+    /// the others; the task records the result in the cache itself.
+    fn start(&self, key: CacheKey) -> Fetch {
+        let inner = Arc::clone(&self.inner);
+        let task = tokio::spawn(async move {
+            let result = inner.fetch(&key.1).await.map(Arc::new);
+            let mut cache = inner.lock_cache();
+            match &result {
+                Ok(issued) => {
+                    cache.insert(key, Slot::Ready(Arc::clone(issued)));
+                }
+                Err(_) => {
+                    cache.remove(&key);
+                }
+            }
+            result
+        });
+        async move {
+            task.await.unwrap_or_else(|e| {
+                Err(ApiError::new(
+                    Kind::Internal,
+                    "issue_task_failed",
+                    format!("obtaining tokens stopped unexpectedly: {e}"),
+                ))
+            })
+        }
+        .boxed()
+        .shared()
+    }
+}
+
+impl Inner {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Slot>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fresh(&self, issued: &Issued) -> bool {
+        let margin = self.cfg.refresh_margin.as_millis() as u64;
+        issued.expires_at_ms > (self.clock)().saturating_add(margin)
+    }
+
+    async fn fetch(&self, user: &str) -> Result<Issued, ApiError> {
+        let _slot = tokio::time::timeout(self.cfg.queue_wait, self.slots.acquire())
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    Kind::Unavailable,
+                    "hadoop_busy",
+                    "too many token requests are waiting for Hadoop; retry shortly",
+                )
+            })?
+            .map_err(|_| {
+                ApiError::new(
+                    Kind::Unavailable,
+                    "shutting_down",
+                    "the service is stopping",
+                )
+            })?;
+        let started = Instant::now();
+        let obtained = self.source.obtain(user).await;
+        (self.observe)("obtain", obtained.is_ok(), started.elapsed());
+        let set = obtained.map_err(|e| {
+            ApiError::new(
+                Kind::Upstream,
+                "hadoop_failed",
+                format!("obtaining delegation tokens for {user} failed: {e}"),
+            )
+        })?;
+        let mut tokens = describe(&set);
+        // Hadoop does not say when a new token expires; a renewal does (YARN does the same).
+        let started = Instant::now();
+        let renewed = self.source.renew(&set).await;
+        (self.observe)("renew", renewed.is_ok(), started.elapsed());
+        let expires_at_ms = match renewed {
+            Ok(r) => {
+                for t in &mut tokens {
+                    t.expires_at_ms = r
+                        .per_token
+                        .iter()
+                        .find(|(source, _)| *source == t.source)
+                        .map(|(_, e)| *e);
+                }
+                r.expires_at_ms
+            }
+            Err(e) => {
+                tracing::warn!(user, error = %e, "cannot learn the token expiry by renewing; assuming the default renew interval");
+                self.assumed_expiry(&tokens)
+            }
+        };
+        let file = encode(&set).map_err(|detail| {
+            ApiError::new(
+                Kind::Upstream,
+                "hadoop_bad_token",
+                format!("a Hadoop service returned a token that cannot be encoded: {detail}"),
+            )
+        })?;
+        Ok(Issued {
+            hadoop_user: user.to_owned(),
+            tokens,
+            expires_at_ms,
+            file,
+            set,
+        })
+    }
+
+    fn assumed_expiry(&self, tokens: &[TokenInfo]) -> u64 {
+        let interval = self.cfg.assumed_renew_interval.as_millis() as u64;
+        let by_interval = (self.clock)().saturating_add(interval);
+        tokens
+            .iter()
+            .filter_map(|t| t.max_date_ms)
+            .filter_map(|m| u64::try_from(m).ok())
+            .fold(by_interval, u64::min)
+    }
+}
+
+fn describe(set: &TokenSet) -> Vec<TokenInfo> {
+    set.tokens
+        .iter()
+        .map(|t| {
+            let id = t
+                .to_token()
+                .ok()
+                .and_then(|tok| tok.decode_identifier().ok().flatten());
+            TokenInfo {
+                kind: t.kind.clone(),
+                service: t.service.clone(),
+                source: t.source.clone(),
+                sequence_number: id.as_ref().map(|i| i.sequence_number),
+                master_key_id: id.as_ref().map(|i| i.master_key_id),
+                max_date_ms: id.as_ref().map(|i| i.max_date),
+                expires_at_ms: None,
+            }
+        })
+        .collect()
+}
+
+/// The set as an HDTS version-0 file, each token under its service as alias (as Hadoop does).
+fn encode(set: &TokenSet) -> Result<Zeroizing<Vec<u8>>, String> {
+    let mut creds = Credentials::default();
+    for t in &set.tokens {
+        let token = t.to_token().map_err(|e| format!("{}: {e}", t.source))?;
+        creds.add_token(t.service.clone(), token);
+    }
+    Ok(creds.encode(Format::Writable))
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! A token source that counts calls and can be held, for the single-flight tests.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures::future::BoxFuture;
+    use hadoop_token::{DelegationIdentifier, IdentifierFormat, Secret, Token};
+    use tokio::sync::Notify;
+
+    use crate::hadoop::error::HadoopError;
+    use crate::hadoop::{IssuedToken, Renewal, SetError, TokenSet, TokenSource};
+
+    #[derive(Default)]
+    pub struct FakeSource {
+        pub obtained: AtomicUsize,
+        /// When set, `obtain` waits for a notification.
+        pub gate: Option<Notify>,
+        pub fail: bool,
+    }
+
+    pub fn url_string(owner: &str, seq: i32) -> String {
+        let id = DelegationIdentifier {
+            owner: owner.into(),
+            renewer: "kube2hadoop".into(),
+            max_date: 9_000_000,
+            sequence_number: seq,
+            master_key_id: 3,
+            ..DelegationIdentifier::default()
+        };
+        Token {
+            identifier: id.encode(IdentifierFormat::Writable),
+            password: Secret::from(b"pw".as_slice()),
+            kind: "HDFS_DELEGATION_TOKEN".into(),
+            service: "ha-hdfs:ns1".into(),
+        }
+        .to_url_string()
+    }
+
+    impl TokenSource for FakeSource {
+        fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<TokenSet, SetError>> {
+            Box::pin(async move {
+                let n = self.obtained.fetch_add(1, Ordering::SeqCst) as i32;
+                if let Some(gate) = &self.gate {
+                    gate.notified().await;
+                }
+                if self.fail {
+                    return Err(SetError {
+                        failures: vec![("hdfs:ns1".into(), HadoopError::Config("down".into()))],
+                    });
+                }
+                Ok(TokenSet {
+                    tokens: vec![IssuedToken::new(
+                        "hdfs:ns1".into(),
+                        "HDFS_DELEGATION_TOKEN".into(),
+                        "ha-hdfs:ns1".into(),
+                        url_string(user, 40 + n),
+                    )],
+                })
+            })
+        }
+
+        fn renew<'a>(&'a self, _: &'a TokenSet) -> BoxFuture<'a, Result<Renewal, SetError>> {
+            Box::pin(async {
+                Ok(Renewal {
+                    expires_at_ms: 5_000_000,
+                    per_token: vec![("hdfs:ns1".into(), 5_000_000)],
+                })
+            })
+        }
+
+        fn cancel<'a>(&'a self, _: &'a TokenSet) -> BoxFuture<'a, Result<(), SetError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use tokio::sync::Notify;
+
+    use super::fake::FakeSource;
+    use super::*;
+
+    fn workload(name: &str) -> WorkloadKey {
+        WorkloadKey {
+            namespace: "team-a".into(),
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+        }
+    }
+
+    fn issuer(source: Arc<FakeSource>, now: Arc<AtomicU64>) -> Issuer {
+        Issuer::new(
+            source,
+            IssuerConfig {
+                refresh_margin: Duration::from_millis(1000),
+                ..IssuerConfig::default()
+            },
+            Arc::new(move || now.load(Ordering::SeqCst)),
+            Arc::new(|_, _, _| {}),
+        )
+    }
+
+    #[tokio::test]
+    async fn later_pods_of_a_workload_reuse_the_first_set() {
+        let source = Arc::new(FakeSource::default());
+        let issuer = issuer(Arc::clone(&source), Arc::new(AtomicU64::new(0)));
+        let (first, o1) = issuer
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("first");
+        let (second, o2) = issuer
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("second");
+        assert_eq!((o1, o2), (Outcome::Issued, Outcome::Reused));
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(source.obtained.load(Ordering::SeqCst), 1);
+        assert_eq!(first.expires_at_ms, 5_000_000, "expiry learnt by renewing");
+        assert_eq!(first.tokens[0].sequence_number, Some(40));
+        assert_eq!(first.tokens[0].master_key_id, Some(3));
+        assert_eq!(first.tokens[0].expires_at_ms, Some(5_000_000));
+        let (creds, format) = Credentials::decode_with_format(&first.file).expect("HDTS");
+        assert_eq!(format, Format::Writable);
+        assert_eq!(creds.tokens[0].0, "ha-hdfs:ns1");
+        issuer
+            .credentials(&workload("db"), "alice")
+            .await
+            .expect("other workload");
+        assert_eq!(
+            source.obtained.load(Ordering::SeqCst),
+            2,
+            "another workload, another set"
+        );
+        assert_eq!(issuer.cached(), 2);
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_requests_share_one_fetch() {
+        let source = Arc::new(FakeSource {
+            gate: Some(Notify::new()),
+            ..FakeSource::default()
+        });
+        let issuer = issuer(Arc::clone(&source), Arc::new(AtomicU64::new(0)));
+        let w = workload("web");
+        let calls: Vec<_> = (0..5)
+            .map(|_| {
+                let (issuer, w) = (issuer.clone(), w.clone());
+                tokio::spawn(async move { issuer.credentials(&w, "alice").await })
+            })
+            .collect();
+        while source.obtained.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        source.gate.as_ref().expect("gate").notify_one();
+        let mut issued = 0;
+        for call in calls {
+            let (_, outcome) = call.await.expect("task").expect("credentials");
+            issued += usize::from(outcome == Outcome::Issued);
+        }
+        assert_eq!(source.obtained.load(Ordering::SeqCst), 1);
+        assert_eq!(issued, 1);
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_cached_and_map_to_502() {
+        let source = Arc::new(FakeSource {
+            fail: true,
+            ..FakeSource::default()
+        });
+        let issuer = issuer(Arc::clone(&source), Arc::new(AtomicU64::new(0)));
+        let e = issuer
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect_err("down");
+        assert_eq!((e.status().as_u16(), e.code), (502, "hadoop_failed"));
+        issuer
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect_err("down again");
+        assert_eq!(
+            source.obtained.load(Ordering::SeqCst),
+            2,
+            "a failure is retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_set_near_expiry_is_fetched_again() {
+        let source = Arc::new(FakeSource::default());
+        let now = Arc::new(AtomicU64::new(0));
+        let issuer = issuer(Arc::clone(&source), Arc::clone(&now));
+        issuer
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("first");
+        now.store(4_999_500, Ordering::SeqCst);
+        let (_, outcome) = issuer
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("again");
+        assert_eq!(outcome, Outcome::Issued);
+        assert_eq!(source.obtained.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn debug_hides_the_file() {
+        let issued = Issued {
+            hadoop_user: "alice".into(),
+            tokens: vec![],
+            expires_at_ms: 1,
+            file: Zeroizing::new(b"HDTS-secret".to_vec()),
+            set: TokenSet::default(),
+        };
+        assert!(!format!("{issued:?}").contains("HDTS-secret"));
+    }
+}

@@ -1,0 +1,21 @@
+//! The token service: proves which pod asks, and obtains, renews and cancels Hadoop
+//! delegation tokens for the user its annotation names.
+#![forbid(unsafe_code)]
+
+pub mod hadoop;
+
+pub mod audit;
+pub mod authorize;
+pub mod cluster;
+pub mod config;
+pub mod directory;
+pub mod error;
+pub mod identity;
+pub mod index;
+pub mod issuer;
+pub mod mapping;
+pub mod metrics;
+pub mod pod;
+pub mod ratelimit;
+pub mod server;
+pub mod workload;

@@ -1,0 +1,111 @@
+//! Prometheus metrics: requests by outcome and identity method, Hadoop call latency, cache size.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `issued`, `reused` or the refusal code.
+    pub outcome: String,
+    /// `sa-token`, `ip` or `none`.
+    pub method: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub op: String,
+    pub result: String,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub hadoop_calls: Family<CallLabels, Histogram>,
+    pub cached_workloads: Gauge,
+    pub indexed_pods: Gauge,
+}
+
+impl Metrics {
+    pub fn register(registry: &mut Registry) -> Metrics {
+        let m = Metrics {
+            requests: Family::default(),
+            hadoop_calls: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            }),
+            cached_workloads: Gauge::default(),
+            indexed_pods: Gauge::default(),
+        };
+        registry.register(
+            "kube2hadoop_token_requests",
+            "Credential requests by outcome and identity method",
+            m.requests.clone(),
+        );
+        registry.register(
+            "kube2hadoop_hadoop_call_seconds",
+            "Latency of Hadoop token calls by operation and result",
+            m.hadoop_calls.clone(),
+        );
+        registry.register(
+            "kube2hadoop_cached_workloads",
+            "Workloads whose token set is cached",
+            m.cached_workloads.clone(),
+        );
+        registry.register(
+            "kube2hadoop_indexed_pods",
+            "Live pods in the by-IP index",
+            m.indexed_pods.clone(),
+        );
+        m
+    }
+
+    pub fn request(&self, outcome: &str, method: &str) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                outcome: outcome.to_owned(),
+                method: method.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn observer(&self) -> Arc<dyn Fn(&'static str, bool, Duration) + Send + Sync> {
+        let calls = self.hadoop_calls.clone();
+        Arc::new(move |op, ok, elapsed| {
+            calls
+                .get_or_create(&CallLabels {
+                    op: op.to_owned(),
+                    result: if ok { "ok" } else { "error" }.to_owned(),
+                })
+                .observe(elapsed.as_secs_f64());
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_metrics_appear_in_the_text_format() {
+        let mut registry = Registry::default();
+        let m = Metrics::register(&mut registry);
+        m.request("issued", "ip");
+        (m.observer())("obtain", true, Duration::from_millis(20));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        assert!(
+            text.contains(r#"kube2hadoop_token_requests_total{outcome="issued",method="ip"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("kube2hadoop_hadoop_call_seconds_count{op=\"obtain\",result=\"ok\"} 1"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! The facts about a pod that identity and authorization decide on, copied out of the
+//! Kubernetes object once so every decision is a pure function over plain data.
+
+use std::net::IpAddr;
+
+use iddecorator::annotations;
+use k8s_openapi::api::core::v1::Pod;
+
+/// One `metadata.ownerReferences` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerRef {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+    pub controller: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Pending,
+    Running,
+    /// Succeeded, Failed, Unknown or missing: the pod holds no IP we trust.
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodFacts {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// `status.podIPs` (or `status.podIP`): one per address family.
+    pub ips: Vec<IpAddr>,
+    pub phase: Phase,
+    pub host_network: bool,
+    /// `deletionTimestamp` is set: the pod is going away and gets nothing new.
+    pub deleting: bool,
+    pub node: Option<String>,
+    pub service_account: Option<String>,
+    /// `kube2hadoop.io/user`, written by iddecorator.
+    pub user: Option<String>,
+    /// `kube2hadoop.io/run-as`, the headless account asked for.
+    pub run_as: Option<String>,
+    pub owners: Vec<OwnerRef>,
+}
+
+impl PodFacts {
+    /// `namespace/name`, as messages name a pod.
+    pub fn display_name(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Running or Pending: the only phases in which the pod can be the one calling.
+    pub fn is_live(&self) -> bool {
+        matches!(self.phase, Phase::Running | Phase::Pending)
+    }
+
+    pub fn from_pod(pod: &Pod) -> PodFacts {
+        let meta = &pod.metadata;
+        let annotation = |key: &str| {
+            meta.annotations
+                .as_ref()
+                .and_then(|a| a.get(key))
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let status = pod.status.as_ref();
+        let mut ips: Vec<IpAddr> = status
+            .and_then(|s| s.pod_ips.as_ref())
+            .map(|list| list.iter().filter_map(|p| p.ip.parse().ok()).collect())
+            .unwrap_or_default();
+        if ips.is_empty()
+            && let Some(ip) = status
+                .and_then(|s| s.pod_ip.as_deref())
+                .and_then(|ip| ip.parse().ok())
+        {
+            ips.push(ip);
+        }
+        let phase = match status.and_then(|s| s.phase.as_deref()) {
+            Some("Pending") => Phase::Pending,
+            Some("Running") => Phase::Running,
+            other => Phase::Other(other.unwrap_or("").to_owned()),
+        };
+        let spec = pod.spec.as_ref();
+        PodFacts {
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            uid: meta.uid.clone().unwrap_or_default(),
+            ips,
+            phase,
+            host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+            deleting: meta.deletion_timestamp.is_some(),
+            node: spec.and_then(|s| s.node_name.clone()),
+            service_account: spec.and_then(|s| s.service_account_name.clone()),
+            user: annotation(annotations::USER),
+            run_as: annotation(annotations::RUN_AS),
+            owners: meta
+                .owner_references
+                .as_ref()
+                .map(|refs| {
+                    refs.iter()
+                        .map(|r| OwnerRef {
+                            api_version: r.api_version.clone(),
+                            kind: r.kind.clone(),
+                            name: r.name.clone(),
+                            uid: r.uid.clone(),
+                            controller: r.controller.unwrap_or(false),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+pub mod fixtures {
+    use super::*;
+
+    /// A running pod of alice's in `team-a` at `ip`.
+    pub fn pod(name: &str, uid: &str, ip: &str) -> PodFacts {
+        PodFacts {
+            namespace: "team-a".into(),
+            name: name.into(),
+            uid: uid.into(),
+            ips: vec![ip.parse().expect("test IP")],
+            phase: Phase::Running,
+            host_network: false,
+            deleting: false,
+            node: Some("node-1".into()),
+            service_account: Some("default".into()),
+            user: Some("alice".into()),
+            run_as: None,
+            owners: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_fields_decisions_need() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "namespace": "team-a", "name": "web-1", "uid": "u1",
+                "deletionTimestamp": "2026-01-01T00:00:00Z",
+                "annotations": {"kube2hadoop.io/user": "alice", "kube2hadoop.io/run-as": " "},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": "web-abc", "uid": "rs1", "controller": true}]
+            },
+            "spec": {"containers": [], "hostNetwork": true, "nodeName": "n1"},
+            "status": {"phase": "Running", "podIP": "127.100.0.5",
+                "podIPs": [{"ip": "127.100.0.5"}, {"ip": "fd00::5"}]}
+        }))
+        .expect("pod");
+        let facts = PodFacts::from_pod(&pod);
+        assert_eq!(facts.display_name(), "team-a/web-1");
+        assert_eq!(facts.ips.len(), 2);
+        assert!(facts.host_network && facts.deleting && facts.is_live());
+        assert_eq!(facts.user.as_deref(), Some("alice"));
+        assert_eq!(facts.run_as, None, "a blank run-as asks for nothing");
+        assert!(facts.owners[0].controller);
+    }
+}

@@ -1,0 +1,622 @@
+//! The HTTP surface: `POST /v1/credentials`, `/healthz`, `/readyz`, `/metrics`.
+//!
+//! The credentials handler reads top to bottom as the decision it makes: limit the address,
+//! prove the pod, limit the pod, decide the user, find the workload, issue; every step's
+//! refusal is answered, counted and audited the same way.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderValue, Method as HttpMethod, Request, Response, StatusCode, header};
+use k2h_http::{Body, Readiness, json_response};
+use prometheus_client::registry::Registry;
+
+use crate::audit::{AuditEvent, AuditSink, now_rfc3339, rfc3339_ms};
+use crate::authorize::{Policy, Principal, authorize};
+use crate::cluster::Cluster;
+use crate::directory::Directory;
+use crate::error::{ApiError, Kind};
+use crate::identity::{self, VerifiedPod};
+use crate::index::{SharedIndex, canonical};
+use crate::issuer::{Issued, Issuer, Outcome};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::workload::{OwnerLookup, WorkloadKey, resolve};
+
+pub const EXPIRES_HEADER: &str = "x-kube2hadoop-expires";
+pub const CREDENTIALS_PATH: &str = "/v1/credentials";
+
+/// Which proofs of identity are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Modes {
+    pub sa_token: bool,
+    pub ip: bool,
+}
+
+pub struct App {
+    pub cluster: Arc<dyn Cluster>,
+    pub owners: Arc<dyn OwnerLookup>,
+    pub index: SharedIndex,
+    pub served: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// Whether the watches have delivered their first complete list.
+    pub watches_ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    pub modes: Modes,
+    pub policy: Policy,
+    pub directory: Arc<dyn Directory>,
+    pub issuer: Issuer,
+    pub pod_limit: RateLimiter,
+    pub peer_limit: RateLimiter,
+    pub audit: AuditSink,
+    pub metrics: Metrics,
+    pub registry: Arc<Registry>,
+    pub readiness: Readiness,
+}
+
+pub async fn handle(app: Arc<App>, req: Request<Bytes>) -> Response<Body> {
+    match (req.method(), req.uri().path()) {
+        (&HttpMethod::GET, "/healthz") => k2h_http::respond::healthz(),
+        (&HttpMethod::GET, "/readyz") => {
+            if (app.watches_ready)() {
+                k2h_http::respond::readyz(&app.readiness)
+            } else {
+                error_response(&ApiError::new(
+                    Kind::Unavailable,
+                    "not_ready",
+                    "waiting for the first list of pods and namespaces",
+                ))
+            }
+        }
+        (&HttpMethod::GET, "/metrics") => {
+            app.metrics.cached_workloads.set(app.issuer.cached() as i64);
+            app.metrics.indexed_pods.set(app.index.len() as i64);
+            k2h_http::respond::metrics(&app.registry)
+        }
+        (&HttpMethod::POST, CREDENTIALS_PATH) => credentials(&app, &req).await,
+        (_, CREDENTIALS_PATH) => error_response(&ApiError::new(
+            Kind::Forbidden,
+            "method_not_allowed",
+            "use POST for /v1/credentials",
+        ))
+        .with_status(StatusCode::METHOD_NOT_ALLOWED),
+        _ => k2h_http::json_error(StatusCode::NOT_FOUND, "no such endpoint"),
+    }
+}
+
+trait WithStatus {
+    fn with_status(self, status: StatusCode) -> Self;
+}
+
+impl WithStatus for Response<Body> {
+    fn with_status(mut self, status: StatusCode) -> Self {
+        *self.status_mut() = status;
+        self
+    }
+}
+
+/// The client's address as the serving loop saw it (a `SocketAddr` request extension).
+fn peer_of(req: &Request<Bytes>) -> Option<IpAddr> {
+    req.extensions()
+        .get::<SocketAddr>()
+        .map(|a| canonical(a.ip()))
+}
+
+async fn credentials(app: &App, req: &Request<Bytes>) -> Response<Body> {
+    let mut event = AuditEvent {
+        time: now_rfc3339(),
+        ..AuditEvent::default()
+    };
+    let peer = peer_of(req);
+    event.ip = peer.map(|p| p.to_string());
+    let result = issue(app, req, peer, &mut event).await;
+    let method = event.identity_method.unwrap_or("none");
+    match result {
+        Ok((issued, outcome)) => {
+            event.outcome = outcome.as_str();
+            event.tokens = issued.tokens.clone();
+            app.metrics.request(outcome.as_str(), method);
+            app.audit.record(&event);
+            success_response(req, &issued)
+        }
+        Err(e) => {
+            event.outcome = "denied";
+            event.reason = Some(format!("{}: {}", e.code, e.message));
+            app.metrics.request(e.code, method);
+            app.audit.record(&event);
+            tracing::info!(code = e.code, status = e.status().as_u16(), "{}", e.message);
+            error_response(&e)
+        }
+    }
+}
+
+async fn issue(
+    app: &App,
+    req: &Request<Bytes>,
+    peer: Option<IpAddr>,
+    event: &mut AuditEvent,
+) -> Result<(Arc<Issued>, Outcome), ApiError> {
+    // Unidentified callers are limited by address, so a flood of bad tokens cannot turn into
+    // a flood of TokenReviews.
+    let peer_key = peer.map(|p| p.to_string()).unwrap_or_default();
+    limit(&app.peer_limit, &format!("addr:{peer_key}"), "address")?;
+    let verified = identify(app, req, peer).await?;
+    let pod = verified.pod();
+    event.identity_method = Some(verified.method().as_str());
+    event.pod_namespace = Some(pod.namespace.clone());
+    event.pod_name = Some(pod.name.clone());
+    event.pod_uid = Some(pod.uid.clone());
+    event.node = pod.node.clone();
+    event.kubernetes_user = pod.user.clone();
+    limit(&app.pod_limit, &format!("pod:{}", pod.uid), "pod")?;
+    let principal: Principal = authorize(pod, &app.policy, app.directory.as_ref()).await?;
+    event.hadoop_user = Some(principal.hadoop_user.clone());
+    event.run_as = principal.run_as.clone();
+    let workload: WorkloadKey = resolve(pod, app.owners.as_ref()).await?;
+    event.workload = Some(workload.to_string());
+    app.issuer
+        .credentials(&workload, &principal.hadoop_user)
+        .await
+}
+
+fn limit(limiter: &RateLimiter, key: &str, what: &str) -> Result<(), ApiError> {
+    limiter.check(key, Instant::now()).map_err(|wait| {
+        ApiError::new(
+            Kind::RateLimited,
+            "rate_limited",
+            format!(
+                "too many requests from this {what}; retry in {}s",
+                wait.as_secs().max(1)
+            ),
+        )
+    })
+}
+
+async fn identify(
+    app: &App,
+    req: &Request<Bytes>,
+    peer: Option<IpAddr>,
+) -> Result<VerifiedPod, ApiError> {
+    let served = |ns: &str| (app.served)(ns);
+    let shown_peer = peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        if !app.modes.sa_token {
+            return Err(ApiError::new(
+                Kind::Unauthenticated,
+                "sa_token_disabled",
+                "this token service does not accept service-account tokens; call without an \
+                 Authorization header from the pod's own address",
+            ));
+        }
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::new(
+                    Kind::Unauthenticated,
+                    "bad_authorization",
+                    "the Authorization header must be `Bearer <service-account token>`",
+                )
+            })?;
+        let review = app.cluster.review(token).await?;
+        let target = identity::review_target(&review)?;
+        let pod = app.cluster.pod(&target.namespace, &target.name).await?;
+        return identity::by_review(target, pod, shown_peer, &served);
+    }
+    if !app.modes.ip {
+        return Err(ApiError::new(
+            Kind::Unauthenticated,
+            "token_required",
+            format!(
+                "send the pod's bound service-account token (audience {:?}) as \
+                 `Authorization: Bearer <token>`",
+                identity::AUDIENCE
+            ),
+        ));
+    }
+    let peer = peer.ok_or_else(|| {
+        ApiError::new(
+            Kind::Internal,
+            "no_peer_address",
+            "the server cannot see the client's address, so it cannot identify pods by IP",
+        )
+    })?;
+    if !(app.watches_ready)() {
+        return Err(ApiError::new(
+            Kind::Unavailable,
+            "not_ready",
+            "the pod index is still loading; retry shortly",
+        ));
+    }
+    identity::by_ip(app.index.lookup(peer), peer, &served)
+}
+
+fn wants_json(req: &Request<Bytes>) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/json"))
+}
+
+#[derive(serde::Serialize)]
+struct JsonToken<'a> {
+    kind: &'a str,
+    service: &'a str,
+    expires: String,
+}
+
+#[derive(serde::Serialize)]
+struct JsonCredentials<'a> {
+    user: &'a str,
+    expires: String,
+    tokens: Vec<JsonToken<'a>>,
+    /// The HDTS file, base64.
+    file: String,
+}
+
+fn success_response(req: &Request<Bytes>, issued: &Issued) -> Response<Body> {
+    let expires = rfc3339_ms(issued.expires_at_ms);
+    let mut response = if wants_json(req) {
+        json_response(
+            StatusCode::OK,
+            &JsonCredentials {
+                user: &issued.hadoop_user,
+                expires: expires.clone(),
+                tokens: issued
+                    .tokens
+                    .iter()
+                    .map(|t| JsonToken {
+                        kind: &t.kind,
+                        service: &t.service,
+                        expires: t
+                            .expires_at_ms
+                            .map(rfc3339_ms)
+                            .unwrap_or_else(|| expires.clone()),
+                    })
+                    .collect(),
+                file: base64::engine::general_purpose::STANDARD.encode(issued.file.as_slice()),
+            },
+        )
+    } else {
+        let mut r = Response::new(Body::new(Bytes::copy_from_slice(&issued.file)));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        r
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&expires) {
+        headers.insert(EXPIRES_HEADER, v);
+    }
+    response
+}
+
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    let mut response = json_response(e.status(), &e.body());
+    if e.kind == Kind::RateLimited {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use futures::future::BoxFuture;
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::directory::static_users::StaticUsers;
+    use crate::identity::Review;
+    use crate::index::{IndexEvent, IndexWriter};
+    use crate::issuer::IssuerConfig;
+    use crate::issuer::fake::FakeSource;
+    use crate::mapping::MappingRules;
+    use crate::pod::PodFacts;
+    use crate::pod::fixtures::pod;
+    use crate::ratelimit::Limit;
+    use crate::workload::{LookupError, OwnerObject};
+
+    struct FakeCluster {
+        pod: Option<PodFacts>,
+    }
+
+    impl Cluster for FakeCluster {
+        fn review<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Review, ApiError>> {
+            Box::pin(async move {
+                Ok(Review {
+                    authenticated: token == "good",
+                    username: Some("system:serviceaccount:team-a:default".into()),
+                    audiences: vec![identity::AUDIENCE.into()],
+                    extra: BTreeMap::from([
+                        (
+                            "authentication.kubernetes.io/pod-name".into(),
+                            vec!["web-1".into()],
+                        ),
+                        (
+                            "authentication.kubernetes.io/pod-uid".into(),
+                            vec!["u1".into()],
+                        ),
+                    ]),
+                    error: None,
+                })
+            })
+        }
+
+        fn pod<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<Option<PodFacts>, ApiError>> {
+            Box::pin(async move { Ok(self.pod.clone()) })
+        }
+    }
+
+    struct NoOwners;
+
+    impl OwnerLookup for NoOwners {
+        fn get<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a crate::pod::OwnerRef,
+        ) -> BoxFuture<'a, Result<Option<OwnerObject>, LookupError>> {
+            Box::pin(async { Ok(None) })
+        }
+    }
+
+    struct Bed {
+        app: Arc<App>,
+        source: Arc<FakeSource>,
+        ready: Arc<AtomicBool>,
+        _audit: tempfile::TempDir,
+        audit_path: std::path::PathBuf,
+    }
+
+    fn bed(pods: Vec<PodFacts>) -> Bed {
+        let index = SharedIndex::default();
+        let mut writer = IndexWriter::new(index.clone());
+        writer.on_event(IndexEvent::Init);
+        for p in pods {
+            writer.on_event(IndexEvent::InitApply(p));
+        }
+        writer.on_event(IndexEvent::InitDone);
+        let source = Arc::new(FakeSource::default());
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let ready = Arc::new(AtomicBool::new(true));
+        let flag = Arc::clone(&ready);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let audit_path = dir.path().join("audit.log");
+        let app = App {
+            cluster: Arc::new(FakeCluster {
+                pod: Some(pod("web-1", "u1", "127.100.0.1")),
+            }),
+            owners: Arc::new(NoOwners),
+            index,
+            served: Arc::new(|ns| ns == "team-a"),
+            watches_ready: Arc::new(move || flag.load(Ordering::SeqCst)),
+            modes: Modes {
+                sa_token: true,
+                ip: true,
+            },
+            policy: Policy {
+                mapping: MappingRules::default(),
+                superusers: ["hdfs".to_owned()].into(),
+            },
+            directory: Arc::new(StaticUsers::embedded()),
+            issuer: Issuer::new(
+                source.clone(),
+                IssuerConfig::default(),
+                Arc::new(|| 0),
+                metrics.observer(),
+            ),
+            pod_limit: RateLimiter::new(Limit {
+                per_minute: 60,
+                burst: 3,
+            }),
+            peer_limit: RateLimiter::new(Limit {
+                per_minute: 600,
+                burst: 100,
+            }),
+            audit: AuditSink::file(&audit_path).expect("audit file"),
+            metrics,
+            registry: Arc::new(registry),
+            readiness: Readiness::default(),
+        };
+        Bed {
+            app: Arc::new(app),
+            source,
+            ready,
+            _audit: dir,
+            audit_path,
+        }
+    }
+
+    fn request(from: &str, auth: Option<&str>, accept: Option<&str>) -> Request<Bytes> {
+        let mut builder = Request::post(CREDENTIALS_PATH);
+        if let Some(a) = auth {
+            builder = builder.header(header::AUTHORIZATION, a);
+        }
+        if let Some(a) = accept {
+            builder = builder.header(header::ACCEPT, a);
+        }
+        let mut req = builder.body(Bytes::new()).expect("request");
+        let addr: SocketAddr = format!("{from}:40000").parse().expect("addr");
+        req.extensions_mut().insert(addr);
+        req
+    }
+
+    async fn call(bed: &Bed, req: Request<Bytes>) -> (StatusCode, http::HeaderMap, Bytes) {
+        let response = handle(Arc::clone(&bed.app), req).await;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        (parts.status, parts.headers, body)
+    }
+
+    fn error_of(body: &Bytes) -> (String, String) {
+        let v: serde_json::Value = serde_json::from_slice(body).expect("JSON error body");
+        (
+            v["error"].as_str().unwrap_or_default().to_owned(),
+            v["message"].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+
+    fn audit_lines(bed: &Bed) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&bed.audit_path)
+            .expect("audit log")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON audit line"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_pod_at_its_address_gets_a_credentials_file_and_its_siblings_reuse_it() {
+        let mut sibling = pod("web-2", "u2", "127.100.0.2");
+        sibling.owners = vec![crate::pod::OwnerRef {
+            api_version: "apps/v1".into(),
+            kind: "ReplicaSet".into(),
+            name: "web-abc".into(),
+            uid: "rs".into(),
+            controller: true,
+        }];
+        let mut first = sibling.clone();
+        first.name = "web-1".into();
+        first.uid = "u1".into();
+        first.ips = vec!["127.100.0.1".parse().expect("ip")];
+        let bed = bed(vec![first, sibling]);
+        let (status, headers, body) = call(&bed, request("127.100.0.1", None, None)).await;
+        assert_eq!(status, StatusCode::OK, "{body:?}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/octet-stream");
+        assert_eq!(headers[EXPIRES_HEADER], "1970-01-01T01:23:20Z");
+        let creds = hadoop_token::Credentials::decode(&body).expect("HDTS file");
+        assert_eq!(creds.tokens.len(), 1);
+        let (status, _, _) = call(&bed, request("127.100.0.2", None, None)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            bed.source.obtained.load(Ordering::SeqCst),
+            1,
+            "one Hadoop fetch per workload"
+        );
+        let lines = audit_lines(&bed);
+        assert_eq!(lines[0]["outcome"], "issued");
+        assert_eq!(lines[1]["outcome"], "reused");
+        assert_eq!(lines[1]["pod_name"], "web-2");
+        assert_eq!(lines[1]["identity_method"], "ip");
+        assert_eq!(lines[1]["tokens"][0]["sequence_number"], 40);
+        let text = std::fs::read_to_string(&bed.audit_path).expect("audit");
+        assert!(!text.contains("cHc"), "no password in the audit log");
+    }
+
+    #[tokio::test]
+    async fn json_is_served_on_request_and_sa_tokens_identify_the_pod() {
+        let bed = bed(vec![]);
+        let (status, headers, body) = call(
+            &bed,
+            request("10.0.0.9", Some("Bearer good"), Some("application/json")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body:?}");
+        assert!(headers[EXPIRES_HEADER].to_str().is_ok());
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["user"], "alice");
+        assert_eq!(v["tokens"][0]["kind"], "HDFS_DELEGATION_TOKEN");
+        let file = base64::engine::general_purpose::STANDARD
+            .decode(v["file"].as_str().expect("file"))
+            .expect("base64");
+        assert!(file.starts_with(b"HDTS\x00"));
+        assert_eq!(audit_lines(&bed)[0]["identity_method"], "sa-token");
+        let (status, _, body) = call(&bed, request("10.0.0.9", Some("Bearer bad"), None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(error_of(&body).0, "token_rejected");
+        let (status, _, body) = call(&bed, request("10.0.0.9", Some("Basic x"), None)).await;
+        assert_eq!(
+            (status, error_of(&body).0.as_str()),
+            (StatusCode::UNAUTHORIZED, "bad_authorization")
+        );
+    }
+
+    #[tokio::test]
+    async fn refusals_carry_a_code_and_an_actionable_message() {
+        let mut bare = pod("x", "u5", "127.100.0.5");
+        bare.user = None;
+        let mut host = pod("h", "u6", "127.100.0.6");
+        host.host_network = true;
+        let mut other_ns = pod("o", "u7", "127.100.0.7");
+        other_ns.namespace = "team-z".into();
+        let mut run_as = pod("r", "u8", "127.100.0.8");
+        run_as.user = Some("bob".into());
+        run_as.run_as = Some("svc-etl".into());
+        let bed = bed(vec![bare, host, other_ns, run_as]);
+        for (ip, status, code) in [
+            ("127.100.0.5", 403, "no_user_annotation"),
+            ("127.100.0.6", 403, "host_network"),
+            ("127.100.0.7", 403, "namespace_not_served"),
+            ("127.100.0.8", 403, "run_as_refused"),
+            ("127.100.0.99", 401, "unknown_address"),
+        ] {
+            let (got, _, body) = call(&bed, request(ip, None, None)).await;
+            assert_eq!(
+                (got.as_u16(), error_of(&body).0.as_str()),
+                (status, code),
+                "{ip}"
+            );
+        }
+        let (_, _, body) = call(&bed, request("127.100.0.5", None, None)).await;
+        assert_eq!(
+            error_of(&body).1,
+            "pod team-a/x has no kube2hadoop.io/user annotation: was it created before \
+             iddecorator was installed?"
+        );
+        let denied = audit_lines(&bed);
+        assert!(denied.iter().all(|l| l["outcome"] == "denied"));
+        assert_eq!(bed.source.obtained.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_pod_over_its_rate_is_told_to_wait_and_an_unready_index_says_so() {
+        let bed = bed(vec![pod("web-1", "u1", "127.100.0.1")]);
+        for _ in 0..3 {
+            let (status, _, _) = call(&bed, request("127.100.0.1", None, None)).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let (status, headers, body) = call(&bed, request("127.100.0.1", None, None)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(headers.contains_key(header::RETRY_AFTER));
+        assert_eq!(error_of(&body).0, "rate_limited");
+
+        bed.ready.store(false, Ordering::SeqCst);
+        let (status, _, body) = call(&bed, request("127.100.0.2", None, None)).await;
+        assert_eq!(
+            (status, error_of(&body).0.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+        );
+        let ready = Request::get("/readyz").body(Bytes::new()).expect("req");
+        assert_eq!(call(&bed, ready).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn health_metrics_and_wrong_methods() {
+        let bed = bed(vec![]);
+        let get = |p: &str| Request::get(p).body(Bytes::new()).expect("req");
+        assert_eq!(call(&bed, get("/healthz")).await.0, StatusCode::OK);
+        let (status, _, body) = call(&bed, get("/metrics")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(String::from_utf8_lossy(&body).contains("kube2hadoop_indexed_pods"));
+        assert_eq!(
+            call(&bed, get(CREDENTIALS_PATH)).await.0,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(call(&bed, get("/nope")).await.0, StatusCode::NOT_FOUND);
+    }
+}

@@ -7,10 +7,13 @@
 //! - [`objects`]: manifests, the user annotation, ownership lookups, cleanup by test label;
 //! - [`pods`]: a pod's IP once running, connections from that IP (loopback on the local bed);
 //! - [`wait`]: polling with a deadline;
-//! - [`rogue`]: a hostile mutating webhook served from the test process.
+//! - [`rogue`]: a hostile mutating webhook served from the test process;
+//! - [`kubectl`], [`cert_manager`]: the manifests checks (`tests/manifests.rs`).
 #![forbid(unsafe_code)]
 
 pub mod bed;
+pub mod cert_manager;
+pub mod kubectl;
 pub mod objects;
 pub mod pods;
 pub mod rogue;
@@ -28,6 +31,8 @@ pub enum Error {
     Rogue(#[from] rogue::RogueError),
     #[error(transparent)]
     Wait(#[from] wait::WaitError),
+    #[error(transparent)]
+    Kubectl(#[from] kubectl::KubectlError),
     #[error("Kubernetes API call failed while {step}: {source}")]
     Kube {
         step: String,

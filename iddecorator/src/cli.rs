@@ -13,12 +13,43 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+const ABOUT: &str =
+    "Admission webhook that stamps kube2hadoop.io/user with the authenticated submitter";
+
+/// The whole command line. Serving is the default, so `iddecorator --listen ...` (what
+/// Deployments and the test bed run) means `iddecorator serve --listen ...`.
 #[derive(Debug, Parser)]
 #[command(
     name = "iddecorator",
     version,
-    about = "Admission webhook that stamps kube2hadoop.io/user with the authenticated submitter"
+    about = ABOUT,
+    args_conflicts_with_subcommands = true
 )]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: Args,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Serve the admission webhooks over HTTPS (the default without a subcommand).
+    Serve(Args),
+    /// Generate a CA and serving certificates, and the Secret and caBundle patch of the
+    /// static-certs overlay (for clusters without cert-manager). Never prints a key.
+    Certs(crate::certs::CertsArgs),
+}
+
+impl Cli {
+    /// The serving flags, unless another subcommand was asked for.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "iddecorator", version, about = ABOUT)]
 pub struct Args {
     /// Address and port to serve HTTPS on.
     #[arg(long, env = "IDDECORATOR_LISTEN", default_value = "0.0.0.0:8443")]
@@ -281,6 +312,47 @@ mod tests {
         std::fs::write(&c, ck.cert.pem()).unwrap();
         std::fs::write(&k, ck.signing_key.serialize_pem()).unwrap();
         (c.display().to_string(), k.display().to_string())
+    }
+
+    #[test]
+    fn flags_without_a_subcommand_mean_serve() {
+        let flat = [
+            "iddecorator",
+            "--listen",
+            "127.0.0.1:1",
+            "--tls-cert-file",
+            "c",
+        ];
+        let Command::Serve(a) = Cli::try_parse_from(flat).expect("parse").into_command() else {
+            panic!("not serve");
+        };
+        assert_eq!(a.listen, "127.0.0.1:1");
+        assert_eq!(a.tls_cert_file, Some(PathBuf::from("c")));
+        let explicit = ["iddecorator", "serve", "--listen", "127.0.0.1:2"];
+        let Command::Serve(a) = Cli::try_parse_from(explicit).expect("parse").into_command() else {
+            panic!("not serve");
+        };
+        assert_eq!(a.listen, "127.0.0.1:2");
+    }
+
+    #[test]
+    fn certs_is_a_subcommand_of_its_own() {
+        let certs = ["iddecorator", "certs", "--service", "s", "--namespace", "n"];
+        let Command::Certs(c) = Cli::try_parse_from(certs).expect("parse").into_command() else {
+            panic!("not certs");
+        };
+        assert_eq!((c.service.as_str(), c.days), ("s", 365));
+        // Serving flags belong to serving: mixing them in is an error, not silently ignored.
+        let mixed = [
+            "iddecorator",
+            "--listen",
+            "127.0.0.1:1",
+            "certs",
+            "--service",
+            "s",
+        ];
+        assert!(Cli::try_parse_from(mixed).is_err());
+        assert!(Cli::try_parse_from(["iddecorator", "certs", "--service", "s"]).is_err());
     }
 
     #[test]

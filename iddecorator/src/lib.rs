@@ -7,13 +7,16 @@
 
 pub mod annotations;
 pub mod decision;
+/// Fuzz entry points (also replayed by `tests/fuzz_regressions.rs`).
+pub mod fuzz;
 pub mod injection;
 pub mod pointer;
 pub mod policy;
 pub mod username;
 pub mod workload;
 
-// The binary's shell: flags, HTTPS endpoints, metrics.
+// The binary's shell: flags, HTTPS endpoints, metrics; `certs` for installs without cert-manager.
+pub mod certs;
 pub mod cli;
 pub mod metrics;
 pub mod server;

@@ -1,7 +1,8 @@
-//! iddecorator: flags → checked config → HTTPS server until SIGTERM.
+//! iddecorator: flags → checked config → HTTPS server until SIGTERM; or `certs`, which writes
+//! certificates for the static-certs install and exits.
 #![forbid(unsafe_code)]
 use clap::Parser;
-use iddecorator::cli::{Args, Config};
+use iddecorator::cli::{Args, Cli, Command, Config};
 use iddecorator::metrics::Metrics;
 use iddecorator::server::{App, route};
 use k2h_http::{Readiness, init_logging, serve, server_config, signal::shutdown_signal};
@@ -9,7 +10,26 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    match Cli::parse().into_command() {
+        Command::Serve(args) => serve_main(args),
+        Command::Certs(args) => certs_main(&args),
+    }
+}
+
+fn certs_main(args: &iddecorator::certs::CertsArgs) -> ExitCode {
+    match iddecorator::certs::run(args) {
+        Ok(files) => {
+            println!("wrote to {}: {}", args.out_dir.display(), files.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("iddecorator certs: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve_main(args: Args) -> ExitCode {
     if let Err(e) = init_logging(args.log_format, args.log.as_deref()) {
         eprintln!("iddecorator: {e}");
         return ExitCode::from(2);

@@ -16,6 +16,8 @@ mod rules;
 mod fixtures;
 #[cfg(test)]
 mod injection_tests;
+#[cfg(test)]
+mod proptests;
 
 use crate::annotations::{INJECT, USER};
 use crate::injection::{self, Conflict};

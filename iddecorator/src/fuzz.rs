@@ -1,0 +1,125 @@
+//! Entry points for the fuzz targets in `fuzz/` and the regression tests that replay their
+//! corpus (`tests/fuzz_regressions.rs`). They panic when a property breaks, which is the point:
+//! a fuzzer reports it. Input that the server would reject before deciding is ignored.
+use crate::decision::{Decision, mutate, validate};
+use crate::policy::Policy;
+use kube::core::{
+    DynamicObject,
+    admission::{AdmissionRequest, AdmissionReview},
+};
+use serde_json::Value;
+use std::sync::OnceLock;
+
+/// A policy exercising everything that changes the decision: username mapping, a changed
+/// trusted-controller list, a custom kind with wildcard template paths, and injection settings.
+pub const RICH_POLICY: &str = r#"
+trustedControllers:
+  - system:serviceaccount:kube-system:replicaset-controller
+  - system:serviceaccount:kube-system:job-controller
+  - system:serviceaccount:ray-system:kuberay-operator
+usernames:
+  stripPrefixes: ["oidc:", "corp:"]
+  rewrite: {pattern: '(?P<name>[a-z][a-z0-9_-]*)@corp\.example', replacement: '${name}'}
+  serviceAccounts: {"system:serviceaccount:etl:runner": etl}
+kinds:
+  - {group: ray.io, kind: RayCluster, templatePaths: [spec.headGroupSpec.template, "spec.workerGroupSpecs[].template"]}
+  - {group: example.com, kind: Fanout, templatePaths: ["spec.*.template"]}
+  - {group: apps, kind: Deployment, templatePaths: [spec.template]}
+injection:
+  image: registry.example/k2h/init-fetcher:1.2.3
+  tokenServiceUrl: https://k2h.example:9443
+  caFile: /etc/ssl/k2h-ca.pem
+  deadline: 5m
+  tokenExpirationSeconds: 7200
+"#;
+
+fn policies() -> &'static [Policy; 2] {
+    static POLICIES: OnceLock<[Policy; 2]> = OnceLock::new();
+    POLICIES.get_or_init(|| {
+        let rich = Policy::from_yaml(RICH_POLICY)
+            .unwrap_or_else(|e| panic!("fuzz::RICH_POLICY must be valid: {e}"));
+        [Policy::default(), rich]
+    })
+}
+
+/// Bytes → AdmissionReview (as the server decodes them) → `/mutate` and `/validate` under the
+/// default and the rich policy; see [`check_request`].
+pub fn admission(data: &[u8]) {
+    let Ok(review) = serde_json::from_slice::<AdmissionReview<DynamicObject>>(data) else {
+        return;
+    };
+    // The server's checks before it decides (`server.rs`).
+    if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
+        return;
+    }
+    let Ok(request): Result<AdmissionRequest<DynamicObject>, _> = review.try_into() else {
+        return;
+    };
+    for policy in policies() {
+        check_request(&request, policy);
+    }
+}
+
+/// The admission invariants: when `/mutate` allows, its patch applies to the object it was
+/// computed from, the patched object still decodes, `/validate` of it allows and mutating it
+/// again changes nothing; when `/mutate` denies, `/validate` of the same request denies too.
+pub fn check_request(request: &AdmissionRequest<DynamicObject>, policy: &Policy) {
+    match mutate(request, policy) {
+        Decision::Allow { patch } => {
+            let Some(object) = &request.object else {
+                assert!(
+                    patch.0.is_empty(),
+                    "patch {patch:?} for a request without object"
+                );
+                return;
+            };
+            let mut doc = serde_json::to_value(object).unwrap_or(Value::Null);
+            if let Err(e) = json_patch::patch(&mut doc, &patch.0) {
+                panic!("patch {patch:?} does not apply to the object it was computed from: {e}");
+            }
+            let patched: DynamicObject = serde_json::from_value(doc.clone())
+                .unwrap_or_else(|e| panic!("patched object does not decode ({e}): {doc}"));
+            let mut again = request.clone();
+            again.object = Some(patched);
+            let validated = validate(&again, policy);
+            assert!(
+                matches!(&validated, Decision::Allow { patch } if patch.0.is_empty()),
+                "validate of the patched object: {validated:?}; patched object: {doc}"
+            );
+            let remutated = mutate(&again, policy);
+            assert!(
+                matches!(&remutated, Decision::Allow { patch } if patch.0.is_empty()),
+                "mutate is not idempotent: {remutated:?}; patched object: {doc}"
+            );
+        }
+        Decision::Deny { reason } => {
+            assert!(!reason.is_empty(), "deny without a reason");
+            let validated = validate(request, policy);
+            assert!(
+                matches!(validated, Decision::Deny { .. }),
+                "mutate denied ({reason}) but validate allows"
+            );
+        }
+    }
+}
+
+/// Bytes → policy file: parsing never panics, whatever the text.
+pub fn policy(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = Policy::from_yaml(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rich_policy_is_valid_and_garbage_is_ignored() {
+        assert_eq!(policies().len(), 2);
+        for garbage in [&b""[..], b"{}", b"{\"request\":null}", b"\xff", b"[1,2]"] {
+            admission(garbage);
+            policy(garbage);
+        }
+    }
+}

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help build test unit e2e e2e-up e2e-down e2e-kind bench demo lint fmt
+.PHONY: help build test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-profile demo lint fmt
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -11,7 +11,7 @@ help: ## list the targets
 build: ## build the three binaries (release)
 	$(CARGO) build --release --workspace --bins
 
-test: unit ## unit and integration tests, then the e2e suite
+test: unit e2e ## everything CI runs: unit and integration tests, then the e2e suite on real beds
 
 unit: ## Rust unit and integration tests (no test bed needed)
 	$(CARGO) test --workspace
@@ -23,7 +23,8 @@ lint: ## rustfmt and clippy, warnings are errors
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-E2E_SUITE ?= --test webhook
+# Empty: every e2e test file (webhook, Hadoop formats and client, token service, manifests).
+E2E_SUITE ?=
 
 # The bed always comes down, also when bring-up or the suite fails; logs of a failed run stay in
 # e2e/.state/logs. Test binaries are built first so the bed does not idle during compilation.
@@ -32,6 +33,7 @@ e2e: ## start the test bed, run the e2e suite, stop the bed
 	$(CARGO) build -p iddecorator; $(CARGO) test -p e2e $(E2E_SUITE) --no-run; \
 	t0=$$SECONDS; t1=; \
 	trap 'rc=$$?; echo "e2e: bring-up $$(($${t1:-$$SECONDS} - t0))s, suite $$(($$SECONDS - $${t1:-$$SECONDS}))s"; \
+	  e2e/scripts/hadoop-down.sh || true; e2e/scripts/ldap-down.sh 2>/dev/null || true; \
 	  K2H_E2E_KEEP_LOGS=$$([ $$rc = 0 ] || echo 1) e2e/scripts/down.sh; exit $$rc' EXIT; \
 	e2e/scripts/up.sh; t1=$$SECONDS; \
 	source e2e/.state/env; $(CARGO) test -p e2e $(E2E_SUITE)
@@ -48,8 +50,21 @@ e2e-kind: ## the e2e suite on a kind cluster (needs docker and kind; not run in 
 	trap 'e2e/scripts/kind.sh down' EXIT; \
 	e2e/scripts/kind.sh up; source e2e/.state/kind/env; $(CARGO) test -p e2e $(E2E_SUITE)
 
-bench: ## benchmarks, results in bench/results/
-	CARGO=$(CARGO) bench/iddecorator.sh
+bench: ## webhook vs a Go controller-runtime reference, and kube-apiserver's view; bench/results/
+	CARGO=$(CARGO) bench/run.sh
+
+bench-webhook: ## only the side-by-side webhook part of `make bench` (no control plane)
+	CARGO=$(CARGO) BENCH_APISERVER=0 bench/run.sh
+
+bench-profile: ## perf profile of iddecorator and of the Go reference under load (not part of bench)
+	CARGO=$(CARGO) bench/profile.sh iddecorator
+	BENCH_BUILD=0 bench/profile.sh go-ref
 
 demo: ## one command: control plane, HDFS, LDAP, webhook, token service, a pod with a token
 	@echo "demo: not implemented yet (issue 7)"; exit 2
+
+# Not part of `make test` (nightly); `make test` replays fuzz/corpus and fuzz/regressions.
+FUZZ_SECONDS ?= 600
+.PHONY: fuzz
+fuzz: ## cargo-fuzz (nightly) every target for FUZZ_SECONDS (600) each; see docs/reliability.md
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh

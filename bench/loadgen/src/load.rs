@@ -1,4 +1,5 @@
-//! The load loop: one TLS keep-alive HTTP/1.1 connection per worker, requests back to back.
+//! The load loop: one TLS keep-alive HTTP/1.1 connection per worker, requests back to back
+//! (closed loop) or at a fixed arrival rate shared by the workers (`--rate`).
 use crate::report::{self, Run};
 use crate::{Error, parse_duration};
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Per-request limit: a stuck request counts as an error instead of hanging the run.
@@ -46,12 +47,19 @@ pub struct RunArgs {
     /// Send exactly this many requests per run instead of running for --duration.
     #[arg(long)]
     requests: Option<u64>,
+    /// Fixed arrival rate (requests/s over all connections) instead of back to back; the
+    /// concurrency is then the number of connections requests are spread over.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Unmeasured load before each run.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     warmup: Duration,
     /// Write the results as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Add the runs to those already in --out (same target) instead of replacing the file.
+    #[arg(long, requires = "out")]
+    append: bool,
 }
 
 /// Where and how to connect.
@@ -69,10 +77,24 @@ enum Stop {
     Count(Arc<AtomicI64>),
 }
 
+/// Fixed arrival rate: request `n` (a slot taken from a shared counter) is due at
+/// `start + n * interval`. A worker sleeps until its slot is due, so sends follow tokio's 1 ms
+/// timer wheel (bursts of rate/1000 per tick). Latency is measured from the actual send; a
+/// send more than [`LATE`] after its slot counts as late, which says the rate was not held.
+struct Pace {
+    start: Instant,
+    interval: Duration,
+    next: AtomicU64,
+}
+
+/// Timer granularity (1 ms) plus 1 ms of slack.
+const LATE: Duration = Duration::from_millis(2);
+
 struct WorkerResult {
     histogram: Histogram<u64>,
     ok: u64,
     errors: u64,
+    late: u64,
 }
 
 pub async fn run(args: RunArgs) -> Result<(), Error> {
@@ -93,6 +115,24 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             "--concurrency values must be at least 1".into(),
         ));
     }
+    let interval = match args.rate {
+        None => None,
+        Some(r) if r.is_finite() && r >= 1.0 => Some(Duration::from_secs_f64(1.0 / r)),
+        Some(r) => {
+            return Err(Error::Usage(format!(
+                "--rate {r}: expected requests per second, at least 1"
+            )));
+        }
+    };
+    let pace = |start| {
+        interval.map(|interval| {
+            Arc::new(Pace {
+                start,
+                interval,
+                next: AtomicU64::new(0),
+            })
+        })
+    };
 
     let mut runs = Vec::new();
     report::print_header(&args.target);
@@ -100,7 +140,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         for &concurrency in &args.concurrency {
             if !args.warmup.is_zero() {
                 let stop = Stop::At(Instant::now() + args.warmup);
-                drive(&target, body, concurrency, stop).await?;
+                drive(&target, body, concurrency, stop, pace(Instant::now())).await?;
             }
             let stop = match args.requests {
                 Some(n) => Stop::Count(Arc::new(AtomicI64::new(
@@ -108,9 +148,16 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                 ))),
                 None => Stop::At(Instant::now() + args.duration),
             };
+            let cpu_before = args.pid.and_then(cpu_seconds);
             let started = Instant::now();
-            let results = drive(&target, body, concurrency, stop).await?;
+            let results = drive(&target, body, concurrency, stop, pace(started)).await?;
             let elapsed = started.elapsed();
+            let cpu = cpu_before
+                .zip(args.pid.and_then(cpu_seconds))
+                .map(|(before, after)| after - before);
+            let late = args
+                .rate
+                .map(|_| results.iter().map(|r| r.late).sum::<u64>());
             let run = Run::from_results(
                 name,
                 concurrency,
@@ -119,13 +166,23 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                     .into_iter()
                     .map(|r| (r.histogram, r.ok, r.errors))
                     .collect(),
-                args.pid.and_then(peak_rss_kib),
+                report::Server {
+                    peak_rss_kib: args.pid.and_then(peak_rss_kib),
+                    cpu_seconds: cpu,
+                },
+                args.rate.map(|rate| report::Paced { rate, late }),
             );
             report::print_row(&run);
             runs.push(run);
         }
     }
     if let Some(out) = &args.out {
+        if args.append {
+            runs = report::earlier_runs(out, &args.target)?
+                .into_iter()
+                .chain(runs)
+                .collect();
+        }
         report::write_json(out, &args.target, &args.url, &runs)?;
         println!("wrote {}", out.display());
     }
@@ -137,14 +194,15 @@ async fn drive(
     body: &Bytes,
     concurrency: usize,
     stop: Stop,
+    pace: Option<Arc<Pace>>,
 ) -> Result<Vec<WorkerResult>, Error> {
     let stop = Arc::new(stop);
     let mut tasks = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        let (target, body, stop) = (target.clone(), body.clone(), stop.clone());
-        tasks.push(tokio::spawn(
-            async move { worker(&target, body, &stop).await },
-        ));
+        let (target, body, stop, pace) = (target.clone(), body.clone(), stop.clone(), pace.clone());
+        tasks.push(tokio::spawn(async move {
+            worker(&target, body, &stop, pace.as_deref()).await
+        }));
     }
     let mut results = Vec::with_capacity(concurrency);
     for t in tasks {
@@ -156,12 +214,30 @@ async fn drive(
     Ok(results)
 }
 
-async fn worker(target: &Target, body: Bytes, stop: &Stop) -> Result<WorkerResult, Error> {
+async fn worker(
+    target: &Target,
+    body: Bytes,
+    stop: &Stop,
+    pace: Option<&Pace>,
+) -> Result<WorkerResult, Error> {
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
         .map_err(|e| Error::Usage(e.to_string()))?;
-    let (mut ok, mut errors) = (0u64, 0u64);
+    let (mut ok, mut errors, mut late) = (0u64, 0u64, 0u64);
     let mut sender = connect(target).await?;
     loop {
+        if let Some(pace) = pace {
+            let slot = pace.next.fetch_add(1, Ordering::Relaxed);
+            let due = pace.start + pace.interval.mul_f64(slot as f64);
+            if let Stop::At(t) = stop
+                && due >= *t
+            {
+                break;
+            }
+            tokio::time::sleep_until(due.into()).await;
+            if Instant::now().saturating_duration_since(due) > LATE {
+                late += 1;
+            }
+        }
         match stop {
             Stop::At(t) if Instant::now() >= *t => break,
             Stop::Count(left) if left.fetch_sub(1, Ordering::Relaxed) <= 0 => break,
@@ -198,6 +274,7 @@ async fn worker(target: &Target, body: Bytes, stop: &Stop) -> Result<WorkerResul
         histogram,
         ok,
         errors,
+        late,
     })
 }
 
@@ -311,6 +388,27 @@ async fn get_status(target: &Target) -> Result<u16, Error> {
     Ok(response.status().as_u16())
 }
 
+/// Linux's USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s on every mainstream
+/// architecture (the kernel ABI fixes it, whatever CONFIG_HZ is).
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// User plus system CPU time `pid` has used so far, in seconds (Linux only).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / CLOCK_TICKS_PER_SECOND)
+}
+
+/// utime + stime: fields 14 and 15 of /proc/<pid>/stat, counted after the `(comm)` field,
+/// which may itself contain spaces and parentheses.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    // rest starts at field 3 (state): utime is the 12th field of rest, stime the 13th.
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// Peak resident set size of `pid` so far, in KiB (Linux only).
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -318,4 +416,24 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_from_stat() {
+        let stat = "4242 (tokio (rt) x) S 1 4242 4242 0 -1 4194560 1190 0 0 0 731 52 0 0 20 0 \
+                    3 0 123 456 789";
+        assert_eq!(parse_cpu_ticks(stat), Some(783));
+        assert_eq!(parse_cpu_ticks("4242 (x) S 1 2"), None);
+        assert_eq!(parse_cpu_ticks("no parenthesis"), None);
+    }
+
+    #[test]
+    fn rss_from_status_of_this_process() {
+        assert!(peak_rss_kib(std::process::id()).is_some_and(|k| k > 0));
+        assert!(cpu_seconds(std::process::id()).is_some());
+    }
 }

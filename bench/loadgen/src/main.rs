@@ -1,12 +1,16 @@
 //! Load generator for kube2hadoop's HTTPS endpoints.
 //!
 //! `certs` writes a throwaway CA and serving pair, `wait-ready` polls a URL, `run` drives a
-//! target (any server: iddecorator, a Go reference…) at fixed concurrencies with identical
-//! bodies and reports throughput, latency percentiles, errors and the target's peak RSS.
+//! target (any server: iddecorator, a Go reference…) at fixed concurrencies (or a fixed rate)
+//! with identical bodies and reports throughput, latency percentiles, errors and the target's
+//! CPU time and peak RSS. `compare` puts two reports side by side with ratios;
+//! `prom-quantiles` reads latency quantiles off a Prometheus histogram (kube-apiserver's).
 #![forbid(unsafe_code)]
 
 mod certs;
+mod compare;
 mod load;
+mod prom;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +43,10 @@ enum Command {
     },
     /// Drive the target and report.
     Run(load::RunArgs),
+    /// Two reports side by side (ours / reference), the targets checked, one JSON file.
+    Compare(compare::CompareArgs),
+    /// p50/p90/p99 of a Prometheus histogram between two /metrics scrapes.
+    PromQuantiles(prom::QuantileArgs),
 }
 
 /// `500ms`, `5s`, `2m` or bare seconds.
@@ -103,6 +111,8 @@ fn main() -> std::process::ExitCode {
                         load::wait_ready(&url, &ca, timeout).await
                     }
                     Command::Run(args) => load::run(args).await,
+                    Command::Compare(args) => compare::run(args),
+                    Command::PromQuantiles(args) => prom::run(args),
                 }
             })
         });

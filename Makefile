@@ -61,7 +61,11 @@ bench-profile: ## perf profile of iddecorator and of the Go reference under load
 	BENCH_BUILD=0 bench/profile.sh go-ref
 
 demo: ## one command: control plane, HDFS, LDAP, webhook, token service, a pod with a token
-	@echo "demo: not implemented yet (issue 7)"; exit 2
+	@e2e/scripts/demo.sh up
+
+.PHONY: demo-down
+demo-down: ## stop what `make demo` started (a bed that was already running stays up)
+	@e2e/scripts/demo.sh down
 
 # Not part of `make test` (nightly); `make test` replays fuzz/corpus and fuzz/regressions.
 FUZZ_SECONDS ?= 600

@@ -34,9 +34,25 @@ pub mod fuzz {
         }
     }
 
+    /// The same bytes as a Writable token and, when UTF-8, as `encodeToUrlString()` text.
     pub fn token(data: &[u8]) {
         if let Ok(token) = Token::from_writable(data) {
-            assert_eq!(Token::from_writable(&token.to_writable()).ok(), Some(token));
+            assert_eq!(
+                Token::from_writable(&token.to_writable()).ok(),
+                Some(token.clone())
+            );
+            assert_eq!(
+                Token::from_url_string(&token.to_url_string()).ok(),
+                Some(token)
+            );
+        }
+        if let Ok(text) = std::str::from_utf8(data)
+            && let Ok(token) = Token::from_url_string(text)
+        {
+            assert_eq!(
+                Token::from_url_string(&token.to_url_string()).ok(),
+                Some(token)
+            );
         }
     }
 

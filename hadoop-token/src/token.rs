@@ -8,10 +8,15 @@ use zeroize::Zeroizing;
 use crate::codec::{DecodeError, Reader};
 use crate::identifier::{self, DelegationIdentifier};
 use crate::secret::Secret;
-use crate::writable::{MAX_BYTES_LEN, read_bytes, read_text, write_bytes, write_text};
+use crate::writable::{
+    MAX_BYTES_LEN, MAX_TEXT_LEN, read_bytes, read_text, write_bytes, write_text,
+};
 
-/// Longest URL string accepted: base64 of the largest identifier and password plus slack.
-pub const MAX_URL_STRING_LEN: usize = 4 * MAX_BYTES_LEN;
+/// Longest URL string accepted: base64 of the largest token `from_writable` accepts (each of
+/// the four fields at its limit, with a 5-byte VInt length), so every decoded token's
+/// `to_url_string` decodes again (found by the `token` fuzz property).
+pub const MAX_URL_STRING_LEN: usize =
+    (2 * (MAX_BYTES_LEN + 5) + 2 * (MAX_TEXT_LEN + 5)) * 4 / 3 + 4;
 
 /// A delegation token as Hadoop's `Token<T>` Writable carries it.
 #[derive(Clone, PartialEq, Eq, Default)]

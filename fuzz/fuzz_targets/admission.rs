@@ -1,0 +1,3 @@
+//! `iddecorator::fuzz::admission`; the properties are documented there.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| iddecorator::fuzz::admission(data));

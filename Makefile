@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help build test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-profile demo lint fmt
+.PHONY: help build test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-token-service bench-profile demo lint fmt
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -50,8 +50,12 @@ e2e-kind: ## the e2e suite on a kind cluster (needs docker and kind; not run in 
 	trap 'e2e/scripts/kind.sh down' EXIT; \
 	e2e/scripts/kind.sh up; source e2e/.state/kind/env; $(CARGO) test -p e2e $(E2E_SUITE)
 
-bench: ## webhook vs a Go controller-runtime reference, and kube-apiserver's view; bench/results/
+bench: ## webhook vs a Go controller-runtime reference, kube-apiserver's view, then bench-token-service; bench/results/
 	CARGO=$(CARGO) bench/run.sh
+	CARGO=$(CARGO) bench/token-service.sh
+
+bench-token-service: ## token-service at 100 and 1,000 pods (BENCH_TS_10K=1 adds 10,000) and init-fetcher; uses a running `make e2e-up` bed
+	CARGO=$(CARGO) bench/token-service.sh
 
 bench-webhook: ## only the side-by-side webhook part of `make bench` (no control plane)
 	CARGO=$(CARGO) BENCH_APISERVER=0 bench/run.sh

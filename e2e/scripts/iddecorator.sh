@@ -13,6 +13,8 @@ PIDFILE=$STATE/pids/iddecorator.pid
 LOGFILE=$STATE/logs/iddecorator.log
 BIN=${IDDECORATOR_BIN:-$REPO_DIR/target/debug/iddecorator}
 POLICY=$E2E_DIR/cluster/iddecorator-policy.yaml
+# A policy written into the bed (the demo writes one naming its token service) wins.
+[ ! -f "$STATE/iddecorator-policy.yaml" ] || POLICY=$STATE/iddecorator-policy.yaml
 
 do_start() {
   if [ ! -x "$BIN" ]; then

@@ -1,5 +1,6 @@
 //! Flags and environment variables of `fetch` and `refresh`, checked into a [`Config`] once:
 //! every bad value is reported, then the program fails (exit code 1) before any request.
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -53,6 +54,10 @@ pub struct FetchArgs {
     /// Log lines on stderr as text or JSON (filter with RUST_LOG, default info)
     #[arg(long, env = "K2H_FETCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Local IP address to connect from, for hosts with several addresses where the service
+    /// identifies the caller by source IP (default: the kernel's choice)
+    #[arg(long, env = "K2H_FETCH_SOURCE_ADDRESS")]
+    pub source_address: Option<String>,
 }
 
 /// Extra flags of `refresh`.
@@ -80,6 +85,7 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub backoff: Backoff,
     pub file_mode: u32,
+    pub source_address: Option<IpAddr>,
 }
 
 /// Flags that cannot be used, all of them.
@@ -128,6 +134,17 @@ impl FetchArgs {
                 self.file_mode
             ));
         }
+        let source_address = match self.source_address.as_deref().map(str::parse::<IpAddr>) {
+            None => None,
+            Some(Ok(ip)) => Some(ip),
+            Some(Err(_)) => {
+                problems.push(format!(
+                    "--source-address {:?} is not an IP address, e.g. 10.0.3.7",
+                    self.source_address.as_deref().unwrap_or_default()
+                ));
+                None
+            }
+        };
         Some(Config {
             url: url?,
             ca_file: self.ca_file.clone()?,
@@ -141,6 +158,7 @@ impl FetchArgs {
                 ..Backoff::default()
             },
             file_mode: file_mode?,
+            source_address,
         })
     }
 }
@@ -255,8 +273,11 @@ mod tests {
             "0444",
             "--max-interval",
             "1h",
+            "--source-address",
+            "127.100.0.7",
         ]);
         let (c, s) = r.config().unwrap();
+        assert_eq!(c.source_address, Some([127, 100, 0, 7].into()));
         assert_eq!(c.deadline, Duration::from_secs(30));
         assert_eq!(c.file_mode, 0o444);
         assert_eq!(c.out, PathBuf::from(DEFAULT_OUT));
@@ -273,9 +294,11 @@ mod tests {
             "0666",
             "--min-interval",
             "2h",
+            "--source-address",
+            "pod-ip",
         ]);
         let e = r.config().unwrap_err();
-        assert_eq!(e.0.len(), 5, "{e}");
+        assert_eq!(e.0.len(), 6, "{e}");
         let text = e.to_string();
         for want in [
             "--url",
@@ -283,6 +306,7 @@ mod tests {
             "--deadline",
             "--file-mode",
             "--max-interval",
+            "--source-address",
         ] {
             assert!(text.contains(want), "{want}: {text}");
         }

@@ -1,5 +1,6 @@
 //! One request to token-service: `POST /v1/credentials` over HTTPS, optionally with the pod's
 //! projected service-account token, classified into what the caller should do next.
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +83,7 @@ impl Client {
         sa_token_file: Option<PathBuf>,
         connect_timeout: Duration,
         attempt_timeout: Duration,
+        source_address: Option<IpAddr>,
     ) -> Result<Client, SetupError> {
         let url = parse_url(base)?;
         // Only the given CA: a scratch image has no system store, and the token service is
@@ -98,6 +100,9 @@ impl Client {
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(connect_timeout)
+            // Binding the socket first: a token service that identifies pods by source IP
+            // must see this address, not whichever one the route would pick.
+            .local_address(source_address)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!(
                 "kube2hadoop-init-fetcher/",

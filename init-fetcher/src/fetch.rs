@@ -77,6 +77,7 @@ pub fn client(config: &Config) -> Result<Client, FetchError> {
         config.sa_token_file.clone(),
         config.connect_timeout,
         config.attempt_timeout,
+        config.source_address,
     )?)
 }
 

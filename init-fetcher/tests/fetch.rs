@@ -482,3 +482,32 @@ async fn refresh_exits_when_tokens_expire_while_the_service_fails() {
     assert!(err.contains("tokens expired at"), "{err}");
     assert!(err.contains("NameNode down"), "{err}");
 }
+
+/// A service that identifies pods by source IP sees the address given with --source-address.
+#[tokio::test]
+async fn connects_from_the_source_address() {
+    let pki = Pki::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("token");
+    let child = fetcher(
+        "fetch",
+        addr,
+        &pki,
+        &out,
+        &["--source-address", "127.0.0.2", "--deadline", "3s"],
+    )
+    .spawn()
+    .unwrap();
+    // The first connection is enough: drop it, and the fetcher gives up at its deadline.
+    let (tcp, peer) = tokio::time::timeout(BOUND, listener.accept())
+        .await
+        .expect("the fetcher connects")
+        .unwrap();
+    drop(tcp);
+    drop(listener);
+    assert_eq!(peer.ip(), std::net::IpAddr::from([127, 0, 0, 2]));
+    let o = finish(child).await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+}

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help build test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-token-service bench-profile demo lint fmt
+.PHONY: help build test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-token-service bench-profile demo lint fmt docs
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -14,7 +14,7 @@ build: ## build the three binaries (release)
 test: unit e2e ## everything CI runs: unit and integration tests, then the e2e suite on real beds
 
 unit: ## Rust unit and integration tests (no test bed needed)
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --exclude e2e
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
@@ -22,6 +22,9 @@ lint: ## rustfmt and clippy, warnings are errors
 
 fmt: ## format the code
 	$(CARGO) fmt --all
+
+docs: ## regenerate docs/cli.md from the binaries' --help
+	docs/gen-cli.sh
 
 # Empty: every e2e test file (webhook, Hadoop formats and client, token service, manifests).
 E2E_SUITE ?=

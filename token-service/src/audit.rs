@@ -1,5 +1,6 @@
-//! One JSON line per decision (issue, reuse, denial), on the `kube2hadoop::audit` tracing
-//! target or appended to a file. Tokens are described by their public fields only.
+//! One JSON line per decision (issue, reuse, denial) and per ledger action (renewal, re-issue,
+//! cancellation and their failures), on the `kube2hadoop::audit` tracing target or appended to
+//! a file. Tokens are described by their public fields only.
 
 use std::io::Write;
 use std::path::Path;
@@ -13,7 +14,8 @@ pub const TARGET: &str = "kube2hadoop::audit";
 pub struct AuditEvent {
     /// RFC 3339.
     pub time: String,
-    /// `issued`, `reused` or `denied`.
+    /// `issued`, `reused`, `denied`; from the ledger `renewed`, `reissued`, `cancelled`,
+    /// `renew_failed`, `reissue_failed`, `cancel_failed`.
     pub outcome: &'static str,
     pub reason: Option<String>,
     pub pod_namespace: Option<String>,

@@ -1,5 +1,6 @@
 //! The Kubernetes side: TokenReview, pod and owner reads (each bounded by a timeout), and the
-//! watches that feed the pod-by-IP index and the set of served namespaces.
+//! watches that feed the pod-by-IP index and the set of served namespaces, and whether a
+//! ledger workload still runs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,8 +17,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use crate::error::{ApiError, Kind};
 use crate::identity::{AUDIENCE, Review};
 use crate::index::{IndexEvent, IndexWriter, SharedIndex};
+use crate::ledger::lifecycle::Liveness;
+use crate::ledger::reconcile::WorkloadState;
 use crate::pod::{OwnerRef, PodFacts};
-use crate::workload::{LookupError, OwnerLookup, OwnerObject};
+use crate::workload::{LookupError, OwnerLookup, OwnerObject, WorkloadKey, resolve};
 
 /// What the request path asks of the API server.
 pub trait Cluster: Send + Sync {
@@ -134,6 +137,117 @@ impl Kube {
                 })
                 .collect(),
         }))
+    }
+}
+
+/// A workload's top object as the API shows it now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerStatus {
+    Running,
+    /// A Job or training job that completed or failed, or a pod that terminated.
+    Finished,
+    /// Deleted, or deleted and recreated under the same name.
+    Gone,
+}
+
+/// Final conditions of Jobs (`Complete`, `Failed`) and of the training operator's jobs
+/// (`Succeeded`, `Failed`); pods finish with their phase.
+pub fn is_finished(kind: &str, status: Option<&serde_json::Value>) -> bool {
+    let Some(status) = status else {
+        return false;
+    };
+    if kind == "Pod" {
+        return matches!(
+            status.get("phase").and_then(|p| p.as_str()),
+            Some("Succeeded" | "Failed")
+        );
+    }
+    status
+        .get("conditions")
+        .and_then(|c| c.as_array())
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            matches!(
+                c.get("type").and_then(|t| t.as_str()),
+                Some("Complete" | "Failed" | "Succeeded")
+            ) && c.get("status").and_then(|s| s.as_str()) == Some("True")
+        })
+}
+
+impl Kube {
+    pub async fn owner_status(&self, w: &WorkloadKey) -> Result<OwnerStatus, LookupError> {
+        let (group, version) = match w.api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", w.api_version.as_str()),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, &w.kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, &plural(&w.kind));
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &w.namespace, &resource);
+        let error = |detail: String| LookupError {
+            kind: w.kind.clone(),
+            namespace: w.namespace.clone(),
+            name: w.name.clone(),
+            detail,
+        };
+        let object = tokio::time::timeout(self.timeout, api.get_opt(&w.name))
+            .await
+            .map_err(|_| error(format!("no answer within {}s", self.timeout.as_secs())))?
+            .map_err(|e| error(e.to_string()))?;
+        Ok(match object {
+            Some(o) if o.metadata.uid.as_deref() == Some(w.uid.as_str()) => {
+                if is_finished(&w.kind, o.data.get("status")) {
+                    OwnerStatus::Finished
+                } else {
+                    OwnerStatus::Running
+                }
+            }
+            _ => OwnerStatus::Gone,
+        })
+    }
+}
+
+/// Liveness of ledger workloads from the API (the top object) and the pod index (pods that
+/// outlive it, e.g. while the garbage collector works).
+pub struct KubeWorkloads {
+    pub kube: Arc<Kube>,
+    pub index: SharedIndex,
+}
+
+impl KubeWorkloads {
+    async fn judge(&self, w: &WorkloadKey) -> Liveness {
+        if !self.index.is_ready() {
+            return Liveness::Unknown;
+        }
+        match self.kube.owner_status(w).await {
+            Ok(OwnerStatus::Running) => return Liveness::Alive,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(workload = %w, error = %e, "cannot tell whether the workload runs");
+                return Liveness::Unknown;
+            }
+        }
+        for pod in self.index.pods_in(&w.namespace) {
+            if pod.deleting {
+                continue;
+            }
+            match resolve(&pod, self.kube.as_ref()).await {
+                Ok(k) if k.uid == w.uid => return Liveness::Alive,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(workload = %w, error = %e.message, "cannot resolve a pod's workload");
+                    return Liveness::Unknown;
+                }
+            }
+        }
+        Liveness::Gone
+    }
+}
+
+impl WorkloadState for KubeWorkloads {
+    fn liveness<'a>(&'a self, w: &'a WorkloadKey) -> BoxFuture<'a, Liveness> {
+        Box::pin(self.judge(w))
     }
 }
 
@@ -263,5 +377,25 @@ mod tests {
         ] {
             assert_eq!(plural(kind), plural_);
         }
+    }
+
+    #[test]
+    fn finished_jobs_and_pods() {
+        let cond = |t: &str, s: &str| serde_json::json!({"conditions": [{"type": t, "status": s}]});
+        assert!(is_finished("Job", Some(&cond("Complete", "True"))));
+        assert!(is_finished("Job", Some(&cond("Failed", "True"))));
+        assert!(is_finished("TFJob", Some(&cond("Succeeded", "True"))));
+        assert!(!is_finished("Job", Some(&cond("Complete", "False"))));
+        assert!(!is_finished("TFJob", Some(&cond("Running", "True"))));
+        assert!(!is_finished("Deployment", Some(&cond("Available", "True"))));
+        assert!(!is_finished("Job", None));
+        assert!(is_finished(
+            "Pod",
+            Some(&serde_json::json!({"phase": "Succeeded"}))
+        ));
+        assert!(!is_finished(
+            "Pod",
+            Some(&serde_json::json!({"phase": "Running"}))
+        ));
     }
 }

@@ -123,6 +123,21 @@ pub struct Cli {
     /// Log filter in RUST_LOG syntax.
     #[arg(long, env = "TOKEN_SERVICE_LOG")]
     pub log: Option<String>,
+    /// Namespace of the ledger Secrets and the leader Lease [default: kube2hadoop].
+    #[arg(long, env = "TOKEN_SERVICE_LEDGER_NAMESPACE")]
+    pub ledger_namespace: Option<String>,
+    /// Seconds between ledger passes (renew, re-issue, cancel) [default: 30].
+    #[arg(long, env = "TOKEN_SERVICE_LEDGER_PERIOD")]
+    pub ledger_period: Option<String>,
+    /// Seconds the leader Lease lasts unrenewed [default: 15].
+    #[arg(long, env = "TOKEN_SERVICE_LEASE_DURATION")]
+    pub lease_duration: Option<String>,
+    /// Seconds a leader that cannot renew its Lease keeps acting [default: 10].
+    #[arg(long, env = "TOKEN_SERVICE_LEASE_RENEW_DEADLINE")]
+    pub lease_renew_deadline: Option<String>,
+    /// This replica's name in the Lease [default: $POD_NAME or $HOSTNAME, plus the process id].
+    #[arg(long, env = "TOKEN_SERVICE_REPLICA_ID")]
+    pub replica_id: Option<String>,
 }
 
 /// The YAML file: every flag's value (camelCase), plus structured settings.
@@ -150,6 +165,10 @@ pub struct FileConfig {
     pub max_hadoop_calls: Option<usize>,
     pub hadoop_timeout_seconds: Option<u64>,
     pub kube_timeout_seconds: Option<u64>,
+    pub ledger_namespace: Option<String>,
+    pub ledger_period_seconds: Option<u64>,
+    pub lease_duration_seconds: Option<u64>,
+    pub lease_renew_deadline_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -229,6 +248,24 @@ pub struct Settings {
     pub kube_timeout: Duration,
     pub log_format: LogFormat,
     pub log: Option<String>,
+    pub ledger: LedgerSettings,
+}
+
+/// Where the ledger lives and how its leader is elected.
+#[derive(Debug, Clone)]
+pub struct LedgerSettings {
+    pub namespace: String,
+    pub period: Duration,
+    pub lease_duration: Duration,
+    pub lease_renew_deadline: Duration,
+    pub replica_id: String,
+}
+
+fn default_replica_id() -> String {
+    let host = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "token-service".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// Every problem found, one per line.
@@ -430,6 +467,48 @@ impl Settings {
             file.kube_timeout_seconds,
             10,
         ));
+        let seconds = |errors: &mut Vec<String>, flag, cli: Option<&String>, file, default| {
+            Duration::from_secs(number(errors, flag, cli, file, default))
+        };
+        let ledger = LedgerSettings {
+            namespace: cli
+                .ledger_namespace
+                .or(file.ledger_namespace)
+                .unwrap_or_else(|| "kube2hadoop".into()),
+            period: seconds(
+                &mut errors,
+                "ledger-period",
+                cli.ledger_period.as_ref(),
+                file.ledger_period_seconds,
+                30,
+            ),
+            lease_duration: seconds(
+                &mut errors,
+                "lease-duration",
+                cli.lease_duration.as_ref(),
+                file.lease_duration_seconds,
+                15,
+            ),
+            lease_renew_deadline: seconds(
+                &mut errors,
+                "lease-renew-deadline",
+                cli.lease_renew_deadline.as_ref(),
+                file.lease_renew_deadline_seconds,
+                10,
+            ),
+            replica_id: cli.replica_id.unwrap_or_else(default_replica_id),
+        };
+        if ledger.period.is_zero() {
+            errors.push("--ledger-period must be at least 1 second".into());
+        }
+        if ledger.lease_renew_deadline >= ledger.lease_duration {
+            errors.push(format!(
+                "--lease-renew-deadline ({}s) must be shorter than --lease-duration ({}s), or two \
+                 replicas could both act as leader",
+                ledger.lease_renew_deadline.as_secs(),
+                ledger.lease_duration.as_secs()
+            ));
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -457,6 +536,7 @@ impl Settings {
             kube_timeout,
             log_format: cli.log_format,
             log: cli.log,
+            ledger,
         })
     }
 }
@@ -748,6 +828,34 @@ mod tests {
         assert_eq!(file.nameservices[0].namenodes.len(), 2);
         assert_eq!(file.kms.len(), 1);
         assert!(file.ldap.is_some() && file.user_mapping.is_some());
+    }
+
+    #[test]
+    fn ledger_settings_default_and_a_deadline_past_the_lease_is_refused() {
+        let s = Settings::resolve(
+            cli(&["--tls-cert-file", "c", "--tls-key-file", "k"]),
+            file(SERVICES),
+        )
+        .expect("valid");
+        assert_eq!(s.ledger.namespace, "kube2hadoop");
+        assert_eq!(s.ledger.period, Duration::from_secs(30));
+        assert!(s.ledger.lease_renew_deadline < s.ledger.lease_duration);
+        let Err(e) = Settings::resolve(
+            cli(&[
+                "--tls-cert-file",
+                "c",
+                "--tls-key-file",
+                "k",
+                "--lease-duration",
+                "5",
+                "--lease-renew-deadline",
+                "5",
+            ]),
+            file(SERVICES),
+        ) else {
+            panic!("deadline equal to the lease accepted");
+        };
+        assert!(e.to_string().contains("--lease-renew-deadline"), "{e}");
     }
 
     #[test]

@@ -134,6 +134,21 @@ impl SharedIndex {
         self.len() == 0
     }
 
+    /// The indexed (live) pods of `namespace`: the ledger asks whether a workload still runs.
+    pub fn pods_in(&self, namespace: &str) -> Vec<Arc<PodFacts>> {
+        let pick = |i: &PodIndex| {
+            i.by_uid
+                .values()
+                .filter(|p| p.namespace == namespace)
+                .cloned()
+                .collect()
+        };
+        match self.inner.read() {
+            Ok(g) => pick(&g.0),
+            Err(poisoned) => pick(&poisoned.into_inner().0),
+        }
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut (PodIndex, bool)) -> R) -> R {
         match self.inner.write() {
             Ok(mut g) => f(&mut g),

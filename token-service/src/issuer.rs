@@ -17,10 +17,11 @@ use zeroize::Zeroizing;
 
 use crate::error::{ApiError, Kind};
 use crate::hadoop::{TokenSet, TokenSource};
+use crate::ledger::{Persist, Saved};
 use crate::workload::WorkloadKey;
 
 /// The public description of one token: everything but its password.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TokenInfo {
     pub kind: String,
     pub service: String,
@@ -124,6 +125,8 @@ struct Inner {
     cache: Mutex<HashMap<CacheKey, Slot>>,
     clock: Clock,
     observe: CallObserver,
+    /// Where sets are remembered across restarts and replicas; `None` keeps them in memory only.
+    ledger: Option<Arc<dyn Persist>>,
 }
 
 #[derive(Clone)]
@@ -138,6 +141,17 @@ impl Issuer {
         clock: Clock,
         observe: CallObserver,
     ) -> Issuer {
+        Issuer::with_ledger(source, cfg, clock, observe, None)
+    }
+
+    /// An issuer that loads sets from and saves them to `ledger` before serving them.
+    pub fn with_ledger(
+        source: Arc<dyn TokenSource>,
+        cfg: IssuerConfig,
+        clock: Clock,
+        observe: CallObserver,
+        ledger: Option<Arc<dyn Persist>>,
+    ) -> Issuer {
         Issuer {
             inner: Arc::new(Inner {
                 source,
@@ -146,6 +160,7 @@ impl Issuer {
                 cache: Mutex::new(HashMap::new()),
                 clock,
                 observe,
+                ledger,
             }),
         }
     }
@@ -183,12 +198,31 @@ impl Issuer {
             .count()
     }
 
+    /// Serves `issued` from now on (the ledger renewed or re-issued the workload's set).
+    pub fn replace(&self, workload: &WorkloadKey, issued: Arc<Issued>) {
+        let key = (workload.clone(), issued.hadoop_user.clone());
+        let mut cache = self.inner.lock_cache();
+        // A fetch in flight will fill the slot itself, from the ledger.
+        if !matches!(cache.get(&key), Some(Slot::InFlight(_))) {
+            cache.insert(key, Slot::Ready(issued));
+        }
+    }
+
+    /// Drops a cancelled set.
+    pub fn forget(&self, workload: &WorkloadKey, hadoop_user: &str) {
+        let key = (workload.clone(), hadoop_user.to_owned());
+        let mut cache = self.inner.lock_cache();
+        if matches!(cache.get(&key), Some(Slot::Ready(_))) {
+            cache.remove(&key);
+        }
+    }
+
     /// Runs the fetch as its own task, so a caller that disconnects does not cancel it for
     /// the others; the task records the result in the cache itself.
     fn start(&self, key: CacheKey) -> Fetch {
         let inner = Arc::clone(&self.inner);
         let task = tokio::spawn(async move {
-            let result = inner.fetch(&key.1).await.map(Arc::new);
+            let result = inner.fetch(&key.0, &key.1).await;
             let mut cache = inner.lock_cache();
             match &result {
                 Ok(issued) => {
@@ -224,7 +258,51 @@ impl Inner {
         issued.expires_at_ms > (self.clock)().saturating_add(margin)
     }
 
-    async fn fetch(&self, user: &str) -> Result<Issued, ApiError> {
+    /// The ledger's set if it has a usable one, else a new one, recorded before it is served.
+    async fn fetch(&self, workload: &WorkloadKey, user: &str) -> Result<Arc<Issued>, ApiError> {
+        let Some(ledger) = &self.ledger else {
+            return self.obtain(user).await.map(Arc::new);
+        };
+        let unavailable = |e: &dyn std::fmt::Display| {
+            ApiError::new(
+                Kind::Unavailable,
+                "ledger_unavailable",
+                format!("the token ledger cannot be read or written: {e}"),
+            )
+        };
+        if let Some(stored) = ledger
+            .load(workload, user)
+            .await
+            .map_err(|e| unavailable(&e))?
+        {
+            return Ok(stored);
+        }
+        let ours = Arc::new(self.obtain(user).await?);
+        match ledger.save(workload, &ours).await {
+            Ok(Saved::Ours) => Ok(ours),
+            Ok(Saved::Theirs(theirs)) => {
+                // Another replica stored a set first: one live set per workload.
+                self.give_back(&ours.set).await;
+                Ok(theirs)
+            }
+            Err(e) => {
+                // A set nobody remembers would never be renewed nor cancelled.
+                self.give_back(&ours.set).await;
+                Err(unavailable(&e))
+            }
+        }
+    }
+
+    async fn give_back(&self, set: &TokenSet) {
+        let started = Instant::now();
+        let cancelled = self.source.cancel(set).await;
+        (self.observe)("cancel", cancelled.is_ok(), started.elapsed());
+        if let Err(e) = cancelled {
+            tracing::warn!(error = %e, "cannot cancel a token set nobody will use; it expires by itself");
+        }
+    }
+
+    async fn obtain(&self, user: &str) -> Result<Issued, ApiError> {
         let _slot = tokio::time::timeout(self.cfg.queue_wait, self.slots.acquire())
             .await
             .map_err(|_| {
@@ -299,7 +377,7 @@ impl Inner {
     }
 }
 
-fn describe(set: &TokenSet) -> Vec<TokenInfo> {
+pub(crate) fn describe(set: &TokenSet) -> Vec<TokenInfo> {
     set.tokens
         .iter()
         .map(|t| {
@@ -321,7 +399,7 @@ fn describe(set: &TokenSet) -> Vec<TokenInfo> {
 }
 
 /// The set as an HDTS version-0 file, each token under its service as alias (as Hadoop does).
-fn encode(set: &TokenSet) -> Result<Zeroizing<Vec<u8>>, String> {
+pub(crate) fn encode(set: &TokenSet) -> Result<Zeroizing<Vec<u8>>, String> {
     let mut creds = Credentials::default();
     for t in &set.tokens {
         let token = t.to_token().map_err(|e| format!("{}: {e}", t.source))?;

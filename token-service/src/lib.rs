@@ -13,6 +13,7 @@ pub mod error;
 pub mod identity;
 pub mod index;
 pub mod issuer;
+pub mod ledger;
 pub mod mapping;
 pub mod metrics;
 pub mod pod;

@@ -1,5 +1,5 @@
-//! token-service: flags and file → checked settings → watches, directory, Hadoop client →
-//! HTTPS until SIGTERM.
+//! token-service: flags and file → checked settings → watches, directory, Hadoop client,
+//! ledger and its leader election → HTTPS until SIGTERM.
 #![forbid(unsafe_code)]
 
 use std::os::unix::process::CommandExt;
@@ -14,7 +14,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use prometheus_client::registry::Registry;
 use token_service::audit::AuditSink;
 use token_service::authorize::Policy;
-use token_service::cluster::{Kube, watch_namespaces, watch_pods};
+use token_service::cluster::{Kube, KubeWorkloads, watch_namespaces, watch_pods};
 use token_service::config::{Cli, DirectorySettings, Settings};
 use token_service::directory::Directory;
 use token_service::directory::ldap::Ldap;
@@ -27,6 +27,10 @@ use token_service::hadoop::webhdfs::WebHdfs;
 use token_service::hadoop::{Federation, TokenEndpoint};
 use token_service::index::SharedIndex;
 use token_service::issuer::{Issuer, system_clock};
+use token_service::ledger::lease::{self, LeaseConfig};
+use token_service::ledger::reconcile::{ReconcileConfig, Reconciler};
+use token_service::ledger::store::KubeSecrets;
+use token_service::ledger::{Ledger, Persist};
 use token_service::metrics::Metrics;
 use token_service::ratelimit::{Limit, RateLimiter};
 use token_service::server::{App, handle};
@@ -36,6 +40,7 @@ const REEXEC_MARKER: &str = "K2H_TOKEN_SERVICE_KRB5_ENV";
 const TLS_RELOAD: Duration = Duration::from_secs(10);
 /// A credentials request has no meaningful body.
 const MAX_BODY: usize = 16 * 1024;
+const LEASE_NAME: &str = "kube2hadoop-token-service";
 
 fn main() -> ExitCode {
     let settings = match Settings::load(Cli::parse()) {
@@ -193,13 +198,16 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     let client = kube_client(&settings).await?;
     let directory = directory(&settings)?;
     let source = token_source(&settings)?;
-    let audit = match &settings.audit_log {
+    let open_audit = || match &settings.audit_log {
         Some(path) => AuditSink::file(path).map_err(|source| StartError::Audit {
             path: path.display().to_string(),
             source,
-        })?,
-        None => AuditSink::Tracing,
+        }),
+        None => Ok(AuditSink::Tracing),
     };
+    let audit = open_audit()?;
+    // Appends of whole lines: the request path and the ledger loop share the file safely.
+    let ledger_audit = Arc::new(open_audit()?);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -212,16 +220,59 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     let index = SharedIndex::default();
     watch_pods(client.clone(), index.clone());
     let namespaces = watch_namespaces(client.clone(), &settings.namespace_selector);
-    let kube = Arc::new(Kube::new(client, settings.kube_timeout));
+    let kube = Arc::new(Kube::new(client.clone(), settings.kube_timeout));
+    let ledger_cfg = &settings.ledger;
+    let ledger = Ledger::new(
+        Arc::new(KubeSecrets::new(
+            client.clone(),
+            &ledger_cfg.namespace,
+            settings.kube_timeout,
+        )),
+        ledger_cfg.namespace.clone(),
+        system_clock(),
+    );
+    // Every replica serves; only the Lease holder renews, re-issues and cancels.
+    let leader = lease::run(
+        client,
+        LeaseConfig {
+            name: LEASE_NAME.into(),
+            namespace: ledger_cfg.namespace.clone(),
+            holder: ledger_cfg.replica_id.clone(),
+            duration: ledger_cfg.lease_duration,
+            renew_deadline: ledger_cfg.lease_renew_deadline,
+            retry_period: (ledger_cfg.lease_duration / 5).max(Duration::from_secs(1)),
+        },
+        settings.kube_timeout,
+    );
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
-    let issuer = Issuer::new(
-        source,
+    let persist: Arc<dyn Persist> = Arc::new(ledger.clone());
+    let issuer = Issuer::with_ledger(
+        source.clone(),
         settings.issuer.clone(),
         system_clock(),
         metrics.observer(),
+        Some(persist),
     );
+    Reconciler {
+        ledger,
+        source,
+        issuer: issuer.clone(),
+        workloads: Arc::new(KubeWorkloads {
+            kube: kube.clone(),
+            index: index.clone(),
+        }),
+        leader,
+        audit: ledger_audit,
+        metrics: metrics.clone(),
+        clock: system_clock(),
+        cfg: ReconcileConfig {
+            period: ledger_cfg.period,
+            ..ReconcileConfig::default()
+        },
+    }
+    .spawn();
     let readiness = Readiness::default();
     let (served, ready_ns, ready_index) = (namespaces.clone(), namespaces, index.clone());
     let app = Arc::new(App {
@@ -253,6 +304,8 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         sa_token = settings.modes.sa_token,
         ip = settings.modes.ip,
         namespaces = %settings.namespace_selector,
+        ledger = %settings.ledger.namespace,
+        replica = %settings.ledger.replica_id,
         "serving"
     );
     serve(

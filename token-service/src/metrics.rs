@@ -1,4 +1,5 @@
-//! Prometheus metrics: requests by outcome and identity method, Hadoop call latency, cache size.
+//! Prometheus metrics: requests by outcome and identity method, Hadoop call latency, cache size,
+//! the ledger's size and its renewals, re-issues, cancellations and failures.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,12 +25,20 @@ pub struct CallLabels {
     pub result: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LedgerLabels {
+    /// `renewed`, `reissued`, `cancelled`, or `<op>_failed`.
+    pub outcome: String,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub hadoop_calls: Family<CallLabels, Histogram>,
     pub cached_workloads: Gauge,
     pub indexed_pods: Gauge,
+    pub ledger_entries: Gauge,
+    pub ledger_actions: Family<LedgerLabels, Counter>,
 }
 
 impl Metrics {
@@ -41,6 +50,8 @@ impl Metrics {
             }),
             cached_workloads: Gauge::default(),
             indexed_pods: Gauge::default(),
+            ledger_entries: Gauge::default(),
+            ledger_actions: Family::default(),
         };
         registry.register(
             "kube2hadoop_token_requests",
@@ -62,7 +73,29 @@ impl Metrics {
             "Live pods in the by-IP index",
             m.indexed_pods.clone(),
         );
+        registry.register(
+            "kube2hadoop_ledger_entries",
+            "Token sets in the ledger (one per workload and Hadoop user)",
+            m.ledger_entries.clone(),
+        );
+        registry.register(
+            "kube2hadoop_ledger_actions",
+            "Renewals, re-issues and cancellations of ledger token sets, and their failures",
+            m.ledger_actions.clone(),
+        );
         m
+    }
+
+    pub fn ledger_action(&self, outcome: &str) {
+        self.ledger_actions
+            .get_or_create(&LedgerLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn observe_call(&self, op: &'static str, ok: bool, elapsed: Duration) {
+        (self.observer())(op, ok, elapsed);
     }
 
     pub fn request(&self, outcome: &str, method: &str) {
@@ -97,6 +130,7 @@ mod tests {
         let m = Metrics::register(&mut registry);
         m.request("issued", "ip");
         (m.observer())("obtain", true, Duration::from_millis(20));
+        m.ledger_action("renewed");
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
         assert!(
@@ -105,6 +139,10 @@ mod tests {
         );
         assert!(
             text.contains("kube2hadoop_hadoop_call_seconds_count{op=\"obtain\",result=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"kube2hadoop_ledger_actions_total{outcome="renewed"} 1"#),
             "{text}"
         );
     }

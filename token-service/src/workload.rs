@@ -10,7 +10,9 @@ use crate::pod::{OwnerRef, PodFacts};
 /// Ownership chains are short (three levels at most in practice); this bounds a cycle.
 const MAX_DEPTH: usize = 8;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct WorkloadKey {
     pub namespace: String,
     pub api_version: String,

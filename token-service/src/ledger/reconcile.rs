@@ -1,0 +1,730 @@
+//! The loop the leader runs: for every ledger entry, judge the workload, decide with
+//! [`lifecycle::decide`] and act — renew, re-issue, cancel — recording the outcome in the
+//! Secret, the audit log and the metrics. Each pass reads the ledger afresh, so a restart or a
+//! new leader simply continues where the Secrets say things stand.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+
+use super::lifecycle::{self, Action, Facts, Liveness};
+use super::store::{Entry, Ledger, Record, StoreError};
+use crate::audit::{AuditEvent, AuditSink, rfc3339_ms};
+use crate::hadoop::{HadoopError, SetError, TokenSet, TokenSource};
+use crate::issuer::{Clock, Issued, Issuer, TokenInfo, describe, encode};
+use crate::metrics::Metrics;
+use crate::workload::WorkloadKey;
+
+/// Whether a workload still runs; the Kubernetes implementation lives in `cluster`.
+pub trait WorkloadState: Send + Sync {
+    fn liveness<'a>(&'a self, workload: &'a WorkloadKey) -> BoxFuture<'a, Liveness>;
+}
+
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    /// Time between passes: the resolution of every renewal and cancellation.
+    pub period: Duration,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        ReconcileConfig {
+            period: Duration::from_secs(30),
+            backoff_base: Duration::from_secs(5),
+            backoff_cap: Duration::from_secs(600),
+        }
+    }
+}
+
+pub struct Reconciler {
+    pub ledger: Ledger,
+    pub source: Arc<dyn TokenSource>,
+    pub issuer: Issuer,
+    pub workloads: Arc<dyn WorkloadState>,
+    pub leader: Arc<AtomicBool>,
+    pub audit: Arc<AuditSink>,
+    pub metrics: Metrics,
+    pub clock: Clock,
+    pub cfg: ReconcileConfig,
+}
+
+impl Reconciler {
+    pub fn spawn(self) {
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.pass().await {
+                    tracing::warn!(error = %e, "ledger pass failed; retrying");
+                }
+                tokio::time::sleep(self.cfg.period).await;
+            }
+        });
+    }
+
+    /// One pass over the ledger; returns the actions taken. Non-leaders only count entries.
+    pub async fn pass(&self) -> Result<Vec<Action>, StoreError> {
+        let entries = self.ledger.entries().await?;
+        self.metrics.ledger_entries.set(entries.len() as i64);
+        if !self.leader.load(Ordering::SeqCst) {
+            return Ok(Vec::new());
+        }
+        let mut taken = Vec::new();
+        for entry in entries {
+            let now_ms = (self.clock)();
+            let r = &entry.record;
+            let facts = Facts {
+                now_ms,
+                window_start_ms: r.window_start_ms,
+                expires_at_ms: r.expires_at_ms,
+                max_date_ms: r.max_date_ms(),
+                next_attempt_ms: r.next_attempt_ms,
+                liveness: self.workloads.liveness(&r.workload).await,
+            };
+            let action = lifecycle::decide(&facts);
+            let result = match action {
+                Action::WaitUntil(_) => continue,
+                Action::Renew => self.renew(&entry, now_ms).await,
+                Action::Reissue => self.reissue(&entry, now_ms).await,
+                Action::Cancel => self.cancel(&entry, now_ms).await,
+            };
+            if let Err(e) = result {
+                tracing::warn!(workload = %entry.record.workload, error = %e, "ledger action not recorded");
+            }
+            taken.push(action);
+        }
+        Ok(taken)
+    }
+
+    async fn renew(&self, entry: &Entry, now_ms: u64) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let renewed = self.source.renew(&entry.issued.set).await;
+        self.metrics
+            .observe_call("renew", renewed.is_ok(), started.elapsed());
+        let renewal = match renewed {
+            Ok(r) => r,
+            Err(e) if dead_at_server(&e) => {
+                // Nothing left to renew: mark the set expired so the next pass re-issues it.
+                let mut record = entry.record.clone();
+                record.expires_at_ms = now_ms;
+                record.last_error = Some(format!("renew at {}: {e}", rfc3339_ms(now_ms)));
+                self.metrics.ledger_action("renew_failed");
+                self.record("renew_failed", &record, Some(e.to_string()));
+                self.ledger.update(entry, &record, &entry.issued).await?;
+                return Ok(());
+            }
+            Err(e) => return self.failed(entry, "renew", &e.to_string(), now_ms).await,
+        };
+        let mut record = entry.record.clone();
+        for t in &mut record.tokens {
+            if let Some((_, e)) = renewal.per_token.iter().find(|(s, _)| *s == t.source) {
+                t.expires_at_ms = Some(*e);
+            }
+        }
+        record.window_start_ms = now_ms;
+        record.expires_at_ms = renewal.expires_at_ms;
+        record.renewals = record.renewals.saturating_add(1);
+        clear_failure(&mut record);
+        let issued = Issued {
+            hadoop_user: record.hadoop_user.clone(),
+            tokens: record.tokens.clone(),
+            expires_at_ms: record.expires_at_ms,
+            file: entry.issued.file.clone(),
+            set: entry.issued.set.clone(),
+        };
+        let stored = self.ledger.update(entry, &record, &issued).await?;
+        self.issuer.replace(&record.workload, stored.issued);
+        self.metrics.ledger_action("renewed");
+        self.record("renewed", &record, None);
+        Ok(())
+    }
+
+    async fn reissue(&self, entry: &Entry, now_ms: u64) -> Result<(), StoreError> {
+        let user = &entry.record.hadoop_user;
+        let started = Instant::now();
+        let obtained = self.source.obtain(user).await;
+        self.metrics
+            .observe_call("obtain", obtained.is_ok(), started.elapsed());
+        let set = match obtained {
+            Ok(set) => set,
+            Err(e) => return self.failed(entry, "reissue", &e.to_string(), now_ms).await,
+        };
+        let Ok(file) = encode(&set) else {
+            self.cancel_quietly(&set).await;
+            return self
+                .failed(entry, "reissue", "a new token cannot be encoded", now_ms)
+                .await;
+        };
+        let mut tokens = describe(&set);
+        // The new set's expiry from the interval the server granted the old one: no renewal
+        // call just to learn it.
+        let interval = entry.record.interval_ms();
+        let max = |t: &TokenInfo| t.max_date_ms.and_then(|m| u64::try_from(m).ok());
+        for t in &mut tokens {
+            t.expires_at_ms = Some(lifecycle::fresh_expiry(now_ms, interval, max(t)));
+        }
+        let expires_at_ms = tokens
+            .iter()
+            .filter_map(|t| t.expires_at_ms)
+            .min()
+            .unwrap_or(now_ms.saturating_add(interval));
+        let mut record = entry.record.clone();
+        record.tokens = tokens.clone();
+        record.issued_at_ms = now_ms;
+        record.window_start_ms = now_ms;
+        record.expires_at_ms = expires_at_ms;
+        record.reissues = record.reissues.saturating_add(1);
+        record.renew_interval_ms = Some(interval);
+        clear_failure(&mut record);
+        let issued = Issued {
+            hadoop_user: user.clone(),
+            tokens,
+            expires_at_ms,
+            file,
+            set,
+        };
+        let stored = match self.ledger.update(entry, &record, &issued).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                // Unrecorded tokens would never be renewed nor cancelled: give them back.
+                self.cancel_quietly(&issued.set).await;
+                return Err(e);
+            }
+        };
+        self.issuer.replace(&record.workload, stored.issued);
+        self.metrics.ledger_action("reissued");
+        self.record("reissued", &record, None);
+        // Pods switch to the new file on their next refresh; the old set goes now.
+        if let Err(e) = self.source.cancel(&entry.issued.set).await {
+            self.metrics.ledger_action("cancel_failed");
+            self.record("cancel_failed", &entry.record, Some(e.to_string()));
+        }
+        Ok(())
+    }
+
+    async fn cancel(&self, entry: &Entry, now_ms: u64) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let cancelled = self.source.cancel(&entry.issued.set).await;
+        self.metrics
+            .observe_call("cancel", cancelled.is_ok(), started.elapsed());
+        if let Err(e) = cancelled {
+            // A set past its expiry or unknown to the server is dead anyway; anything else is
+            // retried.
+            if now_ms < entry.record.expires_at_ms && !dead_at_server(&e) {
+                return self.failed(entry, "cancel", &e.to_string(), now_ms).await;
+            }
+            self.record(
+                "cancel_failed",
+                &entry.record,
+                Some(format!("{e}; expired anyway")),
+            );
+        }
+        self.ledger.remove(entry).await?;
+        self.issuer
+            .forget(&entry.record.workload, &entry.record.hadoop_user);
+        self.metrics.ledger_action("cancelled");
+        self.record(
+            "cancelled",
+            &entry.record,
+            Some("the workload is gone".into()),
+        );
+        Ok(())
+    }
+
+    async fn failed(
+        &self,
+        entry: &Entry,
+        op: &'static str,
+        error: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut record = entry.record.clone();
+        record.failures = record.failures.saturating_add(1);
+        let wait = lifecycle::backoff(record.failures, self.cfg.backoff_base, self.cfg.backoff_cap);
+        record.next_attempt_ms = Some(now_ms.saturating_add(wait.as_millis() as u64));
+        record.last_error = Some(format!("{op} failed at {}: {error}", rfc3339_ms(now_ms)));
+        let outcome = match op {
+            "renew" => "renew_failed",
+            "reissue" => "reissue_failed",
+            _ => "cancel_failed",
+        };
+        self.metrics.ledger_action(outcome);
+        self.record(outcome, &record, Some(error.to_owned()));
+        self.ledger.update(entry, &record, &entry.issued).await?;
+        Ok(())
+    }
+
+    async fn cancel_quietly(&self, set: &TokenSet) {
+        if let Err(e) = self.source.cancel(set).await {
+            tracing::warn!(error = %e, "cannot cancel an unused token set; it expires by itself");
+        }
+    }
+
+    fn record(&self, outcome: &'static str, record: &Record, reason: Option<String>) {
+        self.audit.record(&AuditEvent {
+            time: rfc3339_ms((self.clock)()),
+            outcome,
+            reason,
+            pod_namespace: Some(record.workload.namespace.clone()),
+            hadoop_user: Some(record.hadoop_user.clone()),
+            workload: Some(record.workload.to_string()),
+            tokens: record.tokens.clone(),
+            ..AuditEvent::default()
+        });
+    }
+}
+
+/// Every token of the set is expired or unknown at its server.
+fn dead_at_server(e: &SetError) -> bool {
+    !e.failures.is_empty()
+        && e.failures.iter().all(|(_, h)| {
+            matches!(
+                h,
+                HadoopError::TokenNotFound { .. } | HadoopError::TokenExpired { .. }
+            )
+        })
+}
+
+fn clear_failure(record: &mut Record) {
+    record.failures = 0;
+    record.next_attempt_ms = None;
+    record.last_error = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+    use super::*;
+    use crate::hadoop::error::HadoopError;
+    use crate::hadoop::{IssuedToken, Renewal, SetError};
+    use crate::issuer::IssuerConfig;
+    use crate::issuer::fake::url_string;
+    use crate::ledger::Persist;
+    use crate::ledger::store::fake::FakeSecrets;
+    use prometheus_client::registry::Registry;
+
+    /// Hadoop with a 20 s renew interval; every token's max date is 9 000 s (`url_string`).
+    const INTERVAL: u64 = 20_000;
+    const MAX_DATE: u64 = 9_000_000;
+
+    struct Hadoop {
+        /// Renewals answer "token can't be found in cache".
+        forgotten: AtomicBool,
+        now: Arc<AtomicU64>,
+        obtained: AtomicUsize,
+        renewed: AtomicUsize,
+        cancelled: Mutex<Vec<i32>>,
+        fail_renew: AtomicBool,
+    }
+
+    fn seq(set: &TokenSet) -> i32 {
+        describe(set)[0].sequence_number.unwrap_or(-1)
+    }
+
+    fn failure() -> SetError {
+        SetError {
+            failures: vec![(
+                "hdfs:ns1".into(),
+                HadoopError::Config("NameNode down".into()),
+            )],
+        }
+    }
+
+    impl TokenSource for Hadoop {
+        fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<TokenSet, SetError>> {
+            Box::pin(async move {
+                let n = self.obtained.fetch_add(1, Ordering::SeqCst) as i32;
+                Ok(TokenSet {
+                    tokens: vec![IssuedToken::new(
+                        "hdfs:ns1".into(),
+                        "HDFS_DELEGATION_TOKEN".into(),
+                        "ha-hdfs:ns1".into(),
+                        url_string(user, 40 + n),
+                    )],
+                })
+            })
+        }
+
+        fn renew<'a>(&'a self, _: &'a TokenSet) -> BoxFuture<'a, Result<Renewal, SetError>> {
+            Box::pin(async move {
+                if self.fail_renew.load(Ordering::SeqCst) {
+                    return Err(failure());
+                }
+                if self.forgotten.load(Ordering::SeqCst) {
+                    return Err(SetError {
+                        failures: vec![(
+                            "hdfs:ns1".into(),
+                            HadoopError::TokenNotFound {
+                                endpoint: "nn1".into(),
+                                message: "token can't be found in cache".into(),
+                            },
+                        )],
+                    });
+                }
+                self.renewed.fetch_add(1, Ordering::SeqCst);
+                let e = (self.now.load(Ordering::SeqCst) + INTERVAL).min(MAX_DATE);
+                Ok(Renewal {
+                    expires_at_ms: e,
+                    per_token: vec![("hdfs:ns1".into(), e)],
+                })
+            })
+        }
+
+        fn cancel<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<(), SetError>> {
+            Box::pin(async move {
+                self.cancelled.lock().expect("lock").push(seq(set));
+                Ok(())
+            })
+        }
+    }
+
+    struct Workloads(Mutex<HashMap<String, Liveness>>);
+
+    impl WorkloadState for Workloads {
+        fn liveness<'a>(&'a self, w: &'a WorkloadKey) -> BoxFuture<'a, Liveness> {
+            let l = self.0.lock().expect("lock").get(&w.name).copied();
+            Box::pin(async move { l.unwrap_or(Liveness::Alive) })
+        }
+    }
+
+    struct Bed {
+        now: Arc<AtomicU64>,
+        hadoop: Arc<Hadoop>,
+        secrets: Arc<FakeSecrets>,
+        workloads: Arc<Workloads>,
+        leader: Arc<AtomicBool>,
+        registry: Registry,
+        r: Reconciler,
+    }
+
+    fn workload(name: &str) -> WorkloadKey {
+        WorkloadKey {
+            namespace: "team-a".into(),
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+        }
+    }
+
+    fn issuer(b: &Bed) -> Issuer {
+        let persist: Arc<dyn Persist> = Arc::new(b.r.ledger.clone());
+        Issuer::with_ledger(
+            b.hadoop.clone(),
+            IssuerConfig {
+                refresh_margin: Duration::from_millis(1000),
+                ..IssuerConfig::default()
+            },
+            b.r.clock.clone(),
+            Arc::new(|_, _, _| {}),
+            Some(persist),
+        )
+    }
+
+    fn bed() -> Bed {
+        let now = Arc::new(AtomicU64::new(1_000_000));
+        let clock: Clock = {
+            let now = Arc::clone(&now);
+            Arc::new(move || now.load(Ordering::SeqCst))
+        };
+        let hadoop = Arc::new(Hadoop {
+            forgotten: AtomicBool::new(false),
+            now: Arc::clone(&now),
+            obtained: AtomicUsize::new(0),
+            renewed: AtomicUsize::new(0),
+            cancelled: Mutex::new(Vec::new()),
+            fail_renew: AtomicBool::new(false),
+        });
+        let secrets = Arc::new(FakeSecrets::default());
+        let ledger = Ledger::new(secrets.clone(), "kube2hadoop".into(), clock.clone());
+        let workloads = Arc::new(Workloads(Mutex::new(HashMap::new())));
+        let leader = Arc::new(AtomicBool::new(true));
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let persist: Arc<dyn Persist> = Arc::new(ledger.clone());
+        let issuer = Issuer::with_ledger(
+            hadoop.clone(),
+            IssuerConfig::default(),
+            clock.clone(),
+            Arc::new(|_, _, _| {}),
+            Some(persist),
+        );
+        let r = Reconciler {
+            ledger,
+            source: hadoop.clone(),
+            issuer,
+            workloads: workloads.clone(),
+            leader: leader.clone(),
+            audit: Arc::new(AuditSink::Tracing),
+            metrics,
+            clock,
+            cfg: ReconcileConfig {
+                period: Duration::from_secs(1),
+                backoff_base: Duration::from_secs(1),
+                backoff_cap: Duration::from_secs(8),
+            },
+        };
+        Bed {
+            now,
+            hadoop,
+            secrets,
+            workloads,
+            leader,
+            registry,
+            r,
+        }
+    }
+
+    impl Bed {
+        fn at(&self, ms: u64) {
+            self.now.store(ms, Ordering::SeqCst);
+        }
+
+        async fn record(&self) -> Record {
+            let mut entries = self.r.ledger.entries().await.expect("entries");
+            assert_eq!(entries.len(), 1, "one ledger entry");
+            entries.remove(0).record
+        }
+
+        fn metrics(&self) -> String {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("encode");
+            text
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restarted_or_second_replica_serves_the_ledger_set_without_hadoop() {
+        let b = bed();
+        let (first, _) = issuer(&b)
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("issue");
+        assert_eq!(b.hadoop.obtained.load(Ordering::SeqCst), 1);
+        let (again, _) = issuer(&b)
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("from the ledger");
+        assert_eq!(b.hadoop.obtained.load(Ordering::SeqCst), 1, "no second set");
+        assert_eq!(again.file, first.file);
+        let r = b.record().await;
+        assert_eq!((r.issued_at_ms, r.expires_at_ms), (1_000_000, 1_020_000));
+        assert_eq!(r.renew_interval_ms, Some(INTERVAL));
+    }
+
+    /// A replica that read the ledger just before another one stored its set.
+    struct LateReader(Ledger);
+
+    impl Persist for LateReader {
+        fn load<'a>(
+            &'a self,
+            _: &'a WorkloadKey,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<Option<Arc<Issued>>, StoreError>> {
+            Box::pin(async { Ok(None) })
+        }
+
+        fn save<'a>(
+            &'a self,
+            workload: &'a WorkloadKey,
+            issued: &'a Arc<Issued>,
+        ) -> BoxFuture<'a, Result<crate::ledger::Saved, StoreError>> {
+            self.0.save(workload, issued)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replica_that_loses_the_create_race_cancels_its_set_and_serves_the_winner() {
+        let b = bed();
+        issuer(&b)
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("issue");
+        let late = Issuer::with_ledger(
+            b.hadoop.clone(),
+            IssuerConfig::default(),
+            b.r.clock.clone(),
+            Arc::new(|_, _, _| {}),
+            Some(Arc::new(LateReader(b.r.ledger.clone()))),
+        );
+        let (served, _) = late
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("serve");
+        assert_eq!(
+            served.tokens[0].sequence_number,
+            Some(40),
+            "the winner's set"
+        );
+        assert_eq!(
+            *b.hadoop.cancelled.lock().expect("lock"),
+            [41],
+            "ours is given back"
+        );
+        assert_eq!(b.secrets.count(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn renews_at_ninety_percent_and_serves_the_new_expiry() {
+        let b = bed();
+        issuer(&b)
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("issue");
+        let renewed_at_issue = b.hadoop.renewed.load(Ordering::SeqCst);
+        b.at(1_017_999);
+        assert!(b.r.pass().await.expect("pass").is_empty(), "too early");
+        b.at(1_018_000);
+        assert_eq!(b.r.pass().await.expect("pass"), [Action::Renew]);
+        assert_eq!(
+            b.hadoop.renewed.load(Ordering::SeqCst),
+            renewed_at_issue + 1
+        );
+        let r = b.record().await;
+        assert_eq!(
+            (r.renewals, r.window_start_ms, r.expires_at_ms),
+            (1, 1_018_000, 1_038_000)
+        );
+        let (served, _) =
+            b.r.issuer
+                .credentials(&workload("web"), "alice")
+                .await
+                .expect("serve");
+        assert_eq!(served.expires_at_ms, 1_038_000);
+        assert!(
+            b.metrics()
+                .contains(r#"kube2hadoop_ledger_actions_total{outcome="renewed"} 1"#)
+        );
+        assert!(b.metrics().contains("kube2hadoop_ledger_entries 1"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reissues_before_the_max_date_then_cancels_the_old_set() {
+        let b = bed();
+        issuer(&b)
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("issue");
+        // Renewed until the last full window: 8 990 s, 10 s before the max date.
+        b.at(MAX_DATE - 10_000);
+        assert_eq!(b.r.pass().await.expect("pass"), [Action::Reissue]);
+        let r = b.record().await;
+        assert_eq!(r.tokens[0].sequence_number, Some(41), "a new token");
+        assert_eq!(r.reissues, 1);
+        assert_eq!(
+            r.expires_at_ms, MAX_DATE,
+            "the new set's expiry, capped by its max date"
+        );
+        assert_eq!(
+            *b.hadoop.cancelled.lock().expect("lock"),
+            [40],
+            "the old set is cancelled"
+        );
+        let renewed = b.hadoop.renewed.load(Ordering::SeqCst);
+        assert_eq!(
+            renewed, 1,
+            "only the issue renewed to learn the expiry; the re-issue did not"
+        );
+        let (served, _) =
+            b.r.issuer
+                .credentials(&workload("web"), "alice")
+                .await
+                .expect("serve");
+        assert_eq!(served.tokens[0].sequence_number, Some(41));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gone_workload_is_cancelled_and_its_secret_deleted() {
+        let b = bed();
+        issuer(&b)
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("issue");
+        b.workloads
+            .0
+            .lock()
+            .expect("lock")
+            .insert("web".into(), Liveness::Unknown);
+        b.at(2_000_000);
+        assert!(
+            b.r.pass().await.expect("pass").is_empty(),
+            "nothing judged before the index is ready"
+        );
+        assert_eq!(b.secrets.count(), 1);
+        b.leader.store(false, Ordering::SeqCst);
+        b.workloads
+            .0
+            .lock()
+            .expect("lock")
+            .insert("web".into(), Liveness::Gone);
+        assert!(
+            b.r.pass().await.expect("pass").is_empty(),
+            "followers do not act"
+        );
+        b.leader.store(true, Ordering::SeqCst);
+        assert_eq!(b.r.pass().await.expect("pass"), [Action::Cancel]);
+        assert_eq!(*b.hadoop.cancelled.lock().expect("lock"), [40]);
+        assert_eq!(b.secrets.count(), 0);
+        assert!(
+            b.metrics()
+                .contains(r#"kube2hadoop_ledger_actions_total{outcome="cancelled"} 1"#)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_renewal_backs_off_is_recorded_and_never_drops_the_set() {
+        let b = bed();
+        issuer(&b)
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("issue");
+        b.hadoop.fail_renew.store(true, Ordering::SeqCst);
+        b.at(1_018_000);
+        assert_eq!(b.r.pass().await.expect("pass"), [Action::Renew]);
+        let r = b.record().await;
+        assert_eq!((r.failures, r.next_attempt_ms), (1, Some(1_019_000)));
+        assert!(
+            r.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("NameNode down")),
+            "{r:?}"
+        );
+        assert!(
+            b.r.pass().await.expect("pass").is_empty(),
+            "waits for the backoff"
+        );
+        b.at(1_019_000);
+        assert_eq!(b.r.pass().await.expect("pass"), [Action::Renew]);
+        assert_eq!(b.record().await.next_attempt_ms, Some(1_021_000), "doubled");
+        // Expired unrenewed while the workload runs: a fresh set, not silence.
+        b.at(1_021_000);
+        assert_eq!(b.r.pass().await.expect("pass"), [Action::Reissue]);
+        let r = b.record().await;
+        assert_eq!((r.failures, r.last_error.as_deref()), (0, None));
+        assert_eq!(r.tokens[0].sequence_number, Some(41));
+        assert!(
+            b.metrics()
+                .contains(r#"kube2hadoop_ledger_actions_total{outcome="renew_failed"} 2"#)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_set_the_server_forgot_is_reissued_at_once_and_cancelled_without_retries() {
+        let b = bed();
+        issuer(&b)
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("issue");
+        b.hadoop.forgotten.store(true, Ordering::SeqCst);
+        b.at(1_018_000);
+        assert_eq!(b.r.pass().await.expect("pass"), [Action::Renew]);
+        assert_eq!(b.record().await.expires_at_ms, 1_018_000, "marked dead");
+        assert_eq!(b.r.pass().await.expect("pass"), [Action::Reissue]);
+        assert_eq!(b.record().await.tokens[0].sequence_number, Some(41));
+    }
+}

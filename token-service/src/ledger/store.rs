@@ -1,0 +1,685 @@
+//! Ledger entries as Secrets: the credentials file and the tokens (secret) plus a JSON record
+//! of their public facts and life so far. Writes use the Secret's resourceVersion, so two
+//! replicas never overwrite each other's decisions unknowingly.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use zeroize::Zeroizing;
+
+use super::{Persist, Saved};
+use crate::hadoop::{IssuedToken, TokenSet};
+use crate::issuer::{Clock, Issued, TokenInfo};
+use crate::workload::WorkloadKey;
+
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kube2hadoop-token-service");
+pub const LABEL_WORKLOAD_UID: &str = "kube2hadoop.io/workload-uid";
+pub const ANNOTATION_WORKLOAD: &str = "kube2hadoop.io/workload";
+pub const ANNOTATION_USER: &str = "kube2hadoop.io/hadoop-user";
+const KEY_FILE: &str = "credentials";
+const KEY_TOKENS: &str = "tokens.json";
+const KEY_RECORD: &str = "record.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("another replica changed ledger Secret {0} at the same time; retried on the next pass")]
+    Conflict(String),
+    #[error(
+        "cannot {op} ledger Secret {name} at the Kubernetes API: {detail} (does the token \
+         service's role allow get/list/create/update/delete on secrets in its namespace?)"
+    )]
+    Api {
+        op: &'static str,
+        name: String,
+        detail: String,
+    },
+    #[error(
+        "ledger Secret {name} is unreadable ({detail}); delete it to let the service start over"
+    )]
+    Corrupt { name: String, detail: String },
+}
+
+/// The public facts and life of one workload's token set, kept as JSON in its Secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    pub workload: WorkloadKey,
+    pub hadoop_user: String,
+    pub tokens: Vec<TokenInfo>,
+    pub issued_at_ms: u64,
+    /// When the current renew window began: issue or last renewal.
+    pub window_start_ms: u64,
+    /// The earliest expiry of the set.
+    pub expires_at_ms: u64,
+    pub renewals: u32,
+    pub reissues: u32,
+    /// Consecutive failed attempts of the pending action; 0 after a success.
+    pub failures: u32,
+    pub next_attempt_ms: Option<u64>,
+    pub last_error: Option<String>,
+    /// The renew interval the server grants, learnt from the first expiry.
+    #[serde(default)]
+    pub renew_interval_ms: Option<u64>,
+}
+
+/// Hadoop's default renew interval, when nothing better is known.
+const DEFAULT_INTERVAL_MS: u64 = 24 * 3600 * 1000;
+
+impl Record {
+    pub fn interval_ms(&self) -> u64 {
+        self.renew_interval_ms
+            .filter(|i| *i > 0)
+            .unwrap_or(DEFAULT_INTERVAL_MS)
+    }
+
+    /// The earliest max date among the tokens: no renewal reaches past it.
+    pub fn max_date_ms(&self) -> Option<u64> {
+        self.tokens
+            .iter()
+            .filter_map(|t| t.max_date_ms)
+            .filter_map(|m| u64::try_from(m).ok())
+            .min()
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredToken {
+    source: String,
+    kind: String,
+    service: String,
+    url_string: String,
+}
+
+/// One ledger Secret, decoded.
+pub struct Entry {
+    pub name: String,
+    pub resource_version: Option<String>,
+    pub record: Record,
+    pub issued: Arc<Issued>,
+}
+
+/// `k2h-` and 32 hex digits of a stable hash of the key: the same name on every replica and
+/// every build (the record inside is checked against the key, so a collision cannot mix sets).
+pub fn secret_name(workload: &WorkloadKey, user: &str) -> String {
+    let text = format!(
+        "{}\n{}\n{}\n{}\n{}\n{user}",
+        workload.namespace, workload.api_version, workload.kind, workload.name, workload.uid
+    );
+    let fnv = |seed: u64| {
+        text.bytes().fold(seed, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    format!(
+        "k2h-{:016x}{:016x}",
+        fnv(0xcbf2_9ce4_8422_2325),
+        fnv(0x6c62_272e_07bb_0142)
+    )
+}
+
+pub fn to_secret(namespace: &str, record: &Record, issued: &Issued) -> Result<Secret, String> {
+    let tokens: Vec<StoredToken> = issued
+        .set
+        .tokens
+        .iter()
+        .map(|t| StoredToken {
+            source: t.source.clone(),
+            kind: t.kind.clone(),
+            service: t.service.clone(),
+            url_string: t.url_string().to_owned(),
+        })
+        .collect();
+    let tokens = Zeroizing::new(serde_json::to_vec(&tokens).map_err(|e| e.to_string())?);
+    let record_json = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+    let w = &record.workload;
+    Ok(Secret {
+        metadata: ObjectMeta {
+            name: Some(secret_name(w, &record.hadoop_user)),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(BTreeMap::from([
+                (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+                (LABEL_WORKLOAD_UID.to_owned(), w.uid.clone()),
+            ])),
+            annotations: Some(BTreeMap::from([
+                (ANNOTATION_WORKLOAD.to_owned(), w.to_string()),
+                (ANNOTATION_USER.to_owned(), record.hadoop_user.clone()),
+            ])),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([
+            (KEY_FILE.to_owned(), ByteString(issued.file.to_vec())),
+            (KEY_TOKENS.to_owned(), ByteString(tokens.to_vec())),
+            (KEY_RECORD.to_owned(), ByteString(record_json)),
+        ])),
+        ..Secret::default()
+    })
+}
+
+pub fn from_secret(secret: &Secret) -> Result<Entry, StoreError> {
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let corrupt = |detail: String| StoreError::Corrupt {
+        name: name.clone(),
+        detail,
+    };
+    let data = secret
+        .data
+        .as_ref()
+        .ok_or_else(|| corrupt("no data".into()))?;
+    let field = |key: &str| {
+        data.get(key)
+            .map(|b| b.0.as_slice())
+            .ok_or_else(|| corrupt(format!("no {key}")))
+    };
+    let record: Record =
+        serde_json::from_slice(field(KEY_RECORD)?).map_err(|e| corrupt(format!("record: {e}")))?;
+    if secret_name(&record.workload, &record.hadoop_user) != name {
+        return Err(corrupt("its record names another workload".into()));
+    }
+    let stored: Vec<StoredToken> =
+        serde_json::from_slice(field(KEY_TOKENS)?).map_err(|e| corrupt(format!("tokens: {e}")))?;
+    let set = TokenSet {
+        tokens: stored
+            .into_iter()
+            .map(|t| IssuedToken::new(t.source, t.kind, t.service, t.url_string))
+            .collect(),
+    };
+    let issued = Issued {
+        hadoop_user: record.hadoop_user.clone(),
+        tokens: record.tokens.clone(),
+        expires_at_ms: record.expires_at_ms,
+        file: Zeroizing::new(field(KEY_FILE)?.to_vec()),
+        set,
+    };
+    Ok(Entry {
+        name,
+        resource_version: secret.metadata.resource_version.clone(),
+        record,
+        issued: Arc::new(issued),
+    })
+}
+
+/// The Secret calls the ledger makes; a fake stands in for the API server in tests.
+pub trait SecretApi: Send + Sync {
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Secret>, StoreError>>;
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Secret>, StoreError>>;
+    fn create<'a>(&'a self, secret: &'a Secret) -> BoxFuture<'a, Result<Secret, StoreError>>;
+    /// Replaces the Secret if its resourceVersion still matches `secret`'s.
+    fn replace<'a>(&'a self, secret: &'a Secret) -> BoxFuture<'a, Result<Secret, StoreError>>;
+    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+pub struct KubeSecrets {
+    api: Api<Secret>,
+    timeout: Duration,
+}
+
+impl KubeSecrets {
+    pub fn new(client: kube::Client, namespace: &str, timeout: Duration) -> KubeSecrets {
+        KubeSecrets {
+            api: Api::namespaced(client, namespace),
+            timeout,
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        name: &str,
+        call: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, StoreError> {
+        let api = |detail: String| StoreError::Api {
+            op,
+            name: name.to_owned(),
+            detail,
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(kube::Error::Api(e))) if e.code == 409 => {
+                Err(StoreError::Conflict(name.to_owned()))
+            }
+            Ok(Err(e)) => Err(api(e.to_string())),
+            Err(_) => Err(api(format!("no answer within {}s", self.timeout.as_secs()))),
+        }
+    }
+}
+
+fn name_of(secret: &Secret) -> &str {
+    secret.metadata.name.as_deref().unwrap_or_default()
+}
+
+impl SecretApi for KubeSecrets {
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Secret>, StoreError>> {
+        Box::pin(self.bounded("read", name, self.api.get_opt(name)))
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Secret>, StoreError>> {
+        Box::pin(async move {
+            let params =
+                ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
+            let list = self
+                .bounded("list", "(all)", self.api.list(&params))
+                .await?;
+            Ok(list.items)
+        })
+    }
+
+    fn create<'a>(&'a self, secret: &'a Secret) -> BoxFuture<'a, Result<Secret, StoreError>> {
+        Box::pin(async move {
+            let params = PostParams::default();
+            self.bounded("create", name_of(secret), self.api.create(&params, secret))
+                .await
+        })
+    }
+
+    fn replace<'a>(&'a self, secret: &'a Secret) -> BoxFuture<'a, Result<Secret, StoreError>> {
+        Box::pin(async move {
+            let (name, params) = (name_of(secret), PostParams::default());
+            self.bounded("update", name, self.api.replace(name, &params, secret))
+                .await
+        })
+    }
+
+    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let params = DeleteParams::default();
+            let gone = async {
+                match self.api.delete(name, &params).await {
+                    // Already deleted (by another replica, or a retry): the goal is reached.
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                    other => other.map(|_| ()),
+                }
+            };
+            self.bounded("delete", name, gone).await
+        })
+    }
+}
+
+/// Entries in one namespace, on top of a [`SecretApi`].
+#[derive(Clone)]
+pub struct Ledger {
+    api: Arc<dyn SecretApi>,
+    namespace: String,
+    clock: Clock,
+}
+
+impl Ledger {
+    pub fn new(api: Arc<dyn SecretApi>, namespace: String, clock: Clock) -> Ledger {
+        Ledger {
+            api,
+            namespace,
+            clock,
+        }
+    }
+
+    /// Every readable entry; unreadable Secrets are reported and skipped, never deleted.
+    pub async fn entries(&self) -> Result<Vec<Entry>, StoreError> {
+        let mut out = Vec::new();
+        for secret in self.api.list().await? {
+            match from_secret(&secret) {
+                Ok(entry) => out.push(entry),
+                Err(e) => tracing::error!(error = %e, "skipping a ledger Secret"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes `record` and `issued` over `entry`'s Secret, if nobody changed it since it was read.
+    pub async fn update(
+        &self,
+        entry: &Entry,
+        record: &Record,
+        issued: &Issued,
+    ) -> Result<Entry, StoreError> {
+        let mut secret = self.secret(record, issued)?;
+        secret.metadata.resource_version = entry.resource_version.clone();
+        from_secret(&self.api.replace(&secret).await?)
+    }
+
+    pub async fn remove(&self, entry: &Entry) -> Result<(), StoreError> {
+        self.api.delete(&entry.name).await
+    }
+
+    fn secret(&self, record: &Record, issued: &Issued) -> Result<Secret, StoreError> {
+        to_secret(&self.namespace, record, issued).map_err(|detail| StoreError::Corrupt {
+            name: secret_name(&record.workload, &record.hadoop_user),
+            detail,
+        })
+    }
+
+    async fn read(&self, workload: &WorkloadKey, user: &str) -> Result<Option<Entry>, StoreError> {
+        match self.api.get(&secret_name(workload, user)).await? {
+            Some(secret) => from_secret(&secret).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn usable(&self, entry: &Entry) -> bool {
+        entry.record.expires_at_ms > (self.clock)()
+    }
+}
+
+pub fn new_record(workload: &WorkloadKey, issued: &Issued, now_ms: u64) -> Record {
+    Record {
+        workload: workload.clone(),
+        hadoop_user: issued.hadoop_user.clone(),
+        tokens: issued.tokens.clone(),
+        issued_at_ms: now_ms,
+        window_start_ms: now_ms,
+        expires_at_ms: issued.expires_at_ms,
+        renewals: 0,
+        reissues: 0,
+        failures: 0,
+        next_attempt_ms: None,
+        last_error: None,
+        // The issuer learnt the expiry by renewing right after obtaining.
+        renew_interval_ms: Some(issued.expires_at_ms.saturating_sub(now_ms)),
+    }
+}
+
+impl Persist for Ledger {
+    fn load<'a>(
+        &'a self,
+        workload: &'a WorkloadKey,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Arc<Issued>>, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .read(workload, user)
+                .await?
+                .filter(|e| self.usable(e))
+                .map(|e| e.issued))
+        })
+    }
+
+    fn save<'a>(
+        &'a self,
+        workload: &'a WorkloadKey,
+        issued: &'a Arc<Issued>,
+    ) -> BoxFuture<'a, Result<Saved, StoreError>> {
+        Box::pin(async move {
+            let record = new_record(workload, issued, (self.clock)());
+            let secret = self.secret(&record, issued)?;
+            match self.api.create(&secret).await {
+                Ok(_) => return Ok(Saved::Ours),
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+            // Someone stored a set first: theirs wins unless it is already dead.
+            let Some(existing) = self.read(workload, &issued.hadoop_user).await? else {
+                self.api.create(&secret).await?;
+                return Ok(Saved::Ours);
+            };
+            if self.usable(&existing) {
+                return Ok(Saved::Theirs(existing.issued));
+            }
+            self.update(&existing, &record, issued).await?;
+            Ok(Saved::Ours)
+        })
+    }
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! An in-memory API server for Secrets with resourceVersion checks.
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    pub struct FakeSecrets {
+        pub objects: Mutex<HashMap<String, Secret>>,
+        version: Mutex<u64>,
+    }
+
+    impl FakeSecrets {
+        fn bump(&self, secret: &Secret) -> Secret {
+            let mut v = self.version.lock().expect("lock");
+            *v += 1;
+            let mut s = secret.clone();
+            s.metadata.resource_version = Some(v.to_string());
+            s
+        }
+
+        pub fn count(&self) -> usize {
+            self.objects.lock().expect("lock").len()
+        }
+    }
+
+    impl SecretApi for FakeSecrets {
+        fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Secret>, StoreError>> {
+            Box::pin(async move { Ok(self.objects.lock().expect("lock").get(name).cloned()) })
+        }
+
+        fn list(&self) -> BoxFuture<'_, Result<Vec<Secret>, StoreError>> {
+            Box::pin(async move {
+                Ok(self
+                    .objects
+                    .lock()
+                    .expect("lock")
+                    .values()
+                    .cloned()
+                    .collect())
+            })
+        }
+
+        fn create<'a>(&'a self, secret: &'a Secret) -> BoxFuture<'a, Result<Secret, StoreError>> {
+            Box::pin(async move {
+                let name = name_of(secret).to_owned();
+                if self.objects.lock().expect("lock").contains_key(&name) {
+                    return Err(StoreError::Conflict(name));
+                }
+                let stored = self.bump(secret);
+                self.objects
+                    .lock()
+                    .expect("lock")
+                    .insert(name, stored.clone());
+                Ok(stored)
+            })
+        }
+
+        fn replace<'a>(&'a self, secret: &'a Secret) -> BoxFuture<'a, Result<Secret, StoreError>> {
+            Box::pin(async move {
+                let name = name_of(secret).to_owned();
+                let current = self.objects.lock().expect("lock").get(&name).cloned();
+                match current {
+                    Some(c) if c.metadata.resource_version == secret.metadata.resource_version => {
+                        let stored = self.bump(secret);
+                        self.objects
+                            .lock()
+                            .expect("lock")
+                            .insert(name, stored.clone());
+                        Ok(stored)
+                    }
+                    _ => Err(StoreError::Conflict(name)),
+                }
+            })
+        }
+
+        fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+            Box::pin(async move {
+                self.objects.lock().expect("lock").remove(name);
+                Ok(())
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::fake::FakeSecrets;
+    use super::*;
+    use crate::issuer::fake::url_string;
+
+    pub fn workload(name: &str) -> WorkloadKey {
+        WorkloadKey {
+            namespace: "team-a".into(),
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+        }
+    }
+
+    fn issued(seq: i32, expires: u64) -> Arc<Issued> {
+        Arc::new(Issued {
+            hadoop_user: "alice".into(),
+            tokens: vec![TokenInfo {
+                kind: "HDFS_DELEGATION_TOKEN".into(),
+                service: "ha-hdfs:ns1".into(),
+                source: "hdfs:ns1".into(),
+                sequence_number: Some(seq),
+                master_key_id: Some(3),
+                max_date_ms: Some(9_000_000),
+                expires_at_ms: Some(expires),
+            }],
+            expires_at_ms: expires,
+            file: Zeroizing::new(b"HDTS-file".to_vec()),
+            set: TokenSet {
+                tokens: vec![IssuedToken::new(
+                    "hdfs:ns1".into(),
+                    "HDFS_DELEGATION_TOKEN".into(),
+                    "ha-hdfs:ns1".into(),
+                    url_string("alice", seq),
+                )],
+            },
+        })
+    }
+
+    fn ledger(api: Arc<FakeSecrets>, now: Arc<AtomicU64>) -> Ledger {
+        Ledger::new(
+            api,
+            "kube2hadoop".into(),
+            Arc::new(move || now.load(Ordering::SeqCst)),
+        )
+    }
+
+    #[test]
+    fn names_are_stable_valid_and_distinct() {
+        let a = secret_name(&workload("web"), "alice");
+        assert_eq!(a, secret_name(&workload("web"), "alice"));
+        assert_ne!(a, secret_name(&workload("web"), "bob"));
+        assert_ne!(a, secret_name(&workload("db"), "alice"));
+        assert_eq!(a.len(), 36);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
+    }
+
+    #[tokio::test]
+    async fn a_saved_set_loads_back_with_its_tokens_and_record() {
+        let api = Arc::new(FakeSecrets::default());
+        let now = Arc::new(AtomicU64::new(1_000));
+        let l = ledger(Arc::clone(&api), now);
+        let set = issued(40, 5_000);
+        assert!(matches!(
+            l.save(&workload("web"), &set).await,
+            Ok(Saved::Ours)
+        ));
+        let back = l
+            .load(&workload("web"), "alice")
+            .await
+            .expect("load")
+            .expect("some");
+        assert_eq!(back.file.as_slice(), b"HDTS-file");
+        assert_eq!(back.tokens, set.tokens);
+        assert_eq!(
+            back.set.tokens[0].url_string(),
+            set.set.tokens[0].url_string()
+        );
+        let entries = l.entries().await.expect("entries");
+        assert_eq!(entries.len(), 1);
+        let r = &entries[0].record;
+        assert_eq!(
+            (r.issued_at_ms, r.expires_at_ms, r.max_date_ms()),
+            (1_000, 5_000, Some(9_000_000))
+        );
+        let secret = api
+            .objects
+            .lock()
+            .expect("lock")
+            .values()
+            .next()
+            .cloned()
+            .expect("secret");
+        let labels = secret.metadata.labels.expect("labels");
+        assert_eq!(
+            labels.get(MANAGED_BY.0).map(String::as_str),
+            Some(MANAGED_BY.1)
+        );
+        let record_text =
+            String::from_utf8(secret.data.expect("data")[KEY_RECORD].0.clone()).expect("utf8");
+        assert!(
+            !record_text.contains("pw"),
+            "no password in the public record"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_first_replica_to_store_wins_and_a_dead_set_is_replaced() {
+        let api = Arc::new(FakeSecrets::default());
+        let now = Arc::new(AtomicU64::new(1_000));
+        let l = ledger(Arc::clone(&api), Arc::clone(&now));
+        l.save(&workload("web"), &issued(40, 5_000))
+            .await
+            .expect("first");
+        match l
+            .save(&workload("web"), &issued(41, 5_000))
+            .await
+            .expect("second")
+        {
+            Saved::Theirs(theirs) => assert_eq!(theirs.tokens[0].sequence_number, Some(40)),
+            Saved::Ours => panic!("a second set must not replace a live one"),
+        }
+        now.store(6_000, Ordering::SeqCst);
+        assert!(
+            l.load(&workload("web"), "alice")
+                .await
+                .expect("load")
+                .is_none(),
+            "expired"
+        );
+        assert!(matches!(
+            l.save(&workload("web"), &issued(42, 9_000)).await,
+            Ok(Saved::Ours)
+        ));
+        assert_eq!(api.count(), 1);
+        let back = l
+            .load(&workload("web"), "alice")
+            .await
+            .expect("load")
+            .expect("some");
+        assert_eq!(back.tokens[0].sequence_number, Some(42));
+    }
+
+    #[tokio::test]
+    async fn a_stale_update_is_a_conflict() {
+        let api = Arc::new(FakeSecrets::default());
+        let l = ledger(Arc::clone(&api), Arc::new(AtomicU64::new(0)));
+        l.save(&workload("web"), &issued(40, 5_000))
+            .await
+            .expect("save");
+        let entry = l.entries().await.expect("entries").remove(0);
+        let mut record = entry.record.clone();
+        record.renewals = 1;
+        let newer = l
+            .update(&entry, &record, &entry.issued)
+            .await
+            .expect("update");
+        assert_eq!(newer.record.renewals, 1);
+        assert!(matches!(
+            l.update(&entry, &record, &entry.issued).await,
+            Err(StoreError::Conflict(_))
+        ));
+        l.remove(&newer).await.expect("remove");
+        assert_eq!(api.count(), 0);
+    }
+}

@@ -30,10 +30,14 @@ fn certs_main(args: &iddecorator::certs::CertsArgs) -> ExitCode {
 }
 
 fn serve_main(args: Args) -> ExitCode {
-    if let Err(e) = init_logging(args.log_format, args.log.as_deref()) {
-        eprintln!("iddecorator: {e}");
-        return ExitCode::from(2);
-    }
+    // Held to the end of main: dropping it flushes the queued log lines.
+    let _log = match init_logging(args.log_format, args.log.as_deref()) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("iddecorator: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // Panics are caught per request (a 500); log them as log lines, not raw stderr text.
     std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panic")));
     // Everything is read and checked before the runtime starts serving.

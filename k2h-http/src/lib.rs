@@ -17,7 +17,7 @@ pub mod signal;
 pub mod tls;
 
 pub use error::Error;
-pub use logging::{LogFormat, init_logging};
+pub use logging::{LogFormat, LogGuard, init_logging};
 pub use reload::{FileWatcher, ReloadCounters};
 pub use respond::{Body, json_error, json_response};
 pub use serve::{Readiness, ServeConfig, serve};

@@ -616,6 +616,16 @@ fn directory_settings(
             .or(file.bind_password_file),
     );
     let bind_password = password_file.and_then(|p| match std::fs::read_to_string(&p) {
+        // An empty password makes many servers treat the bind as anonymous (RFC 4513 §5.1.2),
+        // which would quietly check users with anonymous rights: refuse it.
+        Ok(text) if text.lines().next().unwrap_or_default().is_empty() => {
+            errors.push(format!(
+                "--ldap-bind-password-file {}: the first line is empty; put the bind password \
+                 there (an empty password would bind anonymously)",
+                p.display()
+            ));
+            None
+        }
         Ok(text) => Some(Zeroizing::new(
             text.lines().next().unwrap_or_default().to_owned(),
         )),
@@ -819,6 +829,33 @@ mod tests {
         assert_eq!(ldap.bind_password.as_str(), "s3cret");
         assert_eq!(ldap.group_base, "dc=k2h");
         assert!(!format!("{ldap:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn an_empty_ldap_password_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "\n").expect("write");
+        let e = Settings::resolve(
+            cli(&[
+                "--tls-cert-file",
+                "c",
+                "--tls-key-file",
+                "k",
+                "--ldap-url",
+                "ldap://127.0.0.1:3890",
+                "--ldap-bind-dn",
+                "cn=admin,dc=k2h",
+                "--ldap-bind-password-file",
+                pw.to_str().expect("utf8"),
+                "--ldap-base-dn",
+                "dc=k2h",
+            ]),
+            file(SERVICES),
+        )
+        .err()
+        .expect("an empty password must be refused");
+        assert!(e.to_string().contains("bind anonymously"), "{e}");
     }
 
     #[test]

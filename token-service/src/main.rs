@@ -189,7 +189,8 @@ fn token_source(settings: &Settings) -> Result<Arc<Federation>, StartError> {
 }
 
 async fn run(settings: Settings) -> Result<(), StartError> {
-    init_logging(settings.log_format, settings.log.as_deref())?;
+    // Held until `run` returns: dropping it flushes the queued log lines.
+    let _log = init_logging(settings.log_format, settings.log.as_deref())?;
     let (resolver, cert_watcher) = watch_cert_files(
         settings.tls_cert_file.clone(),
         settings.tls_key_file.clone(),

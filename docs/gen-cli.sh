@@ -18,7 +18,8 @@ out=docs/cli.md
     echo
     echo '```text'
     # shellcheck disable=SC2086  # the subcommand is meant to split
-    COLUMNS=100 "$bin"/$cmd --help
+    # A clean environment: clap shows the current value of each flag's variable.
+    env -i PATH="$PATH" COLUMNS=100 "$bin"/$cmd --help | sed 's/[[:space:]]*$//'
     echo '```'
   done
 } > "$out.tmp"

@@ -57,7 +57,7 @@ bench: ## webhook vs a Go controller-runtime reference, kube-apiserver's view, t
 	CARGO=$(CARGO) bench/run.sh
 	CARGO=$(CARGO) bench/token-service.sh
 
-bench-token-service: ## token-service at 100 and 1,000 pods (BENCH_TS_10K=1 adds 10,000) and init-fetcher; uses a running `make e2e-up` bed
+bench-token-service: ## token-service at 100 and 1,000 pods (BENCH_TS_10K=1 adds 10,000) and init-fetcher; uses a running `make e2e-up` bed, else brings one up and down
 	CARGO=$(CARGO) bench/token-service.sh
 
 bench-webhook: ## only the side-by-side webhook part of `make bench` (no control plane)

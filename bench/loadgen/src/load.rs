@@ -63,12 +63,12 @@ pub struct RunArgs {
 }
 
 /// Where and how to connect.
-struct Target {
-    addr: String,
-    host_header: String,
-    path: String,
-    server_name: ServerName<'static>,
-    tls: tokio_rustls::TlsConnector,
+pub(crate) struct Target {
+    pub(crate) addr: String,
+    pub(crate) host_header: String,
+    pub(crate) path: String,
+    pub(crate) server_name: ServerName<'static>,
+    pub(crate) tls: tokio_rustls::TlsConnector,
 }
 
 enum Stop {
@@ -307,7 +307,7 @@ async fn connect(target: &Target) -> Result<SendRequest<Full<Bytes>>, Error> {
     Ok(sender)
 }
 
-fn target(url: &str, ca: &Path, server_name: Option<&str>) -> Result<Target, Error> {
+pub(crate) fn target(url: &str, ca: &Path, server_name: Option<&str>) -> Result<Target, Error> {
     let uri: Uri = url
         .parse()
         .map_err(|e| Error::Usage(format!("--url {url:?}: {e}")))?;
@@ -393,7 +393,7 @@ async fn get_status(target: &Target) -> Result<u16, Error> {
 const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 /// User plus system CPU time `pid` has used so far, in seconds (Linux only).
-fn cpu_seconds(pid: u32) -> Option<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / CLOCK_TICKS_PER_SECOND)
 }
@@ -410,7 +410,7 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
 }
 
 /// Peak resident set size of `pid` so far, in KiB (Linux only).
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()

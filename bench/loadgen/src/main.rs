@@ -5,13 +5,16 @@
 //! with identical bodies and reports throughput, latency percentiles, errors and the target's
 //! CPU time and peak RSS. `compare` puts two reports side by side with ratios;
 //! `prom-quantiles` reads latency quantiles off a Prometheus histogram (kube-apiserver's).
+//! `credentials` drives token-service as pods would; `spawn-times` times init-fetcher runs.
 #![forbid(unsafe_code)]
 
 mod certs;
 mod compare;
+mod credentials;
 mod load;
 mod prom;
 mod report;
+mod spawn;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -47,6 +50,11 @@ enum Command {
     Compare(compare::CompareArgs),
     /// p50/p90/p99 of a Prometheus histogram between two /metrics scrapes.
     PromQuantiles(prom::QuantileArgs),
+    /// Pods asking token-service for credentials (IP or SA-token mode): a cold burst, or
+    /// answers from the ledger at a fixed concurrency.
+    Credentials(credentials::CredentialsArgs),
+    /// Start-to-file time of a short-lived program (init-fetcher), repeated runs.
+    SpawnTimes(spawn::SpawnArgs),
 }
 
 /// `500ms`, `5s`, `2m` or bare seconds.
@@ -113,6 +121,8 @@ fn main() -> std::process::ExitCode {
                     Command::Run(args) => load::run(args).await,
                     Command::Compare(args) => compare::run(args),
                     Command::PromQuantiles(args) => prom::run(args),
+                    Command::Credentials(args) => credentials::run(args).await,
+                    Command::SpawnTimes(args) => spawn::run(args),
                 }
             })
         });

@@ -290,7 +290,8 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         directory,
         issuer,
         pod_limit: RateLimiter::new(settings.pod_limit),
-        // Before identification only the address is known; generous, it only stops floods.
+        // Charged only for failed identifications (bad tokens, unknown addresses): it stops
+        // floods without making pods that share an address share a budget.
         peer_limit: RateLimiter::new(Limit {
             per_minute: settings.pod_limit.per_minute.saturating_mul(10),
             burst: settings.pod_limit.burst.saturating_mul(10),

@@ -37,6 +37,15 @@ impl RateLimiter {
 
     /// Takes one request from `key`'s bucket, or says how long until one is available.
     pub fn check(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        self.bucket(key, now, true)
+    }
+
+    /// Whether `key` has a request left, without taking it.
+    pub fn peek(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        self.bucket(key, now, false)
+    }
+
+    fn bucket(&self, key: &str, now: Instant, take: bool) -> Result<(), Duration> {
         let rate = f64::from(self.limit.per_minute) / 60.0;
         let burst = f64::from(self.limit.burst.max(1));
         let mut guard = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -53,7 +62,9 @@ impl RateLimiter {
         bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+            if take {
+                bucket.tokens -= 1.0;
+            }
             return Ok(());
         }
         if rate <= 0.0 {
@@ -66,6 +77,20 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peek_does_not_take() {
+        let limiter = RateLimiter::new(Limit {
+            per_minute: 6,
+            burst: 1,
+        });
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            assert!(limiter.peek("addr", t0).is_ok());
+        }
+        assert!(limiter.check("addr", t0).is_ok());
+        assert_eq!(limiter.peek("addr", t0), Err(Duration::from_secs(10)));
+    }
 
     #[test]
     fn a_burst_then_the_steady_rate() {

@@ -137,11 +137,20 @@ async fn issue(
     peer: Option<IpAddr>,
     event: &mut AuditEvent,
 ) -> Result<(Arc<Issued>, Outcome), ApiError> {
-    // Unidentified callers are limited by address, so a flood of bad tokens cannot turn into
-    // a flood of TokenReviews.
-    let peer_key = peer.map(|p| p.to_string()).unwrap_or_default();
-    limit(&app.peer_limit, &format!("addr:{peer_key}"), "address")?;
-    let verified = identify(app, req, peer).await?;
+    // Only failed identifications are charged to the address: many pods may share one (SNAT,
+    // a token service outside the cluster), but a flood of bad tokens from one address must not
+    // turn into a flood of TokenReviews. Identified callers are limited per pod below.
+    let peer_key = format!("addr:{}", peer.map(|p| p.to_string()).unwrap_or_default());
+    app.peer_limit
+        .peek(&peer_key, Instant::now())
+        .map_err(|wait| rate_limited("address", wait))?;
+    let verified = match identify(app, req, peer).await {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = app.peer_limit.check(&peer_key, Instant::now());
+            return Err(e);
+        }
+    };
     let pod = verified.pod();
     event.identity_method = Some(verified.method().as_str());
     event.pod_namespace = Some(pod.namespace.clone());
@@ -161,16 +170,20 @@ async fn issue(
 }
 
 fn limit(limiter: &RateLimiter, key: &str, what: &str) -> Result<(), ApiError> {
-    limiter.check(key, Instant::now()).map_err(|wait| {
-        ApiError::new(
-            Kind::RateLimited,
-            "rate_limited",
-            format!(
-                "too many requests from this {what}; retry in {}s",
-                wait.as_secs().max(1)
-            ),
-        )
-    })
+    limiter
+        .check(key, Instant::now())
+        .map_err(|wait| rate_limited(what, wait))
+}
+
+fn rate_limited(what: &str, wait: std::time::Duration) -> ApiError {
+    ApiError::new(
+        Kind::RateLimited,
+        "rate_limited",
+        format!(
+            "too many requests from this {what}; retry in {}s",
+            wait.as_secs().max(1)
+        ),
+    )
 }
 
 async fn identify(
@@ -603,6 +616,27 @@ mod tests {
         );
         let ready = Request::get("/readyz").body(Bytes::new()).expect("req");
         assert_eq!(call(&bed, ready).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn only_failed_identifications_are_charged_to_the_address() {
+        // Pods behind one address (SNAT, a service outside the cluster) must not share one
+        // budget; bad tokens from that address must still be cut off before TokenReview.
+        let bed = bed(vec![]);
+        let from = "10.0.0.9";
+        for _ in 0..3 {
+            let (status, _, _) = call(&bed, request(from, Some("Bearer good"), None)).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        for i in 0..100 {
+            let (_, _, body) = call(&bed, request(from, Some("Bearer bad"), None)).await;
+            assert_eq!(error_of(&body).0, "token_rejected", "bad token {i}");
+        }
+        let (status, _, body) = call(&bed, request(from, Some("Bearer bad"), None)).await;
+        assert_eq!(
+            (status, error_of(&body).0.as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+        );
     }
 
     #[tokio::test]

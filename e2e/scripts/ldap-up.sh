@@ -2,13 +2,13 @@
 # Starts Debian's slapd on a loopback port with the bed's tree (e2e/ldap/tree.ldif) and writes
 # e2e/.state/ldap/env with what the token service needs (URL, bind DN, password file, base DN).
 # Prints the env file's path. Idempotent: a running bed that answers is reused. On failure it
-# prints the end of slapd's log. Env: K2H_LDAP_PORT (default 3890).
+# prints the end of slapd's log. Env: K2H_LDAP_PORT (default: a free port, so that beds of several
+# checkouts on one machine do not collide).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 dir=$STATE/ldap
-port=${K2H_LDAP_PORT:-3890}
-url=ldap://127.0.0.1:$port
+url=
 bind_dn="cn=kube2hadoop,ou=services,dc=k2h,dc=test"
 base_dn="dc=k2h,dc=test"
 logfile=$dir/slapd.log
@@ -27,11 +27,14 @@ answers() {
     -b "$base_dn" "(uid=alice)" dn >/dev/null 2>&1
 }
 
-if pid_alive "$dir/slapd.pid" && [ -s "$dir/env" ] && answers; then
+[ -s "$dir/env" ] && url=$(sed -n 's/^K2H_LDAP_URL=//p' "$dir/env")
+if pid_alive "$dir/slapd.pid" && [ -n "$url" ] && answers; then
   echo "$dir/env"
   exit 0
 fi
 stop_pid "$dir/slapd.pid"
+port=${K2H_LDAP_PORT:-$(free_port)}
+url=ldap://127.0.0.1:$port
 
 rm -rf "$dir/data" "$dir/slapd.conf" "$dir/env"
 mkdir -p "$dir/data"

@@ -7,16 +7,23 @@
 //! - [`objects`]: manifests, the user annotation, ownership lookups, cleanup by test label;
 //! - [`pods`]: a pod's IP once running, connections from that IP (loopback on the local bed);
 //! - [`wait`]: polling with a deadline;
+//! - [`ledger`]: a token-service ledger namespace per test;
+//! - [`hadoop`], [`ldap`]: the Kerberized HDFS and LDAP beds;
+//! - [`token_service`]: token-service processes started by tests, and HTTPS to them;
 //! - [`rogue`]: a hostile mutating webhook served from the test process;
 //! - [`kubectl`], [`cert_manager`]: the manifests checks (`tests/manifests.rs`).
 #![forbid(unsafe_code)]
 
 pub mod bed;
 pub mod cert_manager;
+pub mod hadoop;
 pub mod kubectl;
+pub mod ldap;
+pub mod ledger;
 pub mod objects;
 pub mod pods;
 pub mod rogue;
+pub mod token_service;
 pub mod wait;
 
 pub use bed::Bed;

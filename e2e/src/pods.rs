@@ -4,12 +4,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::wait::{self, Poll};
-use crate::{Error, KubeStep};
+use crate::wait::{self, Poll, until};
+use crate::{Error, KubeStep, NAMESPACE, TestId};
 
 /// Wait until the pod is Running and has an IP; returns the pod and its IP.
 pub async fn running(
@@ -47,6 +49,78 @@ pub async fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpSt
     };
     socket.bind(SocketAddr::new(from, 0))?;
     socket.connect(to).await
+}
+
+/// How long the tests' pods may take to run on kwok.
+const RUNNING_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Waits until `n` pods labelled for `id` in `namespace` run with an address, and returns them.
+pub async fn running_pods(
+    admin: &Client,
+    namespace: &str,
+    id: &TestId,
+    n: usize,
+) -> Result<Vec<Pod>, Error> {
+    let api: Api<Pod> = Api::namespaced(admin.clone(), namespace);
+    let lp = ListParams::default().labels(&id.selector());
+    until(
+        &format!("{n} running pods of {}", id.name()),
+        RUNNING_TIMEOUT,
+        || {
+            let (api, lp) = (api.clone(), lp.clone());
+            async move {
+                let pods = api.list(&lp).await.step("listing the test's pods")?.items;
+                let ready: Vec<Pod> = pods
+                    .iter()
+                    .filter(|p| {
+                        let s = p.status.as_ref();
+                        s.and_then(|s| s.phase.as_deref()) == Some("Running")
+                            && s.and_then(|s| s.pod_ip.as_deref()).is_some()
+                            && p.metadata.deletion_timestamp.is_none()
+                    })
+                    .cloned()
+                    .collect();
+                Ok::<_, Error>(if ready.len() >= n {
+                    Poll::Ready(ready)
+                } else {
+                    Poll::Pending(format!("{} of {} pods running", ready.len(), pods.len()))
+                })
+            }
+        },
+    )
+    .await
+}
+
+/// A service-account token bound to `pod`, for our audience (what a projected volume holds).
+pub async fn bound_token(admin: &Client, pod: &Pod) -> Result<String, Error> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or(NAMESPACE);
+    let sa = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .unwrap_or_else(|| "default".into());
+    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec!["kube2hadoop".into()],
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: pod.metadata.name.clone(),
+                uid: pod.metadata.uid.clone(),
+            }),
+            expiration_seconds: Some(600),
+        },
+        ..TokenRequest::default()
+    };
+    let answer = api
+        .create_token_request(&sa, &PostParams::default(), &request)
+        .await
+        .step("requesting a bound service-account token")?;
+    answer
+        .status
+        .map(|s| s.token)
+        .ok_or_else(|| Error::Check("TokenRequest returned no token".into()))
 }
 
 #[cfg(test)]

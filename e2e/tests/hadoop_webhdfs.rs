@@ -16,8 +16,8 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
+use e2e::hadoop::{Cluster, e2e_dir, show};
 use hadoop_token::{Credentials, Format};
-use serde::Deserialize;
 use token_service::hadoop::auth::Authenticator;
 use token_service::hadoop::http::{Caller, HttpConfig, build_client};
 use token_service::hadoop::kms::{Kms, KmsConfig};
@@ -26,40 +26,6 @@ use token_service::hadoop::webhdfs::{NameNode, NameServiceConfig, WebHdfs};
 use token_service::hadoop::{Federation, HadoopError, TokenEndpoint, TokenSource};
 
 const CHILD_MARKER: &str = "K2H_E2E_KERBEROS_CHILD";
-
-#[derive(Debug, Deserialize)]
-struct Cluster {
-    service_principal: String,
-    service_keytab: PathBuf,
-    krb5_conf: PathBuf,
-    nameservices: Vec<NameService>,
-    renew_interval_ms: i64,
-    hadoop_conf_dir: PathBuf,
-    #[serde(default)]
-    kms: Vec<KmsJson>,
-}
-
-#[derive(Debug, Deserialize)]
-struct KmsJson {
-    uri: String,
-    http: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct NameService {
-    name: Option<String>,
-    namenodes: Vec<NameNodeJson>,
-}
-
-#[derive(Debug, Deserialize)]
-struct NameNodeJson {
-    rpc: String,
-    http: String,
-}
-
-fn e2e_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// True when the harness recorded in `state` is alive (same check as hadoop-lib.sh).
 fn harness_running(state: &Path) -> bool {
@@ -98,14 +64,7 @@ fn cluster() -> (PathBuf, Cluster) {
             state.join("cluster.json")
         }
     };
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read the Hadoop bed description {}: {e}; start it with e2e/scripts/hadoop-up.sh",
-            path.display()
-        )
-    });
-    let cluster = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{} is not a cluster.json: {e}", path.display()));
+    let cluster = Cluster::read(&path);
     (path, cluster)
 }
 
@@ -118,35 +77,15 @@ fn kerberos(cluster: &Cluster) -> KerberosConfig {
     }
 }
 
-/// Runs the stock client with only the tokens in `token_file` (the script empties the ccache).
+/// Runs the stock client with only the tokens in `token_file`, against the bed of `cluster_json`.
 fn hadoop_client(
     cluster_json: &Path,
     cluster: &Cluster,
     token_file: &Path,
     args: &[&str],
 ) -> Output {
-    let script = e2e_dir().join("scripts/hadoop-client.sh");
-    Command::new(&script)
-        .args(args)
-        .env("HADOOP_TOKEN_FILE_LOCATION", token_file)
-        .env("HADOOP_CONF_DIR", &cluster.hadoop_conf_dir)
-        .env("KRB5_CONFIG", &cluster.krb5_conf)
-        .env(
-            "K2H_HADOOP_STATE",
-            cluster_json.parent().expect("cluster.json has a directory"),
-        )
-        .env_remove("KRB5_CLIENT_KTNAME")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "exit {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    let state = cluster_json.parent().expect("cluster.json has a directory");
+    cluster.client(token_file, args, Some(state))
 }
 
 /// Runs `test` again in a child process that has the Kerberos environment, unless this process

@@ -1,0 +1,140 @@
+//! The Kerberized HDFS bed (`e2e/hadoop/`, started by `e2e/scripts/hadoop-up.sh`): its
+//! description (`cluster.json`), its scripts and the stock Hadoop client.
+//!
+//! These helpers panic with the script's own words when the bed cannot be had: a test that needs
+//! HDFS must fail, not skip, and the message says what to install or start.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde::Deserialize;
+
+/// What `hadoop-up.sh` prints the path of (fields the tests use).
+#[derive(Debug, Deserialize)]
+pub struct Cluster {
+    pub service_principal: String,
+    pub service_keytab: PathBuf,
+    pub krb5_conf: PathBuf,
+    pub nameservices: Vec<NameService>,
+    pub hadoop_conf_dir: PathBuf,
+    pub audit_log: PathBuf,
+    pub renew_interval_ms: i64,
+    #[serde(default)]
+    pub kms: Vec<KmsJson>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NameService {
+    pub name: Option<String>,
+    pub namenodes: Vec<NameNodeJson>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NameNodeJson {
+    pub rpc: String,
+    pub http: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KmsJson {
+    pub uri: String,
+    pub http: String,
+}
+
+pub fn e2e_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A finished process's exit status and output, for failure messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "exit {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs a bed script (against the Hadoop state directory `state` when given, else the shared
+/// one) and returns its stdout; a failure ends the test with the script's words.
+pub fn script(name: &str, args: &[&str], state: Option<&Path>) -> String {
+    let path = e2e_dir().join("scripts").join(name);
+    let mut cmd = Command::new(&path);
+    cmd.args(args);
+    if let Some(state) = state {
+        cmd.env("K2H_HADOOP_STATE", state);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed (e2e/scripts/install-deps.sh installs what it needs):\n{}",
+        path.display(),
+        show(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+impl Cluster {
+    /// The shared bed with KMS, started when not running. Every test asks with the same flags,
+    /// so a running bed is reused rather than restarted.
+    pub fn shared() -> Cluster {
+        Cluster::read(Path::new(&script("hadoop-up.sh", &["--kms"], None)))
+    }
+
+    /// A bed of its own in `state`, with `args` for `hadoop-up.sh`; stop it with
+    /// `hadoop-down.sh` (see [`stop`]).
+    pub fn private(state: &Path, args: &[&str]) -> Cluster {
+        Cluster::read(Path::new(&script("hadoop-up.sh", args, Some(state))))
+    }
+
+    pub fn read(path: &Path) -> Cluster {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read the Hadoop bed description {}: {e}; start it with \
+                 e2e/scripts/hadoop-up.sh",
+                path.display()
+            )
+        });
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not a cluster.json: {e}", path.display()))
+    }
+
+    /// The NameNode audit log from byte `offset` on.
+    pub fn audit_since(&self, offset: usize) -> String {
+        let text = std::fs::read(&self.audit_log).unwrap_or_default();
+        String::from_utf8_lossy(&text[offset.min(text.len())..]).into_owned()
+    }
+
+    /// The audit log's current size, to read only what a test caused.
+    pub fn audit_size(&self) -> usize {
+        std::fs::metadata(&self.audit_log)
+            .map(|m| m.len() as usize)
+            .unwrap_or(0)
+    }
+
+    /// Runs the stock client (`hadoop-client.sh args…`) with only the tokens in `token_file`:
+    /// the script empties the ccache and no keytab is offered. `state` as for [`script`].
+    pub fn client(&self, token_file: &Path, args: &[&str], state: Option<&Path>) -> Output {
+        let script = e2e_dir().join("scripts/hadoop-client.sh");
+        let mut cmd = Command::new(&script);
+        cmd.args(args)
+            .env("HADOOP_TOKEN_FILE_LOCATION", token_file)
+            .env("HADOOP_CONF_DIR", &self.hadoop_conf_dir)
+            .env("KRB5_CONFIG", &self.krb5_conf)
+            .env_remove("KRB5_CLIENT_KTNAME");
+        if let Some(state) = state {
+            cmd.env("K2H_HADOOP_STATE", state);
+        }
+        cmd.output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
+    }
+}
+
+/// Stops the bed in `state` (best effort: cleanup must not hide the test's result).
+pub fn stop(state: &Path) {
+    let _ = Command::new(e2e_dir().join("scripts/hadoop-down.sh"))
+        .env("K2H_HADOOP_STATE", state)
+        .output();
+}

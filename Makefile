@@ -13,7 +13,7 @@ build: ## build the three binaries (release)
 
 test: unit e2e ## everything CI runs: unit and integration tests, then the e2e suite on real beds
 
-unit: ## Rust unit and integration tests (no test bed needed)
+unit: ## Rust unit and integration tests (no cluster; the LDAP test starts its own slapd)
 	$(CARGO) test --workspace --exclude e2e
 
 lint: ## rustfmt and clippy, warnings are errors

@@ -800,12 +800,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ldap_settings_read_the_password_file_and_hide_it() {
+    /// Settings with LDAP whose bind password file holds `password_file_text`.
+    fn with_ldap_password(password_file_text: &str) -> Result<Settings, ConfigErrors> {
         let dir = tempfile::tempdir().expect("tmp");
         let pw = dir.path().join("pw");
-        std::fs::write(&pw, "s3cret\n").expect("write");
-        let s = Settings::resolve(
+        std::fs::write(&pw, password_file_text).expect("write");
+        Settings::resolve(
             cli(&[
                 "--tls-cert-file",
                 "c",
@@ -822,7 +822,11 @@ mod tests {
             ]),
             file(SERVICES),
         )
-        .expect("valid");
+    }
+
+    #[test]
+    fn ldap_settings_read_the_password_file_and_hide_it() {
+        let s = with_ldap_password("s3cret\n").expect("valid");
         let DirectorySettings::Ldap(ldap) = s.directory else {
             panic!("expected LDAP");
         };
@@ -833,28 +837,9 @@ mod tests {
 
     #[test]
     fn an_empty_ldap_password_is_refused() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let pw = dir.path().join("pw");
-        std::fs::write(&pw, "\n").expect("write");
-        let e = Settings::resolve(
-            cli(&[
-                "--tls-cert-file",
-                "c",
-                "--tls-key-file",
-                "k",
-                "--ldap-url",
-                "ldap://127.0.0.1:3890",
-                "--ldap-bind-dn",
-                "cn=admin,dc=k2h",
-                "--ldap-bind-password-file",
-                pw.to_str().expect("utf8"),
-                "--ldap-base-dn",
-                "dc=k2h",
-            ]),
-            file(SERVICES),
-        )
-        .err()
-        .expect("an empty password must be refused");
+        let e = with_ldap_password("\n")
+            .err()
+            .expect("an empty password must be refused");
         assert!(e.to_string().contains("bind anonymously"), "{e}");
     }
 

@@ -4,7 +4,8 @@
 # WARN, client tools ERROR so stderr holds only the failure).
 K2H_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 K2H_HADOOP_MODULE=$K2H_ROOT/e2e/hadoop
-K2H_HADOOP_STATE=${K2H_HADOOP_STATE:-$K2H_ROOT/e2e/.state/hadoop}
+K2H_HADOOP_DEFAULT_STATE=${K2H_E2E_STATE_DIR:-$K2H_ROOT/e2e/.state}/hadoop
+K2H_HADOOP_STATE=${K2H_HADOOP_STATE:-$K2H_HADOOP_DEFAULT_STATE}
 K2H_HADOOP_JAR=$K2H_HADOOP_MODULE/target/k2h-hadoop-e2e.jar
 K2H_HADOOP_DEPS=$K2H_HADOOP_MODULE/target/classpath.txt
 K2H_JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java

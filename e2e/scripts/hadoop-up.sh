@@ -33,7 +33,7 @@ done
 
 # Only ever wipe the default dir, an empty one, or one this script made.
 if [[ -e $K2H_HADOOP_STATE ]]; then
-  [[ $K2H_HADOOP_STATE == "$K2H_ROOT/e2e/.state/hadoop" || -e $K2H_HADOOP_STATE/.k2h-hadoop-state ||
+  [[ $K2H_HADOOP_STATE == "$K2H_HADOOP_DEFAULT_STATE" || -e $K2H_HADOOP_STATE/.k2h-hadoop-state ||
     -z $(ls -A "$K2H_HADOOP_STATE") ]] ||
     k2h_die "$K2H_HADOOP_STATE exists and was not made by hadoop-up.sh; remove it or set K2H_HADOOP_STATE"
   rm -rf "$K2H_HADOOP_STATE"

@@ -2,7 +2,9 @@
 # shellcheck shell=bash disable=SC2034  # the variables are used by the scripts that source this
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPO_DIR=$(cd "$E2E_DIR/.." && pwd)
-STATE=$E2E_DIR/.state
+# K2H_E2E_STATE_DIR gives a private bed (its own ports, kubeconfig, Hadoop and LDAP dirs), so
+# suites that restart components can run beside others.
+STATE=${K2H_E2E_STATE_DIR:-$E2E_DIR/.state}
 # shellcheck source=../cluster/versions.env
 source "$E2E_DIR/cluster/versions.env"
 CACHE=${K2H_CACHE:-$HOME/.cache/kube2hadoop}

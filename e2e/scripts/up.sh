@@ -189,6 +189,7 @@ write_env() {
 # Written by e2e/scripts/up.sh; source it to reach the test bed.
 export KUBECONFIG=$STATE/kubeconfig
 export K2H_E2E_STATE=$STATE
+export K2H_E2E_STATE_DIR=$STATE
 export K2H_E2E_KUBECTL=$KUBECTL
 export K2H_E2E_APISERVER=$APISERVER
 export K2H_E2E_CA=$PKI/ca.crt

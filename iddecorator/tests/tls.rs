@@ -198,17 +198,15 @@ fn write_atomically(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+async fn scrape(http: &reqwest::Client, base: &str) -> String {
+    let r = http.get(format!("{base}/metrics")).send().await.unwrap();
+    r.text().await.unwrap()
+}
+
 async fn wait_for_metric(http: &reqwest::Client, base: &str, line: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let text = http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = scrape(http, base).await;
         if text.contains(line) {
             return;
         }
@@ -348,14 +346,7 @@ async fn webhook_over_tls_end_to_end() {
     assert_eq!(review["response"]["allowed"], true);
 
     // Still answering, and the requests were counted.
-    let metrics = http1
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape(&http1, &base).await;
     assert!(
         metrics.contains("iddecorator_admission_requests_total{"),
         "{metrics}"
@@ -393,14 +384,7 @@ async fn webhook_over_tls_end_to_end() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let metrics = http1
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape(&http1, &base).await;
     assert!(
         metrics.contains("k2h_reloads_total{target=\"tls\",result=\"success\"}"),
         "{metrics}"

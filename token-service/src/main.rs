@@ -136,7 +136,11 @@ async fn kube_client(settings: &Settings) -> Result<kube::Client, StartError> {
         }
         None => kube::Config::infer().await.map_err(|e| err(&e))?,
     };
-    config.read_timeout = Some(settings.kube_timeout);
+    // No read timeout on the client: it would cut every watch that sees no event for that long
+    // (the pod index then goes stale and refuses lookups until a relist). Watches detect dead
+    // connections themselves (server timeout + margin), and every other API call is bounded
+    // by `kube_timeout` where it is made.
+    config.read_timeout = None;
     config.connect_timeout = Some(settings.kube_timeout);
     kube::Client::try_from(config).map_err(|e| err(&e))
 }

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help build test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-token-service bench-profile demo lint fmt docs
+.PHONY: help build test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-sustained bench-token-service bench-fetchers bench-profile demo lint fmt docs
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -53,9 +53,16 @@ e2e-kind: ## the e2e suite on a kind cluster (needs docker and kind; not run in 
 	trap 'e2e/scripts/kind.sh down' EXIT; \
 	e2e/scripts/kind.sh up; source e2e/.state/kind/env; $(CARGO) test -p e2e $(E2E_SUITE)
 
-bench: ## webhook vs a Go controller-runtime reference, kube-apiserver's view, then bench-token-service; bench/results/
+bench: ## webhook vs a Go controller-runtime reference, kube-apiserver's view, bench-sustained, then bench-token-service; bench/results/
 	CARGO=$(CARGO) bench/run.sh
+	CARGO=$(CARGO) bench/sustained.sh
 	CARGO=$(CARGO) bench/token-service.sh
+
+bench-sustained: ## 5,000 admissions/s for 60 s over HTTP/2, iddecorator then the Go reference (no control plane)
+	CARGO=$(CARGO) bench/sustained.sh
+
+bench-fetchers: ## only the sustained-fetch part of bench-token-service (500 clients, 60 s, ip and sa) → results/token-service-fetch.*
+	CARGO=$(CARGO) BENCH_TS_STEPS=none BENCH_FETCHER_RUNS=0 bench/token-service.sh
 
 bench-token-service: ## token-service at 100 and 1,000 pods (BENCH_TS_10K=1 adds 10,000) and init-fetcher; uses a running `make e2e-up` bed, else brings one up and down
 	CARGO=$(CARGO) bench/token-service.sh
@@ -77,5 +84,5 @@ demo-down: ## stop what `make demo` started (a bed that was already running stay
 # Not part of `make test` (nightly); `make test` replays fuzz/corpus and fuzz/regressions.
 FUZZ_SECONDS ?= 600
 .PHONY: fuzz
-fuzz: ## cargo-fuzz (nightly) every target for FUZZ_SECONDS (600) each; see docs/reliability.md
+fuzz: ## cargo-fuzz (nightly) every target (or FUZZ_TARGETS) for FUZZ_SECONDS (600) each; see docs/reliability.md
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh

@@ -17,7 +17,7 @@ out=$here/results/apiserver.json
 pods=${BENCH_PODS:-1000}
 conc=${BENCH_APISERVER_CONCURRENCY:-4}
 bin=$root/target/release
-state=$root/e2e/.state
+state=${K2H_E2E_STATE_DIR:-$root/e2e/.state}
 metric=apiserver_admission_webhook_admission_duration_seconds
 # shellcheck source=SCRIPTDIR/../e2e/cluster/versions.env
 source "$root/e2e/cluster/versions.env"

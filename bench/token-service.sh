@@ -16,21 +16,42 @@
 # BENCH_TS_DURATION (answers from the ledger: p50/p99, requests/s); RSS and VmHWM. At 1,000
 # pods the same again with bound service-account tokens (minted first, not timed).
 #
-# Environment: BENCH_TS_STEPS (100,1000), BENCH_TS_10K (0; 1 adds 10000), BENCH_TS_SA_STEP
-# (1000), BENCH_TS_CONCURRENCY (500), BENCH_TS_DURATION (5s), BENCH_FETCHER_RUNS (30),
-# BENCH_MUSL (1: build init-fetcher for x86_64-unknown-linux-musl when that target is
-# installed), BENCH_BUILD (1), BENCH_RESULTS (bench/results), K2H_HADOOP_STATE for the private
-# HDFS (/tmp/bench-hadoop; stopped at the end unless BENCH_TS_KEEP_HADOOP=1).
+# Sustained fetching (issue 9): BENCH_TS_FETCH_WORKLOADS Deployments (4) of
+# BENCH_TS_FETCH_PODS pods in all (500), one client per pod, all starting together, each
+# fetching back to back for BENCH_TS_FETCH_DURATION (60s), in each mode of BENCH_TS_FETCH_MODES
+# (ip,sa) against a fresh service: errors, latency, CPU, RSS, the NameNode's DT calls against
+# the number of workloads, and whether each workload's pods all got the same credentials.
+#
+# Environment: BENCH_TS_STEPS (100,1000; "none" skips the steps), BENCH_TS_10K (0; 1 adds
+# 10000), BENCH_TS_SA_STEP (1000), BENCH_TS_CONCURRENCY (500), BENCH_TS_DURATION (5s),
+# BENCH_TS_FETCH (1; 0 skips sustained fetching), BENCH_TS_SERVICE_ARGS (extra token-service
+# flags, word-split, e.g. "--kube-timeout 300"), BENCH_FETCHER_RUNS (30; 0 skips the
+# init-fetcher part), BENCH_MUSL (1: build init-fetcher for x86_64-unknown-linux-musl when
+# that target is installed), BENCH_BUILD (1), BENCH_RESULTS (bench/results), K2H_E2E_STATE_DIR
+# (the bed to use or bring up, as the e2e scripts; default e2e/.state), K2H_HADOOP_STATE for
+# the private HDFS (/tmp/bench-hadoop, or $K2H_E2E_STATE_DIR/bench-hadoop; stopped at the end
+# unless BENCH_TS_KEEP_HADOOP=1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 cargo=${CARGO:-cargo}
 results=${BENCH_RESULTS:-$here/results}
 steps=${BENCH_TS_STEPS:-100,1000}
-[[ ${BENCH_TS_10K:-0} == 1 ]] && steps+=",10000"
+[[ $steps == none ]] && steps=""
+[[ ${BENCH_TS_10K:-0} == 1 ]] && steps+="${steps:+,}10000"
+fetch=${BENCH_TS_FETCH:-1}
+fetch_workloads=${BENCH_TS_FETCH_WORKLOADS:-4}
+fetch_pods=${BENCH_TS_FETCH_PODS:-500}
+fetch_duration=${BENCH_TS_FETCH_DURATION:-60s}
+fetch_modes=${BENCH_TS_FETCH_MODES:-ip,sa}
+fetcher_runs=${BENCH_FETCHER_RUNS:-30}
+# Only the sustained fetch (make bench-fetchers): its own result files, the full ones stay.
+out_name=${BENCH_TS_OUT:-token-service}
+[[ -z $steps && $fetcher_runs == 0 && -z ${BENCH_TS_OUT:-} ]] && out_name=token-service-fetch
 sa_step=${BENCH_TS_SA_STEP:-1000}
 concurrency=${BENCH_TS_CONCURRENCY:-500}
 duration=${BENCH_TS_DURATION:-5s}
+export K2H_HADOOP_STATE=${K2H_HADOOP_STATE:-${K2H_E2E_STATE_DIR:+$K2H_E2E_STATE_DIR/bench-hadoop}}
 export K2H_HADOOP_STATE=${K2H_HADOOP_STATE:-/tmp/bench-hadoop}
 ns=bench-ts
 ledger_ns=bench-ts-ledger
@@ -38,7 +59,7 @@ mkdir -p "$results"
 started=$SECONDS
 
 die() { echo "bench-token-service: $*" >&2; exit 1; }
-state=$root/e2e/.state
+state=${K2H_E2E_STATE_DIR:-$root/e2e/.state}
 bed_up() {
   [[ -s $state/env ]] || return 1
   # shellcheck source=/dev/null
@@ -93,8 +114,14 @@ jq_c() { jq -r "$1" "$cluster"; }
 audit_log=$(jq_c .audit_log)
 
 # --- objects: namespaces, alice's rights, fake nodes, the Deployment (replicas 0) ---
+# A previous run's namespaces may still be terminating (deleted without waiting): wait them out.
+for _ in $(seq 150); do
+  [[ $(kubectl get namespace "$ns" "$ledger_ns" -o jsonpath='{.items[*].status.phase}' 2>/dev/null) == *Terminating* ]] || break
+  sleep 2
+done
 max_step=$(tr ',' '\n' <<<"$steps" | sort -n | tail -1)
-nodes=$((max_step / 400 + 1))
+[[ $fetch == 1 ]] || fetch_pods=0
+nodes=$(((${max_step:-0} + fetch_pods) / 400 + 1))
 {
   cat <<EOF
 apiVersion: v1
@@ -165,8 +192,9 @@ krb_trace=""
 # ready_s. Rate limits are lifted unless `default-limits` (per pod 30/min burst 5, per source
 # address 10x that), so the phases measure the service, not its limiter.
 start_service() {
-  local limits=(--pod-rate 10000000 --pod-burst 100000)
+  local limits=(--pod-rate 10000000 --pod-burst 100000) extra=()
   [[ ${2:-} == default-limits ]] && limits=()
+  read -r -a extra <<<"${BENCH_TS_SERVICE_ARGS:-}"
   stop_service
   kubectl delete secrets,leases --all -n "$ledger_ns" >/dev/null 2>&1 || true
   service_log=$work/$1.log krb_trace=$work/$1.krb5trace
@@ -176,7 +204,7 @@ start_service() {
     --listen "127.0.0.1:$port" --tls-cert-file "$work/tls.crt" --tls-key-file "$work/tls.key" \
     --kubeconfig "$KUBECONFIG" --kube-context admin \
     --namespace-selector "kubernetes.io/metadata.name in ($ns)" --ledger-namespace "$ledger_ns" \
-    --audit-log "$work/$1.audit" "${limits[@]}" --log-format json \
+    --audit-log "$work/$1.audit" "${limits[@]}" "${extra[@]}" --log-format json \
     </dev/null >/dev/null 2>"$service_log" &
   service_pid=$!
   "$loadgen" wait-ready --url "$url/readyz" --ca "$work/ca.crt" --timeout 300s ||
@@ -190,16 +218,18 @@ dt_calls() { count 'cmd=getDelegationToken' "$audit_log"; }
 # MIT krb5 traces each message to a KDC as "Sending request (N bytes) to REALM".
 kdc_requests() { count 'Sending request' "$krb_trace"; }
 
-# mint_tokens OUT: IP<TAB>bound SA token for every running pod (TokenRequest as admin, 8 at once).
+# mint_tokens OUT [SELECTOR]: IP<TAB>bound SA token<TAB>workload label for every running pod
+# matching SELECTOR (app=bench) (TokenRequest as admin, 8 at once).
 mint_tokens() {
-  kubectl get pods -n "$ns" -l app=bench --field-selector=status.phase=Running \
-    -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid} {.status.podIP}{"\n"}{end}' |
-    awk 'NF == 3' | xargs -P 8 -L 1 bash -c '
+  kubectl get pods -n "$ns" -l "${2:-app=bench}" --field-selector=status.phase=Running \
+    -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid} {.status.podIP} {.metadata.labels.workload}{"\n"}{end}' |
+    # $1 = $1 drops the trailing blank a missing label leaves: xargs -L would join the lines.
+    awk 'NF >= 3 {$1 = $1; print}' | xargs -P 8 -L 1 bash -c '
       body="{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenRequest\",\"spec\":{\"audiences\":[\"kube2hadoop\"],\"expirationSeconds\":3600,\"boundObjectRef\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"name\":\"$0\",\"uid\":\"$1\"}}}"
       tok=$(curl -s --max-time 10 --cacert "$K2H_E2E_CA" --cert "$K2H_E2E_PKI/admin.crt" --key "$K2H_E2E_PKI/admin.key" \
         -H "Content-Type: application/json" -X POST --data "$body" \
         "$K2H_E2E_APISERVER/api/v1/namespaces/'"$ns"'/serviceaccounts/default/token" | jq -r ".status.token // empty")
-      [[ -n $tok ]] && printf "%s\t%s\n" "$2" "$tok"' >"$1"
+      [[ -n $tok ]] && printf "%s\t%s\t%s\n" "$2" "$tok" "${3:-}"' >"$1"
 }
 
 running_ips() {
@@ -297,7 +327,81 @@ for n in $(tr ',' '\n' <<<"$steps" | sort -n); do
   fi
 done
 
+# --- sustained fetching: several workloads, one client per pod, every client fetching again
+# and again (init containers all at once, then refreshing sidecars), against a fresh service ---
+# fetch_mode MODE PODFILE: one run; DT calls the NameNode saw against the workloads' count.
+fetch_mode() {
+  local mode=$1 pods=$2 dt0 dt1 k0 load0
+  start_service "svc-fetch-$mode"
+  load0=$(cut -d' ' -f1-3 /proc/loadavg)
+  dt0=$(dt_calls)
+  k0=$(kdc_requests)
+  "$loadgen" fetchers --url "$url/v1/credentials" --ca "$work/ca.crt" --pods "$pods" \
+    --mode "$mode" --duration "$fetch_duration" --pid "$service_pid" --label "fetch-$mode" \
+    --out "$work/run-fetch-$mode.json"
+  sleep 2 # the audit log is written by the NameNode asynchronously
+  dt1=$(dt_calls)
+  if [[ $(jq .errors "$work/run-fetch-$mode.json") != 0 ]]; then
+    echo "fetch $mode: errors; the service's first warnings:"
+    grep -m 10 -E '"level":"(WARN|ERROR)"' "$service_log" || true
+  fi
+  jq -n --arg mode "$mode" --argjson workloads "$fetch_workloads" --argjson pods "$(wc -l <"$pods")" \
+    --argjson nameservices "$(jq_c '.nameservices | length')" --argjson dt "$((dt1 - dt0))" \
+    --argjson kdc0 "$k0" --argjson kdc "$(kdc_requests)" \
+    --argjson rss "$(status_kib "$service_pid" VmRSS)" --argjson hwm "$(status_kib "$service_pid" VmHWM)" \
+    --slurpfile run "$work/run-fetch-$mode.json" --arg load0 "$load0" \
+    --arg load1 "$(cut -d' ' -f1-3 /proc/loadavg)" \
+    '{mode: $mode, workloads: $workloads, pods: $pods, nameservices: $nameservices,
+      namenode_dt_calls: $dt, expected_dt_calls: ($workloads * $nameservices),
+      one_issuance_per_workload: ($dt == $workloads * $nameservices),
+      kdc_requests_at_start: $kdc0, kdc_requests_total: $kdc, rss_kib: $rss, vmhwm_kib: $hwm,
+      loadavg_before: $load0, loadavg_after: $load1, run: $run[0]}' >"$work/fetch-$mode.json"
+  echo "fetch $mode: $(jq -c '{namenode_dt_calls, expected_dt_calls, errors: .run.errors,
+    requests: .run.requests, same: .run.same_credentials_per_workload}' "$work/fetch-$mode.json")"
+}
+if [[ $fetch == 1 ]]; then
+  per=$((fetch_pods / fetch_workloads))
+  for ((i = 0; i < fetch_workloads; i++)); do
+    cat <<EOF
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: fetch-$i, namespace: $ns}
+spec:
+  replicas: $per
+  selector: {matchLabels: {app: bench-fetch, workload: fetch-$i}}
+  template:
+    metadata: {labels: {app: bench-fetch, workload: fetch-$i}}
+    spec:
+      nodeSelector: {k2h-bench: ts}
+      tolerations: [{key: k2h-bench, operator: Equal, value: ts, effect: NoSchedule}]
+      automountServiceAccountToken: false
+      containers: [{name: app, image: registry.invalid/app:1}]
+EOF
+  done | "$K2H_E2E_KUBECTL" --kubeconfig "$KUBECONFIG" --context alice apply -f - >/dev/null
+  fetch_total=$((per * fetch_workloads))
+  deadline=$((SECONDS + 60 + fetch_total / 5))
+  until [[ $(kubectl get pods -n "$ns" -l app=bench-fetch --field-selector=status.phase=Running \
+    -o name | wc -l) -ge $fetch_total ]]; do
+    ((SECONDS < deadline)) || die "fetch: $fetch_total pods of $fetch_workloads Deployments not running within $((60 + fetch_total / 5))s"
+    sleep 1
+  done
+  for mode in ${fetch_modes//,/ }; do
+    case $mode in
+    ip)
+      kubectl get pods -n "$ns" -l app=bench-fetch --field-selector=status.phase=Running \
+        -o jsonpath='{range .items[*]}{.status.podIP} {.metadata.labels.workload}{"\n"}{end}' |
+        awk 'NF == 2 {printf "%s\t-\t%s\n", $1, $2}' >"$work/fetch-pods-ip" ;;
+    sa) mint_tokens "$work/fetch-pods-sa" app=bench-fetch ;;
+    *) die "BENCH_TS_FETCH_MODES: unknown mode $mode (ip, sa)" ;;
+    esac
+    fetch_mode "$mode" "$work/fetch-pods-$mode"
+  done
+fi
+
 # --- init-fetcher: size, start-to-file time (SA mode against the running service) ---
+fetcher=null
+if ((fetcher_runs > 0)); then
 size() { stat -c %s "$1"; }
 linkage() { file -b "$1" | grep -oE '(static-pie|statically|dynamically) linked' | head -1; }
 strip -o "$work/init-fetcher.stripped" "$bin/init-fetcher"
@@ -311,7 +415,7 @@ if [[ ${BENCH_MUSL:-1} == 1 ]] && rustup target list --installed 2>/dev/null | g
       '{bytes: $raw, stripped_bytes: $stripped, linkage: $linkage}')
   fi
 fi
-[[ -s $work/fetcher-sa-token ]] || { mint_tokens "$work/tokens-fetcher"; head -1 "$work/tokens-fetcher" | cut -f2 >"$work/fetcher-sa-token"; }
+[[ -s $work/fetcher-sa-token ]] || { mint_tokens "$work/tokens-fetcher" 'app in (bench,bench-fetch)'; head -1 "$work/tokens-fetcher" | cut -f2 >"$work/fetcher-sa-token"; }
 # The file goes to tmpfs, as into the pod's emptyDir (medium: Memory): init-fetcher fsyncs the
 # file and its directory, which on this VM's disk costs tens of ms (measured too, `gnu_disk`).
 shm=$(mktemp -d /dev/shm/bench-ts.XXXXXX)
@@ -320,13 +424,13 @@ fetch_cmd=(--url "$url/v1/credentials" --ca-file "$work/ca.crt" --sa-token-file 
 # Limits lifted (one pod asks 60 times) and the ledger warm: one untimed run first.
 start_service svc-fetcher
 "$bin/init-fetcher" "${fetch_cmd[@]}" 2>/dev/null || die "init-fetcher failed against the bench service"
-"$loadgen" spawn-times --runs "${BENCH_FETCHER_RUNS:-30}" --file "$shm/token" --out "$work/fetcher-gnu.json" \
+"$loadgen" spawn-times --runs "$fetcher_runs" --file "$shm/token" --out "$work/fetcher-gnu.json" \
   -- "$bin/init-fetcher" "${fetch_cmd[@]}"
 if [[ $musl_json != null ]]; then
-  "$loadgen" spawn-times --runs "${BENCH_FETCHER_RUNS:-30}" --file "$shm/token" --out "$work/fetcher-musl.json" \
+  "$loadgen" spawn-times --runs "$fetcher_runs" --file "$shm/token" --out "$work/fetcher-musl.json" \
     -- "$work/init-fetcher.musl" "${fetch_cmd[@]}"
 fi
-"$loadgen" spawn-times --runs "${BENCH_FETCHER_RUNS:-30}" --file "$work/token" --out "$work/fetcher-disk.json" \
+"$loadgen" spawn-times --runs "$fetcher_runs" --file "$work/token" --out "$work/fetcher-disk.json" \
   -- "$bin/init-fetcher" "${fetch_cmd[@]:0:6}" --out "$work/token"
 rm -rf "$shm"
 fetcher=$(jq -n --argjson raw "$(size "$bin/init-fetcher")" --argjson stripped "$(size "$work/init-fetcher.stripped")" \
@@ -336,20 +440,24 @@ fetcher=$(jq -n --argjson raw "$(size "$bin/init-fetcher")" --argjson stripped "
   '{gnu: {bytes: $raw, stripped_bytes: $stripped, linkage: $linkage, start_to_file: $gnu[0]},
     musl: (if $musl then $musl + {start_to_file: $musl_times} else null end),
     gnu_disk: {bytes: $raw, stripped_bytes: $stripped, linkage: "\($linkage), file on ext4 (fsync)", start_to_file: $disk[0]}}')
+fi
 stop_service
 
 # --- report ---
-jq -n --slurpfile index <(cat "$work"/index-*.json) --slurpfile modes <(cat "$work"/mode-*.json) \
+jq -n --slurpfile index <(cat "$work"/index-*.json 2>/dev/null) \
+  --slurpfile modes <(cat "$work"/mode-*.json 2>/dev/null) \
+  --slurpfile fetch <(cat "$work"/fetch-*.json 2>/dev/null) \
   --argjson fetcher "$fetcher" --argjson cores "$(nproc)" \
   --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   --arg commit "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   --arg version "$("$bin/token-service" --version)" --arg rustc "$(rustc --version)" \
   --arg cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" \
   --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
-  --arg method "fresh TLS connection per request; burst: every pod once, released together; cached: $concurrency workers for $duration; service unpinned (it shares the 2 cores with kube-apiserver, etcd, kwok and the load generator)" \
+  --arg method "fresh TLS connection per request; burst: every pod once, released together; cached: $concurrency workers for $duration; service unpinned (it shares the 2 cores with kube-apiserver, etcd, kwok and the load generator); sustained fetch: $fetch_pods clients over $fetch_workloads Deployments for $fetch_duration, modes $fetch_modes; extra service flags: ${BENCH_TS_SERVICE_ARGS:-none}" \
   '{meta: {date: $date, commit: $commit, token_service: $version, rustc: $rustc, cores: $cores,
            cpu_model: $cpu, loadavg_after: $load, method: $method},
-    index: ($index | sort_by(.pods)), steps: ($modes | sort_by(.pods, .mode)), init_fetcher: $fetcher}' \
-  >"$results/token-service.json"
-"$here/token-service-table.sh" "$results/token-service.json" | tee "$results/token-service.md"
+    index: ($index | sort_by(.pods)), steps: ($modes | sort_by(.pods, .mode)),
+    sustained_fetch: ($fetch | sort_by(.mode)), init_fetcher: $fetcher}' \
+  >"$results/$out_name.json"
+"$here/token-service-table.sh" "$results/$out_name.json" | tee "$results/$out_name.md"
 echo "bench-token-service: done in $((SECONDS - started))s"

@@ -16,11 +16,14 @@ flock 8
 json=$K2H_HADOOP_STATE/cluster.json
 args="$*"
 if pid=$(k2h_hadoop_pid); then
-  if [[ -s $json && "$(cat "$K2H_HADOOP_STATE/harness.args" 2>/dev/null)" == "$args" ]]; then
+  # Same flags and the same harness build: reuse. A bed started from an older build lacks what
+  # newer tests use (cluster.json keys, the control port), so it is restarted.
+  if [[ -s $json && "$(cat "$K2H_HADOOP_STATE/harness.args" 2>/dev/null)" == "$args" ]] &&
+    cmp -s "$K2H_HADOOP_JAR" "$K2H_HADOOP_STATE/k2h-hadoop-e2e.jar"; then
     echo "$json"
     exit 0
   fi
-  echo "hadoop-up: restarting the bed (pid $pid) with flags: $args" >&2
+  echo "hadoop-up: restarting the bed (pid $pid) with flags: $args (new flags or harness build)" >&2
   "$(dirname "$0")/hadoop-down.sh" --locked
 fi
 

@@ -7,12 +7,20 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 started=$SECONDS
 
-"$E2E_DIR/scripts/build.sh"
-mkdir -p "$STATE/logs" "$STATE/pids"
-timed "pki" "$E2E_DIR/scripts/pki.sh"
+# `up.sh restart COMPONENT` (what restart.sh runs) stops one running component and starts it
+# again with the same flags, ports and data.
+mode=${1:-up}
+if [ "$mode" = up ]; then
+  "$E2E_DIR/scripts/build.sh"
+  mkdir -p "$STATE/logs" "$STATE/pids"
+  timed "pki" "$E2E_DIR/scripts/pki.sh"
+fi
 PKI=$STATE/pki
 
 # Ports and the etcd data dir are chosen once and kept, so a second `up` finds the same bed.
+if [ "$mode" != up ] && [ ! -s "$STATE/ports" ]; then
+  die "no test bed in $STATE: run e2e/scripts/up.sh first"
+fi
 if [ ! -s "$STATE/ports" ]; then
   {
     echo "ETCD_PORT=$(free_port)"
@@ -208,6 +216,32 @@ ENV
     echo "export K2H_E2E_PID_$n=$(cat "$f")" >>"$STATE/env"
   done
 }
+
+# restart COMPONENT: stop it (TERM, then KILL after 10s) and start it as `up` does.
+restart() {
+  local name=$1 fn
+  case $name in
+  etcd) fn=start_etcd ;;
+  kube-apiserver) fn=start_apiserver ;;
+  kube-controller-manager) fn=start_controller_manager ;;
+  kube-scheduler) fn=start_scheduler ;;
+  kwok) fn=start_kwok ;;
+  *) die "restart: unknown component $name (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)" ;;
+  esac
+  stop_pid "$STATE/pids/$name.pid"
+  log "$name stopped"
+  timed "$name up" "$fn"
+  write_env
+}
+
+case $mode in
+up) ;;
+restart) restart "${2:?usage: up.sh restart COMPONENT}"; exit 0 ;;
+stop)
+  # stop COMPONENT: only stop it (restart.sh start brings it back).
+  stop_pid "$STATE/pids/${2:?usage: up.sh stop COMPONENT}.pid"; log "$2 stopped"; exit 0 ;;
+*) die "usage: $0 [restart|stop COMPONENT]" ;;
+esac
 
 write_kubeconfigs
 timed "etcd up" start_etcd

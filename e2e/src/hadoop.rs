@@ -10,8 +10,11 @@ use std::process::{Command, Output};
 use serde::Deserialize;
 
 /// What `hadoop-up.sh` prints the path of (fields the tests use).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Cluster {
+    /// `127.0.0.1:<port>` of the KDC (TCP).
+    #[serde(default)]
+    pub kdc: String,
     pub service_principal: String,
     pub service_keytab: PathBuf,
     pub krb5_conf: PathBuf,
@@ -21,21 +24,24 @@ pub struct Cluster {
     pub renew_interval_ms: i64,
     #[serde(default)]
     pub kms: Vec<KmsJson>,
+    /// The harness's fault-injection port (`hadoop-ctl.sh`); absent on beds from older builds.
+    #[serde(default)]
+    pub control: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct NameService {
     pub name: Option<String>,
     pub namenodes: Vec<NameNodeJson>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct NameNodeJson {
     pub rpc: String,
     pub http: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct KmsJson {
     pub uri: String,
     pub http: String,
@@ -43,6 +49,14 @@ pub struct KmsJson {
 
 pub fn e2e_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The test bed's state dir: `K2H_E2E_STATE_DIR` (a private bed, set by its env file), else
+/// `e2e/.state`. Private Hadoop beds of the tests go below it, so parallel runs never share one.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("K2H_E2E_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| e2e_dir().join(".state"))
 }
 
 /// A finished process's exit status and output, for failure messages.
@@ -130,6 +144,57 @@ impl Cluster {
         cmd.output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
     }
+}
+
+/// Stops NameNode `index` of the bed in `state` for real (`hadoop-ctl.sh nn-stop`): its RPC
+/// and HTTP ports refuse connections until [`start_namenode`]. Blocking.
+pub fn stop_namenode(state: &Path, index: usize) {
+    script(
+        "hadoop-ctl.sh",
+        &["nn-stop", &index.to_string()],
+        Some(state),
+    );
+}
+
+/// Starts NameNode `index` again on the same ports; returns once it has left safe mode. Blocking
+/// (a few seconds: it reloads its edit log and waits for the DataNode).
+pub fn start_namenode(state: &Path, index: usize) {
+    script(
+        "hadoop-ctl.sh",
+        &["nn-start", &index.to_string()],
+        Some(state),
+    );
+}
+
+/// A copy of the bed's krb5.conf in `dir` that sends clients to `kdc` (e.g. a fault proxy in
+/// front of the real KDC; TCP only, as the original) and asks for tickets of `ticket_lifetime`
+/// (krb5 duration, e.g. `30s`), so a test can see a ticket run out. Returns its path.
+pub fn krb5_conf_via(cluster: &Cluster, kdc: &str, ticket_lifetime: &str, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(&cluster.krb5_conf).unwrap_or_else(|e| {
+        panic!("cannot read {}: {e}", cluster.krb5_conf.display());
+    });
+    assert!(
+        !cluster.kdc.is_empty() && text.contains(&format!("kdc = {}", cluster.kdc)),
+        "{} does not name the KDC {:?} of cluster.json",
+        cluster.krb5_conf.display(),
+        cluster.kdc
+    );
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.trim() == format!("kdc = {}", cluster.kdc) {
+                format!("        kdc = {kdc}")
+            } else if l.trim_start().starts_with("ticket_lifetime") {
+                format!("    ticket_lifetime = {ticket_lifetime}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = dir.join("krb5.conf");
+    std::fs::write(&path, text + "\n").expect("write krb5.conf");
+    path
 }
 
 /// Stops the bed in `state` (best effort: cleanup must not hide the test's result).

@@ -14,14 +14,17 @@
 //! - [`kubectl`], [`cert_manager`]: the manifests checks (`tests/manifests.rs`).
 #![forbid(unsafe_code)]
 
+pub mod balancer;
 pub mod bed;
 pub mod cert_manager;
+pub mod faults;
 pub mod hadoop;
 pub mod kubectl;
 pub mod ldap;
 pub mod ledger;
 pub mod objects;
 pub mod pods;
+pub mod restart;
 pub mod rogue;
 pub mod token_service;
 pub mod wait;

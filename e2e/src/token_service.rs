@@ -379,3 +379,54 @@ impl Drop for Service {
         let _ = self.child.wait();
     }
 }
+
+impl Launcher {
+    /// Like [`Launcher::spawn`], but the process reaches the API server through `kubeconfig`
+    /// (e.g. one whose server is a balancer the test can cut).
+    pub fn spawn_via(&self, n: usize, kubeconfig: &Path) -> Service {
+        let o = &self.options;
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--config")
+            .arg(&self.config)
+            .arg("--listen")
+            .arg(self.addr.to_string())
+            .arg("--tls-cert-file")
+            .arg(&self.cert)
+            .arg("--tls-key-file")
+            .arg(&self.key)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--kube-context", "admin"])
+            .arg("--namespace-selector")
+            .arg(format!(
+                "kubernetes.io/metadata.name in ({})",
+                o.namespaces.join(",")
+            ))
+            .args(["--ledger-namespace", &o.ledger_namespace])
+            .arg("--audit-log")
+            .arg(&self.audit);
+        if let Some(prefix) = &o.replica_prefix {
+            cmd.args(["--replica-id", &format!("{prefix}-{n}")]);
+        }
+        if let Some((rate, burst)) = o.pod_rate {
+            cmd.args(["--pod-rate", &rate.to_string()])
+                .args(["--pod-burst", &burst.to_string()]);
+        }
+        let log = self.log_file(n);
+        let child = cmd
+            .env("RUST_LOG", "info,token_service=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("service log"))
+            .spawn()
+            .expect("start token-service");
+        Service { child, log }
+    }
+}
+
+impl Service {
+    /// Whether the process is still the one started (it has not exited or been restarted).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}

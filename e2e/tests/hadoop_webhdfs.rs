@@ -16,7 +16,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
-use e2e::hadoop::{Cluster, e2e_dir, show};
+use e2e::hadoop::{Cluster, e2e_dir, show, state_dir};
 use hadoop_token::{Credentials, Format};
 use token_service::hadoop::auth::Authenticator;
 use token_service::hadoop::http::{Caller, HttpConfig, build_client};
@@ -43,7 +43,7 @@ fn cluster() -> (PathBuf, Cluster) {
     let path = match std::env::var_os("K2H_HADOOP_CLUSTER") {
         Some(p) => PathBuf::from(p),
         None => {
-            let state = e2e_dir().join(".state/hadoop");
+            let state = state_dir().join("hadoop");
             if !harness_running(&state) {
                 let script = e2e_dir().join("scripts/hadoop-up.sh");
                 // With KMS: a superset of what any test here needs.

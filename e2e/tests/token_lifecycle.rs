@@ -21,7 +21,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use bytes::Bytes;
-use e2e::hadoop::{Cluster, e2e_dir, show};
+use e2e::hadoop::{Cluster, show, state_dir};
 use e2e::ledger::LedgerNamespace;
 use e2e::objects::{self};
 use e2e::token_service::{Launcher, Options};
@@ -39,7 +39,7 @@ const LIFE_TIMEOUT: Duration = Duration::from_secs(90);
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn hadoop_state() -> PathBuf {
-    e2e_dir().join(".state/hadoop-lifecycle")
+    state_dir().join("hadoop-lifecycle")
 }
 
 /// The private short-lived HDFS, stopped when dropped.

@@ -7,6 +7,8 @@
 
 pub mod codec;
 pub mod credentials;
+#[cfg(feature = "fuzz-replay")]
+pub mod fuzz_replay;
 pub mod identifier;
 mod proto;
 pub mod secret;

@@ -80,6 +80,11 @@ pub struct Args {
     /// How long open connections may take to finish after SIGTERM (e.g. `20s`).
     #[arg(long, env = "IDDECORATOR_SHUTDOWN_GRACE", default_value = "20s")]
     pub shutdown_grace: String,
+    /// After SIGTERM, how long to keep accepting new connections while /readyz already fails
+    /// (e.g. `5s`), so endpoints drop the pod before its listener closes. Use it where the pod
+    /// cannot have a preStop sleep; `0s` closes the listener at once.
+    #[arg(long, env = "IDDECORATOR_SHUTDOWN_DELAY", default_value = "0s")]
+    pub shutdown_delay: String,
 }
 
 /// One bad setting, worded for whoever edits the Deployment.
@@ -144,6 +149,11 @@ impl Config {
             value: args.shutdown_grace.clone(),
             reason,
         });
+        let delay = parse_duration(&args.shutdown_delay).map_err(|reason| ConfigError::Value {
+            flag: "shutdown-delay",
+            value: args.shutdown_delay.clone(),
+            reason,
+        });
         let cert = required(&args.tls_cert_file, "tls-cert-file", "TLS_CERT_FILE");
         let key = required(&args.tls_key_file, "tls-key-file", "TLS_KEY_FILE");
         let tls = match (cert, key) {
@@ -180,14 +190,16 @@ impl Config {
         let max_body = max_body.map_err(|e| errors.push(e)).ok();
         let reload = reload.map_err(|e| errors.push(e)).ok();
         let grace = grace.map_err(|e| errors.push(e)).ok();
+        let delay = delay.map_err(|e| errors.push(e)).ok();
         let tls = tls.map_err(|e| errors.push(e)).ok().flatten();
         let policy = policy.map_err(|e| errors.push(e)).ok();
-        match (listen, max_body, reload, grace, tls, policy) {
+        match (listen, max_body, reload, grace, delay, tls, policy) {
             (
                 Some(listen),
                 Some(max_body_bytes),
                 Some(reload_interval),
                 Some(shutdown_grace),
+                Some(shutdown_delay),
                 Some((cert_resolver, cert_watcher)),
                 Some(policy_watcher),
             ) if errors.is_empty() => {
@@ -204,6 +216,7 @@ impl Config {
                     serve: ServeConfig {
                         max_body_bytes,
                         shutdown_grace,
+                        shutdown_delay,
                         ..ServeConfig::default()
                     },
                     reload_interval,
@@ -402,6 +415,8 @@ mod tests {
             "1ms",
             "--shutdown-grace",
             "soon",
+            "--shutdown-delay",
+            "later",
             "--tls-key-file",
             "/nonexistent/tls.key",
             "--config",
@@ -409,13 +424,14 @@ mod tests {
         ]);
         let errors = Config::from_args(&a).err().expect("must fail");
         let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        assert_eq!(errors.len(), 7, "{text:#?}");
+        assert_eq!(errors.len(), 8, "{text:#?}");
         let all = text.join("\n");
         for needle in [
             "--listen \"nowhere\"",
             "--max-body-bytes",
             "--reload-interval",
             "--shutdown-grace",
+            "--shutdown-delay",
             "--tls-cert-file (or IDDECORATOR_TLS_CERT_FILE) is required",
             "cannot read TLS key file /nonexistent/tls.key",
             "policy.yaml",

@@ -34,6 +34,11 @@ pub struct ServeConfig {
     pub body_read_timeout: Duration,
     /// After a shutdown signal, open connections get this long to finish.
     pub shutdown_grace: Duration,
+    /// Between the shutdown signal and closing the listener: `/readyz` already fails, new
+    /// connections are still served, so that load balancers that have not yet dropped this
+    /// replica (endpoint propagation) do not meet a closed port. Zero where a preStop hook
+    /// already waits.
+    pub shutdown_delay: Duration,
     /// Connections beyond this wait in the kernel's accept queue.
     pub max_connections: usize,
 }
@@ -46,6 +51,7 @@ impl Default for ServeConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(20),
+            shutdown_delay: Duration::ZERO,
             max_connections: 1024,
         }
     }
@@ -94,6 +100,18 @@ pub async fn serve<H, F>(
         .max_concurrent_streams(256);
 
     readiness.set(true);
+    let (delay, unready) = (config.shutdown_delay, readiness.clone());
+    let shutdown = async move {
+        shutdown.await;
+        if !delay.is_zero() {
+            unready.set(false);
+            tracing::info!(
+                delay_s = delay.as_secs_f64(),
+                "not ready; still accepting until load balancers have dropped this replica"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    };
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -266,6 +284,23 @@ mod tests {
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<()>,
     ) {
+        let config = ServeConfig {
+            max_body_bytes: max,
+            ..ServeConfig::default()
+        };
+        let (addr, cert, tx, task, _) = start_with(config).await;
+        (addr, cert, tx, task)
+    }
+
+    async fn start_with(
+        config: ServeConfig,
+    ) -> (
+        std::net::SocketAddr,
+        String,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+        Readiness,
+    ) {
         let (cert, key) = self_signed("localhost");
         let ck =
             certified_key_from_pem(cert.as_bytes(), key.as_bytes(), "c".as_ref(), "k".as_ref())
@@ -274,15 +309,12 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let config = ServeConfig {
-            max_body_bytes: max,
-            ..ServeConfig::default()
-        };
+        let readiness = Readiness::default();
         let task = tokio::spawn(serve(
             listener,
             tls,
             config,
-            Readiness::default(),
+            readiness.clone(),
             |req: Request<Bytes>| async move {
                 if req.uri().path() == "/panic" {
                     panic!("test panic");
@@ -293,7 +325,7 @@ mod tests {
                 let _ = rx.await;
             },
         ));
-        (addr, cert, tx, task)
+        (addr, cert, tx, task, readiness)
     }
 
     /// One HTTP/1.1 request over TLS with a raw body; returns the status line and body.
@@ -365,5 +397,33 @@ mod tests {
             .await
             .expect("serve returns after shutdown")
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_delay_turns_unready_first_and_keeps_serving_new_connections() {
+        let (addr, ca, stop, task, readiness) = start_with(ServeConfig {
+            // Long enough for one request on a loaded machine; the test never waits it out
+            // except at the end.
+            shutdown_delay: Duration::from_secs(5),
+            ..ServeConfig::default()
+        })
+        .await;
+        while !readiness.is_ready() {
+            tokio::task::yield_now().await;
+        }
+        stop.send(()).unwrap();
+        while readiness.is_ready() {
+            tokio::task::yield_now().await;
+        }
+        let during = request(addr, &ca, "/x", b"abcd", true).await;
+        assert!(during.ends_with("len=4"), "served while unready: {during}");
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("serve returns after the delay")
+            .unwrap();
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "the listener is closed after the delay"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! watches that feed the pod-by-IP index and the set of served namespaces, and whether a
 //! ledger workload still runs.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
@@ -30,6 +31,8 @@ pub trait Cluster: Send + Sync {
         namespace: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<PodFacts>, ApiError>>;
+    /// The pods holding `ip` now, read from the API server itself.
+    fn pods_at(&self, ip: IpAddr) -> BoxFuture<'_, Result<Vec<PodFacts>, ApiError>>;
 }
 
 pub struct Kube {
@@ -81,21 +84,26 @@ impl Kube {
                 api.create(&PostParams::default(), &request),
             )
             .await?;
-        let status = answer.status.unwrap_or_default();
-        let user = status.user.unwrap_or_default();
-        Ok(Review {
-            authenticated: status.authenticated.unwrap_or(false),
-            username: user.username,
-            audiences: status.audiences.unwrap_or_default(),
-            extra: user.extra.unwrap_or_default(),
-            error: status.error,
-        })
+        Ok(crate::request::review_of(answer.status))
     }
 
     async fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<PodFacts>, ApiError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let pod = self.bounded("read the pod", api.get_opt(name)).await?;
         Ok(pod.as_ref().map(PodFacts::from_pod))
+    }
+
+    async fn list_pods_at(&self, ip: IpAddr) -> Result<Vec<PodFacts>, ApiError> {
+        let api: Api<Pod> = Api::all(self.client.clone());
+        // No resourceVersion: a consistent read from etcd, not the possibly lagging watch cache.
+        let params = ListParams::default().fields(&format!("status.podIP={ip}"));
+        let list = self
+            .bounded(
+                "list the pods holding the caller's address",
+                api.list(&params),
+            )
+            .await?;
+        Ok(list.items.iter().map(PodFacts::from_pod).collect())
     }
 
     async fn get_owner(
@@ -217,7 +225,8 @@ pub struct KubeWorkloads {
 
 impl KubeWorkloads {
     async fn judge(&self, w: &WorkloadKey) -> Liveness {
-        if !self.index.is_ready() {
+        // A stale index may lack a pod created while the watch was down: judge nothing then.
+        if !self.index.is_current() {
             return Liveness::Unknown;
         }
         match self.kube.owner_status(w).await {
@@ -280,6 +289,10 @@ impl Cluster for Kube {
     ) -> BoxFuture<'a, Result<Option<PodFacts>, ApiError>> {
         Box::pin(self.get_pod(namespace, name))
     }
+
+    fn pods_at(&self, ip: IpAddr) -> BoxFuture<'_, Result<Vec<PodFacts>, ApiError>> {
+        Box::pin(self.list_pods_at(ip))
+    }
 }
 
 impl OwnerLookup for Kube {
@@ -336,24 +349,62 @@ pub fn watch_namespaces(client: kube::Client, selector: &str) -> ServedNamespace
     ServedNamespaces { store, ready }
 }
 
+/// First and longest pause between two attempts to (re)start the pod watch.
+const WATCH_RETRY_MIN: Duration = Duration::from_millis(500);
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// The pause after `failures` consecutive failed attempts: doubling, capped.
+pub fn watch_retry_delay(failures: u32) -> Duration {
+    WATCH_RETRY_MIN
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(8))
+        .min(WATCH_RETRY_MAX)
+}
+
 /// Starts the pod watch that feeds `index` (all namespaces: a duplicate address anywhere
 /// must make an address ambiguous).
+///
+/// A watch that fails is not resumed from its last resource version: events may have been
+/// lost in between (an API server restart, a cut connection) and an address freed and reused
+/// meanwhile would still lead to its old pod. The index is marked stale at the first error
+/// (lookups refuse) and a new watcher relists everything, with a consistent read, before the
+/// index answers again.
 pub fn watch_pods(client: kube::Client, index: SharedIndex) {
-    let stream = watcher(Api::<Pod>::all(client), watcher::Config::default()).default_backoff();
+    let api = Api::<Pod>::all(client);
+    let config = watcher::Config::default().list_semantic(watcher::ListSemantic::MostRecent);
     let mut writer = IndexWriter::new(index);
     tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(event) => writer.on_event(match event {
-                    watcher::Event::Apply(p) => IndexEvent::Apply(PodFacts::from_pod(&p)),
-                    watcher::Event::Delete(p) => IndexEvent::Delete(PodFacts::from_pod(&p)),
-                    watcher::Event::Init => IndexEvent::Init,
-                    watcher::Event::InitApply(p) => IndexEvent::InitApply(PodFacts::from_pod(&p)),
-                    watcher::Event::InitDone => IndexEvent::InitDone,
-                }),
-                Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying"),
+        let mut failures = 0u32;
+        loop {
+            let stream = watcher(api.clone(), config.clone());
+            futures::pin_mut!(stream);
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(event) => {
+                        if matches!(event, watcher::Event::InitDone) {
+                            failures = 0;
+                        }
+                        writer.on_event(match event {
+                            watcher::Event::Apply(p) => IndexEvent::Apply(PodFacts::from_pod(&p)),
+                            watcher::Event::Delete(p) => IndexEvent::Delete(PodFacts::from_pod(&p)),
+                            watcher::Event::Init => IndexEvent::Init,
+                            watcher::Event::InitApply(p) => {
+                                IndexEvent::InitApply(PodFacts::from_pod(&p))
+                            }
+                            watcher::Event::InitDone => IndexEvent::InitDone,
+                        });
+                    }
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        tracing::warn!(
+                            error = %e,
+                            "pod watch failed; refusing address lookups until a full relist"
+                        );
+                        break;
+                    }
+                }
             }
+            writer.on_event(IndexEvent::Broken);
+            tokio::time::sleep(watch_retry_delay(failures.max(1))).await;
         }
     });
 }
@@ -361,6 +412,16 @@ pub fn watch_pods(client: kube::Client, index: SharedIndex) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watch_retries_back_off_to_a_cap() {
+        assert_eq!(watch_retry_delay(0), WATCH_RETRY_MIN);
+        assert_eq!(watch_retry_delay(1), WATCH_RETRY_MIN);
+        assert_eq!(watch_retry_delay(2), WATCH_RETRY_MIN * 2);
+        assert_eq!(watch_retry_delay(3), WATCH_RETRY_MIN * 4);
+        assert_eq!(watch_retry_delay(100), WATCH_RETRY_MAX);
+        assert_eq!(watch_retry_delay(u32::MAX), WATCH_RETRY_MAX);
+    }
 
     #[test]
     fn plurals_of_controller_kinds() {

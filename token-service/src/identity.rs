@@ -113,6 +113,7 @@ pub fn review_target(review: &Review) -> Result<ReviewedPod, ApiError> {
     let (namespace, service_account) = username
         .strip_prefix(SA_PREFIX)
         .and_then(|rest| rest.split_once(':'))
+        .filter(|(ns, sa)| !ns.is_empty() && !sa.is_empty() && !sa.contains(':'))
         .ok_or_else(|| {
             unauthenticated(
                 "not_a_service_account",
@@ -315,12 +316,20 @@ mod tests {
         r.audiences = vec!["https://kubernetes.default.svc".into()];
         assert_eq!(review_target(&r).expect_err("aud").code, "wrong_audience");
 
-        let mut r = review();
-        r.username = Some("alice".into());
-        assert_eq!(
-            review_target(&r).expect_err("user").code,
-            "not_a_service_account"
-        );
+        for odd in [
+            "alice",
+            "system:serviceaccount::default",
+            "system:serviceaccount:team-a:",
+            "system:serviceaccount:team-a:a:b",
+        ] {
+            let mut r = review();
+            r.username = Some(odd.into());
+            assert_eq!(
+                review_target(&r).expect_err(odd).code,
+                "not_a_service_account",
+                "{odd}"
+            );
+        }
 
         let mut r = review();
         r.extra.clear();

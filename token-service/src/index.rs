@@ -100,34 +100,59 @@ pub enum IndexEvent {
     InitApply(PodFacts),
     /// The list is complete: it replaces the index at once.
     InitDone,
+    /// The watch failed (API server unreachable, restarted, connection cut): events may be
+    /// missed from here on, so the index must not answer until a new complete list arrived.
+    Broken,
 }
 
-/// Shared read side of the index. `ready` turns true after the first complete list.
+/// The index and how far it can be trusted.
+#[derive(Debug, Default)]
+struct Inner {
+    index: PodIndex,
+    /// A complete list has been seen at least once (the service may report ready).
+    listed: bool,
+    /// No watch failure since the last complete list: the index follows the API server.
+    current: bool,
+}
+
+/// Shared read side of the index. `ready` turns true after the first complete list; `current`
+/// is false from a watch failure until the next complete list.
 #[derive(Debug, Clone, Default)]
 pub struct SharedIndex {
-    inner: Arc<RwLock<(PodIndex, bool)>>,
+    inner: Arc<RwLock<Inner>>,
 }
 
 impl SharedIndex {
-    pub fn lookup(&self, ip: IpAddr) -> IpLookup {
+    fn read<R>(&self, f: impl FnOnce(&Inner) -> R) -> R {
         match self.inner.read() {
-            Ok(g) => g.0.lookup(ip),
-            Err(poisoned) => poisoned.into_inner().0.lookup(ip),
+            Ok(g) => f(&g),
+            Err(poisoned) => f(&poisoned.into_inner()),
         }
     }
 
+    /// The pods at `ip`, whatever the state of the watch (tests and diagnostics).
+    pub fn lookup(&self, ip: IpAddr) -> IpLookup {
+        self.read(|i| i.index.lookup(ip))
+    }
+
+    /// The pods at `ip`, or `None` while the index may be stale (watch broken, relist not
+    /// complete): an address freed and reused meanwhile must not lead to its old holder.
+    pub fn lookup_current(&self, ip: IpAddr) -> Option<IpLookup> {
+        self.read(|i| (i.listed && i.current).then(|| i.index.lookup(ip)))
+    }
+
+    /// A complete list has been seen (it may have gone stale since: see [`Self::is_current`]).
     pub fn is_ready(&self) -> bool {
-        match self.inner.read() {
-            Ok(g) => g.1,
-            Err(poisoned) => poisoned.into_inner().1,
-        }
+        self.read(|i| i.listed)
+    }
+
+    /// Listed, and no watch failure since the last complete list.
+    pub fn is_current(&self) -> bool {
+        self.read(|i| i.listed && i.current)
     }
 
     pub fn len(&self) -> usize {
-        match self.inner.read() {
-            Ok(g) => g.0.len(),
-            Err(poisoned) => poisoned.into_inner().0.len(),
-        }
+        self.read(|i| i.index.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -136,20 +161,17 @@ impl SharedIndex {
 
     /// The indexed (live) pods of `namespace`: the ledger asks whether a workload still runs.
     pub fn pods_in(&self, namespace: &str) -> Vec<Arc<PodFacts>> {
-        let pick = |i: &PodIndex| {
-            i.by_uid
+        self.read(|i| {
+            i.index
+                .by_uid
                 .values()
                 .filter(|p| p.namespace == namespace)
                 .cloned()
                 .collect()
-        };
-        match self.inner.read() {
-            Ok(g) => pick(&g.0),
-            Err(poisoned) => pick(&poisoned.into_inner().0),
-        }
+        })
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut (PodIndex, bool)) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         match self.inner.write() {
             Ok(mut g) => f(&mut g),
             Err(poisoned) => f(&mut poisoned.into_inner()),
@@ -174,13 +196,23 @@ impl IndexWriter {
 
     pub fn on_event(&mut self, event: IndexEvent) {
         match event {
-            IndexEvent::Apply(pod) => self.shared.with(|s| s.0.apply(pod)),
-            IndexEvent::Delete(pod) => self.shared.with(|s| s.0.delete(&pod.uid)),
+            IndexEvent::Apply(pod) => self.shared.with(|s| s.index.apply(pod)),
+            IndexEvent::Delete(pod) => self.shared.with(|s| s.index.delete(&pod.uid)),
             IndexEvent::Init => self.relist = Some(PodIndex::default()),
             IndexEvent::InitApply(pod) => self.relist.get_or_insert_default().apply(pod),
             IndexEvent::InitDone => {
                 let fresh = self.relist.take().unwrap_or_default();
-                self.shared.with(|s| *s = (fresh, true));
+                self.shared.with(|s| {
+                    *s = Inner {
+                        index: fresh,
+                        listed: true,
+                        current: true,
+                    }
+                });
+            }
+            IndexEvent::Broken => {
+                self.relist = None;
+                self.shared.with(|s| s.current = false);
             }
         }
     }
@@ -290,5 +322,52 @@ mod tests {
         assert!(matches!(shared.lookup(ip("127.100.0.2")), IpLookup::One(_)));
         writer.on_event(IndexEvent::Delete(pod("b", "u2", "127.100.0.2")));
         assert!(shared.is_empty());
+    }
+
+    #[test]
+    fn a_broken_watch_refuses_lookups_until_a_complete_relist() {
+        let shared = SharedIndex::default();
+        let mut writer = IndexWriter::new(shared.clone());
+        assert_eq!(
+            shared.lookup_current(ip("127.100.0.1")),
+            None,
+            "not listed yet"
+        );
+        writer.on_event(IndexEvent::Init);
+        writer.on_event(IndexEvent::InitApply(pod("old", "u1", "127.100.0.1")));
+        writer.on_event(IndexEvent::InitDone);
+        assert!(matches!(
+            shared.lookup_current(ip("127.100.0.1")),
+            Some(IpLookup::One(p)) if p.name == "old"
+        ));
+        // The API server goes away; meanwhile "old" is deleted and "new" gets its address.
+        writer.on_event(IndexEvent::Broken);
+        assert!(
+            shared.is_ready(),
+            "still reported ready: it was listed once"
+        );
+        assert!(!shared.is_current());
+        assert_eq!(
+            shared.lookup_current(ip("127.100.0.1")),
+            None,
+            "the stale mapping to the old pod is not used"
+        );
+        writer.on_event(IndexEvent::Init);
+        writer.on_event(IndexEvent::InitApply(pod("new", "u2", "127.100.0.1")));
+        assert_eq!(
+            shared.lookup_current(ip("127.100.0.1")),
+            None,
+            "half a relist does not make it current"
+        );
+        // A second failure in the middle of the relist throws the half list away.
+        writer.on_event(IndexEvent::Broken);
+        writer.on_event(IndexEvent::Init);
+        writer.on_event(IndexEvent::InitApply(pod("new", "u2", "127.100.0.1")));
+        writer.on_event(IndexEvent::InitDone);
+        assert!(matches!(
+            shared.lookup_current(ip("127.100.0.1")),
+            Some(IpLookup::One(p)) if p.name == "new" && p.uid == "u2"
+        ));
+        assert_eq!(shared.len(), 1);
     }
 }

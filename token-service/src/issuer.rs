@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use hadoop_token::{Credentials, Format};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use zeroize::Zeroizing;
 
 use crate::error::{ApiError, Kind};
-use crate::hadoop::{TokenSet, TokenSource};
-use crate::ledger::{Persist, Saved};
+use crate::hadoop::{SetError, TokenSet, TokenSource};
+use crate::ledger::lifecycle::{self, Action, Liveness};
+use crate::ledger::{Entry, Loaded, Persist, Saved, StoreError};
 use crate::workload::WorkloadKey;
 
 /// The public description of one token: everything but its password.
@@ -258,28 +259,33 @@ impl Inner {
         issued.expires_at_ms > (self.clock)().saturating_add(margin)
     }
 
-    /// The ledger's set if it has a usable one, else a new one, recorded before it is served.
+    /// The ledger's set if it has a usable one (or one a renewal brings back), else a new one,
+    /// recorded before it is served.
     async fn fetch(&self, workload: &WorkloadKey, user: &str) -> Result<Arc<Issued>, ApiError> {
         let Some(ledger) = &self.ledger else {
             return self.obtain(user).await.map(Arc::new);
         };
-        let unavailable = |e: &dyn std::fmt::Display| {
-            ApiError::new(
-                Kind::Unavailable,
-                "ledger_unavailable",
-                format!("the token ledger cannot be read or written: {e}"),
-            )
-        };
-        if let Some(stored) = ledger
+        match ledger
             .load(workload, user)
             .await
-            .map_err(|e| unavailable(&e))?
+            .map_err(|e| ledger_unavailable(&e))?
         {
-            return Ok(stored);
+            Some(Loaded::Usable(stored)) => return Ok(stored),
+            Some(Loaded::Expired(expired)) => {
+                if let Some(renewed) = self.renew_first(ledger.as_ref(), &expired).await? {
+                    return Ok(renewed);
+                }
+            }
+            None => {}
         }
         let ours = Arc::new(self.obtain(user).await?);
         match ledger.save(workload, &ours).await {
             Ok(Saved::Ours) => Ok(ours),
+            Ok(Saved::Replaced(old)) => {
+                // Nobody renews the old set any more: one live set per workload.
+                self.give_back(&old).await;
+                Ok(ours)
+            }
             Ok(Saved::Theirs(theirs)) => {
                 // Another replica stored a set first: one live set per workload.
                 self.give_back(&ours.set).await;
@@ -288,7 +294,46 @@ impl Inner {
             Err(e) => {
                 // A set nobody remembers would never be renewed nor cancelled.
                 self.give_back(&ours.set).await;
-                Err(unavailable(&e))
+                Err(ledger_unavailable(&e))
+            }
+        }
+    }
+
+    /// A set expired by its record may still live at the server: a process killed with a
+    /// renewal in flight leaves the set renewed there and not in the record, and replacing it
+    /// would cancel the file the workload's pods already hold. So, as the reconciler does
+    /// ([`lifecycle::decide`]), the server decides: the renewed set, recorded, or `None` to
+    /// replace it (no renewal can help, or the renewal failed: past the recorded expiry the
+    /// reconciler re-issues on any failure too).
+    async fn renew_first(
+        &self,
+        ledger: &dyn Persist,
+        expired: &Entry,
+    ) -> Result<Option<Arc<Issued>>, ApiError> {
+        // A pod of the workload is asking: it runs.
+        let facts = expired.record.facts((self.clock)(), Liveness::Alive);
+        if lifecycle::decide(&facts) != Action::Renew {
+            return Ok(None);
+        }
+        let renewed = {
+            let _slot = self.hadoop_slot().await?;
+            let started = Instant::now();
+            let renewed = self.source.renew(&expired.issued.set).await;
+            (self.observe)("renew", renewed.is_ok(), started.elapsed());
+            renewed
+        };
+        match renewed {
+            Ok(renewal) => {
+                let served = ledger
+                    .renewed(expired, &renewal)
+                    .await
+                    .map_err(|e| ledger_unavailable(&e))?;
+                tracing::info!(workload = %expired.record.workload, "renewed a set its ledger record called expired instead of replacing it");
+                Ok(Some(served))
+            }
+            Err(e) => {
+                tracing::info!(workload = %expired.record.workload, error = %e, "a set its ledger record calls expired cannot be renewed; replacing it");
+                Ok(None)
             }
         }
     }
@@ -302,8 +347,9 @@ impl Inner {
         }
     }
 
-    async fn obtain(&self, user: &str) -> Result<Issued, ApiError> {
-        let _slot = tokio::time::timeout(self.cfg.queue_wait, self.slots.acquire())
+    /// Bounds the Hadoop calls in flight; a request that waits too long is told to retry.
+    async fn hadoop_slot(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+        tokio::time::timeout(self.cfg.queue_wait, self.slots.acquire())
             .await
             .map_err(|_| {
                 ApiError::new(
@@ -318,17 +364,15 @@ impl Inner {
                     "shutting_down",
                     "the service is stopping",
                 )
-            })?;
+            })
+    }
+
+    async fn obtain(&self, user: &str) -> Result<Issued, ApiError> {
+        let _slot = self.hadoop_slot().await?;
         let started = Instant::now();
         let obtained = self.source.obtain(user).await;
         (self.observe)("obtain", obtained.is_ok(), started.elapsed());
-        let set = obtained.map_err(|e| {
-            ApiError::new(
-                Kind::Upstream,
-                "hadoop_failed",
-                format!("obtaining delegation tokens for {user} failed: {e}"),
-            )
-        })?;
+        let set = obtained.map_err(|e| obtain_error(user, &e))?;
         let mut tokens = describe(&set);
         // Hadoop does not say when a new token expires; a renewal does (YARN does the same).
         let started = Instant::now();
@@ -377,6 +421,35 @@ impl Inner {
     }
 }
 
+fn ledger_unavailable(e: &StoreError) -> ApiError {
+    ApiError::new(
+        Kind::Unavailable,
+        "ledger_unavailable",
+        format!("the token ledger cannot be read or written: {e}"),
+    )
+}
+
+/// A server or the KDC that is down now is 503 (the fetcher retries with backoff and the pod
+/// starts once it is back); a refusal only an admin can fix is 502.
+fn obtain_error(user: &str, e: &SetError) -> ApiError {
+    if e.is_transient() {
+        ApiError::new(
+            Kind::Unavailable,
+            "hadoop_unavailable",
+            format!(
+                "cannot obtain delegation tokens for {user} now, a Hadoop service or the KDC is \
+                 down or starting ({e}); retry later"
+            ),
+        )
+    } else {
+        ApiError::new(
+            Kind::Upstream,
+            "hadoop_failed",
+            format!("obtaining delegation tokens for {user} failed: {e}"),
+        )
+    }
+}
+
 pub(crate) fn describe(set: &TokenSet) -> Vec<TokenInfo> {
     set.tokens
         .iter()
@@ -411,7 +484,9 @@ pub(crate) fn encode(set: &TokenSet) -> Result<Zeroizing<Vec<u8>>, String> {
 #[cfg(test)]
 pub mod fake {
     //! A token source that counts calls and can be held, for the single-flight tests.
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
     use futures::future::BoxFuture;
     use hadoop_token::{DelegationIdentifier, IdentifierFormat, Secret, Token};
@@ -426,6 +501,20 @@ pub mod fake {
         /// When set, `obtain` waits for a notification.
         pub gate: Option<Notify>,
         pub fail: bool,
+        /// When set, a renewal extends the set to this clock + 1 000 s (else to 5 000 s).
+        pub clock: Option<Arc<AtomicU64>>,
+        /// Sequence numbers of the sets the server no longer knows: renewing them fails.
+        pub forgotten: Mutex<Vec<i32>>,
+        /// Sequence numbers of the sets renewed and cancelled, in order.
+        pub renewed: Mutex<Vec<i32>>,
+        pub cancelled: Mutex<Vec<i32>>,
+    }
+
+    pub fn seq(set: &TokenSet) -> i32 {
+        super::describe(set)
+            .first()
+            .and_then(|t| t.sequence_number)
+            .unwrap_or(-1)
     }
 
     pub fn url_string(owner: &str, seq: i32) -> String {
@@ -469,17 +558,36 @@ pub mod fake {
             })
         }
 
-        fn renew<'a>(&'a self, _: &'a TokenSet) -> BoxFuture<'a, Result<Renewal, SetError>> {
-            Box::pin(async {
+        fn renew<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<Renewal, SetError>> {
+            Box::pin(async move {
+                if self.forgotten.lock().expect("lock").contains(&seq(set)) {
+                    return Err(SetError {
+                        failures: vec![(
+                            "hdfs:ns1".into(),
+                            HadoopError::TokenNotFound {
+                                endpoint: "nn1".into(),
+                                message: "token can't be found in cache".into(),
+                            },
+                        )],
+                    });
+                }
+                self.renewed.lock().expect("lock").push(seq(set));
+                let expires_at_ms = self
+                    .clock
+                    .as_ref()
+                    .map_or(5_000_000, |now| now.load(Ordering::SeqCst) + 1_000_000);
                 Ok(Renewal {
-                    expires_at_ms: 5_000_000,
-                    per_token: vec![("hdfs:ns1".into(), 5_000_000)],
+                    expires_at_ms,
+                    per_token: vec![("hdfs:ns1".into(), expires_at_ms)],
                 })
             })
         }
 
-        fn cancel<'a>(&'a self, _: &'a TokenSet) -> BoxFuture<'a, Result<(), SetError>> {
-            Box::pin(async { Ok(()) })
+        fn cancel<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<(), SetError>> {
+            Box::pin(async move {
+                self.cancelled.lock().expect("lock").push(seq(set));
+                Ok(())
+            })
         }
     }
 }
@@ -492,6 +600,8 @@ mod tests {
 
     use super::fake::FakeSource;
     use super::*;
+    use crate::ledger::store::fake::FakeSecrets;
+    use crate::ledger::{Ledger, Record};
 
     fn workload(name: &str) -> WorkloadKey {
         WorkloadKey {
@@ -602,6 +712,28 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_namenode_that_is_down_is_503_with_its_address_and_a_refusal_is_502() {
+        use crate::hadoop::HadoopError;
+        let down = SetError {
+            failures: vec![(
+                "hdfs:nn0".into(),
+                HadoopError::Timeout {
+                    endpoint: "http://127.0.0.1:9870 GETDELEGATIONTOKEN".into(),
+                    timeout: Duration::from_secs(30),
+                },
+            )],
+        };
+        let e = obtain_error("alice", &down);
+        assert_eq!((e.status().as_u16(), e.code), (503, "hadoop_unavailable"));
+        assert!(e.message.contains("http://127.0.0.1:9870"), "{}", e.message);
+        let refused = SetError {
+            failures: vec![("hdfs:nn0".into(), HadoopError::Config("bad".into()))],
+        };
+        let e = obtain_error("alice", &refused);
+        assert_eq!((e.status().as_u16(), e.code), (502, "hadoop_failed"));
+    }
+
     #[tokio::test]
     async fn a_set_near_expiry_is_fetched_again() {
         let source = Arc::new(FakeSource::default());
@@ -618,6 +750,161 @@ mod tests {
             .expect("again");
         assert_eq!(outcome, Outcome::Issued);
         assert_eq!(source.obtained.load(Ordering::SeqCst), 2);
+    }
+
+    /// A token service over an in-memory ledger, renew interval 1 000 s, max date 9 000 s.
+    struct LedgerBed {
+        now: Arc<AtomicU64>,
+        source: Arc<FakeSource>,
+        secrets: Arc<FakeSecrets>,
+        ledger: Ledger,
+    }
+
+    impl LedgerBed {
+        fn new() -> LedgerBed {
+            let now = Arc::new(AtomicU64::new(1_000_000));
+            let source = Arc::new(FakeSource {
+                clock: Some(Arc::clone(&now)),
+                ..FakeSource::default()
+            });
+            let secrets = Arc::new(FakeSecrets::default());
+            let ledger = Ledger::new(secrets.clone(), "kube2hadoop".into(), self::clock(&now));
+            LedgerBed {
+                now,
+                source,
+                secrets,
+                ledger,
+            }
+        }
+
+        /// A process started now: an empty cache over the shared ledger.
+        fn issuer(&self) -> Issuer {
+            let persist: Arc<dyn Persist> = Arc::new(self.ledger.clone());
+            Issuer::with_ledger(
+                self.source.clone(),
+                IssuerConfig::default(),
+                clock(&self.now),
+                Arc::new(|_, _, _| {}),
+                Some(persist),
+            )
+        }
+
+        async fn record(&self) -> Record {
+            let mut entries = self.ledger.entries().await.expect("entries");
+            assert_eq!(entries.len(), 1, "one ledger entry");
+            entries.remove(0).record
+        }
+
+        fn renewed(&self) -> Vec<i32> {
+            self.source.renewed.lock().expect("lock").clone()
+        }
+
+        fn cancelled(&self) -> Vec<i32> {
+            self.source.cancelled.lock().expect("lock").clone()
+        }
+    }
+
+    fn clock(now: &Arc<AtomicU64>) -> Clock {
+        let now = Arc::clone(now);
+        Arc::new(move || now.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn an_expired_by_record_set_the_server_still_knows_is_renewed_not_replaced() {
+        // A process killed before it recorded a renewal's answer: the record says expired,
+        // the server renewed the set, the pods hold its file.
+        let b = LedgerBed::new();
+        let (first, _) = b
+            .issuer()
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("issue");
+        assert_eq!(b.record().await.expires_at_ms, 2_000_000);
+        b.now.store(2_500_000, Ordering::SeqCst);
+        let restarted = b.issuer();
+        let calls: Vec<_> = (0..3)
+            .map(|_| {
+                let issuer = restarted.clone();
+                tokio::spawn(async move { issuer.credentials(&workload("web"), "alice").await })
+            })
+            .collect();
+        for call in calls {
+            let (served, _) = call.await.expect("task").expect("credentials");
+            assert_eq!(served.tokens[0].sequence_number, Some(40), "the same set");
+            assert_eq!(served.file, first.file, "the file the pods hold");
+            assert_eq!(served.expires_at_ms, 3_500_000, "the renewed expiry");
+        }
+        assert_eq!(
+            b.renewed(),
+            [40, 40],
+            "learning the expiry at issue, then one shared renewal"
+        );
+        assert_eq!(b.source.obtained.load(Ordering::SeqCst), 1, "no second set");
+        assert!(b.cancelled().is_empty());
+        let r = b.record().await;
+        assert_eq!(
+            (r.tokens[0].sequence_number, r.renewals, r.reissues),
+            (Some(40), 1, 0)
+        );
+        assert_eq!(
+            (
+                r.window_start_ms,
+                r.expires_at_ms,
+                r.tokens[0].expires_at_ms
+            ),
+            (2_500_000, 3_500_000, Some(3_500_000)),
+            "the renewal is recorded as the reconciler records it"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_set_the_server_forgot_is_replaced_and_cancelled() {
+        let b = LedgerBed::new();
+        let issuer = b.issuer();
+        issuer
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("issue");
+        b.source.forgotten.lock().expect("lock").push(40);
+        b.now.store(2_500_000, Ordering::SeqCst);
+        let (served, outcome) = issuer
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("replace");
+        assert_eq!(outcome, Outcome::Issued);
+        assert_eq!(served.tokens[0].sequence_number, Some(41), "a new set");
+        assert_eq!(b.source.obtained.load(Ordering::SeqCst), 2);
+        assert_eq!(b.cancelled(), [40], "the old set is given back");
+        assert_eq!(b.secrets.count(), 1);
+        let r = b.record().await;
+        assert_eq!(
+            (r.tokens[0].sequence_number, r.expires_at_ms),
+            (Some(41), 3_500_000),
+            "the record is overwritten with the served set"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_set_past_its_max_date_is_replaced_without_a_renewal() {
+        let b = LedgerBed::new();
+        b.issuer()
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("issue");
+        b.now.store(9_500_000, Ordering::SeqCst);
+        let (served, _) = b
+            .issuer()
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("replace");
+        assert_eq!(served.tokens[0].sequence_number, Some(41));
+        assert_eq!(
+            b.renewed(),
+            [40, 41],
+            "only the issues' renewals: none of the old set past its max date"
+        );
+        assert_eq!(b.cancelled(), [40]);
+        assert_eq!(b.record().await.tokens[0].sequence_number, Some(41));
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use iddecorator::annotations;
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::index::canonical;
+
 /// One `metadata.ownerReferences` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerRef {
@@ -65,14 +67,20 @@ impl PodFacts {
                 .filter(|v| !v.is_empty())
         };
         let status = pod.status.as_ref();
+        // Canonical, as callers' addresses are: an IPv4 pod listed as `::ffff:a.b.c.d` would
+        // otherwise be indexed under an address no lookup ever asks for.
         let mut ips: Vec<IpAddr> = status
             .and_then(|s| s.pod_ips.as_ref())
-            .map(|list| list.iter().filter_map(|p| p.ip.parse().ok()).collect())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|p| p.ip.parse().ok().map(canonical))
+                    .collect()
+            })
             .unwrap_or_default();
         if ips.is_empty()
             && let Some(ip) = status
                 .and_then(|s| s.pod_ip.as_deref())
-                .and_then(|ip| ip.parse().ok())
+                .and_then(|ip| ip.parse().ok().map(canonical))
         {
             ips.push(ip);
         }
@@ -162,5 +170,30 @@ mod tests {
         assert_eq!(facts.user.as_deref(), Some("alice"));
         assert_eq!(facts.run_as, None, "a blank run-as asks for nothing");
         assert!(facts.owners[0].controller);
+    }
+
+    /// Found by the `token-service` fuzz target (`fuzz/regressions/token-service/`): a pod
+    /// listed at `::ffff:127.100.0.5` was indexed under that address, but lookups canonicalize
+    /// the caller's address to `127.100.0.5`, so the pod could never be found by its address.
+    #[test]
+    fn ipv4_mapped_pod_addresses_are_read_as_ipv4() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"uid": "u1"},
+            "status": {"phase": "Running", "podIP": "::ffff:127.100.0.5",
+                "podIPs": [{"ip": "::ffff:127.100.0.5"}, {"ip": "fd00::5"}]}
+        }))
+        .expect("pod");
+        let facts = PodFacts::from_pod(&pod);
+        let want: Vec<IpAddr> = vec![
+            "127.100.0.5".parse().expect("ip"),
+            "fd00::5".parse().expect("ip"),
+        ];
+        assert_eq!(facts.ips, want);
+        let mut index = crate::index::PodIndex::default();
+        index.apply(facts);
+        assert!(matches!(
+            index.lookup("127.100.0.5".parse().expect("ip")),
+            crate::index::IpLookup::One(_)
+        ));
     }
 }

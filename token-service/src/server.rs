@@ -20,10 +20,11 @@ use crate::cluster::Cluster;
 use crate::directory::Directory;
 use crate::error::{ApiError, Kind};
 use crate::identity::{self, VerifiedPod};
-use crate::index::{SharedIndex, canonical};
+use crate::index::{IpLookup, PodIndex, SharedIndex, canonical};
 use crate::issuer::{Issued, Issuer, Outcome};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+use crate::request;
 use crate::workload::{OwnerLookup, WorkloadKey, resolve};
 
 pub const EXPIRES_HEADER: &str = "x-kube2hadoop-expires";
@@ -202,19 +203,7 @@ async fn identify(
                  Authorization header from the pod's own address",
             ));
         }
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::new(
-                    Kind::Unauthenticated,
-                    "bad_authorization",
-                    "the Authorization header must be `Bearer <service-account token>`",
-                )
-            })?;
+        let token = request::bearer_token(value)?;
         let review = app.cluster.review(token).await?;
         let target = identity::review_target(&review)?;
         let pod = app.cluster.pod(&target.namespace, &target.name).await?;
@@ -245,15 +234,37 @@ async fn identify(
             "the pod index is still loading; retry shortly",
         ));
     }
-    identity::by_ip(app.index.lookup(peer), peer, &served)
+    // The check and the lookup under one lock: the answer comes from an index that follows
+    // the API server, never from one a failed watch left behind.
+    let lookup = app.index.lookup_current(peer).ok_or_else(|| {
+        ApiError::new(
+            Kind::Unavailable,
+            "index_stale",
+            "the pod index lost its watch on the Kubernetes API and is relisting; pods are not \
+             identified by address until it is whole again, retry shortly",
+        )
+    })?;
+    let lookup = match lookup {
+        IpLookup::Nobody => live_lookup(app, peer).await?,
+        known => known,
+    };
+    identity::by_ip(lookup, peer, &served)
 }
 
-fn wants_json(req: &Request<Bytes>) -> bool {
-    req.headers()
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/json"))
+/// A pod's init container may ask before the watch has brought the pod's address to the
+/// index (the kubelet reports the IP and starts it at once); a refusal then would fail the
+/// pod. The API server answers for addresses the index does not know, so a new pod is served
+/// and nothing is answered from older data than the index holds.
+async fn live_lookup(app: &App, peer: IpAddr) -> Result<IpLookup, ApiError> {
+    let mut found = PodIndex::default();
+    for pod in app.cluster.pods_at(canonical(peer)).await? {
+        found.apply(pod);
+    }
+    let lookup = found.lookup(peer);
+    if !matches!(lookup, IpLookup::Nobody) {
+        tracing::debug!(%peer, "address not indexed yet; identified from the API server");
+    }
+    Ok(lookup)
 }
 
 #[derive(serde::Serialize)]
@@ -274,7 +285,7 @@ struct JsonCredentials<'a> {
 
 fn success_response(req: &Request<Bytes>, issued: &Issued) -> Response<Body> {
     let expires = rfc3339_ms(issued.expires_at_ms);
-    let mut response = if wants_json(req) {
+    let mut response = if request::wants_json(req.headers()) {
         json_response(
             StatusCode::OK,
             &JsonCredentials {
@@ -343,6 +354,8 @@ mod tests {
 
     struct FakeCluster {
         pod: Option<PodFacts>,
+        /// What a live list by address finds (pods the index has not seen).
+        live: Vec<PodFacts>,
     }
 
     impl Cluster for FakeCluster {
@@ -374,6 +387,11 @@ mod tests {
         ) -> BoxFuture<'a, Result<Option<PodFacts>, ApiError>> {
             Box::pin(async move { Ok(self.pod.clone()) })
         }
+
+        fn pods_at(&self, ip: IpAddr) -> BoxFuture<'_, Result<Vec<PodFacts>, ApiError>> {
+            let at = self.live.iter().filter(|p| p.ips.contains(&ip)).cloned();
+            Box::pin(std::future::ready(Ok(at.collect())))
+        }
     }
 
     struct NoOwners;
@@ -397,6 +415,10 @@ mod tests {
     }
 
     fn bed(pods: Vec<PodFacts>) -> Bed {
+        bed_with_live(pods, vec![])
+    }
+
+    fn bed_with_live(pods: Vec<PodFacts>, live: Vec<PodFacts>) -> Bed {
         let index = SharedIndex::default();
         let mut writer = IndexWriter::new(index.clone());
         writer.on_event(IndexEvent::Init);
@@ -414,6 +436,7 @@ mod tests {
         let app = App {
             cluster: Arc::new(FakeCluster {
                 pod: Some(pod("web-1", "u1", "127.100.0.1")),
+                live,
             }),
             owners: Arc::new(NoOwners),
             index,
@@ -616,6 +639,39 @@ mod tests {
         );
         let ready = Request::get("/readyz").body(Bytes::new()).expect("req");
         assert_eq!(call(&bed, ready).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn a_stale_index_identifies_nobody_by_address_until_relisted() {
+        let bed = bed(vec![pod("web-1", "u1", "127.100.0.1")]);
+        let mut writer = IndexWriter::new(bed.app.index.clone());
+        writer.on_event(IndexEvent::Broken);
+        let (status, _, body) = call(&bed, request("127.100.0.1", None, None)).await;
+        assert_eq!(
+            (status, error_of(&body).0.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "index_stale")
+        );
+        assert_eq!(bed.source.obtained.load(Ordering::SeqCst), 0);
+        // Bound tokens are checked against the API itself, not the index.
+        let (status, _, _) = call(&bed, request("127.100.0.9", Some("Bearer good"), None)).await;
+        assert_eq!(status, StatusCode::OK);
+        writer.on_event(IndexEvent::Init);
+        writer.on_event(IndexEvent::InitApply(pod("web-1", "u1", "127.100.0.1")));
+        writer.on_event(IndexEvent::InitDone);
+        let (status, _, _) = call(&bed, request("127.100.0.1", None, None)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_pod_the_index_has_not_seen_yet_is_identified_by_the_api_server() {
+        let bed = bed_with_live(vec![], vec![pod("web-2", "u2", "127.100.0.2")]);
+        let (status, _, body) = call(&bed, request("127.100.0.2", None, None)).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let (status, _, body) = call(&bed, request("127.100.0.3", None, None)).await;
+        assert_eq!(
+            (status, error_of(&body).0.as_str()),
+            (StatusCode::UNAUTHORIZED, "unknown_address")
+        );
     }
 
     #[tokio::test]

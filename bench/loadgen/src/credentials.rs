@@ -69,9 +69,11 @@ pub struct CredentialsArgs {
     out: PathBuf,
 }
 
-struct Pod {
-    ip: IpAddr,
-    token: Option<String>,
+pub(crate) struct Pod {
+    pub(crate) ip: IpAddr,
+    pub(crate) token: Option<String>,
+    /// The workload the pod belongs to (third column), for per-workload checks.
+    pub(crate) workload: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,15 +98,15 @@ pub struct PhaseReport {
 }
 
 #[derive(Default)]
-struct Tally {
-    histogram: Option<Histogram<u64>>,
-    ok: u64,
-    outcomes: BTreeMap<String, u64>,
-    first_error: Option<String>,
+pub(crate) struct Tally {
+    pub(crate) histogram: Option<Histogram<u64>>,
+    pub(crate) ok: u64,
+    pub(crate) outcomes: BTreeMap<String, u64>,
+    pub(crate) first_error: Option<String>,
 }
 
 impl Tally {
-    fn new() -> Result<Self, Error> {
+    pub(crate) fn new() -> Result<Self, Error> {
         let histogram = Histogram::new_with_bounds(1, 600_000_000, 3)
             .map_err(|e| Error::Usage(format!("histogram: {e}")))?;
         Ok(Tally {
@@ -113,7 +115,27 @@ impl Tally {
         })
     }
 
-    fn record(&mut self, took: Duration, result: Result<u16, String>) {
+    /// Like [`Tally::record`], an answer whose error body named a reason (`503 hadoop_busy`)
+    /// counted under that reason, with its message as the first error's detail.
+    pub(crate) fn record_answer(&mut self, took: Duration, result: Result<Answer, String>) {
+        match result {
+            Ok(Answer {
+                status,
+                reason: Some((code, message)),
+                ..
+            }) if status != 200 => {
+                if let Some(h) = self.histogram.as_mut() {
+                    h.saturating_record(took.as_micros().try_into().unwrap_or(u64::MAX));
+                }
+                self.first_error
+                    .get_or_insert_with(|| format!("HTTP {status} {code}: {message}"));
+                *self.outcomes.entry(format!("{status} {code}")).or_default() += 1;
+            }
+            other => self.record(took, other.map(|a| a.status)),
+        }
+    }
+
+    pub(crate) fn record(&mut self, took: Duration, result: Result<u16, String>) {
         if let Some(h) = self.histogram.as_mut() {
             h.saturating_record(took.as_micros().try_into().unwrap_or(u64::MAX));
         }
@@ -134,7 +156,7 @@ impl Tally {
         *self.outcomes.entry(key).or_default() += 1;
     }
 
-    fn merge(&mut self, other: Tally) {
+    pub(crate) fn merge(&mut self, other: Tally) {
         if let (Some(a), Some(b)) = (self.histogram.as_mut(), other.histogram.as_ref()) {
             let _ = a.add(b);
         }
@@ -221,18 +243,27 @@ fn read_pods(args: &CredentialsArgs) -> Result<Vec<Pod>, Error> {
     parse_pods(&text, args.mode).map_err(|e| Error::Usage(format!("{}: {e}", args.pods.display())))
 }
 
-/// `IP` or `IP<TAB>TOKEN` per line; SA mode needs the token.
-fn parse_pods(text: &str, mode: Mode) -> Result<Vec<Pod>, String> {
+/// `IP`, `IP<TAB>TOKEN` or `IP<TAB>TOKEN<TAB>WORKLOAD` per line (TOKEN may be empty or `-`
+/// in IP mode); SA mode needs the token.
+pub(crate) fn parse_pods(text: &str, mode: Mode) -> Result<Vec<Pod>, String> {
     let mut pods = Vec::new();
     for (n, line) in text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
-        let (ip, token) = match line.split_once('\t') {
-            Some((ip, token)) => (ip, Some(token.trim().to_owned())),
-            None => (line, None),
-        };
+        let mut columns = line.split('\t');
+        let ip = columns.next().unwrap_or_default();
+        let token = columns
+            .next()
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && *t != "-")
+            .map(str::to_owned);
+        let workload = columns
+            .next()
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned);
         let ip = ip
             .trim()
             .parse()
@@ -240,7 +271,11 @@ fn parse_pods(text: &str, mode: Mode) -> Result<Vec<Pod>, String> {
         if mode == Mode::Sa && token.as_deref().is_none_or(str::is_empty) {
             return Err(format!("line {}: SA mode needs IP<TAB>TOKEN", n + 1));
         }
-        pods.push(Pod { ip, token });
+        pods.push(Pod {
+            ip,
+            token,
+            workload,
+        });
     }
     if pods.is_empty() {
         return Err("lists no pods".into());
@@ -265,7 +300,7 @@ async fn burst(target: &Arc<Target>, pods: &Arc<Vec<Pod>>, mode: Mode) -> Result
     let mut tally = Tally::new()?;
     for task in tasks {
         match task.await {
-            Ok((took, result)) => tally.record(took, result),
+            Ok((took, result)) => tally.record_answer(took, result),
             Err(e) => tally.record(Duration::ZERO, Err(format!("task: {e}"))),
         }
     }
@@ -290,7 +325,7 @@ async fn cached(
             while Instant::now() < deadline {
                 let started = Instant::now();
                 let result = ask(&target, &pods[i], mode).await;
-                tally.record(started.elapsed(), result);
+                tally.record_answer(started.elapsed(), result);
                 i = (i + workers) % pods.len();
             }
             tally
@@ -306,8 +341,16 @@ async fn cached(
     Ok(total)
 }
 
-/// One POST on a fresh connection; the status, or why there was none.
-async fn ask(target: &Target, pod: &Pod, mode: Mode) -> Result<u16, String> {
+/// What one request got: the status and a hash of the body (equal bodies, equal tokens).
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) digest: u64,
+    /// `error` and `message` of an error answer's JSON body.
+    pub(crate) reason: Option<(String, String)>,
+}
+
+/// One POST on a fresh connection; the answer, or why there was none.
+pub(crate) async fn ask(target: &Target, pod: &Pod, mode: Mode) -> Result<Answer, String> {
     let exchange = async {
         let addr: SocketAddr = target
             .addr
@@ -349,12 +392,26 @@ async fn ask(target: &Target, pod: &Pod, mode: Mode) -> Result<u16, String> {
             .map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
         // Read the whole answer: the file is what a fetcher waits for.
-        response
+        let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("body: {e}"))?;
-        Ok(status)
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hasher::write(&mut hasher, &body);
+        let reason = (status != 200)
+            .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
+            .flatten()
+            .and_then(|v| {
+                let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+                Some((text("error")?, text("message").unwrap_or_default()))
+            });
+        Ok(Answer {
+            status,
+            digest: std::hash::Hasher::finish(&hasher),
+            reason,
+        })
     };
     tokio::time::timeout(REQUEST_TIMEOUT, exchange)
         .await
@@ -372,6 +429,10 @@ mod tests {
         assert_eq!(pods[1].ip, "127.101.0.6".parse::<IpAddr>().unwrap());
         assert_eq!(pods[1].token.as_deref(), Some("tok-b"));
         assert_eq!(parse_pods("127.101.0.5\n", Mode::Ip).unwrap().len(), 1);
+        let pods = parse_pods("127.101.0.5\t-\tfetch-1\n", Mode::Ip).unwrap();
+        assert_eq!(pods[0].token, None);
+        assert_eq!(pods[0].workload.as_deref(), Some("fetch-1"));
+        assert!(parse_pods("127.101.0.5\t-\tfetch-1\n", Mode::Sa).is_err());
         assert!(
             parse_pods("127.101.0.5\n", Mode::Sa)
                 .err()

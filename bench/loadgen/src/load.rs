@@ -99,17 +99,7 @@ struct WorkerResult {
 
 pub async fn run(args: RunArgs) -> Result<(), Error> {
     let target = Arc::new(target(&args.url, &args.ca, args.server_name.as_deref())?);
-    let mut fixtures = Vec::new();
-    for spec in &args.fixtures {
-        let (name, path) = spec
-            .split_once('=')
-            .ok_or_else(|| Error::Usage(format!("--fixture {spec:?}: expected name=path")))?;
-        let body = std::fs::read(path).map_err(|source| Error::Read {
-            path: path.into(),
-            source,
-        })?;
-        fixtures.push((name.to_owned(), Bytes::from(body)));
-    }
+    let fixtures = read_fixtures(&args.fixtures)?;
     if args.concurrency.contains(&0) {
         return Err(Error::Usage(
             "--concurrency values must be at least 1".into(),
@@ -187,6 +177,22 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         println!("wrote {}", out.display());
     }
     Ok(())
+}
+
+/// `name=path` specs → (name, body).
+pub(crate) fn read_fixtures(specs: &[String]) -> Result<Vec<(String, Bytes)>, Error> {
+    let mut fixtures = Vec::new();
+    for spec in specs {
+        let (name, path) = spec
+            .split_once('=')
+            .ok_or_else(|| Error::Usage(format!("--fixture {spec:?}: expected name=path")))?;
+        let body = std::fs::read(path).map_err(|source| Error::Read {
+            path: path.into(),
+            source,
+        })?;
+        fixtures.push((name.to_owned(), Bytes::from(body)));
+    }
+    Ok(fixtures)
 }
 
 async fn drive(
@@ -308,6 +314,16 @@ async fn connect(target: &Target) -> Result<SendRequest<Full<Bytes>>, Error> {
 }
 
 pub(crate) fn target(url: &str, ca: &Path, server_name: Option<&str>) -> Result<Target, Error> {
+    target_with_alpn(url, ca, server_name, Vec::new())
+}
+
+/// [`target`] offering these ALPN protocols (e.g. `h2`) in the TLS handshake.
+pub(crate) fn target_with_alpn(
+    url: &str,
+    ca: &Path,
+    server_name: Option<&str>,
+    alpn: Vec<Vec<u8>>,
+) -> Result<Target, Error> {
     let uri: Uri = url
         .parse()
         .map_err(|e| Error::Usage(format!("--url {url:?}: {e}")))?;
@@ -336,13 +352,14 @@ pub(crate) fn target(url: &str, ca: &Path, server_name: Option<&str>) -> Result<
             .add(cert)
             .map_err(|e| Error::Tls(format!("{}: {e}", ca.display())))?;
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| Error::Tls(e.to_string()))?
     .with_root_certificates(roots)
     .with_no_client_auth();
+    config.alpn_protocols = alpn;
     Ok(Target {
         addr: format!("{host}:{port}"),
         host_header: format!("{host}:{port}"),

@@ -5,16 +5,21 @@
 //! with identical bodies and reports throughput, latency percentiles, errors and the target's
 //! CPU time and peak RSS. `compare` puts two reports side by side with ratios;
 //! `prom-quantiles` reads latency quantiles off a Prometheus histogram (kube-apiserver's).
-//! `credentials` drives token-service as pods would; `spawn-times` times init-fetcher runs.
+//! `credentials` drives token-service as pods would; `spawn-times` times init-fetcher runs;
+//! `sustained` holds an open-loop admission rate over HTTP/2 for a long run and
+//! `sustained-compare` puts two of those side by side.
 #![forbid(unsafe_code)]
 
 mod certs;
 mod compare;
 mod credentials;
+mod fetchers;
 mod load;
 mod prom;
 mod report;
 mod spawn;
+mod sustained;
+mod sustained_compare;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -53,8 +58,16 @@ enum Command {
     /// Pods asking token-service for credentials (IP or SA-token mode): a cold burst, or
     /// answers from the ledger at a fixed concurrency.
     Credentials(credentials::CredentialsArgs),
+    /// Every pod fetching again and again for a while (init containers, then refreshing
+    /// sidecars); per workload, whether all its pods got the same credentials.
+    Fetchers(fetchers::FetchersArgs),
     /// Start-to-file time of a short-lived program (init-fetcher), repeated runs.
     SpawnTimes(spawn::SpawnArgs),
+    /// Open-loop admission load at a fixed rate over a few HTTP/2 connections, for a long
+    /// while (latency from each request's due time).
+    Sustained(sustained::SustainedArgs),
+    /// Two `sustained` reports side by side, the target checked for each.
+    SustainedCompare(sustained_compare::SustainedCompareArgs),
 }
 
 /// `500ms`, `5s`, `2m` or bare seconds.
@@ -123,6 +136,9 @@ fn main() -> std::process::ExitCode {
                     Command::PromQuantiles(args) => prom::run(args),
                     Command::Credentials(args) => credentials::run(args).await,
                     Command::SpawnTimes(args) => spawn::run(args),
+                    Command::Fetchers(args) => fetchers::run(args).await,
+                    Command::Sustained(args) => sustained::run(args).await,
+                    Command::SustainedCompare(args) => sustained_compare::run(args),
                 }
             })
         });

@@ -41,6 +41,17 @@ impl Authenticator for NoAuth {
     }
 }
 
+impl AuthError {
+    /// The KDC is down or unreachable (once the cached ticket has run out): asking again later
+    /// succeeds once it is back, so the request is answered 503 rather than 502.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            AuthError::KdcUnreachable { .. } | AuthError::TicketExpired { .. }
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error(
@@ -48,6 +59,15 @@ pub enum AuthError {
          krb5.conf (KRB5_CONFIG) and that the KDC is up and reachable"
     )]
     KdcUnreachable { principal: String },
+    /// MIT krb5 with a client keytab refreshes the ticket itself and keeps using the old one
+    /// while it is valid; when the refresh keeps failing (KDC down) the ticket runs out and
+    /// GSSAPI reports only "Ticket expired".
+    #[error(
+        "Kerberos: the ticket of {principal} has expired and no new one could be obtained with \
+         the keytab: the KDC is most likely down or unreachable (check the [realms] kdc entry in \
+         krb5.conf and that the KDC is up); requests succeed again as soon as it answers"
+    )]
+    TicketExpired { principal: String },
     #[error(
         "Kerberos: clock skew between this host and the KDC or server is too great; \
          synchronise the clocks (NTP)"

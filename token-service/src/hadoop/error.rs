@@ -108,6 +108,38 @@ fn summary(attempts: &[HadoopError]) -> String {
 }
 
 impl HadoopError {
+    /// Whether the failure is a server (or the KDC) being down, unreachable or not ready yet,
+    /// so that asking again later can succeed without anyone changing anything. The token
+    /// service answers those with 503 (the fetcher retries) and everything else with 502.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HadoopError::Connect { .. }
+            | HadoopError::Timeout { .. }
+            | HadoopError::Http { .. }
+            | HadoopError::Standby { .. } => true,
+            HadoopError::NoActiveNameNode { attempts, .. } => {
+                !attempts.is_empty() && attempts.iter().all(HadoopError::is_transient)
+            }
+            HadoopError::Auth { source, .. } => source.is_transient(),
+            // A NameNode starting up (safe mode) or busy says so with these exceptions.
+            HadoopError::Remote {
+                exception, message, ..
+            } => {
+                let retriable = [
+                    "SafeModeException",
+                    "RetriableException",
+                    "StandbyException",
+                ];
+                retriable
+                    .iter()
+                    .any(|e| exception.contains(e) || message.contains(e))
+                    || message.to_ascii_lowercase().contains("safe mode")
+            }
+            HadoopError::Status { status, .. } => matches!(status, 502..=504),
+            _ => false,
+        }
+    }
+
     /// Whether the next NameNode of an HA pair should be tried after this error.
     pub fn try_next_namenode(&self) -> bool {
         matches!(
@@ -370,6 +402,63 @@ mod tests {
             Renewal request for unknown token (kms-dt owner=alice)";
         let e = from_response("kms", 403, Some(reason), b"", "s");
         assert!(matches!(e, HadoopError::TokenNotFound { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn down_and_starting_servers_are_transient_refusals_are_not() {
+        let timeout = HadoopError::Timeout {
+            endpoint: "http://nn:9870 GETDELEGATIONTOKEN".into(),
+            timeout: Duration::from_secs(30),
+        };
+        assert!(timeout.is_transient());
+        let safe_mode = remote(
+            "SafeModeException",
+            "org.apache.hadoop.hdfs.server.namenode.SafeModeException",
+            "Cannot issue delegation token. Name node is in safe mode.",
+        );
+        let e = from_response("nn", 403, None, &safe_mode, "s");
+        assert!(e.is_transient(), "{e:?}");
+        let retriable = remote(
+            "RetriableException",
+            "org.apache.hadoop.ipc.RetriableException",
+            "NameNode still not started",
+        );
+        assert!(from_response("nn", 403, None, &retriable, "s").is_transient());
+        assert!(from_response("nn", 503, None, b"", "s").is_transient());
+        let kdc = HadoopError::Auth {
+            endpoint: "nn".into(),
+            source: AuthError::KdcUnreachable {
+                principal: "svc@R".into(),
+            },
+        };
+        assert!(kdc.is_transient());
+        let all_down = HadoopError::NoActiveNameNode {
+            nameservice: "ns1".into(),
+            attempts: vec![timeout, kdc],
+        };
+        assert!(all_down.is_transient());
+        // Fixing these needs an admin: retrying would only repeat the refusal.
+        let impersonate = remote(
+            "AuthorizationException",
+            "org.apache.hadoop.security.authorize.AuthorizationException",
+            "User: kube2hadoop@EXAMPLE.COM is not allowed to impersonate alice",
+        );
+        assert!(!from_response("nn", 403, None, &impersonate, "s").is_transient());
+        assert!(!from_response("nn", 401, None, b"", "s").is_transient());
+        assert!(!HadoopError::Config("bad".into()).is_transient());
+        let keytab = HadoopError::Auth {
+            endpoint: "nn".into(),
+            source: AuthError::Keytab {
+                principal: "svc@R".into(),
+                keytab: "/k".into(),
+            },
+        };
+        assert!(!keytab.is_transient());
+        let mixed = HadoopError::NoActiveNameNode {
+            nameservice: "ns1".into(),
+            attempts: vec![keytab],
+        };
+        assert!(!mixed.is_transient());
     }
 
     #[test]

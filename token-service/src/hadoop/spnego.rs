@@ -184,6 +184,7 @@ fn classify(
 ) -> AuthError {
     // krb5 minor codes (krb5.h); the `as i32` reinterprets GSSAPI's unsigned minor status.
     const KDC_UNREACH: i32 = -1765328228;
+    const TKT_EXPIRED: i32 = -1765328352;
     const REALM_CANT_RESOLVE: i32 = -1765328164;
     const AP_ERR_SKEW: i32 = -1765328347;
     const KDCREP_SKEW: i32 = -1765328236;
@@ -197,6 +198,7 @@ fn classify(
     let principal = cfg.principal.clone();
     match e.minor as i32 {
         KDC_UNREACH | REALM_CANT_RESOLVE => AuthError::KdcUnreachable { principal },
+        TKT_EXPIRED => AuthError::TicketExpired { principal },
         AP_ERR_SKEW | KDCREP_SKEW => AuthError::ClockSkew,
         S_PRINCIPAL_UNKNOWN => AuthError::ServerUnknown { host: host.into() },
         C_PRINCIPAL_UNKNOWN => AuthError::ClientUnknown { principal },
@@ -205,10 +207,18 @@ fn classify(
             keytab: cfg.keytab.display().to_string(),
         },
         CONFIG_CANTOPEN => AuthError::Krb5Config,
-        _ => AuthError::Gss {
-            step,
-            detail: e.to_string(),
-        },
+        // Through SPNEGO, MIT's mechglue hands back a *mapped* minor code, not krb5's own:
+        // recognise the two outage cases by krb5's message text instead.
+        _ => {
+            let detail = e.to_string();
+            if detail.contains("Ticket expired") {
+                AuthError::TicketExpired { principal }
+            } else if detail.contains("Cannot contact any KDC") {
+                AuthError::KdcUnreachable { principal }
+            } else {
+                AuthError::Gss { step, detail }
+            }
+        }
     }
 }
 
@@ -295,6 +305,12 @@ mod tests {
         ));
         let unknown = classify(&cfg(), "s", "nn.example", e(-1765328377));
         assert!(unknown.to_string().contains("HTTP/nn.example"), "{unknown}");
+        let expired = classify(&cfg(), "s", "nn", e(-1765328352));
+        assert!(
+            matches!(expired, AuthError::TicketExpired { .. }) && expired.is_transient(),
+            "{expired:?}"
+        );
+        assert!(expired.to_string().contains("KDC"), "{expired}");
         let kt = classify(&cfg(), "s", "nn", e(-1765328203)).to_string();
         assert!(kt.contains("/etc/k2h/svc.keytab"), "{kt}");
     }

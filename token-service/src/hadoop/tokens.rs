@@ -77,6 +77,14 @@ pub struct SetError {
     pub failures: Vec<(String, HadoopError)>,
 }
 
+impl SetError {
+    /// Every failure is a server or the KDC being down or not ready: retry later (503).
+    /// One permanent failure makes the whole set's failure permanent (502).
+    pub fn is_transient(&self) -> bool {
+        !self.failures.is_empty() && self.failures.iter().all(|(_, e)| e.is_transient())
+    }
+}
+
 fn describe(failures: &[(String, HadoopError)]) -> String {
     failures
         .iter()

@@ -51,17 +51,28 @@ pub fn decide(f: &Facts) -> Action {
         Liveness::Unknown => return Action::WaitUntil(f.now_ms.saturating_add(1_000)),
         Liveness::Alive => {}
     }
+    let window = f.expires_at_ms.saturating_sub(f.window_start_ms);
+    let renewal_falls_short = f
+        .max_date_ms
+        .is_some_and(|max| max.saturating_sub(f.now_ms) < window);
     if f.now_ms >= f.expires_at_ms {
-        return retry_or(f, Action::Reissue);
+        // Expired by our record, but the server decides: a process killed with a renewal in
+        // flight leaves the set renewed at the server and not in the record, and re-issuing
+        // would cancel the file the pods hold. So renew; a renewal that fails re-issues at once
+        // (reconcile).
+        return retry_or(
+            f,
+            if renewal_falls_short {
+                Action::Reissue
+            } else {
+                Action::Renew
+            },
+        );
     }
     let due = renew_at(f.window_start_ms, f.expires_at_ms);
     if f.now_ms < due {
         return Action::WaitUntil(due);
     }
-    let window = f.expires_at_ms.saturating_sub(f.window_start_ms);
-    let renewal_falls_short = f
-        .max_date_ms
-        .is_some_and(|max| max.saturating_sub(f.now_ms) < window);
     retry_or(
         f,
         if renewal_falls_short {
@@ -140,8 +151,10 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_set_of_a_running_workload_is_reissued_not_dropped() {
-        assert_eq!(decide(&facts(21_000, 0, 20_000)), Action::Reissue);
+    fn an_expired_set_of_a_running_workload_is_renewed_first_and_never_dropped() {
+        // The record may be stale (a renewal whose answer was lost): the server decides.
+        assert_eq!(decide(&facts(21_000, 0, 20_000)), Action::Renew);
+        // Past its max date no renewal helps.
         let mut f = facts(90_000, 0, 20_000);
         f.max_date_ms = Some(60_000);
         assert_eq!(decide(&f), Action::Reissue);

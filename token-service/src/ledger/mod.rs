@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+use crate::hadoop::{Renewal, TokenSet};
 use crate::issuer::Issued;
 use crate::workload::WorkloadKey;
 
@@ -22,22 +23,41 @@ pub use store::{Entry, Ledger, Record, StoreError};
 /// What a save decided: our set is now the workload's, or another replica stored one first.
 pub enum Saved {
     Ours,
+    /// Ours is recorded over a set that was expired by its record: cancel that one, nobody
+    /// renews it any more.
+    Replaced(TokenSet),
     /// Serve this one and cancel ours: never two live sets for one workload.
     Theirs(Arc<Issued>),
 }
 
+/// What the ledger holds for a workload.
+pub enum Loaded {
+    /// Serve it.
+    Usable(Arc<Issued>),
+    /// Expired by its record, which may be stale (a process killed before it recorded a
+    /// renewal's answer): renew it first, replace it only if that fails.
+    Expired(Box<Entry>),
+}
+
 /// The issuer's view of the ledger.
 pub trait Persist: Send + Sync {
-    /// The stored set of the workload, if any that is still usable.
+    /// The stored set of the workload, if any.
     fn load<'a>(
         &'a self,
         workload: &'a WorkloadKey,
         user: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Arc<Issued>>, StoreError>>;
+    ) -> BoxFuture<'a, Result<Option<Loaded>, StoreError>>;
     /// Stores a set just obtained.
     fn save<'a>(
         &'a self,
         workload: &'a WorkloadKey,
         issued: &'a Arc<Issued>,
     ) -> BoxFuture<'a, Result<Saved, StoreError>>;
+    /// Records a renewal of `expired`'s set; the set to serve. If another replica changed the
+    /// entry meanwhile, its set if usable, else a conflict (the caller retries).
+    fn renewed<'a>(
+        &'a self,
+        expired: &'a Entry,
+        renewal: &'a Renewal,
+    ) -> BoxFuture<'a, Result<Arc<Issued>, StoreError>>;
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 
-use super::lifecycle::{self, Action, Facts, Liveness};
+use super::lifecycle::{self, Action, Liveness};
 use super::store::{Entry, Ledger, Record, StoreError};
 use crate::audit::{AuditEvent, AuditSink, rfc3339_ms};
 use crate::hadoop::{HadoopError, SetError, TokenSet, TokenSource};
@@ -74,16 +74,8 @@ impl Reconciler {
         let mut taken = Vec::new();
         for entry in entries {
             let now_ms = (self.clock)();
-            let r = &entry.record;
-            let facts = Facts {
-                now_ms,
-                window_start_ms: r.window_start_ms,
-                expires_at_ms: r.expires_at_ms,
-                max_date_ms: r.max_date_ms(),
-                next_attempt_ms: r.next_attempt_ms,
-                liveness: self.workloads.liveness(&r.workload).await,
-            };
-            let action = lifecycle::decide(&facts);
+            let liveness = self.workloads.liveness(&entry.record.workload).await;
+            let action = lifecycle::decide(&entry.record.facts(now_ms, liveness));
             let result = match action {
                 Action::WaitUntil(_) => continue,
                 Action::Renew => self.renew(&entry, now_ms).await,
@@ -105,35 +97,16 @@ impl Reconciler {
             .observe_call("renew", renewed.is_ok(), started.elapsed());
         let renewal = match renewed {
             Ok(r) => r,
-            Err(e) if dead_at_server(&e) => {
-                // Nothing left to renew: mark the set expired so the next pass re-issues it.
-                let mut record = entry.record.clone();
-                record.expires_at_ms = now_ms;
-                record.last_error = Some(format!("renew at {}: {e}", rfc3339_ms(now_ms)));
+            // Nothing left to renew (the server forgot the set, or it is past the expiry we
+            // recorded and the server agrees it is dead): a fresh set now, while the workload runs.
+            Err(e) if dead_at_server(&e) || now_ms >= entry.record.expires_at_ms => {
                 self.metrics.ledger_action("renew_failed");
-                self.record("renew_failed", &record, Some(e.to_string()));
-                self.ledger.update(entry, &record, &entry.issued).await?;
-                return Ok(());
+                self.record("renew_failed", &entry.record, Some(e.to_string()));
+                return self.reissue(entry, now_ms).await;
             }
             Err(e) => return self.failed(entry, "renew", &e.to_string(), now_ms).await,
         };
-        let mut record = entry.record.clone();
-        for t in &mut record.tokens {
-            if let Some((_, e)) = renewal.per_token.iter().find(|(s, _)| *s == t.source) {
-                t.expires_at_ms = Some(*e);
-            }
-        }
-        record.window_start_ms = now_ms;
-        record.expires_at_ms = renewal.expires_at_ms;
-        record.renewals = record.renewals.saturating_add(1);
-        clear_failure(&mut record);
-        let issued = Issued {
-            hadoop_user: record.hadoop_user.clone(),
-            tokens: record.tokens.clone(),
-            expires_at_ms: record.expires_at_ms,
-            file: entry.issued.file.clone(),
-            set: entry.issued.set.clone(),
-        };
+        let (record, issued) = entry.renewed(&renewal, now_ms);
         let stored = self.ledger.update(entry, &record, &issued).await?;
         self.issuer.replace(&record.workload, stored.issued);
         self.metrics.ledger_action("renewed");
@@ -177,7 +150,7 @@ impl Reconciler {
         record.expires_at_ms = expires_at_ms;
         record.reissues = record.reissues.saturating_add(1);
         record.renew_interval_ms = Some(interval);
-        clear_failure(&mut record);
+        record.clear_failure();
         let issued = Issued {
             hadoop_user: user.clone(),
             tokens,
@@ -285,12 +258,6 @@ fn dead_at_server(e: &SetError) -> bool {
                 HadoopError::TokenNotFound { .. } | HadoopError::TokenExpired { .. }
             )
         })
-}
-
-fn clear_failure(record: &mut Record) {
-    record.failures = 0;
-    record.next_attempt_ms = None;
-    record.last_error = None;
 }
 
 #[cfg(test)]
@@ -525,8 +492,16 @@ mod tests {
             &'a self,
             _: &'a WorkloadKey,
             _: &'a str,
-        ) -> BoxFuture<'a, Result<Option<Arc<Issued>>, StoreError>> {
+        ) -> BoxFuture<'a, Result<Option<crate::ledger::Loaded>, StoreError>> {
             Box::pin(async { Ok(None) })
+        }
+
+        fn renewed<'a>(
+            &'a self,
+            expired: &'a Entry,
+            renewal: &'a Renewal,
+        ) -> BoxFuture<'a, Result<Arc<Issued>, StoreError>> {
+            self.0.renewed(expired, renewal)
         }
 
         fn save<'a>(
@@ -701,15 +676,17 @@ mod tests {
         b.at(1_019_000);
         assert_eq!(b.r.pass().await.expect("pass"), [Action::Renew]);
         assert_eq!(b.record().await.next_attempt_ms, Some(1_021_000), "doubled");
-        // Expired unrenewed while the workload runs: a fresh set, not silence.
+        // Expired unrenewed while the workload runs: one more renewal (the server decides),
+        // which fails, so a fresh set at once, not silence.
         b.at(1_021_000);
-        assert_eq!(b.r.pass().await.expect("pass"), [Action::Reissue]);
+        assert_eq!(b.r.pass().await.expect("pass"), [Action::Renew]);
         let r = b.record().await;
         assert_eq!((r.failures, r.last_error.as_deref()), (0, None));
         assert_eq!(r.tokens[0].sequence_number, Some(41));
+        assert_eq!(r.reissues, 1);
         assert!(
             b.metrics()
-                .contains(r#"kube2hadoop_ledger_actions_total{outcome="renew_failed"} 2"#)
+                .contains(r#"kube2hadoop_ledger_actions_total{outcome="renew_failed"} 3"#)
         );
     }
 
@@ -723,8 +700,30 @@ mod tests {
         b.hadoop.forgotten.store(true, Ordering::SeqCst);
         b.at(1_018_000);
         assert_eq!(b.r.pass().await.expect("pass"), [Action::Renew]);
-        assert_eq!(b.record().await.expires_at_ms, 1_018_000, "marked dead");
-        assert_eq!(b.r.pass().await.expect("pass"), [Action::Reissue]);
-        assert_eq!(b.record().await.tokens[0].sequence_number, Some(41));
+        let r = b.record().await;
+        assert_eq!(
+            (r.tokens[0].sequence_number, r.reissues),
+            (Some(41), 1),
+            "re-issued in the same pass"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_set_renewed_by_a_killed_process_is_renewed_again_not_reissued() {
+        // The record says expired (the renewal's answer died with the process), the server
+        // still knows the set: renewing keeps the file the pods hold working.
+        let b = bed();
+        issuer(&b)
+            .credentials(&workload("web"), "alice")
+            .await
+            .expect("issue");
+        let expires = b.record().await.expires_at_ms;
+        b.at(expires + 5_000);
+        assert_eq!(b.r.pass().await.expect("pass"), [Action::Renew]);
+        let r = b.record().await;
+        assert_eq!((r.tokens[0].sequence_number, r.reissues), (Some(40), 0));
+        assert_eq!(r.renewals, 1);
+        assert!(r.expires_at_ms > expires + 5_000, "{r:?}");
+        assert!(b.hadoop.cancelled.lock().expect("lock").is_empty());
     }
 }

@@ -12,8 +12,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use zeroize::Zeroizing;
 
-use super::{Persist, Saved};
-use crate::hadoop::{IssuedToken, TokenSet};
+use super::lifecycle::{Facts, Liveness};
+use super::{Loaded, Persist, Saved};
+use crate::hadoop::{IssuedToken, Renewal, TokenSet};
 use crate::issuer::{Clock, Issued, TokenInfo};
 use crate::workload::WorkloadKey;
 
@@ -84,6 +85,24 @@ impl Record {
             .filter_map(|m| u64::try_from(m).ok())
             .min()
     }
+
+    /// What a decision needs to know about this entry now.
+    pub fn facts(&self, now_ms: u64, liveness: Liveness) -> Facts {
+        Facts {
+            now_ms,
+            window_start_ms: self.window_start_ms,
+            expires_at_ms: self.expires_at_ms,
+            max_date_ms: self.max_date_ms(),
+            next_attempt_ms: self.next_attempt_ms,
+            liveness,
+        }
+    }
+
+    pub fn clear_failure(&mut self) {
+        self.failures = 0;
+        self.next_attempt_ms = None;
+        self.last_error = None;
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -100,6 +119,31 @@ pub struct Entry {
     pub resource_version: Option<String>,
     pub record: Record,
     pub issued: Arc<Issued>,
+}
+
+impl Entry {
+    /// The record and set after a successful renewal at `now_ms`: a new window, the new
+    /// expiries, failures cleared; the same tokens and file.
+    pub fn renewed(&self, renewal: &Renewal, now_ms: u64) -> (Record, Issued) {
+        let mut record = self.record.clone();
+        for t in &mut record.tokens {
+            if let Some((_, e)) = renewal.per_token.iter().find(|(s, _)| *s == t.source) {
+                t.expires_at_ms = Some(*e);
+            }
+        }
+        record.window_start_ms = now_ms;
+        record.expires_at_ms = renewal.expires_at_ms;
+        record.renewals = record.renewals.saturating_add(1);
+        record.clear_failure();
+        let issued = Issued {
+            hadoop_user: record.hadoop_user.clone(),
+            tokens: record.tokens.clone(),
+            expires_at_ms: record.expires_at_ms,
+            file: self.issued.file.clone(),
+            set: self.issued.set.clone(),
+        };
+        (record, issued)
+    }
 }
 
 /// `k2h-` and 32 hex digits of a stable hash of the key: the same name on every replica and
@@ -386,13 +430,15 @@ impl Persist for Ledger {
         &'a self,
         workload: &'a WorkloadKey,
         user: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Arc<Issued>>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Option<Loaded>, StoreError>> {
         Box::pin(async move {
-            Ok(self
-                .read(workload, user)
-                .await?
-                .filter(|e| self.usable(e))
-                .map(|e| e.issued))
+            Ok(self.read(workload, user).await?.map(|e| {
+                if self.usable(&e) {
+                    Loaded::Usable(e.issued)
+                } else {
+                    Loaded::Expired(Box::new(e))
+                }
+            }))
         })
     }
 
@@ -418,7 +464,29 @@ impl Persist for Ledger {
                 return Ok(Saved::Theirs(existing.issued));
             }
             self.update(&existing, &record, issued).await?;
-            Ok(Saved::Ours)
+            Ok(Saved::Replaced(existing.issued.set.clone()))
+        })
+    }
+
+    fn renewed<'a>(
+        &'a self,
+        expired: &'a Entry,
+        renewal: &'a Renewal,
+    ) -> BoxFuture<'a, Result<Arc<Issued>, StoreError>> {
+        Box::pin(async move {
+            let (record, issued) = expired.renewed(renewal, (self.clock)());
+            match self.update(expired, &record, &issued).await {
+                Ok(stored) => Ok(stored.issued),
+                // The reconciler or another replica acted first (renewed or replaced the set):
+                // what it recorded, if it can be served.
+                Err(StoreError::Conflict(name)) => {
+                    match self.read(&record.workload, &record.hadoop_user).await? {
+                        Some(now) if self.usable(&now) => Ok(now.issued),
+                        _ => Err(StoreError::Conflict(name)),
+                    }
+                }
+                Err(e) => Err(e),
+            }
         })
     }
 }
@@ -553,6 +621,14 @@ mod tests {
         })
     }
 
+    async fn usable(l: &Ledger) -> Arc<Issued> {
+        match l.load(&workload("web"), "alice").await.expect("load") {
+            Some(Loaded::Usable(issued)) => issued,
+            Some(Loaded::Expired(_)) => panic!("expired by its record"),
+            None => panic!("no entry"),
+        }
+    }
+
     fn ledger(api: Arc<FakeSecrets>, now: Arc<AtomicU64>) -> Ledger {
         Ledger::new(
             api,
@@ -584,11 +660,7 @@ mod tests {
             l.save(&workload("web"), &set).await,
             Ok(Saved::Ours)
         ));
-        let back = l
-            .load(&workload("web"), "alice")
-            .await
-            .expect("load")
-            .expect("some");
+        let back = usable(&l).await;
         assert_eq!(back.file.as_slice(), b"HDTS-file");
         assert_eq!(back.tokens, set.tokens);
         assert_eq!(
@@ -637,26 +709,30 @@ mod tests {
             .expect("second")
         {
             Saved::Theirs(theirs) => assert_eq!(theirs.tokens[0].sequence_number, Some(40)),
-            Saved::Ours => panic!("a second set must not replace a live one"),
+            Saved::Ours | Saved::Replaced(_) => panic!("a second set must not replace a live one"),
         }
         now.store(6_000, Ordering::SeqCst);
         assert!(
-            l.load(&workload("web"), "alice")
-                .await
-                .expect("load")
-                .is_none(),
+            matches!(
+                l.load(&workload("web"), "alice").await.expect("load"),
+                Some(Loaded::Expired(_))
+            ),
             "expired"
         );
-        assert!(matches!(
-            l.save(&workload("web"), &issued(42, 9_000)).await,
-            Ok(Saved::Ours)
-        ));
-        assert_eq!(api.count(), 1);
-        let back = l
-            .load(&workload("web"), "alice")
+        match l
+            .save(&workload("web"), &issued(42, 9_000))
             .await
-            .expect("load")
-            .expect("some");
+            .expect("replace")
+        {
+            Saved::Replaced(old) => assert_eq!(
+                old.tokens[0].url_string(),
+                url_string("alice", 40),
+                "the dead set is handed back to be cancelled"
+            ),
+            _ => panic!("a dead set is replaced"),
+        }
+        assert_eq!(api.count(), 1);
+        let back = usable(&l).await;
         assert_eq!(back.tokens[0].sequence_number, Some(42));
     }
 
@@ -681,5 +757,51 @@ mod tests {
         ));
         l.remove(&newer).await.expect("remove");
         assert_eq!(api.count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_renewal_recorded_after_another_replica_acted_serves_only_a_usable_set() {
+        let api = Arc::new(FakeSecrets::default());
+        let now = Arc::new(AtomicU64::new(1_000));
+        let l = ledger(Arc::clone(&api), Arc::clone(&now));
+        l.save(&workload("web"), &issued(40, 5_000))
+            .await
+            .expect("save");
+        now.store(6_000, Ordering::SeqCst);
+        let Some(Loaded::Expired(expired)) = l.load(&workload("web"), "alice").await.expect("load")
+        else {
+            panic!("expired by its record");
+        };
+        let renewal = Renewal {
+            expires_at_ms: 26_000,
+            per_token: vec![("hdfs:ns1".into(), 26_000)],
+        };
+        // Two replicas renewed the same set; the second records after the first.
+        l.renewed(&expired, &renewal).await.expect("first");
+        let served = l.renewed(&expired, &renewal).await.expect("second");
+        assert_eq!(
+            (served.tokens[0].sequence_number, served.expires_at_ms),
+            (Some(40), 26_000)
+        );
+        let entry = l.entries().await.expect("entries").remove(0);
+        assert_eq!(
+            (entry.record.renewals, entry.record.window_start_ms),
+            (1, 6_000)
+        );
+        // Whoever wrote first left it expired (a failure recorded): nothing to serve, retry.
+        now.store(30_000, Ordering::SeqCst);
+        let Some(Loaded::Expired(expired)) = l.load(&workload("web"), "alice").await.expect("load")
+        else {
+            panic!("expired by its record");
+        };
+        let mut failed = expired.record.clone();
+        failed.failures = 1;
+        l.update(&expired, &failed, &expired.issued)
+            .await
+            .expect("other write");
+        assert!(matches!(
+            l.renewed(&expired, &renewal).await,
+            Err(StoreError::Conflict(_))
+        ));
     }
 }

@@ -13,7 +13,8 @@ import java.nio.file.StandardCopyOption;
 final class ClusterJson {
   private ClusterJson() {}
 
-  static void write(File out, SecureKdc kdc, SecureHdfs hdfs, SecureKms kms, SecureHdfs.TokenTimes times, File confDir, File auditLog, File classpathFile)
+  static void write(File out, SecureKdc kdc, SecureHdfs hdfs, SecureKms kms, SecureHdfs.TokenTimes times, File confDir, File auditLog, File classpathFile,
+      String controlUrl)
       throws IOException {
     StringBuilder b = new StringBuilder();
     b.append("{\n");
@@ -54,7 +55,8 @@ final class ClusterJson {
     b.append("  \"renew_interval_ms\": ").append(times.renewIntervalMs()).append(",\n");
     b.append("  \"max_lifetime_ms\": ").append(times.maxLifetimeMs()).append(",\n");
     b.append("  \"key_update_interval_ms\": ").append(times.keyUpdateIntervalMs()).append(",\n");
-    b.append("  \"java_classpath_file\": ").append(str(classpathFile.getAbsolutePath())).append("\n");
+    b.append("  \"java_classpath_file\": ").append(str(classpathFile.getAbsolutePath())).append(",\n");
+    b.append("  \"control\": ").append(str(controlUrl)).append("\n");
     b.append("}\n");
     File tmp = new File(out.getParentFile(), out.getName() + ".tmp");
     Files.writeString(tmp.toPath(), b, StandardCharsets.UTF_8);

@@ -80,13 +80,15 @@ public final class Harness {
       sun.misc.Signal.handle(new sun.misc.Signal(sig), s -> stop.countDown());
     }
     hdfs.writeClientConf(confDir);
+    Control control = Control.start(hdfs);
     File json = new File(workDir, "cluster.json");
-    ClusterJson.write(json, kdc, hdfs, kms, times, confDir, auditLog, classpath);
+    ClusterJson.write(json, kdc, hdfs, kms, times, confDir, auditLog, classpath, control.url());
     System.out.println("READY " + json.getAbsolutePath());
     System.out.flush();
     watchWorkDir(json, stop);
     stop.await();
     System.err.println("harness: stopping");
+    control.close();
     hdfs.close();
     if (kms != null) {
       kms.close();

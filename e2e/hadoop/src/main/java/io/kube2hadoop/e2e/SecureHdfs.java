@@ -208,6 +208,40 @@ final class SecureHdfs implements AutoCloseable {
     }
   }
 
+  /** Stops NameNode {@code index} (its process state, not its storage); clients see the ports closed. */
+  synchronized void stopNameNode(int index) {
+    check(index);
+    cluster.shutdownNameNode(index);
+  }
+
+  /**
+   * Starts NameNode {@code index} again on the same RPC and HTTP ports (MiniDFSCluster kept the
+   * bound ports in its conf), reloading its namespace and token state from its edit log, and
+   * returns once the DataNode has registered and it has left safe mode (bounded: 120 s).
+   */
+  synchronized void startNameNode(int index) throws Exception {
+    check(index);
+    cluster.restartNameNode(index, true);
+    var nn = cluster.getNameNode(index);
+    long deadline = System.currentTimeMillis() + 120_000;
+    while (nn.isInSafeMode()) {
+      if (System.currentTimeMillis() > deadline) {
+        throw new IllegalStateException("NameNode " + index + " still in safe mode after 120 s");
+      }
+      Thread.sleep(200);
+    }
+    if (nn.getNameNodeAddress().getPort() != nameNodes.get(index).rpc().getPort()
+        || nn.getHttpAddress().getPort() != nameNodes.get(index).http().getPort()) {
+      throw new IllegalStateException("NameNode " + index + " came back on other ports: " + nn.getNameNodeAddress() + ", " + nn.getHttpAddress());
+    }
+  }
+
+  private void check(int index) {
+    if (index < 0 || index >= nameNodes.size()) {
+      throw new IllegalArgumentException("no NameNode " + index + "; there are " + nameNodes.size());
+    }
+  }
+
   @Override
   public void close() {
     cluster.shutdown();

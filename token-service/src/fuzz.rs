@@ -1,0 +1,378 @@
+//! Entry point for the `token-service` fuzz target (`fuzz/`) and the regression test that
+//! replays its corpus (`tests/fuzz_regressions.rs`). It panics when a property breaks, which is
+//! the point: a fuzzer reports it.
+//!
+//! A credentials request has no body; what its caller and the API control reaches the service
+//! as seven NUL-separated parts (JSON and header values cannot hold a NUL, so nothing is lost):
+//! method, request target, `Authorization`, `Accept` (one value per line), the TokenReview the
+//! API answers for the bearer token, the Pod the API returns, and the owner objects (a JSON
+//! list of `ObjectMeta`) the workload lookup finds. Each part goes through the same pure
+//! functions the request path uses, in the same order.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+
+use bytes::Bytes;
+use futures::executor::block_on;
+use futures::future::BoxFuture;
+use http::{HeaderValue, Request, header};
+use k8s_openapi::api::authentication::v1::TokenReview;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::authorize::{Policy, authorize};
+use crate::directory::{Directory, DirectoryError, RunAsStatus, UserStatus};
+use crate::identity::{ReviewedPod, by_ip, by_review, review_target};
+use crate::index::{IpLookup, PodIndex};
+use crate::mapping::{MappingRules, valid_account};
+use crate::pod::{OwnerRef, PodFacts};
+use crate::request::{bearer_token, review_of, wants_json};
+use crate::workload::{LookupError, OwnerLookup, OwnerObject, WorkloadKey, controller_of, resolve};
+
+const PARTS: usize = 7;
+const SA_PREFIX: &str = "system:serviceaccount:";
+const SERVED: &str = "team-a";
+
+/// Every namespace served, and only one.
+fn served_sets() -> [&'static dyn Fn(&str) -> bool; 2] {
+    [&|_| true, &|ns| ns == SERVED]
+}
+
+/// The mapping rules the fuzzer runs every annotation through: the default, and one that
+/// strips prefixes, checks realms and lowercases.
+fn rule_sets() -> [MappingRules; 2] {
+    [
+        MappingRules::default(),
+        MappingRules {
+            deny_prefixes: vec!["system:".into(), "admin".into()],
+            strip_prefixes: vec!["oidc:".into(), "corp:".into()],
+            strip_realm: true,
+            realms: vec!["EXAMPLE.COM".into()],
+            lowercase: true,
+        },
+    ]
+}
+
+/// See the module comment for the layout of `data`.
+pub fn request(data: &[u8]) {
+    let mut parts = data.splitn(PARTS, |b| *b == 0);
+    let mut next = || parts.next().unwrap_or_default();
+    let (method, target, authorization, accept) = (next(), next(), next(), next());
+    let (review, pod, owners) = (next(), next(), next());
+
+    // Only a request with a bearer token reaches a review in the server; the review's
+    // properties hold regardless, so both are fuzzed independently.
+    let _bearer = headers(method, target, authorization, accept);
+    let target = serde_json::from_slice::<TokenReview>(review)
+        .ok()
+        .and_then(reviewed);
+    let Ok(pod) = serde_json::from_slice::<Pod>(pod) else {
+        return;
+    };
+    let facts = PodFacts::from_pod(&pod);
+    check_facts(&pod, &facts);
+    if let Some(target) = target {
+        check_review(&target, &facts);
+    }
+    check_index(&facts);
+    for mapping in rule_sets() {
+        check_principal(&facts, mapping);
+    }
+    let owners: Vec<ObjectMeta> = serde_json::from_slice(owners).unwrap_or_default();
+    check_workload(&facts, &Owners(owners));
+}
+
+/// The request as hyper hands it over; returns the bearer token it carries, if any.
+fn headers(method: &[u8], target: &[u8], authorization: &[u8], accept: &[u8]) -> Option<String> {
+    let mut builder = Request::builder().method(method).uri(target);
+    if let Ok(v) = HeaderValue::from_bytes(authorization) {
+        builder = builder.header(header::AUTHORIZATION, v);
+    }
+    for value in accept.split(|b| *b == b'\n') {
+        if let Ok(v) = HeaderValue::from_bytes(value) {
+            builder = builder.header(header::ACCEPT, v);
+        }
+    }
+    let req = builder.body(Bytes::new()).ok()?;
+    let _ = (req.method(), req.uri().path(), req.uri().query());
+    let json = wants_json(req.headers());
+    let accepted = req.headers().get_all(header::ACCEPT).iter();
+    assert_eq!(
+        json,
+        accepted
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("application/json")),
+    );
+    let value = req.headers().get(header::AUTHORIZATION)?;
+    let token = bearer_token(value).ok()?;
+    let text = value.to_str().unwrap_or_default();
+    assert!(
+        !token.is_empty() && token == token.trim(),
+        "token {token:?}"
+    );
+    assert_eq!(
+        text.strip_prefix("Bearer ").map(str::trim),
+        Some(token),
+        "the token is what follows `Bearer `"
+    );
+    Some(token.to_owned())
+}
+
+/// The pod a review names, checked against the review it came from.
+fn reviewed(review: TokenReview) -> Option<ReviewedPod> {
+    let review = review_of(review.status);
+    let target = review_target(&review).ok()?;
+    assert!(
+        review.authenticated,
+        "an unauthenticated review named {target:?}"
+    );
+    assert!(
+        review.audiences.is_empty() || review.audiences.iter().any(|a| a == "kube2hadoop"),
+        "a review for other audiences named {target:?}"
+    );
+    assert_eq!(
+        review.username.as_deref(),
+        Some(format!("{SA_PREFIX}{}:{}", target.namespace, target.service_account).as_str()),
+        "namespace and service account come from the username"
+    );
+    assert_eq!(target.username, review.username.clone().unwrap_or_default());
+    let single = |key: &str| review.extra.get(key).cloned().unwrap_or_default();
+    assert_eq!(
+        single("authentication.kubernetes.io/pod-name"),
+        vec![target.name.clone()]
+    );
+    assert_eq!(
+        single("authentication.kubernetes.io/pod-uid"),
+        vec![target.uid.clone()]
+    );
+    assert!(!target.name.is_empty() && !target.uid.is_empty());
+    Some(target)
+}
+
+/// Whatever is derived from one Pod is derived the same way every time.
+fn check_facts(pod: &Pod, facts: &PodFacts) {
+    assert_eq!(&PodFacts::from_pod(pod), facts, "from_pod is deterministic");
+    for annotation in [&facts.user, &facts.run_as].into_iter().flatten() {
+        assert!(
+            !annotation.is_empty() && annotation.trim() == annotation,
+            "annotation {annotation:?} is kept trimmed and non-empty"
+        );
+    }
+    assert_eq!(facts.uid, pod.metadata.uid.clone().unwrap_or_default());
+}
+
+/// A pod verified by a review is the pod the review named: same UID and service account.
+fn check_review(target: &ReviewedPod, facts: &PodFacts) {
+    let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    assert!(by_review(target.clone(), None, peer, &|_| true).is_err());
+    for served in served_sets() {
+        let Ok(verified) = by_review(target.clone(), Some(facts.clone()), peer, served) else {
+            continue;
+        };
+        let pod = verified.pod();
+        assert_eq!(pod.uid, target.uid, "verified a pod with another UID");
+        assert_eq!(
+            pod.service_account.as_deref().unwrap_or("default"),
+            target.service_account,
+            "verified a pod running as another service account"
+        );
+        assert_eq!(verified.kube_user(), Some(target.username.as_str()));
+        assert!(pod.is_live() && !pod.deleting && served(&pod.namespace));
+    }
+}
+
+/// An address leads to the live pod holding it, and to nobody once that pod is gone.
+fn check_index(facts: &PodFacts) {
+    let mut index = PodIndex::default();
+    index.apply(facts.clone());
+    let indexed = facts.is_live() && !facts.ips.is_empty() && !facts.uid.is_empty();
+    assert_eq!(index.len(), usize::from(indexed));
+    for ip in &facts.ips {
+        let lookup = index.lookup(*ip);
+        if let IpAddr::V4(v4) = ip {
+            let mapped = IpAddr::V6(v4.to_ipv6_mapped());
+            assert_eq!(index.lookup(mapped), lookup, "{mapped} is {ip}");
+        }
+        match &lookup {
+            IpLookup::One(p) => assert!(indexed && p.as_ref() == facts),
+            IpLookup::Nobody => assert!(!indexed),
+            IpLookup::Ambiguous(_) => panic!("one pod made {ip} ambiguous"),
+        }
+        for served in served_sets() {
+            if let Ok(v) = by_ip(lookup.clone(), *ip, served) {
+                let pod = v.pod();
+                assert!(pod.uid == facts.uid && !pod.host_network && !pod.deleting);
+                assert!(served(&pod.namespace));
+            }
+        }
+    }
+    index.delete(&facts.uid);
+    for ip in &facts.ips {
+        assert_eq!(
+            index.lookup(*ip),
+            IpLookup::Nobody,
+            "{ip} still leads somewhere"
+        );
+    }
+}
+
+/// Grants everything, so authorization reaches its own checks (run-as, superusers).
+struct AllowAll;
+
+impl Directory for AllowAll {
+    fn describe(&self) -> String {
+        "fuzz: everyone allowed".into()
+    }
+    fn user<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<UserStatus, DirectoryError>> {
+        Box::pin(async { Ok(UserStatus::Allowed) })
+    }
+    fn run_as<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<RunAsStatus, DirectoryError>> {
+        Box::pin(async { Ok(RunAsStatus::Allowed) })
+    }
+}
+
+/// A mapped user is always a valid account name, and never a superuser.
+fn check_principal(facts: &PodFacts, mapping: MappingRules) {
+    let mapped = facts.user.as_deref().map(|u| mapping.map(u));
+    if let Some(Ok(name)) = &mapped {
+        assert!(valid_account(name), "{:?} mapped to {name:?}", facts.user);
+        assert_eq!(facts.user.as_deref().map(|u| mapping.map(u)), mapped);
+    }
+    let policy = Policy {
+        mapping,
+        superusers: BTreeSet::from(["hdfs".to_owned(), "alice".to_owned()]),
+    };
+    let Ok(principal) = block_on(authorize(facts, &policy, &AllowAll)) else {
+        return;
+    };
+    assert_eq!(mapped, Some(Ok(principal.requester.clone())));
+    assert_eq!(Some(&principal.kube_user), facts.user.as_ref());
+    assert_eq!(principal.run_as, facts.run_as);
+    assert!(valid_account(&principal.hadoop_user));
+    assert!(!policy.superusers.contains(&principal.hadoop_user));
+}
+
+/// Owner objects by name, as the API would return them.
+struct Owners(Vec<ObjectMeta>);
+
+impl OwnerLookup for Owners {
+    fn get<'a>(
+        &'a self,
+        _: &'a str,
+        owner: &'a OwnerRef,
+    ) -> BoxFuture<'a, Result<Option<OwnerObject>, LookupError>> {
+        let found = self
+            .0
+            .iter()
+            .find(|m| m.name.as_deref() == Some(owner.name.as_str()))
+            .map(|m| OwnerObject {
+                uid: m.uid.clone().unwrap_or_default(),
+                owners: owner_refs(m),
+            });
+        Box::pin(async move { Ok(found) })
+    }
+}
+
+fn owner_refs(meta: &ObjectMeta) -> Vec<OwnerRef> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .map(|r| OwnerRef {
+            api_version: r.api_version.clone(),
+            kind: r.kind.clone(),
+            name: r.name.clone(),
+            uid: r.uid.clone(),
+            controller: r.controller.unwrap_or(false),
+        })
+        .collect()
+}
+
+/// The workload key is deterministic, in the pod's namespace, and is either the bare pod or a
+/// controller reference found on the way up.
+fn check_workload(facts: &PodFacts, owners: &Owners) {
+    let first = block_on(resolve(facts, owners));
+    let again = block_on(resolve(facts, owners));
+    assert_eq!(first.as_ref().ok(), again.as_ref().ok());
+    assert_eq!(
+        first.as_ref().err().map(|e| e.code),
+        again.as_ref().err().map(|e| e.code)
+    );
+    let Ok(key) = first else {
+        return;
+    };
+    assert_eq!(key.namespace, facts.namespace);
+    let Some(controller) = controller_of(&facts.owners) else {
+        assert_eq!(
+            key,
+            WorkloadKey {
+                namespace: facts.namespace.clone(),
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                name: facts.name.clone(),
+                uid: facts.uid.clone(),
+            }
+        );
+        return;
+    };
+    let refs: Vec<OwnerRef> = std::iter::once(controller.clone())
+        .chain(owners.0.iter().flat_map(owner_refs))
+        .filter(|r| r.controller)
+        .collect();
+    assert!(
+        refs.iter().any(|r| r.kind == key.kind
+            && r.name == key.name
+            && r.uid == key.uid
+            && r.api_version == key.api_version),
+        "workload {key:?} is no controller on the pod's chain"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(parts: [&str; PARTS]) -> Vec<u8> {
+        parts.join("\0").into_bytes()
+    }
+
+    #[test]
+    fn a_pod_bound_review_and_its_pod_pass_every_check() {
+        let review = r#"{"status":{"authenticated":true,"audiences":["kube2hadoop"],"user":{
+            "username":"system:serviceaccount:team-a:default","extra":{
+            "authentication.kubernetes.io/pod-name":["web-1"],
+            "authentication.kubernetes.io/pod-uid":["u1"]}}}}"#;
+        let pod = r#"{"metadata":{"namespace":"team-a","name":"web-1","uid":"u1",
+            "annotations":{"kube2hadoop.io/user":"bob@EXAMPLE.COM"},
+            "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-x",
+            "uid":"rs1","controller":true}]},
+            "spec":{"containers":[]},"status":{"phase":"Running","podIP":"127.100.0.1"}}"#;
+        let owners = r#"[{"name":"web-x","uid":"rs1","ownerReferences":[{"apiVersion":"apps/v1",
+            "kind":"Deployment","name":"web","uid":"d1","controller":true}]},
+            {"name":"web","uid":"d1"}]"#;
+        request(&input([
+            "POST",
+            "/v1/credentials",
+            "Bearer t0ken",
+            "application/json",
+            review,
+            pod,
+            owners,
+        ]));
+    }
+
+    #[test]
+    fn short_and_garbled_inputs_are_ignored() {
+        for data in [
+            &b""[..],
+            b"\0\0\0\0\0\0",
+            b"\xff\0/\0Bearer \0\0{}\0{}\0[]",
+            b"GET",
+        ] {
+            request(data);
+        }
+    }
+}

@@ -5,8 +5,8 @@
 //! re-issue or cancel each other's entries; a namespace per test keeps them apart, and deleting it
 //! at the end leaves nothing for the next test file to trip on.
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 
 use crate::objects::TEST_LABEL;
 use crate::{Bed, Error, KubeStep, TestId};
@@ -40,9 +40,39 @@ impl LedgerNamespace {
         &self.name
     }
 
+    /// The decoded ledger records of `workload` (`"<Kind> <namespace>/<name>"`, as the service
+    /// annotates its Secrets), one per Secret.
+    pub async fn records(
+        &self,
+        bed: &Bed,
+        workload: &str,
+    ) -> Result<Vec<serde_json::Value>, Error> {
+        let secrets: Api<Secret> = Api::namespaced(bed.admin.clone(), &self.name);
+        let list = secrets
+            .list(
+                &ListParams::default()
+                    .labels("app.kubernetes.io/managed-by=kube2hadoop-token-service"),
+            )
+            .await
+            .step("listing the ledger Secrets")?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|s| {
+                s.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("kube2hadoop.io/workload"))
+                    .is_some_and(|w| w == workload)
+            })
+            .filter_map(|s| s.data?.get("record.json").cloned())
+            .filter_map(|b| serde_json::from_slice(&b.0).ok())
+            .collect())
+    }
+
     /// Deletes the namespace with its Secrets and Lease. Failures go to stderr only: cleanup
     /// must not hide the test's own result.
-    pub async fn delete(self, bed: &Bed) {
+    pub async fn delete(&self, bed: &Bed) {
         let api = Api::<Namespace>::all(bed.admin.clone());
         if let Err(e) = api.delete(&self.name, &DeleteParams::background()).await {
             eprintln!("cleanup: deleting namespace {}: {e}", self.name);

@@ -7,7 +7,7 @@
 //! - [`objects`]: manifests, the user annotation, ownership lookups, cleanup by test label;
 //! - [`pods`]: a pod's IP once running, connections from that IP (loopback on the local bed);
 //! - [`wait`]: polling with a deadline;
-//! - [`ledger`]: a token-service ledger namespace per test;
+//! - [`ledger`]: a token-service ledger namespace per test; [`fixture`]: a test's set-up;
 //! - [`hadoop`], [`ldap`]: the Kerberized HDFS and LDAP beds;
 //! - [`token_service`]: token-service processes started by tests, and HTTPS to them;
 //! - [`rogue`]: a hostile mutating webhook served from the test process;
@@ -18,6 +18,7 @@ pub mod balancer;
 pub mod bed;
 pub mod cert_manager;
 pub mod faults;
+pub mod fixture;
 pub mod hadoop;
 pub mod kubectl;
 pub mod ldap;

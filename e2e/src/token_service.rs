@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +48,23 @@ pub fn binary(package: &str) -> PathBuf {
         .join(package)
 }
 
+/// Waits for the started process `what` (e.g. `init-fetcher`) without blocking the runtime;
+/// kills it and fails the test after `timeout`.
+pub async fn wait_output(child: Child, what: &str, timeout: Duration) -> Output {
+    let pid = child.id();
+    let waiting = tokio::task::spawn_blocking(move || child.wait_with_output());
+    match tokio::time::timeout(timeout, waiting).await {
+        Ok(joined) => joined
+            .expect("the waiting thread")
+            .unwrap_or_else(|e| panic!("wait for {what}: {e}")),
+        Err(_) => {
+            // Our own child: end it by pid so the test does not leave it behind.
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("{what} still running after {}s", timeout.as_secs())
+        }
+    }
+}
+
 pub fn kubeconfig() -> PathBuf {
     PathBuf::from(std::env::var_os("KUBECONFIG").unwrap_or_else(|| {
         panic!("KUBECONFIG is not set: run `make e2e-up` and `source e2e/.state/env`")
@@ -66,6 +83,19 @@ pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<_> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A TLS client (ring provider, safe defaults) trusting only `roots`.
+pub fn client_tls(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
 }
 
 /// What a test chooses about its token-service.
@@ -120,15 +150,7 @@ impl Options {
         std::fs::write(&key_file, key.signing_key.serialize_pem()).expect("write key");
         let mut roots = rustls::RootCertStore::empty();
         roots.add(key.cert.der().clone()).expect("trust our cert");
-        let tls = Arc::new(
-            rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-        );
+        let tls = client_tls(roots);
         let nameservices: Vec<_> = cluster
             .nameservices
             .iter()
@@ -200,43 +222,7 @@ impl Launcher {
 
     /// Starts process number `n` without waiting for it (a client's retries cover warm-up).
     pub fn spawn(&self, n: usize) -> Service {
-        let o = &self.options;
-        let mut cmd = Command::new(&self.binary);
-        cmd.arg("--config")
-            .arg(&self.config)
-            .arg("--listen")
-            .arg(self.addr.to_string())
-            .arg("--tls-cert-file")
-            .arg(&self.cert)
-            .arg("--tls-key-file")
-            .arg(&self.key)
-            .arg("--kubeconfig")
-            .arg(kubeconfig())
-            .args(["--kube-context", "admin"])
-            .arg("--namespace-selector")
-            .arg(format!(
-                "kubernetes.io/metadata.name in ({})",
-                o.namespaces.join(",")
-            ))
-            .args(["--ledger-namespace", &o.ledger_namespace])
-            .arg("--audit-log")
-            .arg(&self.audit);
-        if let Some(prefix) = &o.replica_prefix {
-            cmd.args(["--replica-id", &format!("{prefix}-{n}")]);
-        }
-        if let Some((rate, burst)) = o.pod_rate {
-            cmd.args(["--pod-rate", &rate.to_string()])
-                .args(["--pod-burst", &burst.to_string()]);
-        }
-        let log = self.log_file(n);
-        let child = cmd
-            .env("RUST_LOG", "info,token_service=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("service log"))
-            .spawn()
-            .expect("start token-service");
-        Service { child, log }
+        self.spawn_via(n, &kubeconfig())
     }
 
     /// Starts process number `n` and waits until it answers `/readyz`.

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use e2e::balancer::Balancer;
+use e2e::fixture::Fixture;
 use e2e::hadoop::Cluster;
 use e2e::ledger::LedgerNamespace;
 use e2e::objects;
@@ -79,6 +80,19 @@ async fn until_answer(
         })
     })
     .await
+}
+
+/// Polls as [`until_answer`] until a request from `from` is served, and fails unless it was
+/// served to `user`.
+async fn until_served(
+    launcher: &Launcher,
+    from: IpAddr,
+    what: &str,
+    check: impl Fn(&Answer) -> Result<(), Error>,
+    user: &str,
+) -> Result<(), Error> {
+    let answer = until_answer(launcher, from, what, check, |a| a.status == 200).await?;
+    ensure(user_of(&answer) == user, || answer.text())
 }
 
 /// A bare pod of `user` named `<test id>-<suffix>`, optionally pinned to `node`; returns it
@@ -149,13 +163,8 @@ impl Drop for LdapGuard {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ldap_down_fails_closed_with_the_reason_and_recovers_without_restart() {
     let _serial = SERIAL.lock().await;
-    let bed = Bed::connect()
-        .await
-        .expect("the e2e control plane (make e2e-up)");
-    let id = TestId::new("flt-ldap");
-    let ledger = LedgerNamespace::create(&bed, &id)
-        .await
-        .expect("a ledger namespace of its own");
+    let fx = Fixture::new("flt-ldap").await;
+    let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
     let cluster = Cluster::shared();
     let launcher = Options::new(&[NAMESPACE], ledger.name())
         .pod_rate(600, 50)
@@ -172,8 +181,8 @@ async fn ldap_down_fails_closed_with_the_reason_and_recovers_without_restart() {
     };
     let result = async {
         let t0 = Instant::now();
-        let (_, early) = run_pod(&bed, &bed.alice, &id, "early", "alice", None).await?;
-        let (_, late) = run_pod(&bed, &bed.alice, &id, "late", "alice", None).await?;
+        let (_, early) = run_pod(bed, &bed.alice, id, "early", "alice", None).await?;
+        let (_, late) = run_pod(bed, &bed.alice, id, "late", "alice", None).await?;
         let first = credentials(&launcher, early).await?;
         ensure(first.status == 200 && user_of(&first) == "alice", || {
             format!("before the outage: {}", first.text())
@@ -205,15 +214,14 @@ async fn ldap_down_fails_closed_with_the_reason_and_recovers_without_restart() {
         mark(t0, "refused while slapd is stopped");
         restart::ldap_start();
         guard.stopped = false;
-        let back = until_answer(
+        until_served(
             &launcher,
             late,
             "the new workload's tokens once slapd is back",
             |_| Ok(()),
-            |a| a.status == 200,
+            "alice",
         )
         .await?;
-        ensure(user_of(&back) == "alice", || back.text())?;
 
         mark(t0, "served after slapd is back");
         // A hung directory (accepts connections, never answers): the timeout, not a hang.
@@ -229,15 +237,14 @@ async fn ldap_down_fails_closed_with_the_reason_and_recovers_without_restart() {
         )?;
         restart::signal(pid, "CONT");
         guard.paused = None;
-        let again = until_answer(
+        until_served(
             &launcher,
             early,
             "tokens once slapd answers again",
             |_| Ok(()),
-            |a| a.status == 200,
+            "alice",
         )
         .await?;
-        ensure(user_of(&again) == "alice", || again.text())?;
 
         mark(t0, "refused while slapd hangs, served after");
         let denied = launcher
@@ -266,8 +273,7 @@ async fn ldap_down_fails_closed_with_the_reason_and_recovers_without_restart() {
     drop(guard);
     let log = service.log_tail(30);
     drop(service);
-    id.cleanup(&bed.admin).await;
-    ledger.delete(&bed).await;
+    fx.teardown(()).await;
     if let Err(e) = result {
         panic!("{e}\ntoken-service log:\n{log}");
     }
@@ -383,13 +389,8 @@ impl Drop for ApiserverGuard {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apiserver_restart_and_a_cut_watch_never_answer_from_a_stale_index() {
     let _serial = SERIAL.lock().await;
-    let bed = Bed::connect()
-        .await
-        .expect("the e2e control plane (make e2e-up)");
-    let id = TestId::new("flt-api");
-    let ledger = LedgerNamespace::create(&bed, &id)
-        .await
-        .expect("a ledger namespace of its own");
+    let fx = Fixture::new("flt-api").await;
+    let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
     let cluster = Cluster::shared();
     let launcher = Options::new(&[NAMESPACE], ledger.name())
         .config("ledgerPeriodSeconds", serde_json::json!(1))
@@ -422,12 +423,12 @@ async fn apiserver_restart_and_a_cut_watch_never_answer_from_a_stale_index() {
         })
         .await?;
         let t0 = Instant::now();
-        let node = ip_reuse_node(&bed, &id).await?;
+        let node = ip_reuse_node(bed, id).await?;
         mark(t0, "service ready, node ready");
         let pods = |suffix: &str| format!("{}-{suffix}", id.name());
 
         // 1. alice's pod holds address X.
-        let (_, x) = run_pod(&bed, &bed.alice, &id, "one", "alice", Some(&node)).await?;
+        let (_, x) = run_pod(bed, &bed.alice, id, "one", "alice", Some(&node)).await?;
         let a = credentials(&launcher, x).await?;
         ensure(a.status == 200 && user_of(&a) == "alice", || a.text())?;
 
@@ -462,24 +463,23 @@ async fn apiserver_restart_and_a_cut_watch_never_answer_from_a_stale_index() {
         mark(t0, "2. served again");
         // kwok frees an address only when its own watch sees the pod deleted: a pod it brings
         // to Running shows that watch is back after the restart.
-        run_pod(&bed, &bed.alice, &id, "canary", "alice", None).await?;
-        delete_pod(&bed, &pods("canary")).await?;
+        run_pod(bed, &bed.alice, id, "canary", "alice", None).await?;
+        delete_pod(bed, &pods("canary")).await?;
         mark(t0, "2. kwok follows the API server again");
         // 3. alice's pod goes, bob's pod gets X: X now means bob.
-        delete_pod(&bed, &pods("one")).await?;
-        let (bob_pod, x2) = run_pod(&bed, &bed.bob, &id, "two", "bob", Some(&node)).await?;
+        delete_pod(bed, &pods("one")).await?;
+        let (bob_pod, x2) = run_pod(bed, &bed.bob, id, "two", "bob", Some(&node)).await?;
         ensure(x2 == x, || {
             format!("kwok gave the new pod {x2}, not the freed {x}: see ip_reuse_node")
         })?;
-        let b = until_answer(
+        until_served(
             &launcher,
             x,
             "bob's tokens at the reused address",
             never_to("alice"),
-            |a| a.status == 200,
+            "bob",
         )
         .await?;
-        ensure(user_of(&b) == "bob", || b.text())?;
 
         mark(t0, "3. bob served at X");
         // 4. The service loses the API server (watch cut); meanwhile bob's pod is deleted and
@@ -493,8 +493,8 @@ async fn apiserver_restart_and_a_cut_watch_never_answer_from_a_stale_index() {
             |a| a.code() == "index_stale",
         )
         .await?;
-        delete_pod(&bed, &pods("two")).await?;
-        let (alice_pod, x3) = run_pod(&bed, &bed.alice, &id, "three", "alice", Some(&node)).await?;
+        delete_pod(bed, &pods("two")).await?;
+        let (alice_pod, x3) = run_pod(bed, &bed.alice, id, "three", "alice", Some(&node)).await?;
         ensure(x3 == x, || format!("kwok gave the third pod {x3}, not {x}"))?;
         for _ in 0..5 {
             let a = credentials(&launcher, x).await?;
@@ -508,15 +508,14 @@ async fn apiserver_restart_and_a_cut_watch_never_answer_from_a_stale_index() {
         }
         mark(t0, "4. stale index refused after the change during the cut");
         path.restore();
-        let c = until_answer(
+        until_served(
             &launcher,
             x,
             "alice's tokens after the watch is back",
             never_to("bob"),
-            |a| a.status == 200,
+            "alice",
         )
         .await?;
-        ensure(user_of(&c) == "alice", || c.text())?;
         let uid = alice_pod.metadata.uid.clone().unwrap_or_default();
         let last = launcher
             .audit_lines()
@@ -539,7 +538,7 @@ async fn apiserver_restart_and_a_cut_watch_never_answer_from_a_stale_index() {
             "the ledger to cancel the deleted pods' tokens",
             RECOVERY,
             || async {
-                let w = ledger_workloads(&bed, &ledger, &id).await?;
+                let w = ledger_workloads(bed, ledger, id).await?;
                 Ok::<_, Error>(if w == [live.clone()] {
                     Poll::Ready(())
                 } else {
@@ -566,11 +565,10 @@ async fn apiserver_restart_and_a_cut_watch_never_answer_from_a_stale_index() {
     path.restore();
     let log = service.log_tail(40);
     drop(service);
-    id.cleanup(&bed.admin).await;
+    fx.teardown(()).await;
     let _ = Api::<Node>::all(bed.admin.clone())
         .delete(&format!("{}-node", id.name()), &DeleteParams::default())
         .await;
-    ledger.delete(&bed).await;
     if let Err(e) = result {
         panic!("{e}\ntoken-service log:\n{log}");
     }
@@ -589,6 +587,15 @@ const PRE_STOP: Duration = Duration::from_secs(1);
 struct Tally {
     admitted: AtomicU64,
     errors: std::sync::Mutex<Vec<String>>,
+}
+
+impl Tally {
+    fn error(&self, e: String) {
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(e);
+    }
 }
 
 /// Server-side dry-run creates as alice, claiming to be mallory, until `stop`: every one must
@@ -616,11 +623,7 @@ async fn admission_load(
                         .unwrap_or_default()
                 }),
                 Err(e) => {
-                    tally
-                        .errors
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(e.to_string());
+                    tally.error(e.to_string());
                     continue;
                 }
             }
@@ -632,11 +635,7 @@ async fn admission_load(
                         .unwrap_or_default()
                 }),
                 Err(e) => {
-                    tally
-                        .errors
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(e.to_string());
+                    tally.error(e.to_string());
                     continue;
                 }
             }
@@ -645,18 +644,10 @@ async fn admission_load(
             Ok(user) if user == "alice" => {
                 tally.admitted.fetch_add(1, Ordering::SeqCst);
             }
-            Ok(user) => tally
-                .errors
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(format!(
-                    "admitted with {USER_ANNOTATION}={user:?}, not alice"
-                )),
-            Err(e) => tally
-                .errors
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(e.to_string()),
+            Ok(user) => tally.error(format!(
+                "admitted with {USER_ANNOTATION}={user:?}, not alice"
+            )),
+            Err(e) => tally.error(e.to_string()),
         }
     }
 }
@@ -672,15 +663,7 @@ fn probe_tls() -> Arc<rustls::ClientConfig> {
             .add(cert.expect("a PEM certificate"))
             .expect("trust the bed's CA");
     }
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
+    e2e::token_service::client_tls(roots)
 }
 
 async fn until_in_rotation(

@@ -31,11 +31,11 @@ use e2e::hadoop::{self, Cluster, show, state_dir};
 use e2e::ledger::LedgerNamespace;
 use e2e::objects;
 use e2e::pods::running;
-use e2e::token_service::{Answer, Launcher, Options, Service, binary};
+use e2e::token_service::{Answer, Launcher, Options, Service, binary, wait_output};
 use e2e::wait::{Poll, until};
 use e2e::{Bed, Error, KubeStep, NAMESPACE, TestId, ensure};
-use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, PostParams};
 
 const RENEW_INTERVAL_MS: u64 = 20_000;
 /// Long enough that no re-issue happens during the test: only renewals and cancellations.
@@ -221,21 +221,7 @@ fn start_fetcher(launcher: &Launcher, ip: IpAddr, out: &Path) -> Fetcher {
 
 async fn finish(mut fetcher: Fetcher) -> Output {
     let child = fetcher.0.take().expect("a fetcher not yet finished");
-    let pid = child.id();
-    let waiting = tokio::task::spawn_blocking(move || child.wait_with_output());
-    match tokio::time::timeout(FETCH_TIMEOUT, waiting).await {
-        Ok(joined) => joined
-            .expect("the waiting thread")
-            .expect("wait for init-fetcher"),
-        Err(_) => {
-            // Our own child, ended by its pid so nothing is left behind.
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-            panic!(
-                "init-fetcher still running after {}s",
-                FETCH_TIMEOUT.as_secs()
-            )
-        }
-    }
+    wait_output(child, "init-fetcher", FETCH_TIMEOUT).await
 }
 
 /// Runs a blocking bed script off the async workers.
@@ -286,27 +272,9 @@ async fn ledger_records(
     ledger: &LedgerNamespace,
     name: &str,
 ) -> Result<Vec<serde_json::Value>, Error> {
-    let secrets: Api<Secret> = Api::namespaced(bed.admin.clone(), ledger.name());
-    let list = secrets
-        .list(
-            &ListParams::default().labels("app.kubernetes.io/managed-by=kube2hadoop-token-service"),
-        )
+    ledger
+        .records(bed, &format!("Pod {NAMESPACE}/{name}"))
         .await
-        .step("listing the ledger Secrets")?;
-    let wanted = format!("Pod {NAMESPACE}/{name}");
-    Ok(list
-        .items
-        .into_iter()
-        .filter(|s| {
-            s.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get("kube2hadoop.io/workload"))
-                == Some(&wanted)
-        })
-        .filter_map(|s| s.data?.get("record.json").cloned())
-        .filter_map(|b| serde_json::from_slice(&b.0).ok())
-        .collect())
 }
 
 fn sequences(record: &serde_json::Value) -> Vec<i64> {

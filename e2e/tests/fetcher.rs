@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use e2e::fixture::Fixture;
 use e2e::hadoop::{Cluster, show};
 use e2e::ledger::LedgerNamespace;
 use e2e::objects;
 use e2e::pods::{bound_token, running_pods};
-use e2e::token_service::{Launcher, Options, binary, tail};
+use e2e::token_service::{Launcher, Options, binary, tail, wait_output};
 use e2e::{Bed, Error, KubeStep, NAMESPACE, TestId, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -70,21 +71,7 @@ fn fetcher(plan: &Launcher, who: Identity, out: &Path, deadline: &str) -> Comman
 
 /// Waits for a started fetcher without blocking the runtime; kills it after `FETCH_TIMEOUT`.
 async fn finish(child: Child) -> Output {
-    let pid = child.id();
-    let waiting = tokio::task::spawn_blocking(move || child.wait_with_output());
-    match tokio::time::timeout(FETCH_TIMEOUT, waiting).await {
-        Ok(joined) => joined
-            .expect("the waiting thread")
-            .expect("wait for init-fetcher"),
-        Err(_) => {
-            // Our own child: end it by pid so the test does not leave it behind.
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-            panic!(
-                "init-fetcher still running after {}s",
-                FETCH_TIMEOUT.as_secs()
-            )
-        }
-    }
+    wait_output(child, "init-fetcher", FETCH_TIMEOUT).await
 }
 
 async fn run(cmd: &mut Command) -> Output {
@@ -203,20 +190,15 @@ fn print_file(file: &Path) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_deployment_pod_fetches_a_file_hadoop_uses_even_when_the_service_comes_late() {
-    let bed = Bed::connect()
-        .await
-        .expect("the e2e control plane (make e2e-up)");
+    let fx = Fixture::new("fetch").await;
+    let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
     let cluster = Cluster::shared();
-    let id = TestId::new("fetch");
-    let ledger = LedgerNamespace::create(&bed, &id)
-        .await
-        .expect("a ledger namespace of its own");
     let result = async {
         Api::<Deployment>::namespaced(bed.alice.clone(), NAMESPACE)
-            .create(&PostParams::default(), &injected_deployment(&id)?)
+            .create(&PostParams::default(), &injected_deployment(id)?)
             .await
             .step("alice creates a Deployment with only the inject annotation")?;
-        let pods = running_pods(&bed.admin, NAMESPACE, &id, 1).await?;
+        let pods = running_pods(&bed.admin, NAMESPACE, id, 1).await?;
         for pod in &pods {
             let gaps = injection_gaps(pod);
             ensure(gaps.is_empty(), || {
@@ -228,9 +210,9 @@ async fn injected_deployment_pod_fetches_a_file_hadoop_uses_even_when_the_servic
         }
 
         // The service is down when the pod "starts" and comes up 20 s later.
-        let plan = plan(&cluster, &ledger);
+        let plan = plan(&cluster, ledger);
         let dir = tempfile::tempdir().expect("temp dir");
-        let sa_token = bound_token_file(&bed, &pods[0], dir.path()).await?;
+        let sa_token = bound_token_file(bed, &pods[0], dir.path()).await?;
         let out = dir.path().join("hadoop").join("token");
         std::fs::create_dir_all(out.parent().expect("a parent")).expect("output dir");
         let child = fetcher(&plan, Identity::SaToken(&sa_token), &out, "150s")
@@ -300,24 +282,18 @@ async fn injected_deployment_pod_fetches_a_file_hadoop_uses_even_when_the_servic
         Ok::<_, Error>(())
     }
     .await;
-    id.cleanup(&bed.admin).await;
-    ledger.delete(&bed).await;
+    fx.teardown(()).await;
     result.expect("the fetcher as alice's injected pod");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_ends_the_fetcher_at_once_with_the_reason() {
-    let bed = Bed::connect()
-        .await
-        .expect("the e2e control plane (make e2e-up)");
+    let fx = Fixture::new("fetch-no").await;
+    let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
     let cluster = Cluster::shared();
-    let id = TestId::new("fetch-no");
-    let ledger = LedgerNamespace::create(&bed, &id)
-        .await
-        .expect("a ledger namespace of its own");
     let result = async {
         // bob asks to run as a headless account he is not a member of.
-        let mut pod = objects::pod(&id, &format!("{}-runas", id.name()), "bob")?;
+        let mut pod = objects::pod(id, &format!("{}-runas", id.name()), "bob")?;
         pod.metadata
             .annotations
             .get_or_insert_default()
@@ -326,11 +302,11 @@ async fn a_refusal_ends_the_fetcher_at_once_with_the_reason() {
             .create(&PostParams::default(), &pod)
             .await
             .step("bob creates a pod running as svc-etl")?;
-        let pods = running_pods(&bed.admin, NAMESPACE, &id, 1).await?;
-        let plan = plan(&cluster, &ledger);
+        let pods = running_pods(&bed.admin, NAMESPACE, id, 1).await?;
+        let plan = plan(&cluster, ledger);
         let _service = plan.spawn(0);
         let dir = tempfile::tempdir().expect("temp dir");
-        let sa_token = bound_token_file(&bed, &pods[0], dir.path()).await?;
+        let sa_token = bound_token_file(bed, &pods[0], dir.path()).await?;
         let out = dir.path().join("token");
         // A deadline far beyond FETCH_TIMEOUT: only an immediate stop passes.
         let refused = run(&mut fetcher(
@@ -355,7 +331,6 @@ async fn a_refusal_ends_the_fetcher_at_once_with_the_reason() {
         Ok::<_, Error>(())
     }
     .await;
-    id.cleanup(&bed.admin).await;
-    ledger.delete(&bed).await;
+    fx.teardown(()).await;
     result.expect("a refused fetcher");
 }

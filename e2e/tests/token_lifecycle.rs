@@ -21,6 +21,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use bytes::Bytes;
+use e2e::fixture::Fixture;
 use e2e::hadoop::{Cluster, show, state_dir};
 use e2e::ledger::LedgerNamespace;
 use e2e::objects::{self};
@@ -28,7 +29,7 @@ use e2e::token_service::{Launcher, Options};
 use e2e::wait::{Poll, until};
 use e2e::{Bed, Error, KubeStep, NAMESPACE, TestId, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 const RENEW_INTERVAL_MS: &str = "20000";
@@ -118,26 +119,8 @@ async fn ledger_record(
     ledger: &LedgerNamespace,
     deployment: &str,
 ) -> Result<Option<serde_json::Value>, Error> {
-    let secrets: Api<Secret> = Api::namespaced(bed.admin.clone(), ledger.name());
-    let list = secrets
-        .list(
-            &ListParams::default().labels("app.kubernetes.io/managed-by=kube2hadoop-token-service"),
-        )
-        .await
-        .step("listing the ledger Secrets")?;
-    let wanted = format!("Deployment {NAMESPACE}/{deployment}");
-    Ok(list
-        .items
-        .into_iter()
-        .find(|s| {
-            s.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get("kube2hadoop.io/workload"))
-                == Some(&wanted)
-        })
-        .and_then(|s| s.data?.get("record.json").cloned())
-        .and_then(|b| serde_json::from_slice(&b.0).ok()))
+    let workload = format!("Deployment {NAMESPACE}/{deployment}");
+    Ok(ledger.records(bed, &workload).await?.into_iter().next())
 }
 
 /// Waits until the record satisfies `ready`, and returns it.
@@ -198,35 +181,30 @@ fn write_token(dir: &Path, name: &str, file: &[u8]) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_the_workload() {
-    let bed = Bed::connect()
-        .await
-        .expect("the e2e control plane (make e2e-up)");
+    let fx = Fixture::new("lc").await;
+    let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
     let hadoop = HadoopBed::up();
-    let id = TestId::new("lc");
-    let ledger = LedgerNamespace::create(&bed, &id)
-        .await
-        .expect("a ledger namespace of its own");
-    let setup = options(&ledger).prepare(&hadoop.0);
+    let setup = options(ledger).prepare(&hadoop.0);
     let mut service = Some(setup.start(1).await);
     let files = tempfile::tempdir().expect("temp dir");
     let result = async {
         let granted_before = hadoop.count("getDelegationToken");
         Api::namespaced(bed.alice.clone(), NAMESPACE)
-            .create(&PostParams::default(), &objects::deployment(&id, "alice")?)
+            .create(&PostParams::default(), &objects::deployment(id, "alice")?)
             .await
             .step("alice creates a Deployment")?;
-        let ip = first_running_pod_ip(&bed, &id).await?;
+        let ip = first_running_pod_ip(bed, id).await?;
         let first = credentials(&setup, ip).await?;
         let f1 = write_token(files.path(), "first", &first);
         let ls = hadoop.ls(&f1);
         ensure(ls.status.success(), || format!("hadoop ls with the first file:\n{}", show(&ls)))?;
-        let issued = ledger_record(&bed, &ledger, id.name())
+        let issued = ledger_record(bed, ledger, id.name())
             .await?
             .ok_or_else(|| Error::Check("no ledger Secret after the first request".into()))?;
         let (seq1, issued_at) = (sequence(&issued), issued["issued_at_ms"].as_u64().unwrap_or(0));
 
         // Renewed at 90 % of the 20 s window, by the first process.
-        let renewed = wait_record(&bed, &ledger, id.name(), "a renewal", LIFE_TIMEOUT, |r| {
+        let renewed = wait_record(bed, ledger, id.name(), "a renewal", LIFE_TIMEOUT, |r| {
             r["renewals"].as_u64() >= Some(1)
         })
         .await?;
@@ -253,7 +231,7 @@ async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_th
         })?;
 
         // Re-issued before the 60 s max lifetime, by the restarted process.
-        let reissued = wait_record(&bed, &ledger, id.name(), "a re-issue", LIFE_TIMEOUT, |r| {
+        let reissued = wait_record(bed, ledger, id.name(), "a re-issue", LIFE_TIMEOUT, |r| {
             r["reissues"].as_u64() >= Some(1)
         })
         .await?;
@@ -282,7 +260,7 @@ async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_th
             .await
             .step("alice deletes the Deployment")?;
         until("the ledger Secret to go", CANCEL_TIMEOUT, || async {
-            Ok::<_, Error>(match ledger_record(&bed, &ledger, id.name()).await? {
+            Ok::<_, Error>(match ledger_record(bed, ledger, id.name()).await? {
                 None => Poll::Ready(()),
                 Some(r) => Poll::Pending(format!("still there, last error {}", r["last_error"])),
             })
@@ -302,10 +280,8 @@ async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_th
         Ok::<_, Error>(())
     }
     .await;
-    id.cleanup(&bed.admin).await;
     let tail = service.as_ref().map(|s| s.log_tail(40)).unwrap_or_default();
-    drop(service);
-    ledger.delete(&bed).await;
+    fx.teardown(service).await;
     if let Err(e) = result {
         panic!("token lifecycle: {e}\nservice log:\n{tail}");
     }

@@ -8,12 +8,13 @@
 
 use std::net::IpAddr;
 
+use e2e::fixture::Fixture;
 use e2e::hadoop::{Cluster, show};
 use e2e::ledger::LedgerNamespace;
 use e2e::objects::{self, TEST_LABEL};
 use e2e::pods::{bound_token, running_pods};
 use e2e::token_service::{Answer, Launcher, Options};
-use e2e::{Bed, Error, KubeStep, NAMESPACE, TestId, ensure};
+use e2e::{Error, KubeStep, NAMESPACE, ensure};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
 
@@ -97,23 +98,18 @@ fn token_grants_since(cluster: &Cluster, offset: usize, user: &str) -> Vec<i32> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alice_deployment_gets_one_token_set_by_sa_token_that_a_hadoop_client_uses() {
-    let bed = Bed::connect()
-        .await
-        .expect("the e2e control plane (make e2e-up)");
-    let id = TestId::new("ts-sa");
-    let ledger = LedgerNamespace::create(&bed, &id)
-        .await
-        .expect("a ledger namespace of its own");
-    let service = start_service(&ledger).await;
+    let fx = Fixture::new("ts-sa").await;
+    let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
+    let service = start_service(ledger).await;
     let cluster = Cluster::shared();
     let result = async {
         let before = cluster.audit_size();
         let deployments = Api::namespaced(bed.alice.clone(), NAMESPACE);
         deployments
-            .create(&PostParams::default(), &objects::deployment(&id, "alice")?)
+            .create(&PostParams::default(), &objects::deployment(id, "alice")?)
             .await
             .step("alice creates a Deployment")?;
-        let pods = running_pods(&bed.admin, NAMESPACE, &id, 2).await?;
+        let pods = running_pods(&bed.admin, NAMESPACE, id, 2).await?;
         let first = service
             .credentials(None, Some(&bound_token(&bed.admin, &pods[0]).await?), true)
             .await;
@@ -191,32 +187,25 @@ async fn alice_deployment_gets_one_token_set_by_sa_token_that_a_hadoop_client_us
         Ok::<_, Error>(())
     }
     .await;
-    id.cleanup(&bed.admin).await;
-    drop(service);
-    ledger.delete(&bed).await;
+    fx.teardown(service).await;
     result.expect("alice's Deployment by service-account token");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_by_sa_token_say_why() {
-    let bed = Bed::connect()
-        .await
-        .expect("the e2e control plane (make e2e-up)");
-    let id = TestId::new("ts-no");
-    let ledger = LedgerNamespace::create(&bed, &id)
-        .await
-        .expect("a ledger namespace of its own");
-    let service = start_service(&ledger).await;
+    let fx = Fixture::new("ts-no").await;
+    let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
+    let service = start_service(ledger).await;
     let result = async {
         let pods: Api<Pod> = Api::namespaced(bed.bob.clone(), NAMESPACE);
         // bob claims alice in the annotation; iddecorator writes bob.
         pods.create(
             &PostParams::default(),
-            &objects::pod(&id, &format!("{}-bob", id.name()), "alice")?,
+            &objects::pod(id, &format!("{}-bob", id.name()), "alice")?,
         )
         .await
         .step("bob creates a pod claiming alice")?;
-        let mut run_as = objects::pod(&id, &format!("{}-runas", id.name()), "bob")?;
+        let mut run_as = objects::pod(id, &format!("{}-runas", id.name()), "bob")?;
         run_as
             .metadata
             .annotations
@@ -229,7 +218,7 @@ async fn refusals_by_sa_token_say_why() {
             (UNDECORATED_NAMESPACE, "bare"),
             (UNSERVED_NAMESPACE, "unserved"),
         ] {
-            let mut pod = objects::pod(&id, &format!("{}-{suffix}", id.name()), "alice")?;
+            let mut pod = objects::pod(id, &format!("{}-{suffix}", id.name()), "alice")?;
             pod.metadata.namespace = Some(namespace.into());
             pod.metadata.annotations = None;
             Api::<Pod>::namespaced(bed.admin.clone(), namespace)
@@ -237,7 +226,7 @@ async fn refusals_by_sa_token_say_why() {
                 .await
                 .step(format!("admin creates a pod in {namespace}"))?;
         }
-        let team = running_pods(&bed.admin, NAMESPACE, &id, 2).await?;
+        let team = running_pods(&bed.admin, NAMESPACE, id, 2).await?;
         let find = |pods: &[Pod], suffix: &str| {
             pods.iter()
                 .find(|p| {
@@ -276,7 +265,7 @@ async fn refusals_by_sa_token_say_why() {
             || format!("bob running as svc-etl: {}", refused.text()),
         )?;
 
-        let bare = running_pods(&bed.admin, UNDECORATED_NAMESPACE, &id, 1).await?;
+        let bare = running_pods(&bed.admin, UNDECORATED_NAMESPACE, id, 1).await?;
         let answer = service
             .credentials(None, Some(&bound_token(&bed.admin, &bare[0]).await?), false)
             .await;
@@ -289,7 +278,7 @@ async fn refusals_by_sa_token_say_why() {
             || format!("pod without annotation: {}", answer.text()),
         )?;
 
-        let unserved = running_pods(&bed.admin, UNSERVED_NAMESPACE, &id, 1).await?;
+        let unserved = running_pods(&bed.admin, UNSERVED_NAMESPACE, id, 1).await?;
         let answer = service
             .credentials(
                 None,
@@ -309,9 +298,7 @@ async fn refusals_by_sa_token_say_why() {
         Ok::<_, Error>(())
     }
     .await;
-    id.cleanup(&bed.admin).await;
-    drop(service);
-    ledger.delete(&bed).await;
+    fx.teardown(service).await;
     for namespace in [UNDECORATED_NAMESPACE, UNSERVED_NAMESPACE] {
         let _ = Api::<Pod>::namespaced(bed.admin.clone(), namespace)
             .delete_collection(
@@ -325,20 +312,15 @@ async fn refusals_by_sa_token_say_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_are_identified_by_source_address_and_impostors_refused() {
-    let bed = Bed::connect()
-        .await
-        .expect("the e2e control plane (make e2e-up)");
-    let id = TestId::new("ts-ip");
-    let ledger = LedgerNamespace::create(&bed, &id)
-        .await
-        .expect("a ledger namespace of its own");
-    let service = start_service(&ledger).await;
+    let fx = Fixture::new("ts-ip").await;
+    let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
+    let service = start_service(ledger).await;
     let result = async {
         Api::namespaced(bed.alice.clone(), NAMESPACE)
-            .create(&PostParams::default(), &objects::deployment(&id, "alice")?)
+            .create(&PostParams::default(), &objects::deployment(id, "alice")?)
             .await
             .step("alice creates a Deployment")?;
-        let mut host = objects::pod(&id, &format!("{}-host", id.name()), "alice")?;
+        let mut host = objects::pod(id, &format!("{}-host", id.name()), "alice")?;
         host.metadata
             .labels
             .get_or_insert_default()
@@ -350,7 +332,7 @@ async fn pods_are_identified_by_source_address_and_impostors_refused() {
             .create(&PostParams::default(), &host)
             .await
             .step("admin creates a hostNetwork pod")?;
-        let pods = running_pods(&bed.admin, NAMESPACE, &id, 3).await?;
+        let pods = running_pods(&bed.admin, NAMESPACE, id, 3).await?;
         let (hosts, workers): (Vec<_>, Vec<_>) = pods.iter().partition(|p| {
             p.spec
                 .as_ref()
@@ -402,8 +384,6 @@ async fn pods_are_identified_by_source_address_and_impostors_refused() {
         Ok::<_, Error>(())
     }
     .await;
-    id.cleanup(&bed.admin).await;
-    drop(service);
-    ledger.delete(&bed).await;
+    fx.teardown(service).await;
     result.expect("identification by source address");
 }

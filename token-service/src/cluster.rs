@@ -20,7 +20,7 @@ use crate::identity::{AUDIENCE, Review};
 use crate::index::{IndexEvent, IndexWriter, SharedIndex};
 use crate::ledger::lifecycle::Liveness;
 use crate::ledger::reconcile::WorkloadState;
-use crate::pod::{OwnerRef, PodFacts};
+use crate::pod::{OwnerRef, PodFacts, owner_refs};
 use crate::workload::{LookupError, OwnerLookup, OwnerObject, WorkloadKey, resolve};
 
 /// What the request path asks of the API server.
@@ -130,20 +130,8 @@ impl Kube {
             .map_err(|_| error(format!("no answer within {}s", self.timeout.as_secs())))?
             .map_err(|e| error(e.to_string()))?;
         Ok(object.map(|o| OwnerObject {
+            owners: owner_refs(&o.metadata),
             uid: o.metadata.uid.unwrap_or_default(),
-            owners: o
-                .metadata
-                .owner_references
-                .unwrap_or_default()
-                .into_iter()
-                .map(|r| OwnerRef {
-                    api_version: r.api_version,
-                    kind: r.kind,
-                    name: r.name,
-                    uid: r.uid,
-                    controller: r.controller.unwrap_or(false),
-                })
-                .collect(),
         }))
     }
 }

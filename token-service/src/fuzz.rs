@@ -25,7 +25,7 @@ use crate::directory::{Directory, DirectoryError, RunAsStatus, UserStatus};
 use crate::identity::{ReviewedPod, by_ip, by_review, review_target};
 use crate::index::{IpLookup, PodIndex};
 use crate::mapping::{MappingRules, valid_account};
-use crate::pod::{OwnerRef, PodFacts};
+use crate::pod::{OwnerRef, PodFacts, owner_refs};
 use crate::request::{bearer_token, review_of, wants_json};
 use crate::workload::{LookupError, OwnerLookup, OwnerObject, WorkloadKey, controller_of, resolve};
 
@@ -275,20 +275,6 @@ impl OwnerLookup for Owners {
             });
         Box::pin(async move { Ok(found) })
     }
-}
-
-fn owner_refs(meta: &ObjectMeta) -> Vec<OwnerRef> {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .map(|r| OwnerRef {
-            api_version: r.api_version.clone(),
-            kind: r.kind.clone(),
-            name: r.name.clone(),
-            uid: r.uid.clone(),
-            controller: r.controller.unwrap_or(false),
-        })
-        .collect()
 }
 
 /// The workload key is deterministic, in the pod's namespace, and is either the bare pod or a

@@ -535,6 +535,31 @@ pub mod fake {
         .to_url_string()
     }
 
+    /// One HDFS token of `owner` with sequence number `seq`, as `obtain` returns it.
+    pub fn token_set(owner: &str, seq: i32) -> TokenSet {
+        TokenSet {
+            tokens: vec![IssuedToken::new(
+                "hdfs:ns1".into(),
+                "HDFS_DELEGATION_TOKEN".into(),
+                "ha-hdfs:ns1".into(),
+                url_string(owner, seq),
+            )],
+        }
+    }
+
+    /// What the NameNode answers for a token it no longer knows.
+    pub fn forgotten() -> SetError {
+        SetError {
+            failures: vec![(
+                "hdfs:ns1".into(),
+                HadoopError::TokenNotFound {
+                    endpoint: "nn1".into(),
+                    message: "token can't be found in cache".into(),
+                },
+            )],
+        }
+    }
+
     impl TokenSource for FakeSource {
         fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<TokenSet, SetError>> {
             Box::pin(async move {
@@ -547,29 +572,14 @@ pub mod fake {
                         failures: vec![("hdfs:ns1".into(), HadoopError::Config("down".into()))],
                     });
                 }
-                Ok(TokenSet {
-                    tokens: vec![IssuedToken::new(
-                        "hdfs:ns1".into(),
-                        "HDFS_DELEGATION_TOKEN".into(),
-                        "ha-hdfs:ns1".into(),
-                        url_string(user, 40 + n),
-                    )],
-                })
+                Ok(token_set(user, 40 + n))
             })
         }
 
         fn renew<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<Renewal, SetError>> {
             Box::pin(async move {
                 if self.forgotten.lock().expect("lock").contains(&seq(set)) {
-                    return Err(SetError {
-                        failures: vec![(
-                            "hdfs:ns1".into(),
-                            HadoopError::TokenNotFound {
-                                endpoint: "nn1".into(),
-                                message: "token can't be found in cache".into(),
-                            },
-                        )],
-                    });
+                    return Err(forgotten());
                 }
                 self.renewed.lock().expect("lock").push(seq(set));
                 let expires_at_ms = self

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use iddecorator::annotations;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::index::canonical;
 
@@ -102,23 +103,24 @@ impl PodFacts {
             service_account: spec.and_then(|s| s.service_account_name.clone()),
             user: annotation(annotations::USER),
             run_as: annotation(annotations::RUN_AS),
-            owners: meta
-                .owner_references
-                .as_ref()
-                .map(|refs| {
-                    refs.iter()
-                        .map(|r| OwnerRef {
-                            api_version: r.api_version.clone(),
-                            kind: r.kind.clone(),
-                            name: r.name.clone(),
-                            uid: r.uid.clone(),
-                            controller: r.controller.unwrap_or(false),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
+            owners: owner_refs(meta),
         }
     }
+}
+
+/// The owner references of an object, as the workload lookup walks them.
+pub(crate) fn owner_refs(meta: &ObjectMeta) -> Vec<OwnerRef> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .map(|r| OwnerRef {
+            api_version: r.api_version.clone(),
+            kind: r.kind.clone(),
+            name: r.name.clone(),
+            uid: r.uid.clone(),
+            controller: r.controller.unwrap_or(false),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -96,13 +96,7 @@ pub fn run(args: CompareArgs) -> Result<(), Error> {
     let table = markdown(&ours.target, &reference.target, &rows, &checks);
     print!("{table}");
 
-    let mut meta = serde_json::Map::new();
-    for m in &args.meta {
-        let (k, v) = m
-            .split_once('=')
-            .ok_or_else(|| Error::Usage(format!("--meta {m:?}: expected key=value")))?;
-        meta.insert(k.to_owned(), Value::String(v.to_owned()));
-    }
+    let meta = parse_meta(&args.meta)?;
     let mut attached = BTreeMap::new();
     for a in &args.attach {
         let (k, path) = a
@@ -128,13 +122,35 @@ pub fn run(args: CompareArgs) -> Result<(), Error> {
     if let Some(obj) = combined.as_object_mut() {
         obj.extend(attached);
     }
-    let text = serde_json::to_string_pretty(&combined)
-        .map_err(|e| Error::Usage(format!("cannot encode the report: {e}")))?;
-    write(&args.out, &(text + "\n"))?;
-    if let Some(md) = &args.markdown {
-        write(md, &table)?;
+    write_outputs(&combined, &args.out, &table, args.markdown.as_deref())
+}
+
+/// `--meta key=value` arguments as a JSON object.
+pub(crate) fn parse_meta(args: &[String]) -> Result<serde_json::Map<String, Value>, Error> {
+    let mut meta = serde_json::Map::new();
+    for m in args {
+        let (k, v) = m
+            .split_once('=')
+            .ok_or_else(|| Error::Usage(format!("--meta {m:?}: expected key=value")))?;
+        meta.insert(k.to_owned(), Value::String(v.to_owned()));
     }
-    println!("wrote {}", args.out.display());
+    Ok(meta)
+}
+
+/// The combined JSON to `out`, and the Markdown `table` to `markdown` if asked.
+pub(crate) fn write_outputs(
+    combined: &Value,
+    out: &Path,
+    table: &str,
+    markdown: Option<&Path>,
+) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(combined)
+        .map_err(|e| Error::Usage(format!("cannot encode the report: {e}")))?;
+    write(out, &(text + "\n"))?;
+    if let Some(md) = markdown {
+        write(md, table)?;
+    }
+    println!("wrote {}", out.display());
     Ok(())
 }
 
@@ -143,7 +159,7 @@ fn load(path: &Path) -> Result<Report, Error> {
         .map_err(|e| Error::Usage(format!("{} is not a loadgen report: {e}", path.display())))
 }
 
-fn read(path: &Path) -> Result<String, Error> {
+pub(crate) fn read(path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_owned(),
         source,

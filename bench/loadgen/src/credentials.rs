@@ -38,19 +38,42 @@ pub enum Phase {
     Cached,
 }
 
+/// The service and the pods that ask it (`credentials` and `fetchers` alike).
 #[derive(Debug, clap::Args)]
-pub struct CredentialsArgs {
+pub struct PodsArgs {
     /// e.g. https://127.0.0.1:PORT/v1/credentials
     #[arg(long)]
     url: String,
     /// CA certificate (PEM) of the service.
     #[arg(long)]
     ca: PathBuf,
-    /// One pod per line: `IP` or `IP<TAB>TOKEN` (tokens needed in SA mode).
+    /// One pod per line: `IP`, `IP<TAB>TOKEN` or `IP<TAB>TOKEN<TAB>WORKLOAD` (tokens needed in
+    /// SA mode, `-` otherwise; the workload for per-workload checks).
     #[arg(long)]
     pods: PathBuf,
     #[arg(long, value_enum)]
-    mode: Mode,
+    pub(crate) mode: Mode,
+}
+
+impl PodsArgs {
+    pub(crate) fn read_pods(&self) -> Result<Vec<Pod>, Error> {
+        let text = std::fs::read_to_string(&self.pods).map_err(|source| Error::Read {
+            path: self.pods.clone(),
+            source,
+        })?;
+        parse_pods(&text, self.mode)
+            .map_err(|e| Error::Usage(format!("{}: {e}", self.pods.display())))
+    }
+
+    pub(crate) fn target(&self) -> Result<Target, Error> {
+        target(&self.url, &self.ca, None)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CredentialsArgs {
+    #[command(flatten)]
+    service: PodsArgs,
     #[arg(long, value_enum)]
     phase: Phase,
     /// Workers of the cached phase.
@@ -106,6 +129,22 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
+    /// Requests that got an answer or a transport error.
+    pub(crate) fn requests(&self) -> u64 {
+        self.outcomes.values().sum()
+    }
+
+    /// The latency at quantile `p`, 0 without samples.
+    pub(crate) fn quantile_us(&self, p: f64) -> u64 {
+        self.histogram
+            .as_ref()
+            .map_or(0, |h| h.value_at_quantile(p))
+    }
+
+    pub(crate) fn max_us(&self) -> u64 {
+        self.histogram.as_ref().map_or(0, |h| h.max())
+    }
+
     pub(crate) fn new() -> Result<Self, Error> {
         let histogram = Histogram::new_with_bounds(1, 600_000_000, 3)
             .map_err(|e| Error::Usage(format!("histogram: {e}")))?;
@@ -171,14 +210,21 @@ impl Tally {
 }
 
 pub async fn run(args: CredentialsArgs) -> Result<(), Error> {
-    let pods = Arc::new(read_pods(&args)?);
-    let target = Arc::new(target(&args.url, &args.ca, None)?);
+    let pods = Arc::new(args.service.read_pods()?);
+    let target = Arc::new(args.service.target()?);
     let cpu_before = args.pid.and_then(cpu_seconds);
     let started = Instant::now();
     let (tally, concurrency) = match args.phase {
-        Phase::Burst => (burst(&target, &pods, args.mode).await?, pods.len()),
+        Phase::Burst => (burst(&target, &pods, args.service.mode).await?, pods.len()),
         Phase::Cached => (
-            cached(&target, &pods, args.mode, args.concurrency, args.duration).await?,
+            cached(
+                &target,
+                &pods,
+                args.service.mode,
+                args.concurrency,
+                args.duration,
+            )
+            .await?,
             args.concurrency,
         ),
     };
@@ -187,16 +233,11 @@ pub async fn run(args: CredentialsArgs) -> Result<(), Error> {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
-    let requests = tally.outcomes.values().sum::<u64>();
-    let q = |p: f64| {
-        tally
-            .histogram
-            .as_ref()
-            .map_or(0, |h| h.value_at_quantile(p))
-    };
+    let requests = tally.requests();
+    let q = |p: f64| tally.quantile_us(p);
     let report = PhaseReport {
         label: args.label,
-        mode: args.mode,
+        mode: args.service.mode,
         phase: args.phase,
         pods: pods.len(),
         concurrency,
@@ -204,7 +245,7 @@ pub async fn run(args: CredentialsArgs) -> Result<(), Error> {
         ok: tally.ok,
         p50_us: q(0.5),
         p99_us: q(0.99),
-        max_us: tally.histogram.as_ref().map_or(0, |h| h.max()),
+        max_us: tally.max_us(),
         outcomes: tally.outcomes,
         first_error: tally.first_error,
         wall_s: wall,
@@ -233,14 +274,6 @@ pub async fn run(args: CredentialsArgs) -> Result<(), Error> {
         path: args.out.clone(),
         source,
     })
-}
-
-fn read_pods(args: &CredentialsArgs) -> Result<Vec<Pod>, Error> {
-    let text = std::fs::read_to_string(&args.pods).map_err(|source| Error::Read {
-        path: args.pods.clone(),
-        source,
-    })?;
-    parse_pods(&text, args.mode).map_err(|e| Error::Usage(format!("{}: {e}", args.pods.display())))
 }
 
 /// `IP`, `IP<TAB>TOKEN` or `IP<TAB>TOKEN<TAB>WORKLOAD` per line (TOKEN may be empty or `-`

@@ -3,8 +3,8 @@
 //! while, as a refreshing sidecar would; every request a fresh TLS connection from the pod's
 //! own address (IP mode) or with its bound token (SA mode). Per workload it records how many
 //! different answers its pods got: one token set per workload means exactly one.
-use crate::credentials::{Mode, Pod, Tally, ask, parse_pods};
-use crate::load::{Target, cpu_seconds, peak_rss_kib, target};
+use crate::credentials::{Mode, Pod, PodsArgs, Tally, ask};
+use crate::load::{Target, cpu_seconds, peak_rss_kib};
 use crate::{Error, parse_duration};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,17 +14,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 pub struct FetchersArgs {
-    /// e.g. https://127.0.0.1:PORT/v1/credentials
-    #[arg(long)]
-    url: String,
-    /// CA certificate (PEM) of the service.
-    #[arg(long)]
-    ca: PathBuf,
-    /// One pod per line: `IP<TAB>TOKEN<TAB>WORKLOAD` (TOKEN `-` in IP mode).
-    #[arg(long)]
-    pods: PathBuf,
-    #[arg(long, value_enum)]
-    mode: Mode,
+    #[command(flatten)]
+    service: PodsArgs,
     /// Clients; client c is pod c mod pods (default: one per pod).
     #[arg(long)]
     clients: Option<usize>,
@@ -80,18 +71,13 @@ pub struct FetchersReport {
 }
 
 pub async fn run(args: FetchersArgs) -> Result<(), Error> {
-    let text = std::fs::read_to_string(&args.pods).map_err(|source| Error::Read {
-        path: args.pods.clone(),
-        source,
-    })?;
-    let pods = parse_pods(&text, args.mode)
-        .map_err(|e| Error::Usage(format!("{}: {e}", args.pods.display())))?;
-    let pods = Arc::new(pods);
+    let pods = Arc::new(args.service.read_pods()?);
     let clients = args.clients.unwrap_or(pods.len()).max(1);
-    let target = Arc::new(target(&args.url, &args.ca, None)?);
+    let target = Arc::new(args.service.target()?);
     let cpu_before = args.pid.and_then(cpu_seconds);
     let started = Instant::now();
-    let (tally, mut workloads) = fetch(&target, &pods, args.mode, clients, args.duration).await?;
+    let (tally, mut workloads) =
+        fetch(&target, &pods, args.service.mode, clients, args.duration).await?;
     let wall_s = started.elapsed().as_secs_f64();
     let server_cpu_s = cpu_before
         .zip(args.pid.and_then(cpu_seconds))
@@ -102,16 +88,11 @@ pub async fn run(args: FetchersArgs) -> Result<(), Error> {
     for w in workloads.values_mut() {
         w.distinct_answers = w.digests.len();
     }
-    let requests = tally.outcomes.values().sum::<u64>();
-    let q = |p: f64| {
-        tally
-            .histogram
-            .as_ref()
-            .map_or(0, |h| h.value_at_quantile(p))
-    };
+    let requests = tally.requests();
+    let q = |p: f64| tally.quantile_us(p);
     let report = FetchersReport {
         label: args.label,
-        mode: args.mode,
+        mode: args.service.mode,
         pods: pods.len(),
         clients,
         duration_s: args.duration.as_secs_f64(),
@@ -121,7 +102,7 @@ pub async fn run(args: FetchersArgs) -> Result<(), Error> {
         p50_us: q(0.5),
         p99_us: q(0.99),
         p999_us: q(0.999),
-        max_us: tally.histogram.as_ref().map_or(0, |h| h.max()),
+        max_us: tally.max_us(),
         first_error: tally.first_error,
         outcomes: tally.outcomes,
         wall_s,

@@ -18,17 +18,24 @@ use std::time::{Duration, Instant};
 /// Per-request limit: a stuck request counts as an error instead of hanging the run.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The server under test (`run` and `sustained` alike).
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
+pub struct ServerArgs {
     /// Name of the server under test, as written in the report (e.g. iddecorator, go-ref).
     #[arg(long)]
-    target: String,
+    pub(crate) target: String,
     /// Endpoint to POST to, e.g. https://127.0.0.1:8443/mutate.
     #[arg(long)]
-    url: String,
+    pub(crate) url: String,
     /// CA certificate (PEM) the server's certificate chains to.
     #[arg(long)]
-    ca: PathBuf,
+    pub(crate) ca: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    server: ServerArgs,
     /// TLS server name to verify (default: the URL's host).
     #[arg(long)]
     server_name: Option<String>,
@@ -98,7 +105,11 @@ struct WorkerResult {
 }
 
 pub async fn run(args: RunArgs) -> Result<(), Error> {
-    let target = Arc::new(target(&args.url, &args.ca, args.server_name.as_deref())?);
+    let target = Arc::new(target(
+        &args.server.url,
+        &args.server.ca,
+        args.server_name.as_deref(),
+    )?);
     let fixtures = read_fixtures(&args.fixtures)?;
     if args.concurrency.contains(&0) {
         return Err(Error::Usage(
@@ -125,7 +136,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     };
 
     let mut runs = Vec::new();
-    report::print_header(&args.target);
+    report::print_header(&args.server.target);
     for (name, body) in &fixtures {
         for &concurrency in &args.concurrency {
             if !args.warmup.is_zero() {
@@ -168,12 +179,12 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     }
     if let Some(out) = &args.out {
         if args.append {
-            runs = report::earlier_runs(out, &args.target)?
+            runs = report::earlier_runs(out, &args.server.target)?
                 .into_iter()
                 .chain(runs)
                 .collect();
         }
-        report::write_json(out, &args.target, &args.url, &runs)?;
+        report::write_json(out, &args.server.target, &args.server.url, &runs)?;
         println!("wrote {}", out.display());
     }
     Ok(())
@@ -285,10 +296,30 @@ async fn worker(
 }
 
 async fn connect(target: &Target) -> Result<SendRequest<Full<Bytes>>, Error> {
-    let failed = |reason: String| Error::Connect {
-        addr: target.addr.clone(),
-        reason,
-    };
+    let tls = connect_tls(target).await?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| target.connect_error(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+impl Target {
+    pub(crate) fn connect_error(&self, reason: String) -> Error {
+        Error::Connect {
+            addr: self.addr.clone(),
+            reason,
+        }
+    }
+}
+
+/// TCP (no Nagle) and TLS to `target`, each step under `REQUEST_TIMEOUT`.
+pub(crate) async fn connect_tls(
+    target: &Target,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Error> {
+    let failed = |reason: String| target.connect_error(reason);
     let tcp = tokio::time::timeout(
         REQUEST_TIMEOUT,
         tokio::net::TcpStream::connect(&target.addr),
@@ -304,13 +335,7 @@ async fn connect(target: &Target) -> Result<SendRequest<Full<Bytes>>, Error> {
     .await
     .map_err(|_| failed("TLS handshake timed out".into()))?
     .map_err(|e| failed(format!("TLS: {e}")))?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+    Ok(tls)
 }
 
 pub(crate) fn target(url: &str, ca: &Path, server_name: Option<&str>) -> Result<Target, Error> {

@@ -4,7 +4,9 @@
 //! mix). A slow answer never delays the next send (open loop), and latency is counted from when
 //! a request was *due*, so a stall is charged to every request it held up (no coordinated
 //! omission); the time from the actual send is reported beside it.
-use crate::load::{Target, cpu_seconds, peak_rss_kib, read_fixtures, target_with_alpn};
+use crate::load::{
+    ServerArgs, Target, connect_tls, cpu_seconds, peak_rss_kib, read_fixtures, target_with_alpn,
+};
 use crate::{Error, parse_duration};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -28,15 +30,8 @@ const ALLOWED: &[u8] = b"\"allowed\":true";
 
 #[derive(Debug, clap::Args)]
 pub struct SustainedArgs {
-    /// Name of the server under test, as written in the report.
-    #[arg(long)]
-    target: String,
-    /// Endpoint to POST to, e.g. https://127.0.0.1:8443/mutate.
-    #[arg(long)]
-    url: String,
-    /// CA certificate (PEM) the server's certificate chains to.
-    #[arg(long)]
-    ca: PathBuf,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Process id of the server, for its CPU time and peak RSS.
     #[arg(long)]
     pid: Option<u32>,
@@ -249,7 +244,12 @@ pub async fn run(args: SustainedArgs) -> Result<(), Error> {
         ));
     }
     let fixtures = read_fixtures(&args.fixtures)?;
-    let target = target_with_alpn(&args.url, &args.ca, None, vec![b"h2".to_vec()])?;
+    let target = target_with_alpn(
+        &args.server.url,
+        &args.server.ca,
+        None,
+        vec![b"h2".to_vec()],
+    )?;
     let mut connections = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
         connections.push(tokio::sync::Mutex::new(connect_h2(&target).await?));
@@ -309,8 +309,8 @@ pub async fn run(args: SustainedArgs) -> Result<(), Error> {
         .as_secs_f64()
         .max(args.duration.as_secs_f64());
     let report = SustainedReport {
-        target: args.target,
-        url: args.url,
+        target: args.server.target,
+        url: args.server.url,
         protocol: "h2".into(),
         connections: args.connections,
         fixtures: fixtures.into_iter().map(|(n, _)| n).collect(),
@@ -438,25 +438,8 @@ async fn drain(shared: &Shared) {
 
 /// TLS with ALPN h2 (refused if the server picks anything else), then an HTTP/2 handshake.
 async fn connect_h2(target: &Target) -> Result<SendRequest<Full<Bytes>>, Error> {
-    let failed = |reason: String| Error::Connect {
-        addr: target.addr.clone(),
-        reason,
-    };
-    let tcp = tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        tokio::net::TcpStream::connect(&target.addr),
-    )
-    .await
-    .map_err(|_| failed("timed out".into()))?
-    .map_err(|e| failed(e.to_string()))?;
-    tcp.set_nodelay(true).map_err(|e| failed(e.to_string()))?;
-    let tls = tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        target.tls.connect(target.server_name.clone(), tcp),
-    )
-    .await
-    .map_err(|_| failed("TLS handshake timed out".into()))?
-    .map_err(|e| failed(format!("TLS: {e}")))?;
+    let failed = |reason: String| target.connect_error(reason);
+    let tls = connect_tls(target).await?;
     if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
         return Err(failed(
             "the server did not negotiate HTTP/2 (ALPN h2)".into(),

@@ -1,9 +1,9 @@
 //! `loadgen sustained-compare`: the two sustained reports of one session (ours, the reference)
 //! → one table with ratios, the target checked for each, one JSON file.
 use crate::Error;
+use crate::compare::{parse_meta, read, write_outputs};
 use crate::sustained::SustainedReport;
 use serde::Serialize;
-use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -45,13 +45,7 @@ pub fn run(args: SustainedCompareArgs) -> Result<(), Error> {
     let checks = vec![check(&ours), check(&reference)];
     let table = markdown(&ours, &reference, &checks);
     print!("{table}");
-    let mut meta = serde_json::Map::new();
-    for m in &args.meta {
-        let (k, v) = m
-            .split_once('=')
-            .ok_or_else(|| Error::Usage(format!("--meta {m:?}: expected key=value")))?;
-        meta.insert(k.to_owned(), Value::String(v.to_owned()));
-    }
+    let meta = parse_meta(&args.meta)?;
     let combined = serde_json::json!({
         "meta": meta,
         "ours": ours.target,
@@ -68,14 +62,7 @@ pub fn run(args: SustainedCompareArgs) -> Result<(), Error> {
         "targets": checks,
         "runs": [ours, reference],
     });
-    let text = serde_json::to_string_pretty(&combined)
-        .map_err(|e| Error::Usage(format!("cannot encode the report: {e}")))?;
-    write(&args.out, &(text + "\n"))?;
-    if let Some(md) = &args.markdown {
-        write(md, &table)?;
-    }
-    println!("wrote {}", args.out.display());
-    Ok(())
+    write_outputs(&combined, &args.out, &table, args.markdown.as_deref())
 }
 
 fn ratio(ours: Option<f64>, reference: Option<f64>) -> Option<f64> {
@@ -124,22 +111,11 @@ fn thousands(v: f64) -> String {
 }
 
 fn load(path: &Path) -> Result<SustainedReport, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| {
+    serde_json::from_str(&read(path)?).map_err(|e| {
         Error::Usage(format!(
             "{} is not a `loadgen sustained` report: {e}",
             path.display()
         ))
-    })
-}
-
-fn write(path: &Path, text: &str) -> Result<(), Error> {
-    std::fs::write(path, text).map_err(|source| Error::Write {
-        path: path.to_owned(),
-        source,
     })
 }
 

@@ -268,9 +268,9 @@ mod tests {
 
     use super::*;
     use crate::hadoop::error::HadoopError;
-    use crate::hadoop::{IssuedToken, Renewal, SetError};
+    use crate::hadoop::{Renewal, SetError};
     use crate::issuer::IssuerConfig;
-    use crate::issuer::fake::url_string;
+    use crate::issuer::fake::{forgotten, token_set};
     use crate::ledger::Persist;
     use crate::ledger::store::fake::FakeSecrets;
     use prometheus_client::registry::Registry;
@@ -306,14 +306,7 @@ mod tests {
         fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<TokenSet, SetError>> {
             Box::pin(async move {
                 let n = self.obtained.fetch_add(1, Ordering::SeqCst) as i32;
-                Ok(TokenSet {
-                    tokens: vec![IssuedToken::new(
-                        "hdfs:ns1".into(),
-                        "HDFS_DELEGATION_TOKEN".into(),
-                        "ha-hdfs:ns1".into(),
-                        url_string(user, 40 + n),
-                    )],
-                })
+                Ok(token_set(user, 40 + n))
             })
         }
 
@@ -323,15 +316,7 @@ mod tests {
                     return Err(failure());
                 }
                 if self.forgotten.load(Ordering::SeqCst) {
-                    return Err(SetError {
-                        failures: vec![(
-                            "hdfs:ns1".into(),
-                            HadoopError::TokenNotFound {
-                                endpoint: "nn1".into(),
-                                message: "token can't be found in cache".into(),
-                            },
-                        )],
-                    });
+                    return Err(forgotten());
                 }
                 self.renewed.fetch_add(1, Ordering::SeqCst);
                 let e = (self.now.load(Ordering::SeqCst) + INTERVAL).min(MAX_DATE);

@@ -78,6 +78,18 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 /// Told about each Hadoop call: operation, success, how long it took.
 pub type CallObserver = Arc<dyn Fn(&'static str, bool, Duration) + Send + Sync>;
 
+/// Runs one Hadoop call and tells `observe` its operation, outcome and duration.
+pub async fn observed<T, E>(
+    observe: impl Fn(&'static str, bool, Duration),
+    op: &'static str,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let started = Instant::now();
+    let result = call.await;
+    observe(op, result.is_ok(), started.elapsed());
+    result
+}
+
 pub fn system_clock() -> Clock {
     Arc::new(|| {
         std::time::SystemTime::now()
@@ -317,10 +329,12 @@ impl Inner {
         }
         let renewed = {
             let _slot = self.hadoop_slot().await?;
-            let started = Instant::now();
-            let renewed = self.source.renew(&expired.issued.set).await;
-            (self.observe)("renew", renewed.is_ok(), started.elapsed());
-            renewed
+            observed(
+                &*self.observe,
+                "renew",
+                self.source.renew(&expired.issued.set),
+            )
+            .await
         };
         match renewed {
             Ok(renewal) => {
@@ -339,9 +353,7 @@ impl Inner {
     }
 
     async fn give_back(&self, set: &TokenSet) {
-        let started = Instant::now();
-        let cancelled = self.source.cancel(set).await;
-        (self.observe)("cancel", cancelled.is_ok(), started.elapsed());
+        let cancelled = observed(&*self.observe, "cancel", self.source.cancel(set)).await;
         if let Err(e) = cancelled {
             tracing::warn!(error = %e, "cannot cancel a token set nobody will use; it expires by itself");
         }
@@ -369,15 +381,11 @@ impl Inner {
 
     async fn obtain(&self, user: &str) -> Result<Issued, ApiError> {
         let _slot = self.hadoop_slot().await?;
-        let started = Instant::now();
-        let obtained = self.source.obtain(user).await;
-        (self.observe)("obtain", obtained.is_ok(), started.elapsed());
+        let obtained = observed(&*self.observe, "obtain", self.source.obtain(user)).await;
         let set = obtained.map_err(|e| obtain_error(user, &e))?;
         let mut tokens = describe(&set);
         // Hadoop does not say when a new token expires; a renewal does (YARN does the same).
-        let started = Instant::now();
-        let renewed = self.source.renew(&set).await;
-        (self.observe)("renew", renewed.is_ok(), started.elapsed());
+        let renewed = observed(&*self.observe, "renew", self.source.renew(&set)).await;
         let expires_at_ms = match renewed {
             Ok(r) => {
                 for t in &mut tokens {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 
@@ -13,7 +13,7 @@ use super::lifecycle::{self, Action, Liveness};
 use super::store::{Entry, Ledger, Record, StoreError};
 use crate::audit::{AuditEvent, AuditSink, rfc3339_ms};
 use crate::hadoop::{HadoopError, SetError, TokenSet, TokenSource};
-use crate::issuer::{Clock, Issued, Issuer, TokenInfo, describe, encode};
+use crate::issuer::{Clock, Issued, Issuer, TokenInfo, describe, encode, observed};
 use crate::metrics::Metrics;
 use crate::workload::WorkloadKey;
 
@@ -91,10 +91,12 @@ impl Reconciler {
     }
 
     async fn renew(&self, entry: &Entry, now_ms: u64) -> Result<(), StoreError> {
-        let started = Instant::now();
-        let renewed = self.source.renew(&entry.issued.set).await;
-        self.metrics
-            .observe_call("renew", renewed.is_ok(), started.elapsed());
+        let renewed = observed(
+            |op, ok, took| self.metrics.observe_call(op, ok, took),
+            "renew",
+            self.source.renew(&entry.issued.set),
+        )
+        .await;
         let renewal = match renewed {
             Ok(r) => r,
             // Nothing left to renew (the server forgot the set, or it is past the expiry we
@@ -116,10 +118,12 @@ impl Reconciler {
 
     async fn reissue(&self, entry: &Entry, now_ms: u64) -> Result<(), StoreError> {
         let user = &entry.record.hadoop_user;
-        let started = Instant::now();
-        let obtained = self.source.obtain(user).await;
-        self.metrics
-            .observe_call("obtain", obtained.is_ok(), started.elapsed());
+        let obtained = observed(
+            |op, ok, took| self.metrics.observe_call(op, ok, took),
+            "obtain",
+            self.source.obtain(user),
+        )
+        .await;
         let set = match obtained {
             Ok(set) => set,
             Err(e) => return self.failed(entry, "reissue", &e.to_string(), now_ms).await,
@@ -178,10 +182,12 @@ impl Reconciler {
     }
 
     async fn cancel(&self, entry: &Entry, now_ms: u64) -> Result<(), StoreError> {
-        let started = Instant::now();
-        let cancelled = self.source.cancel(&entry.issued.set).await;
-        self.metrics
-            .observe_call("cancel", cancelled.is_ok(), started.elapsed());
+        let cancelled = observed(
+            |op, ok, took| self.metrics.observe_call(op, ok, took),
+            "cancel",
+            self.source.cancel(&entry.issued.set),
+        )
+        .await;
         if let Err(e) = cancelled {
             // A set past its expiry or unknown to the server is dead anyway; anything else is
             // retried.

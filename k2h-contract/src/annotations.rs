@@ -1,0 +1,10 @@
+//! The annotation keys that form kube2hadoop's stable interface.
+
+/// Who submitted the workload. Written by iddecorator only; token-service trusts nothing else.
+pub const USER: &str = "kube2hadoop.io/user";
+/// A headless account the submitter asks to run as; checked by token-service against LDAP.
+pub const RUN_AS: &str = "kube2hadoop.io/run-as";
+/// Opt-in: iddecorator injects the fetcher, volume, mount and env var.
+pub const INJECT: &str = "kube2hadoop.io/inject";
+/// With `inject`: run the fetcher as a refreshing sidecar instead of a one-shot init container.
+pub const REFRESH: &str = "kube2hadoop.io/refresh";

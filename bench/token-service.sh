@@ -219,17 +219,18 @@ dt_calls() { count 'cmd=getDelegationToken' "$audit_log"; }
 kdc_requests() { count 'Sending request' "$krb_trace"; }
 
 # mint_tokens OUT [SELECTOR]: IP<TAB>bound SA token<TAB>workload label for every running pod
-# matching SELECTOR (app=bench) (TokenRequest as admin, 8 at once).
+# matching SELECTOR (app=bench) (TokenRequest as the pod's node, as its kubelet would: only
+# kubelets may mint for audience kube2hadoop; 8 at once).
 mint_tokens() {
   kubectl get pods -n "$ns" -l "${2:-app=bench}" --field-selector=status.phase=Running \
-    -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid} {.status.podIP} {.metadata.labels.workload}{"\n"}{end}' |
+    -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid} {.status.podIP} {.spec.nodeName} {.metadata.labels.workload}{"\n"}{end}' |
     # $1 = $1 drops the trailing blank a missing label leaves: xargs -L would join the lines.
-    awk 'NF >= 3 {$1 = $1; print}' | xargs -P 8 -L 1 bash -c '
+    awk 'NF >= 4 {$1 = $1; print}' | xargs -P 8 -L 1 bash -c '
       body="{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenRequest\",\"spec\":{\"audiences\":[\"kube2hadoop\"],\"expirationSeconds\":3600,\"boundObjectRef\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"name\":\"$0\",\"uid\":\"$1\"}}}"
-      tok=$(curl -s --max-time 10 --cacert "$K2H_E2E_CA" --cert "$K2H_E2E_PKI/admin.crt" --key "$K2H_E2E_PKI/admin.key" \
+      tok=$(curl -s --max-time 10 --cacert "$K2H_E2E_CA" --cert "$K2H_E2E_PKI/node-$3.crt" --key "$K2H_E2E_PKI/node-$3.key" \
         -H "Content-Type: application/json" -X POST --data "$body" \
         "$K2H_E2E_APISERVER/api/v1/namespaces/'"$ns"'/serviceaccounts/default/token" | jq -r ".status.token // empty")
-      [[ -n $tok ]] && printf "%s\t%s\t%s\n" "$2" "$tok" "${3:-}"' >"$1"
+      [[ -n $tok ]] && printf "%s\t%s\t%s\n" "$2" "$tok" "${4:-}"' >"$1"
 }
 
 running_ips() {

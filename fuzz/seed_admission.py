@@ -19,12 +19,15 @@ KINDS = [
     ("kubeflow.org", "v2beta1", "MPIJob", "mpijobs", ["spec.mpiReplicaSpecs.Launcher.template"]),
     ("kubeflow.org", "v1", "XGBoostJob", "xgboostjobs", ["spec.xgbReplicaSpecs.Master.template"]),
     ("kubeflow.org", "v1", "PaddleJob", "paddlejobs", ["spec.paddleReplicaSpecs.Worker.template"]),
+    ("kubeflow.org", "v1", "MXJob", "mxjobs", ["spec.mxReplicaSpecs.Scheduler.template", "spec.mxReplicaSpecs.Worker.template"]),
+    ("kubeflow.org", "v1", "JAXJob", "jaxjobs", ["spec.jaxReplicaSpecs.Worker.template"]),
     # Kinds of iddecorator::fuzz::RICH_POLICY.
     ("ray.io", "v1", "RayCluster", "rayclusters", ["spec.headGroupSpec.template", "spec.workerGroupSpecs.0.template"]),
     ("example.com", "v1", "Fanout", "fanouts", ["spec.a.template", "spec.b.template"]),
 ]
 USER = "kube2hadoop.io/user"
 RS = "system:serviceaccount:kube-system:replicaset-controller"
+OPERATOR = "system:serviceaccount:kubeflow:training-operator"
 
 
 def template(user, image, inject=None):
@@ -59,7 +62,7 @@ def put(obj, path, value):
     obj[keys[-1]] = value
 
 
-def workload(kind, user, image, inject=None, owner=None):
+def workload(kind, user, image, inject=None, owner=None, owner_kind=("apps/v1", "ReplicaSet")):
     group, version, name, _, paths = kind
     obj = {"apiVersion": f"{group}/{version}" if group else version, "kind": name,
            "metadata": {"name": "train", "namespace": "ml", "labels": {"app": "train"}}}
@@ -67,7 +70,7 @@ def workload(kind, user, image, inject=None, owner=None):
         obj["metadata"]["annotations"] = {USER: user}
     if owner is not None:
         obj["metadata"]["ownerReferences"] = [{
-            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "train-7d4b9c",
+            "apiVersion": owner_kind[0], "kind": owner_kind[1], "name": "train-7d4b9c",
             "uid": "6f1c2d3e-0000-4000-8000-000000000001", "controller": owner,
             "blockOwnerDeletion": True}]
     if not paths:
@@ -82,13 +85,15 @@ def workload(kind, user, image, inject=None, owner=None):
     return obj
 
 
-def review(op, kind, username, obj, old=None, sub=None):
+def review(op, kind, username, obj, old=None, sub=None, groups=("system:authenticated",)):
     group, version, name, resource, _ = kind
     req = {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
            "kind": {"group": group, "version": version, "kind": name},
-           "resource": {"group": group, "version": version, "resource": resource},
+           # A TokenRequest is a subresource of the core group's serviceaccounts.
+           "resource": {"group": "" if name == "TokenRequest" else group, "version": version,
+                        "resource": resource},
            "name": "train", "namespace": "ml", "operation": op,
-           "userInfo": {"username": username, "uid": "014fbff9a07c", "groups": ["system:authenticated"]},
+           "userInfo": {"username": username, "uid": "014fbff9a07c", "groups": list(groups)},
            "object": obj, "oldObject": old, "dryRun": False}
     if sub:
         req["subResource"] = sub
@@ -124,6 +129,22 @@ def main():
     emit(review("UPDATE", pod, "bob", new, old, sub="ephemeralcontainers"), "pod-ephemeral")
     emit(review("DELETE", pod, "bob", None, old), "pod-delete")
     emit(review("CREATE", pod, "system:serviceaccount:etl:runner", workload(pod, None, "x")), "pod-sa")
+    # Issue 13: owner kinds a controller does or does not manage, pod takeover, CONNECT, tokens.
+    for owner_kind in [("kubeflow.org/v1", "MXJob"), ("v1", "ConfigMap"), ("batch/v1", "Job")]:
+        emit(review("CREATE", pod, OPERATOR, workload(pod, "alice", "x", owner=True, owner_kind=owner_kind)),
+             f"pod-operator-{owner_kind[1]}")
+    emit(review("UPDATE", pod, "root", workload(pod, "alice", "evil:1"), old, groups=["system:masters"]),
+         "pod-update-admin")
+    options = {"apiVersion": "v1", "kind": "PodExecOptions", "command": ["sh"], "stdin": True}
+    for sub in ["exec", "attach", "portforward"]:
+        emit(review("CONNECT", ("", "v1", "PodExecOptions", "pods", []), "bob", options, sub=sub), f"connect-{sub}")
+    token = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+             "metadata": {"name": "default", "namespace": "ml"},
+             "spec": {"audiences": ["kube2hadoop"], "expirationSeconds": 600,
+                      "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "train"}}}
+    tr = ("authentication.k8s.io", "v1", "TokenRequest", "serviceaccounts", [])
+    emit(review("CREATE", tr, "bob", token, sub="token"), "token-user")
+    emit(review("CREATE", tr, "system:node:n1", token, sub="token", groups=["system:nodes"]), "token-node")
     for f in sorted(os.listdir("../bench/fixtures")):
         with open(f"../bench/fixtures/{f}") as src:
             emit(json.load(src), "bench-" + f.removesuffix(".json"))

@@ -64,6 +64,23 @@ build_k8s() {
     go build "${BUILD[@]}" -o "$K8S_BIN/" "${pkgs[@]}")
 }
 
+# The Kubeflow training operator and the manifests of the same module version: its CRDs, its
+# ClusterRole and its ValidatingWebhookConfiguration (the bed applies them as shipped, only
+# pointing the webhook at loopback). Its go.mod has no replace directives: `go install` works.
+build_training_operator() {
+  local mod=github.com/kubeflow/training-operator dir=$TRAINING_OPERATOR_DIR src
+  mkdir -p "$dir/bin"
+  GOBIN=$dir/bin go install "${BUILD[@]}" "$mod/cmd/training-operator.v1@$TRAINING_OPERATOR_VERSION"
+  src=$(go mod download -json "$mod@$TRAINING_OPERATOR_VERSION" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+  rm -rf "$dir/crds" "$dir/rbac" "$dir/webhook"
+  mkdir -p "$dir/crds" "$dir/rbac" "$dir/webhook"
+  cp "$src"/manifests/base/crds/kubeflow.org_*.yaml "$dir/crds/"
+  cp "$src/manifests/base/rbac/role.yaml" "$dir/rbac/"
+  cp "$src/manifests/base/webhook/manifests.yaml" "$dir/webhook/"
+  chmod -R u+w "$dir"
+}
+
 have() { local f; for f in "$@"; do [ -x "$f" ] || return 1; done; }
 
 total=$SECONDS
@@ -71,4 +88,6 @@ have "$ETCD_BIN/etcd" || timed "build etcd $ETCD_VERSION" build_etcd
 have "$KWOK_BIN/kwok" || timed "build kwok $KWOK_VERSION" build_kwok
 have "$K8S_BIN"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl} ||
   timed "build kubernetes $K8S_VERSION" build_k8s
+have "$TRAINING_OPERATOR_DIR/bin/training-operator.v1" && [ -s "$TRAINING_OPERATOR_DIR/rbac/role.yaml" ] ||
+  timed "build training-operator $TRAINING_OPERATOR_VERSION" build_training_operator
 log "binaries ready in $CACHE (build.sh took $((SECONDS - total))s)"

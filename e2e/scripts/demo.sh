@@ -182,14 +182,17 @@ do_submit() {
 }
 
 # What kubelet would do for the injected pod: a projected token bound to it (audience
-# kube2hadoop), then the fetcher with the injected arguments, on this machine.
+# kube2hadoop), minted as the pod's node (only kubelets may mint for that audience), then the
+# fetcher with the injected arguments, on this machine.
 do_fetch() {
-  local pod uid sa
+  local pod uid sa node
   pod=$(cat "$DEMO/pod")
   uid=$(kc --context admin -n "$NS" get pod "$pod" -o jsonpath='{.metadata.uid}')
   sa=$(kc --context admin -n "$NS" get pod "$pod" -o jsonpath='{.spec.serviceAccountName}')
+  node=$(kc --context admin -n "$NS" get pod "$pod" -o jsonpath='{.spec.nodeName}')
   mkdir -p "$DEMO/pod-fs/sa" "$DEMO/pod-fs/hadoop"
-  (umask 077 && kc --context admin -n "$NS" create token "${sa:-default}" --audience kube2hadoop \
+  (umask 077 && kc --context admin --client-certificate "$PKI/node-$node.crt" \
+    --client-key "$PKI/node-$node.key" -n "$NS" create token "${sa:-default}" --audience kube2hadoop \
     --bound-object-kind Pod --bound-object-name "$pod" --bound-object-uid "$uid" --duration 10m \
     >"$DEMO/pod-fs/sa/token")
   "$BIN/init-fetcher" fetch --url "https://127.0.0.1:$(cat "$DEMO/port")" --ca-file "$PKI/ca.crt" \

@@ -11,7 +11,7 @@ stop_all() {
   done
   wait
 }
-stop_all iddecorator kwok kube-scheduler kube-controller-manager
+stop_all training-operator iddecorator kwok kube-scheduler kube-controller-manager
 stop_all kube-apiserver
 stop_all etcd
 if [ -s "$STATE/ports" ]; then

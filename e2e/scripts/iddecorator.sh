@@ -16,14 +16,39 @@ POLICY=$E2E_DIR/cluster/iddecorator-policy.yaml
 # A policy written into the bed (the demo writes one naming its token service) wins.
 [ ! -f "$STATE/iddecorator-policy.yaml" ] || POLICY=$STATE/iddecorator-policy.yaml
 
+# The kubeconfig iddecorator reads pods with (exec/attach/port-forward checks), as its own
+# service account, bound by the manifests' RBAC.
+write_kubeconfig() {
+  local kc=$STATE/iddecorator.kubeconfig
+  cat >"$kc" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", certificate-authority: "$PKI/ca.crt"}
+users:
+- name: iddecorator
+  user: {client-certificate: "$PKI/iddecorator-client.crt", client-key: "$PKI/iddecorator-client.key"}
+contexts:
+- name: iddecorator
+  context: {cluster: e2e, user: iddecorator}
+current-context: iddecorator
+KC
+  "$KUBECTL" --kubeconfig "$STATE/kubeconfig" --context admin --request-timeout=20s \
+    apply -f "$REPO_DIR/manifests/base/iddecorator-rbac.yaml" >/dev/null
+}
+
 do_start() {
+  [ -s "$PKI/iddecorator-client.crt" ] || "$E2E_DIR/scripts/pki.sh"
+  write_kubeconfig
   if [ ! -x "$BIN" ]; then
     log "building iddecorator"
     (cd "$REPO_DIR" && cargo build -q -p iddecorator)
   fi
   if ! pid_alive "$PIDFILE"; then
     local args=(--listen "127.0.0.1:$IDDECORATOR_PORT" --tls-cert-file "$PKI/iddecorator.crt"
-      --tls-key-file "$PKI/iddecorator.key" --log-format json)
+      --tls-key-file "$PKI/iddecorator.key" --kubeconfig "$STATE/iddecorator.kubeconfig"
+      --log-format json)
     [ ! -f "$POLICY" ] || args+=(--config "$POLICY")
     log "starting iddecorator on 127.0.0.1:$IDDECORATOR_PORT"
     mkdir -p "$STATE/pids" "$STATE/logs"

@@ -2,7 +2,9 @@
 # The e2e suite on a kind cluster, for machines with a Docker engine (`make e2e-kind`).
 # NOT run in our CI, which has no Docker engine; the local bed (up.sh) is what CI runs.
 #   kind.sh up                     cluster, iddecorator image (docker build + kind load),
-#                                  bootstrap objects, webhooks, users alice and bob (client certs
+#                                  bootstrap objects, the Kubeflow training operator (its
+#                                  standalone overlay at TRAINING_OPERATOR_VERSION; needs git and
+#                                  network access), webhooks, users alice and bob (client certs
 #                                  via the CSR API); writes e2e/.state/kind/env
 #   kind.sh iddecorator start|stop scales iddecorator (the suite's webhook-down test calls it)
 #   kind.sh down                   deletes the cluster and the state
@@ -61,7 +63,14 @@ up() {
   timed "kind load" kind load docker-image "$IMAGE" --name "$CLUSTER"
 
   k --context admin apply -f "$E2E_DIR/cluster/bootstrap.yaml" >/dev/null
-  k --context admin wait --for=condition=Established --timeout=60s crd/tfjobs.kubeflow.org >/dev/null
+  # The training operator as Kubeflow installs it standalone (its CRDs, RBAC, webhook and
+  # Deployment in namespace kubeflow, service account training-operator); kustomize fetches
+  # the manifests of the pinned tag, the node pulls the image the overlay names.
+  timed "training operator" k --context admin apply --server-side --force-conflicts \
+    -k "github.com/kubeflow/training-operator.git/manifests/overlays/standalone?ref=$TRAINING_OPERATOR_VERSION" >/dev/null
+  k --context admin wait --for=condition=Established --timeout=60s crd/tfjobs.kubeflow.org \
+    crd/mxjobs.kubeflow.org >/dev/null
+  k --context admin -n kubeflow rollout status deploy/training-operator --timeout=300s
 
   # Serving cert for the Service name, from a throwaway CA that becomes the caBundle.
   local pki=$KSTATE/pki svc=iddecorator.kube2hadoop.svc

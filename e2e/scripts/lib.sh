@@ -11,6 +11,8 @@ CACHE=${K2H_CACHE:-$HOME/.cache/kube2hadoop}
 K8S_BIN=$CACHE/k8s-$K8S_VERSION/bin
 ETCD_BIN=$CACHE/etcd-$ETCD_VERSION/bin
 KWOK_BIN=$CACHE/kwok-$KWOK_VERSION/bin
+# The training operator's binary (bin/) and its own manifests (crds/, rbac/, webhook/).
+TRAINING_OPERATOR_DIR=$CACHE/training-operator-$TRAINING_OPERATOR_VERSION
 # The machine's /usr/bin/kubectl is not the real one: always use ours.
 KUBECTL=$K8S_BIN/kubectl
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Generates the test bed's PKI in e2e/.state/pki (idempotent: existing files are kept):
-# one CA, the apiserver and iddecorator serving certs, client certs for the components, the
-# service-account signing key pair, and the static token file for admin, alice and bob.
+# one CA, the apiserver and iddecorator serving certs, client certs for the components (and
+# each kwok node's kubelet identity), the service-account signing key pair, and the static
+# token file for admin, alice and bob.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 PKI=$STATE/pki
@@ -45,6 +46,17 @@ cert controller-manager "/CN=system:kube-controller-manager" clientAuth
 cert scheduler "/CN=system:kube-scheduler" clientAuth
 # kwok plays every kubelet (node status, leases, pod status): simplest as a cluster admin.
 cert kwok "/O=system:masters/CN=kwok" clientAuth
+# iddecorator reads the pod of an exec/attach/port-forward as its service account would in a
+# cluster, so the bed exercises the manifests' own RBAC (manifests/base/iddecorator-rbac.yaml).
+cert iddecorator-client \
+  "/O=system:serviceaccounts/O=system:serviceaccounts:kube2hadoop/CN=system:serviceaccount:kube2hadoop:iddecorator" \
+  clientAuth
+# Each node's kubelet identity: only kubelets may mint service-account tokens for audience
+# kube2hadoop (iddecorator's tokens webhook), so tests and the demo mint a pod's token as the
+# node it is bound to (node-<name>.crt), as the kubelet does for the projected volume.
+for node in $(awk '$1 == "name:" {print $2}' "$E2E_DIR/cluster/nodes.yaml"); do
+  cert "node-$node" "/O=system:nodes/CN=system:node:$node" clientAuth
+done
 
 [ -s sa.key ] || openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
 [ -s sa.pub ] || openssl pkey -in sa.key -pubout -out sa.pub

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Brings up the local test bed (idempotent): etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kwok with two fake nodes, the bootstrap objects and iddecorator with its
-# webhook registrations. Writes e2e/.state/kubeconfig (contexts admin, alice, bob) and
-# e2e/.state/env. `down.sh` undoes all of it.
+# kube-scheduler, kwok with two fake nodes, the bootstrap objects and the training operator's
+# CRDs, iddecorator with its webhook registrations, and the Kubeflow training operator. Writes
+# e2e/.state/kubeconfig (contexts admin, alice, bob) and e2e/.state/env. `down.sh` undoes all of it.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 started=$SECONDS
@@ -140,7 +140,7 @@ start_apiserver() {
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-signing-key-file="$PKI/sa.key" \
     --service-account-key-file="$PKI/sa.pub" \
-    --api-audiences=https://kubernetes.default.svc.cluster.local,kube2hadoop \
+    --api-audiences=https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range=10.96.0.0/16 \
     --enable-admission-plugins=NamespaceLifecycle,ServiceAccount,NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
     --allow-privileged=true --profiling=false --enable-priority-and-fairness=false
@@ -180,7 +180,11 @@ start_kwok() {
 bootstrap() {
   kubectl_admin apply -f "$E2E_DIR/cluster/nodes.yaml" >/dev/null
   kubectl_admin apply -f "$E2E_DIR/cluster/bootstrap.yaml" >/dev/null
-  kubectl_admin wait --for=condition=Established --timeout=60s crd/tfjobs.kubeflow.org >/dev/null
+  # The training operator's own CRDs, as its module ships them. Server-side: each is over the
+  # size client-side apply can keep in its last-applied annotation.
+  kubectl_admin apply --server-side --force-conflicts -f "$TRAINING_OPERATOR_DIR/crds/" >/dev/null
+  kubectl_admin wait --for=condition=Established --timeout=60s \
+    -f "$TRAINING_OPERATOR_DIR/crds/" >/dev/null
   kubectl_admin wait --for=condition=Ready --timeout=60s node/kwok-node-0 node/kwok-node-1 >/dev/null ||
     die_component "kwok (nodes not Ready)" "$STATE/logs/kwok.log"
   # Pods are created by the namespace's default service account; its controller adds it.
@@ -208,6 +212,8 @@ export K2H_E2E_KWOK_PORT=$KWOK_PORT
 export K2H_E2E_IDDECORATOR_PORT=$IDDECORATOR_PORT
 export K2H_E2E_IDDECORATOR_SCRIPT=$E2E_DIR/scripts/iddecorator.sh
 export K2H_E2E_POD_CIDR=127.100.0.0/16
+export K2H_E2E_TRAINING_OPERATOR_SCRIPT=$E2E_DIR/scripts/training-operator.sh
+export K2H_E2E_TRAINING_OPERATOR_VERSION=$TRAINING_OPERATOR_VERSION
 ENV
   local f
   for f in "$STATE"/pids/*.pid; do
@@ -251,6 +257,10 @@ timed "kube-scheduler up" start_scheduler
 timed "kwok up" start_kwok
 timed "bootstrap objects" bootstrap
 write_env
+# The training operator starts beside iddecorator (independent; its start is mostly waiting).
+timed "training-operator up" "$E2E_DIR/scripts/training-operator.sh" start &
+operator=$!
 timed "iddecorator up" "$E2E_DIR/scripts/iddecorator.sh" start
+wait "$operator" || die "the training operator did not start (see $STATE/logs/training-operator.log)"
 write_env
 log "test bed up in $((SECONDS - started))s: source $STATE/env (KUBECONFIG=$STATE/kubeconfig)"

@@ -145,7 +145,7 @@ pub fn users<K: Resource>(list: &[K]) -> String {
     format!("[{}]", each.join(", "))
 }
 
-/// The TFJob kind of the CRD in e2e/cluster/bootstrap.yaml.
+/// The TFJob kind (the training operator's CRD, applied by e2e/scripts/up.sh).
 pub fn tfjob_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("kubeflow.org", "v1", "TFJob"),
@@ -178,6 +178,12 @@ pub fn pod_template(id: &TestId, claimed_user: &str, restart: &str) -> Value {
             "restartPolicy": restart,
             "terminationGracePeriodSeconds": 0,
             "containers": [{"name": "main", "image": IMAGE}],
+            // What injection adds: a node may mint a token for audience kube2hadoop only for
+            // pods that declare it (Node authorizer), and only nodes may (iddecorator), so a
+            // test minting as the pod's node (`pods::bound_token`) needs it.
+            "volumes": [{"name": "e2e-kube2hadoop-sa-token", "projected": {"sources": [
+                {"serviceAccountToken": {"audience": "kube2hadoop", "path": "token"}}
+            ]}}],
         },
     })
 }
@@ -256,8 +262,11 @@ pub fn cronjob(id: &TestId, claimed_user: &str) -> Result<CronJob, Error> {
     )
 }
 
-/// A TFJob with one worker whose template claims `claimed_user`.
+/// A TFJob with one worker whose template claims `claimed_user`. The training operator's
+/// webhook wants a container named `tensorflow`.
 pub fn tfjob(id: &TestId, claimed_user: &str) -> Result<DynamicObject, Error> {
+    let mut template = pod_template(id, claimed_user, "Never");
+    template["spec"]["containers"][0]["name"] = json!("tensorflow");
     decode(
         "TFJob",
         json!({
@@ -267,7 +276,7 @@ pub fn tfjob(id: &TestId, claimed_user: &str) -> Result<DynamicObject, Error> {
             "spec": {"tfReplicaSpecs": {"Worker": {
                 "replicas": 1,
                 "restartPolicy": "Never",
-                "template": pod_template(id, claimed_user, "Never"),
+                "template": template,
             }}},
         }),
     )

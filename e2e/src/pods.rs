@@ -7,6 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::api::{ListParams, PostParams};
+use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -91,15 +92,72 @@ pub async fn running_pods(
     .await
 }
 
-/// A service-account token bound to `pod`, for our audience (what a projected volume holds).
+/// Where the bed's PKI is (`e2e/.state/pki`), with a client certificate per node.
+const PKI_ENV: &str = "K2H_E2E_PKI";
+
+/// A client acting as the kubelet of `node` (`system:node:<node>` in `system:nodes`): with the
+/// node's client certificate from the bed's PKI (`node-<node>.crt`, made by pki.sh), else, on a
+/// cluster without those files (kind), as admin impersonating the node. The cluster is the
+/// `admin` context's of `KUBECONFIG`.
+pub async fn node_client(node: &str) -> Result<Client, Error> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        Error::Check(format!("client for node {node}: {what}: {e}"))
+    };
+    let kubeconfig = Kubeconfig::read().map_err(|e| fail("reading KUBECONFIG", &e))?;
+    let options = KubeConfigOptions {
+        context: Some("admin".into()),
+        ..KubeConfigOptions::default()
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| fail("the admin context", &e))?;
+    let pki = std::env::var_os(PKI_ENV).map(std::path::PathBuf::from);
+    let cert = pki.as_ref().map(|p| p.join(format!("node-{node}.crt")));
+    match (cert, pki) {
+        (Some(cert), Some(pki)) if cert.exists() => {
+            config.auth_info = AuthInfo {
+                client_certificate: Some(cert.display().to_string()),
+                client_key: Some(pki.join(format!("node-{node}.key")).display().to_string()),
+                ..AuthInfo::default()
+            };
+        }
+        _ => {
+            config.auth_info.impersonate = Some(format!("system:node:{node}"));
+            config.auth_info.impersonate_groups = Some(vec!["system:nodes".into()]);
+        }
+    }
+    config.read_timeout = Some(Duration::from_secs(30));
+    Client::try_from(config).map_err(|e| fail("building it", &e))
+}
+
+/// A service-account token bound to `pod`, for our audience (what a projected volume holds),
+/// minted as the kubelet would: by the node the pod is bound to. Only nodes may mint tokens
+/// for our audience (iddecorator's tokens webhook), and a node only for its own pods (Node
+/// authorizer, NodeRestriction). `admin` reads the pod's node when `pod` lacks it.
 pub async fn bound_token(admin: &Client, pod: &Pod) -> Result<String, Error> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or(NAMESPACE);
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let node = match pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
+        Some(n) => n,
+        None => Api::<Pod>::namespaced(admin.clone(), namespace)
+            .get(name)
+            .await
+            .step(format!("reading pod {namespace}/{name} for its node"))?
+            .spec
+            .and_then(|s| s.node_name)
+            .ok_or_else(|| {
+                Error::Check(format!(
+                    "pod {namespace}/{name} is not bound to a node: no kubelet could mint its token"
+                ))
+            })?,
+    };
+    let node_client = node_client(&node).await?;
     let sa = pod
         .spec
         .as_ref()
         .and_then(|s| s.service_account_name.clone())
         .unwrap_or_else(|| "default".into());
-    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    let api: Api<ServiceAccount> = Api::namespaced(node_client, namespace);
     let request = TokenRequest {
         spec: TokenRequestSpec {
             audiences: vec!["kube2hadoop".into()],
@@ -116,7 +174,9 @@ pub async fn bound_token(admin: &Client, pod: &Pod) -> Result<String, Error> {
     let answer = api
         .create_token_request(&sa, &PostParams::default(), &request)
         .await
-        .step("requesting a bound service-account token")?;
+        .step(format!(
+            "requesting a bound service-account token as node {node}"
+        ))?;
     answer
         .status
         .map(|s| s.token)

@@ -183,10 +183,21 @@ fn check_install(objects: &[Value]) -> Result<(), Error> {
             })?;
         }
     }
+    // Issue 13: iddecorator reads the pod of an exec/attach/port-forward, and nothing else.
     let id = &get(objects, "Deployment", "iddecorator")?["spec"]["template"]["spec"];
-    ensure(id["automountServiceAccountToken"] == false, || {
-        "iddecorator must not get a service-account token".into()
+    ensure(id["automountServiceAccountToken"] == true, || {
+        "iddecorator needs its service-account token to read pods".into()
     })?;
+    let role = &get(objects, "ClusterRole", "kube2hadoop-iddecorator")?["rules"];
+    ensure(
+        *role == serde_json::json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]),
+        || format!("iddecorator's ClusterRole must grant only get pods: {role}"),
+    )?;
+    let binding = &get(objects, "ClusterRoleBinding", "kube2hadoop-iddecorator")?["subjects"];
+    ensure(
+        binding[0]["name"] == "iddecorator" && binding[0]["namespace"] == "kube2hadoop",
+        || format!("iddecorator's ClusterRoleBinding: {binding}"),
+    )?;
     for kind in [
         "MutatingWebhookConfiguration",
         "ValidatingWebhookConfiguration",
@@ -267,10 +278,12 @@ async fn static_certs_overlay_passes_a_server_dry_run() -> Result<(), Error> {
         "MutatingWebhookConfiguration",
         "ValidatingWebhookConfiguration",
     ] {
-        let w = &get(&objects, kind, WEBHOOK_CONFIGURATION)?["webhooks"][0];
-        ensure(w["clientConfig"]["caBundle"] == ca.as_str(), || {
-            format!("{kind}: caBundle is not the generated CA")
-        })?;
+        let ws = &get(&objects, kind, WEBHOOK_CONFIGURATION)?["webhooks"];
+        for w in ws.as_array().into_iter().flatten() {
+            ensure(w["clientConfig"]["caBundle"] == ca.as_str(), || {
+                format!("{kind} {}: caBundle is not the generated CA", w["name"])
+            })?;
+        }
     }
     for (name, cert) in [
         ("iddecorator-tls", &tree.bundle.webhook.cert_pem),
@@ -416,9 +429,17 @@ async fn webhook_registration_matches_the_test_beds() -> Result<(), Error> {
         .replace("@CA_BUNDLE@", &STANDARD.encode("unused"));
     let bed = webhook_settings(&k, &template).await?;
     let base = webhook_settings(&k, &read(root().join("manifests/base/webhooks.yaml"))?).await?;
-    ensure(bed.len() == 2, || {
-        format!("the bed registers {} webhooks", bed.len())
-    })?;
+    let names: Vec<&str> = bed.iter().filter_map(|(_, w)| w["name"].as_str()).collect();
+    ensure(
+        names
+            == [
+                certs::MUTATING_WEBHOOK,
+                certs::VALIDATING_WEBHOOK,
+                certs::ACCESS_WEBHOOK,
+                certs::TOKENS_WEBHOOK,
+            ],
+        || format!("the bed registers {names:?}"),
+    )?;
     ensure(base == bed, || {
         format!(
             "manifests/base/webhooks.yaml and e2e/cluster/webhooks.yaml.tmpl differ:\n\
@@ -436,7 +457,18 @@ async fn webhook_registration_matches_the_test_beds() -> Result<(), Error> {
             format!("{field}: {}", mutate[field])
         })?;
     }
-    ensure(mutate["timeoutSeconds"] == 5, || "timeoutSeconds".into())
+    ensure(mutate["timeoutSeconds"] == 5, || "timeoutSeconds".into())?;
+    // Issue 13: every validating webhook fails closed; the tokens webhook sees only requests
+    // for our audience, so an outage blocks no other token.
+    for (_, w) in &base[1..] {
+        ensure(w["failurePolicy"] == "Fail", || {
+            format!("{}: failurePolicy {}", w["name"], w["failurePolicy"])
+        })?;
+    }
+    let conditions = base[3].1["matchConditions"].to_string();
+    ensure(conditions.contains("'kube2hadoop'"), || {
+        format!("tokens webhook matchConditions: {conditions}")
+    })
 }
 
 /// Every pod template of a workload as the apiserver would store it.
@@ -531,6 +563,21 @@ const TOKEN_SERVICE_NEEDS: &[(&str, &str, &str)] = &[
     ("watch", "pods", ALL),
     ("list", "namespaces", ALL),
     ("watch", "namespaces", ALL),
+    (
+        "get",
+        "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+        ALL,
+    ),
+    (
+        "list",
+        "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+        ALL,
+    ),
+    (
+        "watch",
+        "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+        ALL,
+    ),
     ("create", "tokenreviews.authentication.k8s.io", ALL),
     ("get", "replicationcontrollers", TEAM),
     ("get", "replicasets.apps", TEAM),
@@ -544,6 +591,8 @@ const TOKEN_SERVICE_NEEDS: &[(&str, &str, &str)] = &[
     ("get", "mpijobs.kubeflow.org", TEAM),
     ("get", "xgboostjobs.kubeflow.org", TEAM),
     ("get", "paddlejobs.kubeflow.org", TEAM),
+    ("get", "mxjobs.kubeflow.org", TEAM),
+    ("get", "jaxjobs.kubeflow.org", TEAM),
     ("get", "secrets", OWN),
     ("list", "secrets", OWN),
     ("create", "secrets", OWN),
@@ -588,9 +637,14 @@ const TOKEN_SERVICE_MUST_NOT: &[(&str, &str, &str)] = &[
 ];
 
 /// iddecorator calls no API: none of these, nor anything else token-service may do.
+/// iddecorator reads the pod of an exec/attach/port-forward (issue 13), nothing else.
+const IDDECORATOR_NEEDS: &[(&str, &str, &str)] = &[("get", "pods", TEAM), ("get", "pods", ALL)];
+
 const IDDECORATOR_MUST_NOT: &[(&str, &str, &str)] = &[
-    ("get", "pods", TEAM),
     ("list", "pods", ALL),
+    ("watch", "pods", ALL),
+    ("update", "pods", TEAM),
+    ("create", "pods/exec", TEAM),
     ("list", "namespaces", ALL),
     ("create", "tokenreviews.authentication.k8s.io", ALL),
     ("get", "secrets", OWN),
@@ -604,7 +658,8 @@ async fn rbac_is_enough_for_token_service_and_nothing_more() -> Result<(), Error
     let _exclusive = INSTALLED.write().await;
     let k = admin();
     let base = root().join("manifests/base");
-    let files = ["serviceaccounts.yaml", "rbac.yaml"].map(|f| base.join(f));
+    let files =
+        ["serviceaccounts.yaml", "rbac.yaml", "iddecorator-rbac.yaml"].map(|f| base.join(f));
     let mut file_args = Vec::new();
     for f in &files {
         file_args.extend(["-f", path_str(f)?]);
@@ -663,8 +718,16 @@ async fn rbac_checks(k: &Kubectl) -> Result<(), Error> {
         .service_account_kubeconfig(dir.path(), "kube2hadoop", "iddecorator")
         .await?;
     let id = k.kubeconfig(&id_config);
+    let missing = wrong_answers(&id, true, IDDECORATOR_NEEDS).await?;
+    ensure(missing.is_empty(), || {
+        format!("iddecorator lacks rights it needs: {missing:#?}")
+    })?;
     let mut all = IDDECORATOR_MUST_NOT.to_vec();
-    all.extend_from_slice(TOKEN_SERVICE_NEEDS);
+    all.extend(
+        TOKEN_SERVICE_NEEDS
+            .iter()
+            .filter(|r| !IDDECORATOR_NEEDS.contains(r)),
+    );
     let excess = wrong_answers(&id, false, &all).await?;
     ensure(excess.is_empty(), || {
         format!("iddecorator's service account has rights: {excess:#?}")

@@ -22,7 +22,6 @@ use tokio::sync::RwLock;
 const SETTLE: Duration = Duration::from_secs(90);
 /// The cronjob controller runs a `* * * * *` schedule at the next full minute.
 const CRON: Duration = Duration::from_secs(150);
-const TRAINING_OPERATOR: &str = "system:serviceaccount:kubeflow:training-operator";
 
 /// Tests that take iddecorator away hold this exclusively; every other test holds it shared.
 static WEBHOOK: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
@@ -214,8 +213,9 @@ async fn cronjob_its_job_and_pod_carry_the_submitter() -> Result<(), Error> {
     .await
 }
 
-/// No training operator runs here: the test creates the worker pod exactly as it would, as its
-/// service account, from the stored TFJob's template, with a controller ownerReference.
+/// The real Kubeflow training operator (e2e/scripts/training-operator.sh) creates the worker pod
+/// from the stored TFJob's template, as its own service account with a controller ownerReference
+/// to the TFJob: the pod keeps the submitter stamped into the template.
 #[tokio::test]
 async fn tfjob_pods_created_by_the_operator_keep_the_submitter() -> Result<(), Error> {
     scenario("tf", async |bed, id| {
@@ -225,7 +225,7 @@ async fn tfjob_pods_created_by_the_operator_keep_the_submitter() -> Result<(), E
             .await
             .step("alice creating a TFJob")?;
         all_carry(std::slice::from_ref(&created), "alice", "TFJob")?;
-        let template = created.data["spec"]["tfReplicaSpecs"]["Worker"]["template"].clone();
+        let template = &created.data["spec"]["tfReplicaSpecs"]["Worker"]["template"];
         let template_user = template["metadata"]["annotations"][objects::USER_ANNOTATION].as_str();
         ensure(template_user == Some("alice"), || {
             format!(
@@ -233,28 +233,25 @@ async fn tfjob_pods_created_by_the_operator_keep_the_submitter() -> Result<(), E
                 template["metadata"]["annotations"]
             )
         })?;
-
-        let mut pod = json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": template["metadata"].clone(),
-            "spec": template["spec"].clone(),
-        });
-        pod["metadata"]["name"] = json!(format!("{}-worker-0", id.name()));
-        pod["metadata"]["ownerReferences"] = json!([{
-            "apiVersion": "kubeflow.org/v1", "kind": "TFJob", "name": id.name(),
-            "uid": uid_of(&created), "controller": true, "blockOwnerDeletion": true,
-        }]);
-        let pod: Pod = serde_json::from_value(pod).map_err(|source| Error::Manifest {
-            kind: "Pod",
-            source,
-        })?;
-        let operator = bed.impersonating(TRAINING_OPERATOR).await?;
-        let created_pod = api::<Pod>(&operator)
-            .create(&PostParams::default(), &pod)
-            .await
-            .step("the training operator creating the TFJob's worker pod")?;
-        all_carry(&[created_pod], "alice", "TFJob worker Pod")
+        let pods: Vec<Pod> = wait_owned(
+            &bed.admin,
+            id,
+            &uid_of(&created),
+            1,
+            "the training operator's worker pod for the TFJob",
+        )
+        .await?;
+        let controller = pods[0]
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true));
+        ensure(
+            controller.is_some_and(|o| o.kind == "TFJob" && o.uid == uid_of(&created)),
+            || format!("the worker pod's controller should be the TFJob, got {controller:?}"),
+        )?;
+        all_carry(&pods, "alice", "TFJob worker Pod")
     })
     .await
 }

@@ -1,10 +1,3 @@
-//! The annotation keys that form kube2hadoop's stable interface (DESIGN.md §4).
-
-/// Who submitted the workload. Written by iddecorator only; token-service trusts nothing else.
-pub const USER: &str = "kube2hadoop.io/user";
-/// A headless account the submitter asks to run as; checked by token-service against LDAP.
-pub const RUN_AS: &str = "kube2hadoop.io/run-as";
-/// Opt-in: iddecorator injects the fetcher, volume, mount and env var.
-pub const INJECT: &str = "kube2hadoop.io/inject";
-/// With `inject`: run the fetcher as a refreshing sidecar instead of a one-shot init container.
-pub const REFRESH: &str = "kube2hadoop.io/refresh";
+//! The annotation keys that form kube2hadoop's stable interface, defined in `k2h-contract`
+//! (re-exported for users of this crate's API; iddecorator itself uses `k2h_contract`).
+pub use k2h_contract::annotations::*;

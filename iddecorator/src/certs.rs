@@ -20,6 +20,10 @@ use std::time::{Duration, SystemTime};
 pub const WEBHOOK_CONFIGURATION: &str = "kube2hadoop-iddecorator";
 pub const MUTATING_WEBHOOK: &str = "mutate.iddecorator.kube2hadoop.io";
 pub const VALIDATING_WEBHOOK: &str = "validate.iddecorator.kube2hadoop.io";
+/// Exec, attach and port-forward into pods (issue 13).
+pub const ACCESS_WEBHOOK: &str = "access.iddecorator.kube2hadoop.io";
+/// TokenRequests for audience kube2hadoop (issue 13).
+pub const TOKENS_WEBHOOK: &str = "tokens.iddecorator.kube2hadoop.io";
 /// The ConfigMap the injected fetcher reads the token service's CA from (policy `injection`).
 pub const CA_CONFIGMAP: &str = "kube2hadoop-ca";
 const MAX_DAYS: u32 = 3650;
@@ -365,20 +369,28 @@ fn ca_configmap(bundle: &Bundle) -> Result<String, CertsError> {
 
 fn ca_bundle_patch(bundle: &Bundle) -> Result<String, CertsError> {
     let ca = STANDARD.encode(&bundle.trust_pem);
-    let doc = |kind: &str, webhook: &str| {
+    // A strategic merge patch: `webhooks` merge by name, so every webhook is listed.
+    let doc = |kind: &str, webhooks: &[&str]| {
+        let webhooks: Vec<_> = webhooks
+            .iter()
+            .map(|name| json!({"name": name, "clientConfig": {"caBundle": ca}}))
+            .collect();
         json!({
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": kind,
             "metadata": {"name": WEBHOOK_CONFIGURATION},
-            "webhooks": [{"name": webhook, "clientConfig": {"caBundle": ca}}],
+            "webhooks": webhooks,
         })
     };
     yaml(
         "the caBundle patch",
         "Sets the CA the kube-apiserver trusts for iddecorator.",
         &[
-            doc("MutatingWebhookConfiguration", MUTATING_WEBHOOK),
-            doc("ValidatingWebhookConfiguration", VALIDATING_WEBHOOK),
+            doc("MutatingWebhookConfiguration", &[MUTATING_WEBHOOK]),
+            doc(
+                "ValidatingWebhookConfiguration",
+                &[VALIDATING_WEBHOOK, ACCESS_WEBHOOK, TOKENS_WEBHOOK],
+            ),
         ],
     )
 }
@@ -563,17 +575,26 @@ mod tests {
                 "ValidatingWebhookConfiguration"
             ]
         );
+        let mut names = Vec::new();
         for d in &docs {
             assert_eq!(d["metadata"]["name"], WEBHOOK_CONFIGURATION);
-            let ca = STANDARD
-                .decode(
-                    d["webhooks"][0]["clientConfig"]["caBundle"]
-                        .as_str()
-                        .expect("ca"),
-                )
-                .expect("base64");
-            assert_eq!(ca, bundle.ca_pem.as_bytes());
+            for w in d["webhooks"].as_array().expect("webhooks") {
+                names.push(w["name"].as_str().expect("name"));
+                let ca = STANDARD
+                    .decode(w["clientConfig"]["caBundle"].as_str().expect("ca"))
+                    .expect("base64");
+                assert_eq!(ca, bundle.ca_pem.as_bytes());
+            }
         }
+        assert_eq!(
+            names,
+            [
+                MUTATING_WEBHOOK,
+                VALIDATING_WEBHOOK,
+                ACCESS_WEBHOOK,
+                TOKENS_WEBHOOK
+            ]
+        );
         assert!(!files.iter().any(|f| f.name.contains("configmap")));
     }
 

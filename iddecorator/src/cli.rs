@@ -85,6 +85,15 @@ pub struct Args {
     /// cannot have a preStop sleep; `0s` closes the listener at once.
     #[arg(long, env = "IDDECORATOR_SHUTDOWN_DELAY", default_value = "0s")]
     pub shutdown_delay: String,
+    /// Kubeconfig for reading the pod a `kubectl exec`/`attach`/`port-forward` names (its only
+    /// API call: `get pods`). Default: the in-cluster service account; with neither, those
+    /// requests are denied.
+    #[arg(long, env = "IDDECORATOR_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// How long reading that pod may take before the request is denied (e.g. `2s`); keep it
+    /// below the webhook's timeoutSeconds.
+    #[arg(long, env = "IDDECORATOR_POD_READ_TIMEOUT", default_value = "2s")]
+    pub pod_read_timeout: String,
 }
 
 /// One bad setting, worded for whoever edits the Deployment.
@@ -107,6 +116,8 @@ pub enum ConfigError {
     Tls(#[source] k2h_http::Error),
     #[error("policy {path}: {reason}")]
     Policy { path: PathBuf, reason: String },
+    #[error("--kubeconfig {path}: {reason}")]
+    Kubeconfig { path: PathBuf, reason: String },
 }
 
 /// Everything the server needs, read and checked.
@@ -119,6 +130,9 @@ pub struct Config {
     pub policy_watcher: Option<FileWatcher<Policy>>,
     pub serve: ServeConfig,
     pub reload_interval: Duration,
+    /// The kubeconfig given (`None`: in-cluster, if available).
+    pub kubeconfig: Option<kube::config::Kubeconfig>,
+    pub pod_read_timeout: Duration,
 }
 
 impl Config {
@@ -154,6 +168,23 @@ impl Config {
             value: args.shutdown_delay.clone(),
             reason,
         });
+        let pod_read_timeout = parse_duration(&args.pod_read_timeout)
+            .and_then(|d| at_least(d, Duration::from_millis(100)))
+            .map_err(|reason| ConfigError::Value {
+                flag: "pod-read-timeout",
+                value: args.pod_read_timeout.clone(),
+                reason,
+            });
+        let kubeconfig = args
+            .kubeconfig
+            .as_ref()
+            .map(|path| {
+                kube::config::Kubeconfig::read_from(path).map_err(|e| ConfigError::Kubeconfig {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })
+            })
+            .transpose();
         let cert = required(&args.tls_cert_file, "tls-cert-file", "TLS_CERT_FILE");
         let key = required(&args.tls_key_file, "tls-key-file", "TLS_KEY_FILE");
         let tls = match (cert, key) {
@@ -193,7 +224,19 @@ impl Config {
         let delay = delay.map_err(|e| errors.push(e)).ok();
         let tls = tls.map_err(|e| errors.push(e)).ok().flatten();
         let policy = policy.map_err(|e| errors.push(e)).ok();
-        match (listen, max_body, reload, grace, delay, tls, policy) {
+        let pod_read_timeout = pod_read_timeout.map_err(|e| errors.push(e)).ok();
+        let kubeconfig = kubeconfig.map_err(|e| errors.push(e)).ok();
+        match (
+            listen,
+            max_body,
+            reload,
+            grace,
+            delay,
+            tls,
+            policy,
+            pod_read_timeout,
+            kubeconfig,
+        ) {
             (
                 Some(listen),
                 Some(max_body_bytes),
@@ -202,6 +245,8 @@ impl Config {
                 Some(shutdown_delay),
                 Some((cert_resolver, cert_watcher)),
                 Some(policy_watcher),
+                Some(pod_read_timeout),
+                Some(kubeconfig),
             ) if errors.is_empty() => {
                 let policy = match &policy_watcher {
                     Some(w) => w.current(),
@@ -220,6 +265,8 @@ impl Config {
                         ..ServeConfig::default()
                     },
                     reload_interval,
+                    kubeconfig,
+                    pod_read_timeout,
                 })
             }
             _ => Err(errors),
@@ -399,6 +446,8 @@ mod tests {
         assert_eq!(config.serve.max_body_bytes, 8 << 20);
         assert_eq!(config.reload_interval, Duration::from_secs(5));
         assert!(config.policy_watcher.is_none());
+        assert!(config.kubeconfig.is_none());
+        assert_eq!(config.pod_read_timeout, Duration::from_secs(2));
     }
 
     #[test]
@@ -421,10 +470,14 @@ mod tests {
             "/nonexistent/tls.key",
             "--config",
             policy.to_str().unwrap(),
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            "--pod-read-timeout",
+            "forever",
         ]);
         let errors = Config::from_args(&a).err().expect("must fail");
         let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        assert_eq!(errors.len(), 8, "{text:#?}");
+        assert_eq!(errors.len(), 10, "{text:#?}");
         let all = text.join("\n");
         for needle in [
             "--listen \"nowhere\"",
@@ -435,6 +488,8 @@ mod tests {
             "--tls-cert-file (or IDDECORATOR_TLS_CERT_FILE) is required",
             "cannot read TLS key file /nonexistent/tls.key",
             "policy.yaml",
+            "--kubeconfig /nonexistent/kubeconfig",
+            "--pod-read-timeout \"forever\"",
         ] {
             assert!(all.contains(needle), "missing {needle:?} in {all}");
         }

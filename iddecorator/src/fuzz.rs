@@ -1,8 +1,9 @@
 //! Entry points for the fuzz targets in `fuzz/` and the regression tests that replay their
 //! corpus (`tests/fuzz_regressions.rs`). They panic when a property breaks, which is the point:
 //! a fuzzer reports it. Input that the server would reject before deciding is ignored.
-use crate::decision::{Decision, mutate, validate};
+use crate::decision::{Decision, PodLookup, mutate, validate, validate_only, validate_with};
 use crate::policy::Policy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{
     DynamicObject,
     admission::{AdmissionRequest, AdmissionReview},
@@ -14,9 +15,10 @@ use std::sync::OnceLock;
 /// trusted-controller list, a custom kind with wildcard template paths, and injection settings.
 pub const RICH_POLICY: &str = r#"
 trustedControllers:
-  - system:serviceaccount:kube-system:replicaset-controller
-  - system:serviceaccount:kube-system:job-controller
-  - system:serviceaccount:ray-system:kuberay-operator
+  - {username: system:serviceaccount:kube-system:replicaset-controller, ownerKinds: [apps/ReplicaSet]}
+  - {username: system:serviceaccount:kube-system:job-controller, ownerKinds: [batch/Job]}
+  - {username: system:serviceaccount:ray-system:kuberay-operator, ownerKinds: [ray.io/RayCluster, example.com/Fanout]}
+podAccessAdmins: {groups: [system:masters, ops], users: [root]}
 usernames:
   stripPrefixes: ["oidc:", "corp:"]
   rewrite: {pattern: '(?P<name>[a-z][a-z0-9_-]*)@corp\.example', replacement: '${name}'}
@@ -63,7 +65,39 @@ pub fn admission(data: &[u8]) {
 /// The admission invariants: when `/mutate` allows, its patch applies to the object it was
 /// computed from, the patched object still decodes, `/validate` of it allows and mutating it
 /// again changes nothing; when `/mutate` denies, `/validate` of the same request denies too.
+/// Requests only `/validate` decides (CONNECT, TokenRequest) pass `/mutate` unchanged and are
+/// decided with a reason whatever the pod lookup found.
 pub fn check_request(request: &AdmissionRequest<DynamicObject>, policy: &Policy) {
+    if validate_only(request) {
+        let unchanged = mutate(request, policy);
+        assert!(
+            matches!(&unchanged, Decision::Allow { patch } if patch.0.is_empty()),
+            "mutate of a validate-only request: {unchanged:?}"
+        );
+        let owned = ObjectMeta {
+            annotations: Some(
+                [(
+                    k2h_contract::annotations::USER.to_owned(),
+                    "alice".to_owned(),
+                )]
+                .into(),
+            ),
+            ..ObjectMeta::default()
+        };
+        let lookups = [
+            None,
+            Some(PodLookup::Found(Box::new(owned))),
+            Some(PodLookup::Found(Box::default())),
+            Some(PodLookup::NotFound),
+            Some(PodLookup::Unavailable("timed out".into())),
+        ];
+        for pod in &lookups {
+            if let Decision::Deny { reason } = validate_with(request, policy, pod.as_ref()) {
+                assert!(!reason.is_empty(), "deny without a reason");
+            }
+        }
+        return;
+    }
     match mutate(request, policy) {
         Decision::Allow { patch } => {
             let Some(object) = &request.object else {

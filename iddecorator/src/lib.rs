@@ -12,6 +12,7 @@ pub mod fuzz;
 pub mod injection;
 pub mod pointer;
 pub mod policy;
+pub mod trust;
 pub mod username;
 pub mod workload;
 
@@ -19,4 +20,5 @@ pub mod workload;
 pub mod certs;
 pub mod cli;
 pub mod metrics;
+pub mod pods;
 pub mod server;

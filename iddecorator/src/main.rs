@@ -4,6 +4,7 @@
 use clap::Parser;
 use iddecorator::cli::{Args, Cli, Command, Config};
 use iddecorator::metrics::Metrics;
+use iddecorator::pods::PodReader;
 use iddecorator::server::{App, route};
 use k2h_http::{Readiness, init_logging, serve, server_config, signal::shutdown_signal};
 use std::process::ExitCode;
@@ -71,7 +72,19 @@ fn serve_main(args: Args) -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> Result<(), k2h_http::Error> {
+/// Why serving stopped or never started.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error(transparent)]
+    Http(#[from] k2h_http::Error),
+    #[error(transparent)]
+    Client(#[from] iddecorator::pods::ClientError),
+}
+
+async fn run(config: Config) -> Result<(), RunError> {
+    // kube's rustls backend needs a process-wide provider; a second install is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pods = PodReader::connect(config.kubeconfig, config.pod_read_timeout).await?;
     let metrics = Arc::new(Metrics::new());
     let tls = server_config(config.cert_resolver)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -97,6 +110,7 @@ async fn run(config: Config) -> Result<(), k2h_http::Error> {
         policy: config.policy,
         metrics,
         readiness: readiness.clone(),
+        pods,
     });
     tracing::info!(listen = %local, version = env!("CARGO_PKG_VERSION"), "serving");
     let handler = move |req| route(app.clone(), req);

@@ -1,39 +1,33 @@
-//! The decorator's policy: trusted controllers, username mapping, extra kinds.
+//! The decorator's policy: trusted controllers, pod-access admins, username mapping, extra
+//! kinds, injection.
 //!
 //! [`PolicyFile`] is the YAML as written (camelCase, unknown fields refused, every field
 //! optional); [`Policy`] is the checked, compiled form the decision uses. New sections (issue 6:
 //! `injection`) are added as further optional fields of [`PolicyFile`].
 use crate::injection::{Injection, InjectionFile};
+use crate::trust::{PodAccessAdmins, PodAccessAdminsFile, TrustedControllers};
 use crate::username::{UsernameConfig, UsernameError, UsernameMapping};
 use crate::workload::{self, TemplatePath, Workload};
 use serde::Deserialize;
 use std::collections::BTreeSet;
-
-/// The kube-controller-manager and training-operator identities that create workloads and
-/// pods from templates we already stamped.
-pub const DEFAULT_TRUSTED_CONTROLLERS: &[&str] = &[
-    "system:serviceaccount:kube-system:replicaset-controller",
-    "system:serviceaccount:kube-system:deployment-controller",
-    "system:serviceaccount:kube-system:job-controller",
-    "system:serviceaccount:kube-system:cronjob-controller",
-    "system:serviceaccount:kube-system:statefulset-controller",
-    "system:serviceaccount:kube-system:daemon-set-controller",
-    "system:serviceaccount:kube-system:replication-controller",
-    "system:kube-controller-manager",
-    "system:serviceaccount:kubeflow:training-operator",
-];
 
 /// The policy file (YAML). Every field is optional; an empty file gives the defaults.
 /// See `iddecorator/policy.example.yaml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyFile {
-    /// Kubernetes usernames (exactly as authenticated, before mapping) whose incoming
-    /// `kube2hadoop.io/user` is kept on objects that have an ownerReference with
-    /// `controller: true`. Replaces [`DEFAULT_TRUSTED_CONTROLLERS`] when given; list them again
-    /// to extend it.
+    /// Controllers (username exactly as authenticated, before mapping, and the owner kinds
+    /// they manage) whose incoming `kube2hadoop.io/user` is kept on objects whose controller
+    /// ownerReference is one of those kinds. Replaces
+    /// [`k2h_contract::kinds::DEFAULT_TRUSTED_CONTROLLERS`] when given; list them again to
+    /// extend it. Raw YAML here so that every entry's problem is reported at once
+    /// ([`TrustedControllers::compile`]).
     #[serde(default)]
-    pub trusted_controllers: Option<Vec<String>>,
+    pub trusted_controllers: Option<Vec<serde_yaml_ng::Value>>,
+    /// Who may exec into, attach to and port-forward to any pod, and change what runs in
+    /// another user's pod; default: group `system:masters`.
+    #[serde(default)]
+    pub pod_access_admins: PodAccessAdminsFile,
     /// How a Kubernetes username becomes the Hadoop user; default: unchanged.
     #[serde(default)]
     pub usernames: UsernameConfig,
@@ -66,7 +60,8 @@ pub struct KindConfig {
 /// The checked policy the decision uses.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    trusted_controllers: BTreeSet<String>,
+    trusted_controllers: TrustedControllers,
+    pod_access_admins: PodAccessAdmins,
     usernames: UsernameMapping,
     workloads: Vec<Workload>,
     injection: Injection,
@@ -84,10 +79,8 @@ pub enum PolicyError {
 impl Default for Policy {
     fn default() -> Policy {
         Policy {
-            trusted_controllers: DEFAULT_TRUSTED_CONTROLLERS
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
+            trusted_controllers: TrustedControllers::default(),
+            pod_access_admins: PodAccessAdmins::default(),
             usernames: UsernameMapping::default(),
             workloads: workload::builtin(),
             injection: Injection::default(),
@@ -106,15 +99,12 @@ impl Policy {
     /// Check and compile a parsed policy file.
     pub fn from_file(file: PolicyFile) -> Result<Policy, PolicyError> {
         let mut problems = Vec::new();
-        let mut policy = Policy::default();
-        if let Some(trusted) = file.trusted_controllers {
-            if trusted.iter().any(|t| t.trim().is_empty()) {
-                problems.push("trustedControllers: remove the empty username".to_owned());
-            }
-            policy.trusted_controllers = trusted.into_iter().collect();
-        }
-        policy.usernames = file.usernames.compile(&mut problems);
-        policy.injection = file.injection.compile(&mut problems);
+        let mut policy = Policy {
+            pod_access_admins: file.pod_access_admins.compile(&mut problems),
+            usernames: file.usernames.compile(&mut problems),
+            injection: file.injection.compile(&mut problems),
+            ..Policy::default()
+        };
         let mut seen = BTreeSet::new();
         for (i, k) in file.kinds.iter().enumerate() {
             let at = format!("kinds[{i}] ({}/{})", k.group, k.kind);
@@ -146,6 +136,12 @@ impl Policy {
                 templates,
             });
         }
+        // After `kinds`: a controller may be trusted only for kinds this policy stamps.
+        if let Some(entries) = &file.trusted_controllers {
+            let stamped = |g: &str, k: &str| policy.workload(g, k).is_some();
+            let compiled = TrustedControllers::compile(entries, stamped, &mut problems);
+            policy.trusted_controllers = compiled;
+        }
         if problems.is_empty() {
             Ok(policy)
         } else {
@@ -153,9 +149,20 @@ impl Policy {
         }
     }
 
-    /// Whether this authenticated username is a trusted controller.
+    /// Whether this authenticated username is a trusted controller (for any owner kind).
     pub fn is_trusted_controller(&self, username: Option<&str>) -> bool {
-        username.is_some_and(|u| self.trusted_controllers.contains(u))
+        self.trusted_controllers.contains(username)
+    }
+
+    /// Whether this username is a trusted controller for objects whose controller owner is of
+    /// `group`/`kind` (the group of the ownerReference's apiVersion).
+    pub fn manages(&self, username: Option<&str>, group: &str, kind: &str) -> bool {
+        self.trusted_controllers.manages(username, group, kind)
+    }
+
+    /// Whether the requester may exec into (attach to, port-forward to, change) any pod.
+    pub fn is_pod_access_admin(&self, username: Option<&str>, groups: &[String]) -> bool {
+        self.pod_access_admins.contains(username, groups)
     }
 
     /// The Hadoop user for a Kubernetes username.
@@ -206,7 +213,8 @@ mod tests {
     fn full_policy_parses() {
         let p = Policy::from_yaml(
             r#"
-trustedControllers: ['system:serviceaccount:ray:kuberay-operator']
+trustedControllers:
+  - {username: 'system:serviceaccount:ray:kuberay-operator', ownerKinds: [ray.io/RayJob]}
 usernames:
   stripPrefixes: ['oidc:']
   rewrite: {pattern: '(.+)@corp\.example', replacement: '$1'}
@@ -217,7 +225,11 @@ kinds:
 "#,
         )
         .unwrap();
-        assert!(p.is_trusted_controller(Some("system:serviceaccount:ray:kuberay-operator")));
+        assert!(p.manages(
+            Some("system:serviceaccount:ray:kuberay-operator"),
+            "ray.io",
+            "RayJob"
+        ));
         assert!(!p.is_trusted_controller(Some("system:kube-controller-manager")));
         assert_eq!(
             p.map_username(Some("oidc:alice@corp.example")).unwrap(),
@@ -236,7 +248,23 @@ kinds:
     #[test]
     fn the_example_policy_parses() {
         let p = Policy::from_yaml(include_str!("../policy.example.yaml")).unwrap();
-        assert!(p.is_trusted_controller(Some("system:serviceaccount:ray-system:kuberay-operator")));
+        assert!(p.manages(
+            Some("system:serviceaccount:ray-system:kuberay-operator"),
+            "ray.io",
+            "RayCluster"
+        ));
+        assert!(p.manages(
+            Some("system:serviceaccount:kube-system:replicaset-controller"),
+            "apps",
+            "ReplicaSet"
+        ));
+        assert!(p.is_pod_access_admin(Some("x"), &["system:masters".to_owned()]));
+        // The example repeats the defaults, as its comment says.
+        for (user, kinds) in k2h_contract::kinds::DEFAULT_TRUSTED_CONTROLLERS {
+            for k in *kinds {
+                assert!(p.manages(Some(user), k.group, k.kind), "{user}: {k:?}");
+            }
+        }
         assert_eq!(
             p.map_username(Some("oidc:alice@corp.example.com")).unwrap(),
             "alice"
@@ -267,7 +295,8 @@ kinds:
     fn every_problem_is_reported_at_once() {
         let e = Policy::from_yaml(
             r#"
-trustedControllers: ['']
+trustedControllers: ['', {username: x, ownerKinds: [example.com/Unstamped]}]
+podAccessAdmins: {groups: ['']}
 usernames:
   stripPrefixes: ['']
   rewrite: {pattern: '(', replacement: x}
@@ -281,10 +310,15 @@ kinds:
         let PolicyError::Invalid(problems) = &e else {
             panic!("expected Invalid, got {e}");
         };
-        // trusted, prefix, regex, group x2, paths x2, duplicate, empty kind.
-        assert_eq!(problems.len(), 9, "{problems:#?}");
+        // trusted x2, admins, prefix, regex, group x2, paths x2, duplicate, empty kind.
+        assert_eq!(problems.len(), 11, "{problems:#?}");
         let text = e.to_string();
-        assert!(text.starts_with("policy has 9 problem(s)"), "{text}");
+        assert!(text.starts_with("policy has 11 problem(s)"), "{text}");
+        assert!(text.contains("is the old form"), "{text}");
+        assert!(
+            text.contains("`example.com/Unstamped` is not a kind"),
+            "{text}"
+        );
         assert!(text.contains("usernames.rewrite.pattern"), "{text}");
         assert!(
             text.contains("kinds[0] (ray.io/v1/RayJob): template path `spec..template`"),

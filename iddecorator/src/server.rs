@@ -1,9 +1,11 @@
 //! HTTP routing and the two admission endpoints.
 //!
 //! Handlers stay thin: decode the AdmissionReview, call [`crate::decision`], log one line,
-//! wrap the answer. Bodies arrive already size-capped by `k2h_http::serve`.
+//! wrap the answer. Bodies arrive already size-capped by `k2h_http::serve`. The one outbound
+//! call, reading the pod a CONNECT names, is made here and its result passed to the decision.
 use crate::decision::{self, Decision};
 use crate::metrics::{Endpoint, Metrics, Outcome};
+use crate::pods::PodReader;
 use crate::policy::Policy;
 use arc_swap::ArcSwap;
 use base64::Engine;
@@ -23,6 +25,8 @@ pub struct App {
     pub policy: Arc<ArcSwap<Policy>>,
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
+    /// Reads the pod of a CONNECT request (exec, attach, port-forward).
+    pub pods: PodReader,
 }
 
 /// Routes one request. Never panics on input; unknown paths are 404, wrong methods 405.
@@ -35,10 +39,12 @@ pub async fn route(app: Arc<App>, req: Request<Bytes>) -> Response<Body> {
             } else {
                 Endpoint::Validate
             };
-            (
-                "POST",
-                (req.method() == Method::POST).then(|| admission(&app, endpoint, &req)),
-            )
+            let response = if req.method() == Method::POST {
+                Some(admission(&app, endpoint, &req).await)
+            } else {
+                None
+            };
+            ("POST", response)
         }
         "/healthz" => ("GET", is_get(&req).then(respond::healthz)),
         "/readyz" => ("GET", is_get(&req).then(|| respond::readyz(&app.readiness))),
@@ -63,7 +69,7 @@ fn is_get(req: &Request<Bytes>) -> bool {
     req.method() == Method::GET || req.method() == Method::HEAD
 }
 
-fn admission(app: &App, endpoint: Endpoint, req: &Request<Bytes>) -> Response<Body> {
+async fn admission(app: &App, endpoint: Endpoint, req: &Request<Bytes>) -> Response<Body> {
     let start = Instant::now();
     let invalid = |message: String| {
         app.metrics
@@ -108,6 +114,11 @@ fn admission(app: &App, endpoint: Endpoint, req: &Request<Bytes>) -> Response<Bo
         Err(_) => return invalid("the AdmissionReview has no request".into()),
     };
 
+    // Only `/validate` decides CONNECTs (the mutating webhook is not registered for them).
+    let pod = match (endpoint, decision::pod_to_read(&request)) {
+        (Endpoint::Validate, Some((namespace, name))) => Some(app.pods.read(namespace, name).await),
+        _ => None,
+    };
     let policy = app.policy.load();
     // Label only kinds the policy knows, so a caller cannot grow the metric without bound.
     let kind = if policy
@@ -121,7 +132,7 @@ fn admission(app: &App, endpoint: Endpoint, req: &Request<Bytes>) -> Response<Bo
     let operation = operation_name(&request.operation);
     let decided = std::panic::catch_unwind(AssertUnwindSafe(|| match endpoint {
         Endpoint::Mutate => decision::mutate(&request, &policy),
-        Endpoint::Validate => decision::validate(&request, &policy),
+        Endpoint::Validate => decision::validate_with(&request, &policy, pod.as_ref()),
     }));
     let (outcome, response) = match decided {
         Ok(d) => answer(&request, d),
@@ -244,6 +255,7 @@ mod tests {
             policy: Arc::new(ArcSwap::from_pointee(Policy::default())),
             metrics: Arc::new(Metrics::new()),
             readiness: Readiness::default(),
+            pods: PodReader::none("no client in tests"),
         })
     }
 
@@ -300,6 +312,39 @@ mod tests {
             text.contains("endpoint=\"validate\",kind=\"\",operation=\"\",decision=\"invalid\"} 4"),
             "{text}"
         );
+    }
+
+    /// A CONNECT names a pod the request does not carry: without a client the read fails and
+    /// `/validate` denies, saying why (fail closed).
+    #[tokio::test]
+    async fn connect_without_a_pod_reader_is_denied_with_the_reason() {
+        let review = serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "u1",
+                "kind": {"group": "", "version": "v1", "kind": "PodExecOptions"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "subResource": "exec", "name": "train-0", "namespace": "ml",
+                "operation": "CONNECT",
+                "userInfo": {"username": "bob", "groups": ["system:authenticated"]},
+                "object": {"apiVersion": "v1", "kind": "PodExecOptions", "command": ["sh"]},
+            }
+        })
+        .to_string();
+        let r = route(app(), request(Method::POST, "/validate", &review)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let v = json(r).await;
+        assert_eq!(v["response"]["allowed"], false);
+        let message = v["response"]["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(
+                "cannot read pod ml/train-0 to check who may exec into it: no client in tests"
+            ),
+            "{message}"
+        );
+        // The mutating endpoint is not registered for CONNECT and leaves it alone.
+        let r = route(app(), request(Method::POST, "/mutate", &review)).await;
+        assert_eq!(json(r).await["response"]["allowed"], true);
     }
 
     #[test]

@@ -233,6 +233,12 @@ const BUILTIN: &[(&str, &str, &[&str])] = &[
         "PaddleJob",
         &["spec.paddleReplicaSpecs.*.template"],
     ),
+    ("kubeflow.org", "MXJob", &["spec.mxReplicaSpecs.*.template"]),
+    (
+        "kubeflow.org",
+        "JAXJob",
+        &["spec.jaxReplicaSpecs.*.template"],
+    ),
 ];
 
 /// The built-in kinds. Their patterns are constants, checked by a test.
@@ -279,6 +285,20 @@ mod tests {
                 .all(|w| w.templates.len()
                     == BUILTIN.iter().find(|x| x.1 == w.kind).unwrap().2.len())
         );
+    }
+
+    /// What iddecorator stamps without configuration is what token-service accepts as the top
+    /// of an owner chain (and what the default trusted controllers may pass a user on for).
+    #[test]
+    fn builtin_kinds_are_the_contracts_stamped_kinds() {
+        use std::collections::BTreeSet;
+        let ours: BTreeSet<(&str, &str)> = BUILTIN.iter().map(|(g, k, _)| (*g, *k)).collect();
+        let contract: BTreeSet<(&str, &str)> = k2h_contract::kinds::BUILTIN_STAMPED
+            .iter()
+            .map(|gk| (gk.group, gk.kind))
+            .collect();
+        assert_eq!(ours, contract);
+        assert_eq!(ours.len(), BUILTIN.len(), "a kind is listed twice");
     }
 
     #[test]

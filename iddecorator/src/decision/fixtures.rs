@@ -1,5 +1,5 @@
 //! Realistic AdmissionReview requests for the decision tests, decoded through the real types.
-use crate::annotations::USER;
+use k2h_contract::annotations::USER;
 use kube::core::{
     DynamicObject,
     admission::{AdmissionRequest, AdmissionReview},
@@ -96,6 +96,23 @@ pub const KINDS: &[(&str, &str, &str, &str, &[&str])] = &[
             "/spec/paddleReplicaSpecs/Master/template",
             "/spec/paddleReplicaSpecs/Worker/template",
         ],
+    ),
+    (
+        "kubeflow.org",
+        "v1",
+        "MXJob",
+        "mxjobs",
+        &[
+            "/spec/mxReplicaSpecs/Scheduler/template",
+            "/spec/mxReplicaSpecs/Worker/template",
+        ],
+    ),
+    (
+        "kubeflow.org",
+        "v1",
+        "JAXJob",
+        "jaxjobs",
+        &["/spec/jaxReplicaSpecs/Worker/template"],
     ),
 ];
 
@@ -248,8 +265,13 @@ pub fn patched(object: &Value, patch: &json_patch::Patch) -> Value {
 
 /// A controller ownerReference as kube-controller-manager writes it.
 pub fn owner_ref(controller: bool) -> Value {
+    owner_ref_to("apps/v1", "ReplicaSet", controller)
+}
+
+/// An ownerReference to an owner of `api_version`/`kind`.
+pub fn owner_ref_to(api_version: &str, kind: &str, controller: bool) -> Value {
     json!([{
-        "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "train-7d4b9c", "uid": "6f1c2d3e-0000-4000-8000-000000000001",
+        "apiVersion": api_version, "kind": kind, "name": "train-7d4b9c", "uid": "6f1c2d3e-0000-4000-8000-000000000001",
         "controller": controller, "blockOwnerDeletion": true
     }])
 }

@@ -2,8 +2,8 @@
 //! reinvocation, controller-made pods, existing volumes/env, and reserved-name denials.
 use super::fixtures::*;
 use super::*;
-use crate::annotations::REFRESH;
 use crate::injection::{FETCHER, SA_TOKEN_VOLUME, TOKEN_DIR, TOKEN_ENV, TOKEN_FILE, TOKEN_VOLUME};
+use k2h_contract::annotations::REFRESH;
 use serde_json::json;
 
 const ALICE: &str = "alice";

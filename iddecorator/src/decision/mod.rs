@@ -8,9 +8,14 @@
 //! The plan also carries the injection operations (issue 6, `crate::injection`): `/mutate`
 //! appends them; `/validate` tolerates injected objects and denies only on the user
 //! annotation, or when injection itself is impossible (a reserved name in the user's shape).
+//!
+//! `/validate` also answers two requests that carry no workload (issue 13): CONNECT into a pod
+//! (`access`, which needs the pod the shell read) and TokenRequests for our audience (`tokens`).
+mod access;
 mod observe;
 mod patch;
 mod rules;
+mod tokens;
 
 #[cfg(test)]
 mod fixtures;
@@ -19,11 +24,13 @@ mod injection_tests;
 #[cfg(test)]
 mod proptests;
 
-use crate::annotations::{INJECT, USER};
 use crate::injection::{self, Conflict};
 use crate::pointer::Path;
 use crate::policy::Policy;
 use crate::username::UsernameError;
+pub use access::{PodLookup, pod_to_read};
+use k2h_contract::annotations::{INJECT, USER};
+use k2h_contract::kinds::group_of;
 use kube::core::{
     DynamicObject,
     admission::{AdmissionRequest, Operation},
@@ -65,13 +72,17 @@ enum Refusal {
         source: Conflict,
     },
     #[error(
-        "only {owner} (the pod's {USER}) or a trusted controller may add ephemeral containers to this pod; {requester} may not"
+        "only {owner} (the pod's {USER}), a trusted controller or a pod-access admin may add ephemeral containers to this pod; {requester} may not"
     )]
     Ephemeral { owner: String, requester: String },
     #[error(
-        "this pod has no {USER}, so only a trusted controller may add ephemeral containers to it; {requester} may not"
+        "this pod has no {USER}, so only a trusted controller or a pod-access admin may add ephemeral containers to it; {requester} may not"
     )]
     EphemeralUnowned { requester: String },
+    #[error(
+        "{requester} may not change what runs in this pod: it belongs to {owner} (its {USER}) and its containers may hold {owner}'s credentials; only {owner}, the controller that manages the pod, or a pod-access admin (podAccessAdmins in the iddecorator policy) may. Create a pod of your own instead"
+    )]
+    PodTakeover { owner: String, requester: String },
     #[error(
         "{USER} at {path} is {actual} but iddecorator decided {desired}; a mutating webhook after iddecorator changed it, remove that change"
     )]
@@ -114,9 +125,32 @@ pub fn mutate(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Decisio
     }
 }
 
-/// `/validate`: runs after every mutating webhook; denies objects whose annotations differ
-/// from what [`mutate`] decided.
+/// `/validate` without a pod read by the shell: a CONNECT into a pod is then denied (fail
+/// closed). See [`validate_with`].
 pub fn validate(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Decision {
+    validate_with(req, policy, None)
+}
+
+/// Requests only `/validate` decides (its own webhook entries register them; `/mutate` lets
+/// them pass unchanged): a CONNECT into a pod and a TokenRequest.
+pub fn validate_only(req: &AdmissionRequest<DynamicObject>) -> bool {
+    pod_to_read(req).is_some() || tokens::is_token_request(req)
+}
+
+/// `/validate`: runs after every mutating webhook; denies objects whose annotations differ
+/// from what [`mutate`] decided. A CONNECT into a pod ([`pod_to_read`]) is decided on `pod`,
+/// what the shell found when it read that pod; a TokenRequest on its audience and requester.
+pub fn validate_with(
+    req: &AdmissionRequest<DynamicObject>,
+    policy: &Policy,
+    pod: Option<&PodLookup>,
+) -> Decision {
+    if pod_to_read(req).is_some() {
+        return access::connect(req, policy, pod);
+    }
+    if tokens::is_token_request(req) {
+        return tokens::decide(req);
+    }
     let differences = match plan(req, policy) {
         Ok(Plan::Pass) => Vec::new(),
         Ok(Plan::Stamp { sites, .. }) => sites
@@ -171,10 +205,10 @@ fn plan(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Result<Plan, 
         Operation::Delete | Operation::Connect => return Ok(Plan::Pass),
     };
     let username = req.user_info.username.as_deref();
-    let trusted = policy.is_trusted_controller(username);
     match req.sub_resource.as_deref() {
         None | Some("") => {}
         Some("ephemeralcontainers") if workload.is_pod() => {
+            let trusted = policy.is_trusted_controller(username);
             return ephemeral(req, policy, trusted).map(|()| Plan::Pass);
         }
         Some(_) => return Ok(Plan::Pass),
@@ -213,16 +247,17 @@ fn plan(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Result<Plan, 
     } else {
         (None, false)
     };
-    let controller_owned = new
+    // Kubernetes allows one controller reference; its kind must be one the requester manages.
+    let manages_owner = new
         .metadata
         .owner_references
         .iter()
         .flatten()
-        .any(|r| r.controller == Some(true));
+        .find(|r| r.controller == Some(true))
+        .is_some_and(|r| policy.manages(username, group_of(&r.api_version), &r.kind));
     let rule = rules::choose(Facts {
         update,
-        trusted,
-        controller_owned,
+        manages_owner,
         runnable_changed,
     });
     // The username is mapped only when it is written, so a relabel-only UPDATE by an
@@ -231,6 +266,18 @@ fn plan(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Result<Plan, 
         Rule::Submitter => Some(policy.map_username(username)?),
         Rule::KeepIncoming | Rule::RestoreOld => None,
     };
+    // A Pod's new spec runs with the memory volume and token file it already has, so stamping
+    // the updater would hand them the owner's credentials: only the owner (or an admin) may.
+    if let (true, Some(requester), Some(old)) = (workload.is_pod(), &submitter, &old)
+        && let Some(owner) = old.value_at(&Path::root())
+        && owner != requester
+        && !policy.is_pod_access_admin(username, groups(req))
+    {
+        return Err(Refusal::PodTakeover {
+            owner: owner.to_owned(),
+            requester: requester.clone(),
+        });
+    }
     let desired = rules::desired(rule, submitter.as_deref(), &now, old.as_ref());
     let sites = now
         .sites
@@ -246,13 +293,14 @@ fn plan(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Result<Plan, 
 }
 
 /// `pods/ephemeralcontainers`: adding a container to a running pod runs code with its tokens,
-/// so only the pod's user (or a trusted controller) may.
+/// so only the pod's user (or a trusted controller, or a pod-access admin, who may exec into
+/// it anyway) may.
 fn ephemeral(
     req: &AdmissionRequest<DynamicObject>,
     policy: &Policy,
     trusted: bool,
 ) -> Result<(), Refusal> {
-    if trusted {
+    if trusted || policy.is_pod_access_admin(req.user_info.username.as_deref(), groups(req)) {
         return Ok(());
     }
     let pod = req
@@ -272,6 +320,11 @@ fn ephemeral(
         Some(owner) => Err(Refusal::Ephemeral { owner, requester }),
         None => Err(Refusal::EphemeralUnowned { requester }),
     }
+}
+
+/// The requester's groups (none when the apiserver sent none).
+fn groups(req: &AdmissionRequest<DynamicObject>) -> &[String] {
+    req.user_info.groups.as_deref().unwrap_or_default()
 }
 
 fn to_json(object: &DynamicObject) -> Result<Value, Refusal> {
@@ -440,13 +493,93 @@ mod tests {
         assert_eq!(validate(&req, &policy()), allow_empty());
 
         let mut rs = workload("ReplicaSet", Some(ALICE), "busybox");
-        rs["metadata"]["ownerReferences"] = owner_ref(true);
+        rs["metadata"]["ownerReferences"] = owner_ref_to("apps/v1", "Deployment", true);
         let req = create(
             "ReplicaSet",
             "system:serviceaccount:kube-system:deployment-controller",
             rs,
         );
         assert_eq!(mutate(&req, &policy()), allow_empty());
+    }
+
+    const OPERATOR: &str = "system:serviceaccount:kubeflow:training-operator";
+
+    /// A pod `requester` creates with `alice` in it, owned by `api_version`/`kind`; returns the
+    /// user it is stored with.
+    fn owned_pod_user(requester: &str, api_version: &str, kind: &str) -> Option<String> {
+        let mut pod = workload("Pod", Some(ALICE), "busybox");
+        pod["metadata"]["ownerReferences"] = owner_ref_to(api_version, kind, true);
+        let after = admit(&create("Pod", requester, pod), &policy());
+        user_at(&after, "").map(str::to_owned)
+    }
+
+    #[test]
+    fn a_trusted_controller_keeps_a_user_only_for_owner_kinds_it_manages() {
+        let alice = Some(ALICE.to_owned());
+        // The training operator creating the pods of a kind it manages (and we stamp).
+        for kind in ["TFJob", "MXJob", "JAXJob", "PyTorchJob"] {
+            assert_eq!(
+                owned_pod_user(OPERATOR, "kubeflow.org/v1", kind),
+                alice,
+                "{kind}"
+            );
+        }
+        // ... of anything else: its own name, as for any user.
+        let own = Some(OPERATOR.to_owned());
+        assert_eq!(owned_pod_user(OPERATOR, "v1", "ConfigMap"), own);
+        assert_eq!(owned_pod_user(OPERATOR, "kubeflow.org/v1", "Notebook"), own);
+        assert_eq!(owned_pod_user(OPERATOR, "apps/v1", "ReplicaSet"), own);
+        // Same kind name in another group is another kind.
+        assert_eq!(owned_pod_user(OPERATOR, "evil.example/v1", "TFJob"), own);
+        // The replicaset-controller creating a pod owned by a Job.
+        assert_eq!(
+            owned_pod_user(RS_CONTROLLER, "batch/v1", "Job"),
+            Some(RS_CONTROLLER.to_owned())
+        );
+        assert_eq!(
+            owned_pod_user(RS_CONTROLLER, "apps/v1", "ReplicaSet"),
+            alice
+        );
+        // The job-controller for its Jobs, not for the ReplicaSet's pods.
+        let job = "system:serviceaccount:kube-system:job-controller";
+        assert_eq!(owned_pod_user(job, "batch/v1", "Job"), alice);
+        assert_eq!(
+            owned_pod_user(job, "apps/v1", "ReplicaSet"),
+            Some(job.to_owned())
+        );
+        // kube-controller-manager acting as itself manages all its kinds.
+        let kcm = "system:kube-controller-manager";
+        assert_eq!(owned_pod_user(kcm, "apps/v1", "ReplicaSet"), alice);
+        assert_eq!(owned_pod_user(kcm, "v1", "ReplicationController"), alice);
+        assert_eq!(
+            owned_pod_user(kcm, "kubeflow.org/v1", "TFJob"),
+            Some(kcm.to_owned())
+        );
+    }
+
+    #[test]
+    fn a_policy_controller_is_trusted_for_its_configured_kinds_only() {
+        let p = Policy::from_yaml(
+            r#"
+kinds: [{group: ray.io, kind: RayCluster, templatePaths: [spec.headGroupSpec.template]}]
+trustedControllers: [{username: ray-op, ownerKinds: [ray.io/RayCluster]}]
+"#,
+        )
+        .unwrap();
+        for (api_version, kind, want) in [
+            ("ray.io/v1", "RayCluster", ALICE),
+            ("ray.io/v1", "RayJob", "ray-op"),
+        ] {
+            let mut pod = workload("Pod", Some(ALICE), "busybox");
+            pod["metadata"]["ownerReferences"] = owner_ref_to(api_version, kind, true);
+            let after = admit(&create("Pod", "ray-op", pod), &p);
+            assert_eq!(user_at(&after, ""), Some(want), "{kind}");
+        }
+        // The defaults were replaced: the replicaset-controller is an ordinary user now.
+        let mut pod = workload("Pod", Some(ALICE), "busybox");
+        pod["metadata"]["ownerReferences"] = owner_ref(true);
+        let after = admit(&create("Pod", RS_CONTROLLER, pod), &p);
+        assert_eq!(user_at(&after, ""), Some(RS_CONTROLLER));
     }
 
     #[test]
@@ -475,7 +608,7 @@ mod tests {
     fn trusted_job_from_cronjob_gets_metadata_from_its_template() {
         let mut job = workload("Job", None, "busybox");
         job["spec"]["template"] = pod_template(Some(ALICE), "busybox");
-        job["metadata"]["ownerReferences"] = owner_ref(true);
+        job["metadata"]["ownerReferences"] = owner_ref_to("batch/v1", "CronJob", true);
         let after = admit(&create("Job", CRONJOB_CONTROLLER, job), &policy());
         assert_eq!(
             all_users(&after, "Job"),
@@ -549,24 +682,74 @@ mod tests {
     }
 
     #[test]
-    fn update_of_pod_labels_is_relabel_only_but_image_change_is_not() {
+    fn update_of_pod_labels_is_relabel_only() {
         let old = workload("Pod", Some(ALICE), "busybox:1");
         let mut new = old.clone();
         new["metadata"]["labels"]["extra"] = json!("x");
-        let after = admit(&update("Pod", "bob", old.clone(), new), &policy());
+        let after = admit(&update("Pod", "bob", old, new), &policy());
         assert_eq!(user_at(&after, ""), Some(ALICE));
+    }
+
+    fn image_update(requester: &str, owner: Option<&str>) -> AdmissionRequest<DynamicObject> {
+        let old = workload("Pod", owner, "busybox:1");
         let mut new = old.clone();
         new["spec"]["containers"][0]["image"] = json!("evil:1");
-        let after = admit(&update("Pod", "bob", old, new), &policy());
+        update("Pod", requester, old, new)
+    }
+
+    /// Issue 13: the restarted container would keep the owner's token file, so changing what
+    /// runs in someone else's pod is refused, not re-stamped.
+    #[test]
+    fn changing_what_runs_in_someone_elses_pod_is_denied() {
+        let reason = denied(mutate(&image_update("bob", Some(ALICE)), &policy()));
+        assert_eq!(
+            reason,
+            "bob may not change what runs in this pod: it belongs to alice (its kube2hadoop.io/user) and its containers may hold alice's credentials; only alice, the controller that manages the pod, or a pod-access admin (podAccessAdmins in the iddecorator policy) may. Create a pod of your own instead"
+        );
+        assert!(matches!(
+            validate(&image_update("bob", Some(ALICE)), &policy()),
+            Decision::Deny { .. }
+        ));
+        // A trusted controller that does not manage the pod's owner is refused too.
+        assert!(matches!(
+            mutate(&image_update(RS_CONTROLLER, Some(ALICE)), &policy()),
+            Decision::Deny { .. }
+        ));
+    }
+
+    #[test]
+    fn the_owner_an_admin_or_anyone_on_an_unowned_pod_may_change_what_runs() {
+        let after = admit(&image_update(ALICE, Some(ALICE)), &policy());
+        assert_eq!(user_at(&after, ""), Some(ALICE));
+        // Mapped names are compared.
+        let p = Policy::from_yaml("usernames: {stripPrefixes: ['oidc:']}").unwrap();
+        let after = admit(&image_update("oidc:alice", Some(ALICE)), &p);
+        assert_eq!(user_at(&after, ""), Some(ALICE));
+        // A pod without a user keeps today's behaviour: the updater is stamped.
+        let after = admit(&image_update("bob", None), &policy());
         assert_eq!(user_at(&after, ""), Some("bob"));
+        // An admin may; the pod then carries the admin, as any updater's change would.
+        let mut review = review_json(
+            "UPDATE",
+            "Pod",
+            None,
+            "root",
+            image_update("x", None)
+                .object
+                .map(|o| serde_json::to_value(o).unwrap()),
+            Some(workload("Pod", Some(ALICE), "busybox:1")),
+        );
+        review["request"]["userInfo"]["groups"] = json!(["system:masters"]);
+        let after = admit(&decode(review), &policy());
+        assert_eq!(user_at(&after, ""), Some("root"));
     }
 
     #[test]
     fn update_by_trusted_controller_of_owned_object_keeps_incoming() {
         let mut old = workload("ReplicaSet", Some(ALICE), "busybox:1");
-        old["metadata"]["ownerReferences"] = owner_ref(true);
+        old["metadata"]["ownerReferences"] = owner_ref_to("apps/v1", "Deployment", true);
         let mut new = workload("ReplicaSet", Some(ALICE), "busybox:2");
-        new["metadata"]["ownerReferences"] = owner_ref(true);
+        new["metadata"]["ownerReferences"] = owner_ref_to("apps/v1", "Deployment", true);
         let req = update(
             "ReplicaSet",
             "system:serviceaccount:kube-system:deployment-controller",
@@ -660,7 +843,7 @@ mod tests {
         let reason = denied(mutate(&ephemeral_req("bob", Some(ALICE)), &policy()));
         assert_eq!(
             reason,
-            "only alice (the pod's kube2hadoop.io/user) or a trusted controller may add ephemeral containers to this pod; bob may not"
+            "only alice (the pod's kube2hadoop.io/user), a trusted controller or a pod-access admin may add ephemeral containers to this pod; bob may not"
         );
         assert!(matches!(
             validate(&ephemeral_req("bob", Some(ALICE)), &policy()),
@@ -668,6 +851,26 @@ mod tests {
         ));
         let reason = denied(mutate(&ephemeral_req("bob", None), &policy()));
         assert!(reason.contains("has no kube2hadoop.io/user"), "{reason}");
+    }
+
+    #[test]
+    fn ephemeral_containers_by_a_pod_access_admin() {
+        let mut review = review_json(
+            "UPDATE",
+            "Pod",
+            Some("ephemeralcontainers"),
+            "root",
+            ephemeral_req("x", Some(ALICE))
+                .object
+                .map(|o| serde_json::to_value(o).unwrap()),
+            Some(workload("Pod", Some(ALICE), "busybox")),
+        );
+        assert!(matches!(
+            mutate(&decode(review.clone()), &policy()),
+            Decision::Deny { .. }
+        ));
+        review["request"]["userInfo"]["groups"] = json!(["system:masters"]);
+        assert_eq!(mutate(&decode(review), &policy()), allow_empty());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Reading an object as plain JSON: where its user annotations live, what they say now, and
 //! which part of it decides what runs.
-use crate::annotations::USER;
 use crate::pointer::Path;
 use crate::workload::{ShapeError, Workload, type_name};
+use k2h_contract::annotations::USER;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 

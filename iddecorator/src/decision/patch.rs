@@ -4,9 +4,9 @@
 //! or `annotations` map is added whole. Adding a whole map over an empty one is a valid
 //! `add` too (it replaces the member), which matters for the object's own metadata: the
 //! decoded request cannot tell `metadata: {}` from no metadata.
-use crate::annotations::USER;
 use crate::pointer::Path;
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation};
+use k2h_contract::annotations::USER;
 use serde_json::{Value, json};
 
 /// The operations turning `object`'s values at each site into `want`. Sites must have been

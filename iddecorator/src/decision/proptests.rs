@@ -254,7 +254,7 @@ fn shape_site(t: &mut Value, site: &Site, top: bool) {
         annotations.insert(INJECT.into(), json!(v));
     }
     if site.refresh {
-        annotations.insert(crate::annotations::REFRESH.into(), json!("true"));
+        annotations.insert(k2h_contract::annotations::REFRESH.into(), json!("true"));
     }
     if !annotations.is_empty() {
         let meta = &mut t["metadata"];

@@ -6,10 +6,9 @@ use super::observe::Observed;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Facts {
     pub update: bool,
-    /// The authenticated username is a trusted controller.
-    pub trusted: bool,
-    /// The incoming object has an ownerReference with `controller: true`.
-    pub controller_owned: bool,
+    /// The incoming object has a controller ownerReference (`controller: true`) whose kind the
+    /// authenticated username is a trusted controller for.
+    pub manages_owner: bool,
     /// UPDATE only: what runs (templates, or a Pod's spec) differs from the old object.
     pub runnable_changed: bool,
 }
@@ -27,10 +26,10 @@ pub enum Rule {
     RestoreOld,
 }
 
-/// The rule table. A trusted controller is trusted only for objects it controls; anywhere
-/// else it is an ordinary requester.
+/// The rule table. A trusted controller is trusted only for objects owned by a kind it
+/// manages; anywhere else it is an ordinary requester.
 pub fn choose(f: Facts) -> Rule {
-    if f.trusted && f.controller_owned {
+    if f.manages_owner {
         Rule::KeepIncoming
     } else if !f.update || f.runnable_changed {
         Rule::Submitter
@@ -109,11 +108,10 @@ mod tests {
         }
     }
 
-    fn facts(update: bool, trusted: bool, owned: bool, changed: bool) -> Facts {
+    fn facts(update: bool, manages_owner: bool, changed: bool) -> Facts {
         Facts {
             update,
-            trusted,
-            controller_owned: owned,
+            manages_owner,
             runnable_changed: changed,
         }
     }
@@ -121,16 +119,12 @@ mod tests {
     #[test]
     fn rule_table() {
         use Rule::*;
-        assert_eq!(choose(facts(false, false, false, false)), Submitter);
-        assert_eq!(choose(facts(false, false, true, false)), Submitter);
-        assert_eq!(choose(facts(false, true, false, false)), Submitter);
-        assert_eq!(choose(facts(false, true, true, false)), KeepIncoming);
-        assert_eq!(choose(facts(true, false, false, true)), Submitter);
-        assert_eq!(choose(facts(true, false, false, false)), RestoreOld);
-        assert_eq!(choose(facts(true, false, true, false)), RestoreOld);
-        assert_eq!(choose(facts(true, true, true, true)), KeepIncoming);
-        assert_eq!(choose(facts(true, true, false, true)), Submitter);
-        assert_eq!(choose(facts(true, true, false, false)), RestoreOld);
+        assert_eq!(choose(facts(false, false, false)), Submitter);
+        assert_eq!(choose(facts(false, true, false)), KeepIncoming);
+        assert_eq!(choose(facts(true, false, true)), Submitter);
+        assert_eq!(choose(facts(true, false, false)), RestoreOld);
+        assert_eq!(choose(facts(true, true, true)), KeepIncoming);
+        assert_eq!(choose(facts(true, true, false)), KeepIncoming);
     }
 
     fn strings(v: &[Option<&str>]) -> Vec<Option<String>> {

@@ -15,10 +15,10 @@ pub use spec::{
     CA_VOLUME, FETCHER, SA_TOKEN_VOLUME, TOKEN_DIR, TOKEN_ENV, TOKEN_FILE, TOKEN_VOLUME,
 };
 
-use crate::annotations::{INJECT, REFRESH};
 use crate::pointer::{Path, Seg};
 use crate::workload::type_name;
 use json_patch::{AddOperation, PatchOperation};
+use k2h_contract::annotations::{INJECT, REFRESH};
 use serde_json::{Map, Value};
 use spec::Mode;
 

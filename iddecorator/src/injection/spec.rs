@@ -22,7 +22,7 @@ const CA_DIR: &str = "/etc/kube2hadoop/ca";
 /// runs it.
 const FETCHER_BINARY: &str = "/init-fetcher";
 /// The token service's audience (token-service checks it).
-pub const AUDIENCE: &str = "kube2hadoop";
+pub use k2h_contract::names::AUDIENCE;
 
 /// How the fetcher runs in one pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -48,6 +48,16 @@ pub fn binary(package: &str) -> PathBuf {
         .join(package)
 }
 
+/// Set to a token-service binary to run the suite against it instead of this tree's (e.g. one
+/// built from an older commit, to show an attack succeeding before its fix).
+pub const BINARY_ENV: &str = "K2H_E2E_TOKEN_SERVICE_BIN";
+
+fn service_binary() -> PathBuf {
+    std::env::var_os(BINARY_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| binary("token-service"))
+}
+
 /// Waits for the started process `what` (e.g. `init-fetcher`) without blocking the runtime;
 /// kills it and fails the test after `timeout`.
 pub async fn wait_output(child: Child, what: &str, timeout: Duration) -> Output {
@@ -186,7 +196,7 @@ impl Options {
             cert,
             key: key_file,
             tls,
-            binary: binary("token-service"),
+            binary: service_binary(),
             options: self,
             dir,
         }

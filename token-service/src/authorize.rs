@@ -14,9 +14,9 @@ use crate::pod::PodFacts;
 pub struct Principal {
     /// The `kube2hadoop.io/user` annotation as written.
     pub kube_user: String,
-    /// That user's Hadoop name.
+    /// That user's Hadoop name, as the directory stores it.
     pub requester: String,
-    /// The headless account asked for, when allowed.
+    /// The headless account asked for, when allowed, as the directory stores it.
     pub run_as: Option<String>,
     /// What `doas` carries: the run-as account, or the requester.
     pub hadoop_user: String,
@@ -24,7 +24,14 @@ pub struct Principal {
 
 pub struct Policy {
     pub mapping: MappingRules,
+    /// Never issued; compared with the canonical name ignoring ASCII case.
     pub superusers: BTreeSet<String>,
+}
+
+impl Policy {
+    pub fn is_superuser(&self, name: &str) -> bool {
+        self.superusers.iter().any(|s| s.eq_ignore_ascii_case(name))
+    }
 }
 
 fn forbidden(code: &'static str, message: String) -> ApiError {
@@ -57,32 +64,44 @@ pub async fn authorize(
             ),
         )
     })?;
-    let requester = policy
+    // Written by iddecorator from the authenticated name, never with surrounding whitespace:
+    // trimming such a value could merge it with another user's.
+    if kube_user.trim() != kube_user || kube_user.chars().any(char::is_control) {
+        return Err(forbidden(
+            "user_annotation_invalid",
+            format!(
+                "pod {shown}: kube2hadoop.io/user {kube_user:?} has surrounding whitespace or \
+                 control characters, which iddecorator never writes; recreate the pod from its \
+                 workload"
+            ),
+        ));
+    }
+    let mapped = policy
         .mapping
         .map(&kube_user)
         .map_err(|e| forbidden("user_not_mappable", format!("pod {shown}: {e}")))?;
-    match dir
-        .user(&requester)
+    let requester = match dir
+        .user(&mapped)
         .await
         .map_err(|e| directory_down(dir, e))?
     {
-        UserStatus::Allowed => {}
+        UserStatus::Allowed { name } => name,
         UserStatus::Unknown => {
             return Err(forbidden(
                 "user_unknown",
-                format!("pod {shown} acts for {requester}, who is not in the directory"),
+                format!("pod {shown} acts for {mapped}, who is not in the directory"),
             ));
         }
         UserStatus::NotAllowed => {
             return Err(forbidden(
                 "user_not_allowed",
                 format!(
-                    "pod {shown} acts for {requester}, who is not in the group allowed to use \
+                    "pod {shown} acts for {mapped}, who is not in the group allowed to use \
                      Hadoop (inactive, or never granted)"
                 ),
             ));
         }
-    }
+    };
     let run_as = match pod.run_as.as_deref() {
         None => None,
         Some(account) if !valid_account(account) => {
@@ -97,7 +116,7 @@ pub async fn authorize(
                 .await
                 .map_err(|e| directory_down(dir, e))?
             {
-                RunAsStatus::Allowed => Some(account.to_owned()),
+                RunAsStatus::Allowed { account } => Some(account),
                 RunAsStatus::NoSuchAccount => {
                     return Err(forbidden(
                         "run_as_unknown",
@@ -119,7 +138,7 @@ pub async fn authorize(
         }
     };
     let hadoop_user = run_as.clone().unwrap_or_else(|| requester.clone());
-    if policy.superusers.contains(&hadoop_user) {
+    if policy.is_superuser(&hadoop_user) {
         return Err(forbidden(
             "superuser_denied",
             format!("pod {shown}: tokens for the superuser {hadoop_user} are never issued"),
@@ -143,7 +162,10 @@ mod tests {
 
     fn policy() -> Policy {
         Policy {
-            mapping: MappingRules::default(),
+            mapping: MappingRules {
+                realms: vec!["EXAMPLE.COM".into()],
+                ..MappingRules::default()
+            },
             superusers: BTreeSet::from(["hdfs".to_owned(), "svc-root".to_owned()]),
         }
     }
@@ -251,6 +273,74 @@ mod tests {
         assert_eq!(e.code, "superuser_denied");
     }
 
+    #[tokio::test]
+    async fn annotations_with_whitespace_and_unlisted_realms_are_refused() {
+        for spaced in ["alice ", " alice", "alice\n", "al\u{7}ice"] {
+            let e = decide(Some(spaced), None).await.expect_err(spaced);
+            assert_eq!(e.code, "user_annotation_invalid", "{spaced:?}");
+        }
+        let e = decide(Some("alice@OTHER.REALM"), None)
+            .await
+            .expect_err("unlisted realm");
+        assert_eq!(e.code, "user_not_mappable");
+        assert!(e.message.contains("OTHER.REALM"), "{e}");
+    }
+
+    /// A directory that matches names ignoring case, as LDAP matches `uid`, and answers with
+    /// the stored (lowercase) name.
+    struct CaseInsensitive(StaticUsers);
+    impl Directory for CaseInsensitive {
+        fn describe(&self) -> String {
+            "case-insensitive".into()
+        }
+        fn user<'a>(&'a self, u: &'a str) -> BoxFuture<'a, Result<UserStatus, DirectoryError>> {
+            Box::pin(async move { self.0.user(&u.to_ascii_lowercase()).await })
+        }
+        fn run_as<'a>(
+            &'a self,
+            u: &'a str,
+            a: &'a str,
+        ) -> BoxFuture<'a, Result<RunAsStatus, DirectoryError>> {
+            Box::pin(async move { self.0.run_as(u, &a.to_ascii_lowercase()).await })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_deny_list_and_doas_see_the_canonical_name_in_any_case() {
+        let dir = CaseInsensitive(users());
+        let ask = |user: &str, run_as: Option<&str>| {
+            let mut p = pod("x", "u1", "127.100.0.1");
+            p.user = Some(user.to_owned());
+            p.run_as = run_as.map(str::to_owned);
+            p
+        };
+        for variant in ["SVC-ROOT", "Svc-Root", "svc-root"] {
+            let e = authorize(&ask("alice", Some(variant)), &policy(), &dir)
+                .await
+                .expect_err(variant);
+            assert_eq!(e.code, "superuser_denied", "{variant}");
+        }
+        let e = authorize(&ask("HDFS", None), &policy(), &dir)
+            .await
+            .expect_err("HDFS");
+        assert_eq!(e.code, "superuser_denied");
+        // The deny-list itself may be written in any case.
+        let mut shouting = policy();
+        shouting.superusers = BTreeSet::from(["SVC-ROOT".to_owned()]);
+        let e = authorize(&ask("alice", Some("svc-root")), &shouting, &dir)
+            .await
+            .expect_err("listed in capitals");
+        assert_eq!(e.code, "superuser_denied");
+        let p = authorize(&ask("alice", Some("SVC-ETL")), &policy(), &dir)
+            .await
+            .expect("member");
+        assert_eq!(
+            (p.run_as.as_deref(), p.hadoop_user.as_str()),
+            (Some("svc-etl"), "svc-etl"),
+            "doas carries the stored name"
+        );
+    }
+
     struct Down;
     impl Directory for Down {
         fn describe(&self) -> String {
@@ -269,7 +359,11 @@ mod tests {
             _: &'a str,
             _: &'a str,
         ) -> BoxFuture<'a, Result<RunAsStatus, DirectoryError>> {
-            Box::pin(async { Ok(RunAsStatus::Allowed) })
+            Box::pin(async {
+                Ok(RunAsStatus::Allowed {
+                    account: "x".into(),
+                })
+            })
         }
     }
 

@@ -2,6 +2,7 @@
 //! watches that feed the pod-by-IP index and the set of served namespaces, and whether a
 //! ledger workload still runs.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,19 +10,21 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
+use crate::coverage::Registration;
 use crate::error::{ApiError, Kind};
 use crate::identity::{AUDIENCE, Review};
 use crate::index::{IndexEvent, IndexWriter, SharedIndex};
 use crate::ledger::lifecycle::Liveness;
 use crate::ledger::reconcile::WorkloadState;
 use crate::pod::{OwnerRef, PodFacts, owner_refs};
-use crate::workload::{LookupError, OwnerLookup, OwnerObject, WorkloadKey, resolve};
+use crate::workload::{LookupError, OwnerLookup, OwnerObject, StampedKinds, WorkloadKey, reaches};
 
 /// What the request path asks of the API server.
 pub trait Cluster: Send + Sync {
@@ -131,6 +134,12 @@ impl Kube {
             .map_err(|e| error(e.to_string()))?;
         Ok(object.map(|o| OwnerObject {
             owners: owner_refs(&o.metadata),
+            user: o
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(k2h_contract::annotations::USER))
+                .cloned(),
             uid: o.metadata.uid.unwrap_or_default(),
         }))
     }
@@ -209,6 +218,7 @@ impl Kube {
 pub struct KubeWorkloads {
     pub kube: Arc<Kube>,
     pub index: SharedIndex,
+    pub stamped: StampedKinds,
 }
 
 impl KubeWorkloads {
@@ -225,15 +235,17 @@ impl KubeWorkloads {
                 return Liveness::Unknown;
             }
         }
+        // Pods whose chain cannot be proven any more (an owner vanished, a user mismatch) are
+        // refused new tokens, but still count here: only lookups that fail leave it unknown.
         for pod in self.index.pods_in(&w.namespace) {
             if pod.deleting {
                 continue;
             }
-            match resolve(&pod, self.kube.as_ref()).await {
-                Ok(k) if k.uid == w.uid => return Liveness::Alive,
-                Ok(_) => {}
+            match reaches(&pod, self.kube.as_ref(), &self.stamped, &w.uid).await {
+                Ok(true) => return Liveness::Alive,
+                Ok(false) => {}
                 Err(e) => {
-                    tracing::warn!(workload = %w, error = %e.message, "cannot resolve a pod's workload");
+                    tracing::warn!(workload = %w, error = %e, "cannot follow a pod's owners");
                     return Liveness::Unknown;
                 }
             }
@@ -305,6 +317,13 @@ impl ServedNamespaces {
         self.store.get(&ObjectRef::new(namespace)).is_some()
     }
 
+    /// The labels of a served namespace (`None`: not served, or not seen yet).
+    pub fn labels(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
+        self.store
+            .get(&ObjectRef::new(namespace))
+            .map(|ns| ns.metadata.labels.clone().unwrap_or_default())
+    }
+
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
@@ -335,6 +354,63 @@ pub fn watch_namespaces(client: kube::Client, selector: &str) -> ServedNamespace
         }
     });
     ServedNamespaces { store, ready }
+}
+
+/// iddecorator's mutating webhook registration, from a reflector of the one configuration.
+#[derive(Clone)]
+pub struct WebhookRegistration {
+    store: Store<MutatingWebhookConfiguration>,
+    ready: Arc<AtomicBool>,
+    configuration: String,
+    webhook: String,
+}
+
+impl WebhookRegistration {
+    /// What the cluster registers now; [`Registration::Loading`] until the first list.
+    pub fn current(&self) -> Registration {
+        if !self.is_ready() {
+            return Registration::Loading;
+        }
+        let found = self.store.get(&ObjectRef::new(&self.configuration));
+        Registration::of(found.as_deref(), &self.configuration, &self.webhook)
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+/// Starts watching the MutatingWebhookConfiguration `configuration` (its webhook `webhook`).
+pub fn watch_webhook(
+    client: kube::Client,
+    configuration: &str,
+    webhook: &str,
+) -> WebhookRegistration {
+    let (store, writer) = reflector::store::<MutatingWebhookConfiguration>();
+    let config = watcher::Config::default().fields(&format!("metadata.name={configuration}"));
+    let api = Api::<MutatingWebhookConfiguration>::all(client);
+    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "webhook registration watch failed; retrying");
+            }
+        }
+    });
+    let ready = Arc::new(AtomicBool::new(false));
+    let (waiting, flag) = (store.clone(), Arc::clone(&ready));
+    tokio::spawn(async move {
+        if waiting.wait_until_ready().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    WebhookRegistration {
+        store,
+        ready,
+        configuration: configuration.to_owned(),
+        webhook: webhook.to_owned(),
+    }
 }
 
 /// First and longest pause between two attempts to (re)start the pod watch.

@@ -12,8 +12,11 @@ use clap::Parser;
 use k2h_http::LogFormat;
 use zeroize::Zeroizing;
 
+use k2h_contract::coverage::{MUTATING_WEBHOOK, WEBHOOK_CONFIGURATION};
+
 use crate::directory::ldap::{
-    DEFAULT_GROUP_FILTER, DEFAULT_RUN_AS_FILTER, DEFAULT_USER_FILTER, LdapConfig,
+    DEFAULT_GROUP_FILTER, DEFAULT_NAME_ATTRIBUTE, DEFAULT_RUN_AS_FILTER, DEFAULT_USER_FILTER,
+    LdapConfig,
 };
 use crate::hadoop::kms::KmsConfig;
 use crate::hadoop::spnego::KerberosConfig;
@@ -22,6 +25,7 @@ use crate::issuer::IssuerConfig;
 use crate::mapping::MappingRules;
 use crate::ratelimit::Limit;
 use crate::server::Modes;
+use crate::workload::StampedKinds;
 
 const DEFAULT_SUPERUSERS: &[&str] = &["hdfs", "yarn", "mapred", "hive", "hbase", "root"];
 
@@ -169,6 +173,53 @@ pub struct FileConfig {
     pub ledger_period_seconds: Option<u64>,
     pub lease_duration_seconds: Option<u64>,
     pub lease_renew_deadline_seconds: Option<u64>,
+    /// Kinds iddecorator stamps beyond the built-in ones: must mirror the `kinds:` of its
+    /// policy. `group/Kind` (`ray.io/RayJob`) or `{group: ray.io, kind: RayJob}`.
+    pub stamped_kinds: Vec<KindSpec>,
+    /// The MutatingWebhookConfiguration whose coverage is served [default:
+    /// kube2hadoop-iddecorator].
+    pub webhook_configuration: Option<String>,
+    /// The webhook within it [default: mutate.iddecorator.kube2hadoop.io].
+    pub mutating_webhook: Option<String>,
+}
+
+/// A kind as `group/Kind` (core kinds: `Kind`), or as iddecorator's policy writes it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum KindSpec {
+    Text(String),
+    #[serde(rename_all = "camelCase")]
+    Object {
+        #[serde(default)]
+        group: String,
+        kind: String,
+        /// iddecorator's policy lists template paths here: accepted, so an entry can be copied
+        /// as it is, and unused.
+        #[serde(default)]
+        #[allow(dead_code)]
+        template_paths: Vec<String>,
+    },
+}
+
+impl KindSpec {
+    /// (group, kind), checked.
+    fn parse(&self) -> Result<(String, String), String> {
+        let (group, kind) = match self {
+            KindSpec::Text(t) => t.rsplit_once('/').unwrap_or(("", t.as_str())),
+            KindSpec::Object { group, kind, .. } => (group.as_str(), kind.as_str()),
+        };
+        let name_like = |s: &str| {
+            s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        };
+        if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric()) || !name_like(group)
+        {
+            return Err(format!(
+                "stampedKinds entry {self:?} is not `group/Kind` (e.g. ray.io/RayJob)"
+            ));
+        }
+        Ok((group.to_owned(), kind.to_owned()))
+    }
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -212,6 +263,8 @@ pub struct FileLdap {
     pub base_dn: Option<String>,
     pub group_base_dn: Option<String>,
     pub user_filter: Option<String>,
+    /// Attribute of a user entry holding its account name [default: uid].
+    pub name_attribute: Option<String>,
     pub group_filter: Option<String>,
     pub run_as_filter: Option<String>,
     pub allowed_group: Option<String>,
@@ -249,6 +302,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log: Option<String>,
     pub ledger: LedgerSettings,
+    pub stamped: StampedKinds,
+    pub webhook_configuration: String,
+    pub mutating_webhook: String,
 }
 
 /// Where the ledger lives and how its leader is elected.
@@ -509,6 +565,11 @@ impl Settings {
                 ledger.lease_duration.as_secs()
             ));
         }
+        let stamped = StampedKinds::with(
+            file.stamped_kinds
+                .iter()
+                .filter_map(|k| k.parse().map_err(|e| errors.push(e)).ok()),
+        );
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -537,6 +598,13 @@ impl Settings {
             log_format: cli.log_format,
             log: cli.log,
             ledger,
+            stamped,
+            webhook_configuration: file
+                .webhook_configuration
+                .unwrap_or_else(|| WEBHOOK_CONFIGURATION.into()),
+            mutating_webhook: file
+                .mutating_webhook
+                .unwrap_or_else(|| MUTATING_WEBHOOK.into()),
         })
     }
 }
@@ -674,6 +742,9 @@ fn directory_settings(
         user_base: base.unwrap_or_default(),
         group_base,
         user_filter,
+        name_attribute: file
+            .name_attribute
+            .unwrap_or_else(|| DEFAULT_NAME_ATTRIBUTE.into()),
         group_filter: cli
             .ldap_group_filter
             .clone()
@@ -850,6 +921,12 @@ mod tests {
         assert_eq!(file.nameservices[0].namenodes.len(), 2);
         assert_eq!(file.kms.len(), 1);
         assert!(file.ldap.is_some() && file.user_mapping.is_some());
+        assert_eq!(file.stamped_kinds.len(), 2);
+        let kinds: Result<Vec<_>, _> = file.stamped_kinds.iter().map(KindSpec::parse).collect();
+        assert_eq!(
+            kinds.expect("kinds")[1],
+            ("ray.io".into(), "RayCluster".into())
+        );
     }
 
     #[test]
@@ -878,6 +955,40 @@ mod tests {
             panic!("deadline equal to the lease accepted");
         };
         assert!(e.to_string().contains("--lease-renew-deadline"), "{e}");
+    }
+
+    #[test]
+    fn stamped_kinds_and_the_webhook_name_are_read_from_the_file() {
+        let s = Settings::resolve(
+            cli(&["--tls-cert-file", "c", "--tls-key-file", "k"]),
+            file(SERVICES),
+        )
+        .expect("valid");
+        assert_eq!(s.webhook_configuration, "kube2hadoop-iddecorator");
+        assert_eq!(s.mutating_webhook, "mutate.iddecorator.kube2hadoop.io");
+        assert!(s.stamped.contains("apps/v1", "Deployment"));
+        assert!(!s.stamped.contains("ray.io/v1", "RayJob"));
+        let s = Settings::resolve(
+            cli(&["--tls-cert-file", "c", "--tls-key-file", "k"]),
+            file(&format!(
+                "{SERVICES}webhookConfiguration: mine\nstampedKinds:\n- ray.io/RayJob\n\
+                 - {{group: ray.io, kind: RayCluster, templatePaths: [spec.x]}}\n- Widget\n"
+            )),
+        )
+        .expect("valid");
+        assert_eq!(s.webhook_configuration, "mine");
+        assert!(s.stamped.contains("ray.io/v1", "RayJob"));
+        assert!(s.stamped.contains("ray.io/v1alpha1", "RayCluster"));
+        assert!(s.stamped.contains("v1", "Widget"));
+        let Err(e) = Settings::resolve(
+            cli(&["--tls-cert-file", "c", "--tls-key-file", "k"]),
+            file(&format!(
+                "{SERVICES}stampedKinds: [\"ray.io/\", \"a b/C\"]\n"
+            )),
+        ) else {
+            panic!("bad kinds accepted");
+        };
+        assert_eq!(e.0.len(), 2, "{e}");
     }
 
     #[test]

@@ -27,7 +27,10 @@ use crate::index::{IpLookup, PodIndex};
 use crate::mapping::{MappingRules, valid_account};
 use crate::pod::{OwnerRef, PodFacts, owner_refs};
 use crate::request::{bearer_token, review_of, wants_json};
-use crate::workload::{LookupError, OwnerLookup, OwnerObject, WorkloadKey, controller_of, resolve};
+use crate::workload::{
+    LookupError, OwnerLookup, OwnerObject, StampedKinds, WorkloadKey, controller_of, reaches,
+    resolve,
+};
 
 const PARTS: usize = 7;
 const SA_PREFIX: &str = "system:serviceaccount:";
@@ -127,7 +130,7 @@ fn reviewed(review: TokenReview) -> Option<ReviewedPod> {
         "an unauthenticated review named {target:?}"
     );
     assert!(
-        review.audiences.is_empty() || review.audiences.iter().any(|a| a == "kube2hadoop"),
+        review.audiences.iter().any(|a| a == "kube2hadoop"),
         "a review for other audiences named {target:?}"
     );
     assert_eq!(
@@ -152,11 +155,21 @@ fn reviewed(review: TokenReview) -> Option<ReviewedPod> {
 /// Whatever is derived from one Pod is derived the same way every time.
 fn check_facts(pod: &Pod, facts: &PodFacts) {
     assert_eq!(&PodFacts::from_pod(pod), facts, "from_pod is deterministic");
-    for annotation in [&facts.user, &facts.run_as].into_iter().flatten() {
-        assert!(
-            !annotation.is_empty() && annotation.trim() == annotation,
-            "annotation {annotation:?} is kept trimmed and non-empty"
-        );
+    let written = |key: &str| {
+        pod.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .cloned()
+    };
+    assert_eq!(
+        facts.user,
+        written("kube2hadoop.io/user").filter(|u| !u.is_empty()),
+        "the user annotation is kept verbatim, never trimmed"
+    );
+    if let Some(run_as) = &facts.run_as {
+        assert!(!run_as.trim().is_empty(), "a blank run-as asks for nothing");
+        assert_eq!(Some(run_as), written("kube2hadoop.io/run-as").as_ref());
     }
     assert_eq!(facts.uid, pod.metadata.uid.clone().unwrap_or_default());
 }
@@ -223,15 +236,18 @@ impl Directory for AllowAll {
     fn describe(&self) -> String {
         "fuzz: everyone allowed".into()
     }
-    fn user<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<UserStatus, DirectoryError>> {
-        Box::pin(async { Ok(UserStatus::Allowed) })
+    fn user<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<UserStatus, DirectoryError>> {
+        // As LDAP does: any case matches, the stored name (lowercase here) is returned.
+        let name = user.to_ascii_lowercase();
+        Box::pin(async { Ok(UserStatus::Allowed { name }) })
     }
     fn run_as<'a>(
         &'a self,
         _: &'a str,
-        _: &'a str,
+        account: &'a str,
     ) -> BoxFuture<'a, Result<RunAsStatus, DirectoryError>> {
-        Box::pin(async { Ok(RunAsStatus::Allowed) })
+        let account = account.to_ascii_lowercase();
+        Box::pin(async { Ok(RunAsStatus::Allowed { account }) })
     }
 }
 
@@ -249,11 +265,30 @@ fn check_principal(facts: &PodFacts, mapping: MappingRules) {
     let Ok(principal) = block_on(authorize(facts, &policy, &AllowAll)) else {
         return;
     };
-    assert_eq!(mapped, Some(Ok(principal.requester.clone())));
+    let canonical = mapped
+        .clone()
+        .and_then(Result::ok)
+        .map(|m| m.to_ascii_lowercase());
+    assert_eq!(canonical, Some(principal.requester.clone()));
     assert_eq!(Some(&principal.kube_user), facts.user.as_ref());
-    assert_eq!(principal.run_as, facts.run_as);
+    assert_eq!(
+        principal.kube_user.trim(),
+        principal.kube_user,
+        "a user annotation with surrounding whitespace is refused"
+    );
+    assert_eq!(
+        principal.run_as,
+        facts.run_as.as_ref().map(|a| a.to_ascii_lowercase())
+    );
     assert!(valid_account(&principal.hadoop_user));
-    assert!(!policy.superusers.contains(&principal.hadoop_user));
+    assert!(
+        !policy
+            .superusers
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(&principal.hadoop_user)),
+        "{} is a superuser in another case",
+        principal.hadoop_user
+    );
 }
 
 /// Owner objects by name, as the API would return them.
@@ -272,6 +307,11 @@ impl OwnerLookup for Owners {
             .map(|m| OwnerObject {
                 uid: m.uid.clone().unwrap_or_default(),
                 owners: owner_refs(m),
+                user: m
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("kube2hadoop.io/user"))
+                    .cloned(),
             });
         Box::pin(async move { Ok(found) })
     }
@@ -280,8 +320,9 @@ impl OwnerLookup for Owners {
 /// The workload key is deterministic, in the pod's namespace, and is either the bare pod or a
 /// controller reference found on the way up.
 fn check_workload(facts: &PodFacts, owners: &Owners) {
-    let first = block_on(resolve(facts, owners));
-    let again = block_on(resolve(facts, owners));
+    let stamped = StampedKinds::default();
+    let first = block_on(resolve(facts, owners, &stamped));
+    let again = block_on(resolve(facts, owners, &stamped));
     assert_eq!(first.as_ref().ok(), again.as_ref().ok());
     assert_eq!(
         first.as_ref().err().map(|e| e.code),
@@ -291,6 +332,19 @@ fn check_workload(facts: &PodFacts, owners: &Owners) {
         return;
     };
     assert_eq!(key.namespace, facts.namespace);
+    assert!(
+        facts.user.is_some(),
+        "a workload proven for a pod without a user"
+    );
+    assert!(
+        stamped.contains(&key.api_version, &key.kind),
+        "workload {key:?} is of a kind nobody stamps"
+    );
+    assert_eq!(
+        block_on(reaches(facts, owners, &stamped, &key.uid)).ok(),
+        Some(true),
+        "the ledger would not see the pods of the workload they were served for"
+    );
     let Some(controller) = controller_of(&facts.owners) else {
         assert_eq!(
             key,
@@ -337,8 +391,9 @@ mod tests {
             "uid":"rs1","controller":true}]},
             "spec":{"containers":[]},"status":{"phase":"Running","podIP":"127.100.0.1"}}"#;
         let owners = r#"[{"name":"web-x","uid":"rs1","ownerReferences":[{"apiVersion":"apps/v1",
-            "kind":"Deployment","name":"web","uid":"d1","controller":true}]},
-            {"name":"web","uid":"d1"}]"#;
+            "kind":"Deployment","name":"web","uid":"d1","controller":true}],
+            "annotations":{"kube2hadoop.io/user":"bob@EXAMPLE.COM"}},
+            {"name":"web","uid":"d1","annotations":{"kube2hadoop.io/user":"bob@EXAMPLE.COM"}}]"#;
         request(&input([
             "POST",
             "/v1/credentials",

@@ -13,7 +13,7 @@ use crate::pod::PodFacts;
 
 /// The audience bound tokens must be minted for, so a token meant for another service cannot be
 /// replayed here.
-pub const AUDIENCE: &str = "kube2hadoop";
+pub use k2h_contract::names::AUDIENCE;
 const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
 const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
 const SA_PREFIX: &str = "system:serviceaccount:";
@@ -103,7 +103,9 @@ pub fn review_target(review: &Review) -> Result<ReviewedPod, ApiError> {
             ),
         ));
     }
-    if !review.audiences.is_empty() && !review.audiences.iter().any(|a| a == AUDIENCE) {
+    // The review asks for our audience; an answer that does not list it (an empty list too,
+    // as an API server that ignores audiences would give) proves the token is not for us.
+    if !review.audiences.iter().any(|a| a == AUDIENCE) {
         return Err(unauthenticated(
             "wrong_audience",
             format!("the bearer token is not for audience {AUDIENCE:?}"),
@@ -315,6 +317,11 @@ mod tests {
         let mut r = review();
         r.audiences = vec!["https://kubernetes.default.svc".into()];
         assert_eq!(review_target(&r).expect_err("aud").code, "wrong_audience");
+        r.audiences.clear();
+        assert_eq!(
+            review_target(&r).expect_err("no audience").code,
+            "wrong_audience"
+        );
 
         for odd in [
             "alice",

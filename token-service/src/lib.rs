@@ -8,6 +8,7 @@ pub mod audit;
 pub mod authorize;
 pub mod cluster;
 pub mod config;
+pub mod coverage;
 pub mod directory;
 pub mod error;
 pub mod fuzz;

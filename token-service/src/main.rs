@@ -14,8 +14,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use prometheus_client::registry::Registry;
 use token_service::audit::AuditSink;
 use token_service::authorize::Policy;
-use token_service::cluster::{Kube, KubeWorkloads, watch_namespaces, watch_pods};
+use token_service::cluster::{Kube, KubeWorkloads, watch_namespaces, watch_pods, watch_webhook};
 use token_service::config::{Cli, DirectorySettings, Settings};
+use token_service::coverage;
 use token_service::directory::Directory;
 use token_service::directory::ldap::Ldap;
 use token_service::directory::static_users::StaticUsers;
@@ -225,6 +226,11 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     let index = SharedIndex::default();
     watch_pods(client.clone(), index.clone());
     let namespaces = watch_namespaces(client.clone(), &settings.namespace_selector);
+    let webhook = watch_webhook(
+        client.clone(),
+        &settings.webhook_configuration,
+        &settings.mutating_webhook,
+    );
     let kube = Arc::new(Kube::new(client.clone(), settings.kube_timeout));
     let ledger_cfg = &settings.ledger;
     let ledger = Ledger::new(
@@ -267,6 +273,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         workloads: Arc::new(KubeWorkloads {
             kube: kube.clone(),
             index: index.clone(),
+            stamped: settings.stamped.clone(),
         }),
         leader,
         audit: ledger_audit,
@@ -279,13 +286,22 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     }
     .spawn();
     let readiness = Readiness::default();
-    let (served, ready_ns, ready_index) = (namespaces.clone(), namespaces, index.clone());
+    let (served, ready_ns, ready_index) = (namespaces.clone(), namespaces.clone(), index.clone());
+    let ready_webhook = webhook.clone();
     let app = Arc::new(App {
         cluster: kube.clone(),
         owners: kube,
         index,
         served: Arc::new(move |ns| served.is_served(ns)),
-        watches_ready: Arc::new(move || ready_ns.is_ready() && ready_index.is_ready()),
+        // One definition of what is covered: the webhook as registered, read now.
+        covered: Arc::new(move |pod| {
+            let labels = namespaces.labels(&pod.namespace);
+            coverage::check(&webhook.current(), labels.as_ref(), pod)
+        }),
+        stamped: settings.stamped.clone(),
+        watches_ready: Arc::new(move || {
+            ready_ns.is_ready() && ready_index.is_ready() && ready_webhook.is_ready()
+        }),
         modes: settings.modes,
         policy: Policy {
             mapping: settings.mapping.clone(),
@@ -310,6 +326,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         sa_token = settings.modes.sa_token,
         ip = settings.modes.ip,
         namespaces = %settings.namespace_selector,
+        webhook = %format!("{}/{}", settings.webhook_configuration, settings.mutating_webhook),
         ledger = %settings.ledger.namespace,
         replica = %settings.ledger.replica_id,
         "serving"

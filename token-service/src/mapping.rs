@@ -1,7 +1,7 @@
 //! From the Kubernetes user name iddecorator wrote to the Hadoop user name tokens are issued to.
 
-/// Configured rules, applied in this order: refuse denied prefixes, strip prefixes, strip the
-/// realm, lowercase; the result must be a plain account name.
+/// Configured rules, applied in this order: refuse denied prefixes, strip prefixes, strip a
+/// listed realm (refuse any other), lowercase; the result must be a plain account name.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct MappingRules {
@@ -9,9 +9,12 @@ pub struct MappingRules {
     pub deny_prefixes: Vec<String>,
     /// Removed when present, first match only (e.g. `oidc:`).
     pub strip_prefixes: Vec<String>,
-    /// Remove `@REALM` (or `@domain`).
+    /// Remove `@REALM` (or `@domain`) when the realm is listed in `realms`; `false` keeps every
+    /// realm (and then refuses the name: `@` is not valid in a Hadoop name).
     pub strip_realm: bool,
-    /// When set, only these realms may be stripped; other realms are refused.
+    /// The realms that may be stripped (ASCII case ignored); a name in any other realm is
+    /// refused, so `alice@OTHER.REALM` never becomes `alice`. Empty: names with a realm are
+    /// refused.
     pub realms: Vec<String>,
     pub lowercase: bool,
 }
@@ -33,7 +36,8 @@ pub enum MappingError {
     #[error("Kubernetes user {0:?} may not obtain Hadoop tokens (its prefix is denied)")]
     Denied(String),
     #[error(
-        "Kubernetes user {user:?} has realm {realm:?}, which is not one of the configured realms"
+        "Kubernetes user {user:?} has realm {realm:?}, which is not listed in userMapping.realms; \
+         list it there if its users are the same people as the plain names"
     )]
     Realm { user: String, realm: String },
     #[error(
@@ -61,8 +65,7 @@ impl MappingRules {
         if self.strip_realm
             && let Some((local, realm)) = name.rsplit_once('@')
         {
-            if !self.realms.is_empty() && !self.realms.iter().any(|r| r.eq_ignore_ascii_case(realm))
-            {
+            if !self.realms.iter().any(|r| r.eq_ignore_ascii_case(realm)) {
                 return Err(MappingError::Realm {
                     user: user.to_owned(),
                     realm: realm.to_owned(),
@@ -98,8 +101,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_rules_strip_the_realm_and_refuse_system_users() {
-        let rules = MappingRules::default();
+    fn default_rules_strip_a_listed_realm_and_refuse_system_users() {
+        let rules = MappingRules {
+            realms: vec!["EXAMPLE.COM".into()],
+            ..MappingRules::default()
+        };
         assert_eq!(rules.map("alice").as_deref(), Ok("alice"));
         assert_eq!(rules.map("alice@EXAMPLE.COM").as_deref(), Ok("alice"));
         assert!(matches!(
@@ -131,11 +137,24 @@ mod tests {
         ));
         let keep = MappingRules {
             strip_realm: false,
+            realms: vec!["EXAMPLE.COM".into()],
             ..MappingRules::default()
         };
         assert!(
             keep.map("alice@EXAMPLE.COM").is_err(),
             "'@' is not valid in a Hadoop name"
         );
+    }
+
+    #[test]
+    fn by_default_no_realm_is_stripped() {
+        let rules = MappingRules::default();
+        for user in ["alice@EXAMPLE.COM", "alice@other.realm", "alice@"] {
+            assert!(
+                matches!(rules.map(user), Err(MappingError::Realm { .. })),
+                "{user} must not become alice"
+            );
+        }
+        assert_eq!(rules.map("alice").as_deref(), Ok("alice"));
     }
 }

@@ -1,9 +1,10 @@
 //! The facts about a pod that identity and authorization decide on, copied out of the
 //! Kubernetes object once so every decision is a pure function over plain data.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use iddecorator::annotations;
+use k2h_contract::annotations;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -40,11 +41,14 @@ pub struct PodFacts {
     pub deleting: bool,
     pub node: Option<String>,
     pub service_account: Option<String>,
-    /// `kube2hadoop.io/user`, written by iddecorator.
+    /// `kube2hadoop.io/user`, written by iddecorator, verbatim (never trimmed: a value with
+    /// surrounding whitespace is refused by authorization, so it never merges with another user).
     pub user: Option<String>,
     /// `kube2hadoop.io/run-as`, the headless account asked for.
     pub run_as: Option<String>,
     pub owners: Vec<OwnerRef>,
+    /// `metadata.labels`: the webhook's objectSelector is matched against them.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl PodFacts {
@@ -64,8 +68,8 @@ impl PodFacts {
             meta.annotations
                 .as_ref()
                 .and_then(|a| a.get(key))
-                .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
+                .cloned()
         };
         let status = pod.status.as_ref();
         // Canonical, as callers' addresses are: an IPv4 pod listed as `::ffff:a.b.c.d` would
@@ -102,8 +106,11 @@ impl PodFacts {
             node: spec.and_then(|s| s.node_name.clone()),
             service_account: spec.and_then(|s| s.service_account_name.clone()),
             user: annotation(annotations::USER),
-            run_as: annotation(annotations::RUN_AS),
+            // A blank run-as asks for nothing; any other value is kept as written and must be
+            // an account name (authorization refuses `" svc-etl"`).
+            run_as: annotation(annotations::RUN_AS).filter(|v| !v.trim().is_empty()),
             owners: owner_refs(meta),
+            labels: meta.labels.clone().unwrap_or_default(),
         }
     }
 }
@@ -142,6 +149,7 @@ pub mod fixtures {
             user: Some("alice".into()),
             run_as: None,
             owners: Vec::new(),
+            labels: BTreeMap::new(),
         }
     }
 }
@@ -172,6 +180,19 @@ mod tests {
         assert_eq!(facts.user.as_deref(), Some("alice"));
         assert_eq!(facts.run_as, None, "a blank run-as asks for nothing");
         assert!(facts.owners[0].controller);
+    }
+
+    #[test]
+    fn annotations_are_kept_verbatim() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"uid": "u1", "labels": {"app": "web"},
+                "annotations": {"kube2hadoop.io/user": "alice ", "kube2hadoop.io/run-as": " svc"}}
+        }))
+        .expect("pod");
+        let facts = PodFacts::from_pod(&pod);
+        assert_eq!(facts.user.as_deref(), Some("alice "), "never trimmed");
+        assert_eq!(facts.run_as.as_deref(), Some(" svc"));
+        assert_eq!(facts.labels.get("app").map(String::as_str), Some("web"));
     }
 
     /// Found by the `token-service` fuzz target (`fuzz/regressions/token-service/`): a pod

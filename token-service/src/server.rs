@@ -23,12 +23,16 @@ use crate::identity::{self, VerifiedPod};
 use crate::index::{IpLookup, PodIndex, SharedIndex, canonical};
 use crate::issuer::{Issued, Issuer, Outcome};
 use crate::metrics::Metrics;
+use crate::pod::PodFacts;
 use crate::ratelimit::RateLimiter;
 use crate::request;
-use crate::workload::{OwnerLookup, WorkloadKey, resolve};
+use crate::workload::{OwnerLookup, StampedKinds, WorkloadKey, resolve};
 
 pub const EXPIRES_HEADER: &str = "x-kube2hadoop-expires";
 pub const CREDENTIALS_PATH: &str = "/v1/credentials";
+
+/// Whether iddecorator's webhook covers a pod: `Err` names why not.
+pub type Coverage = dyn Fn(&PodFacts) -> Result<(), ApiError> + Send + Sync;
 
 /// Which proofs of identity are accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +45,12 @@ pub struct App {
     pub cluster: Arc<dyn Cluster>,
     pub owners: Arc<dyn OwnerLookup>,
     pub index: SharedIndex,
+    /// The configured `namespaceSelector`: an extra narrowing of what the webhook covers.
     pub served: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// Whether iddecorator's webhook covers the pod (`crate::coverage::check`).
+    pub covered: Arc<Coverage>,
+    /// Kinds an owner chain may consist of.
+    pub stamped: StampedKinds,
     /// Whether the watches have delivered their first complete list.
     pub watches_ready: Arc<dyn Fn() -> bool + Send + Sync>,
     pub modes: Modes,
@@ -66,7 +75,7 @@ pub async fn handle(app: Arc<App>, req: Request<Bytes>) -> Response<Body> {
                 error_response(&ApiError::new(
                     Kind::Unavailable,
                     "not_ready",
-                    "waiting for the first list of pods and namespaces",
+                    "waiting for the first list of pods, namespaces and the webhook registration",
                 ))
             }
         }
@@ -159,11 +168,13 @@ async fn issue(
     event.pod_uid = Some(pod.uid.clone());
     event.node = pod.node.clone();
     event.kubernetes_user = pod.user.clone();
+    // Only a pod iddecorator necessarily saw has a user annotation worth reading.
+    (app.covered)(pod)?;
     limit(&app.pod_limit, &format!("pod:{}", pod.uid), "pod")?;
     let principal: Principal = authorize(pod, &app.policy, app.directory.as_ref()).await?;
     event.hadoop_user = Some(principal.hadoop_user.clone());
     event.run_as = principal.run_as.clone();
-    let workload: WorkloadKey = resolve(pod, app.owners.as_ref()).await?;
+    let workload: WorkloadKey = resolve(pod, app.owners.as_ref(), &app.stamped).await?;
     event.workload = Some(workload.to_string());
     app.issuer
         .credentials(&workload, &principal.hadoop_user)
@@ -394,17 +405,26 @@ mod tests {
         }
     }
 
-    struct NoOwners;
+    /// Every owner exists, is a top object and was submitted by alice.
+    struct AliceOwners;
 
-    impl OwnerLookup for NoOwners {
+    impl OwnerLookup for AliceOwners {
         fn get<'a>(
             &'a self,
             _: &'a str,
-            _: &'a crate::pod::OwnerRef,
+            owner: &'a crate::pod::OwnerRef,
         ) -> BoxFuture<'a, Result<Option<OwnerObject>, LookupError>> {
-            Box::pin(async { Ok(None) })
+            let object = OwnerObject {
+                uid: owner.uid.clone(),
+                owners: vec![],
+                user: Some("alice".into()),
+            };
+            Box::pin(async move { Ok(Some(object)) })
         }
     }
+
+    /// Label of test pods the webhook's objectSelector leaves out.
+    const UNCOVERED: &str = "test.kube2hadoop.io/uncovered";
 
     struct Bed {
         app: Arc<App>,
@@ -438,9 +458,20 @@ mod tests {
                 pod: Some(pod("web-1", "u1", "127.100.0.1")),
                 live,
             }),
-            owners: Arc::new(NoOwners),
+            owners: Arc::new(AliceOwners),
             index,
             served: Arc::new(|ns| ns == "team-a"),
+            covered: Arc::new(|p| {
+                if p.labels.contains_key(UNCOVERED) {
+                    return Err(ApiError::new(
+                        Kind::Forbidden,
+                        "namespace_not_covered",
+                        "outside the objectSelector",
+                    ));
+                }
+                Ok(())
+            }),
+            stamped: StampedKinds::default(),
             watches_ready: Arc::new(move || flag.load(Ordering::SeqCst)),
             modes: Modes {
                 sa_token: true,
@@ -593,12 +624,30 @@ mod tests {
         let mut run_as = pod("r", "u8", "127.100.0.8");
         run_as.user = Some("bob".into());
         run_as.run_as = Some("svc-etl".into());
-        let bed = bed(vec![bare, host, other_ns, run_as]);
+        let mut uncovered = pod("c", "u9", "127.100.0.9");
+        uncovered.labels.insert(UNCOVERED.into(), "true".into());
+        let mut laundered = pod("l", "u10", "127.100.0.10");
+        laundered.user = Some("bob".into());
+        laundered.owners = vec![crate::pod::OwnerRef {
+            api_version: "apps/v1".into(),
+            kind: "ReplicaSet".into(),
+            name: "alices-rs".into(),
+            uid: "rs".into(),
+            controller: true,
+        }];
+        let mut spaced = pod("s", "u11", "127.100.0.11");
+        spaced.user = Some("alice ".into());
+        let bed = bed(vec![
+            bare, host, other_ns, run_as, uncovered, laundered, spaced,
+        ]);
         for (ip, status, code) in [
             ("127.100.0.5", 403, "no_user_annotation"),
             ("127.100.0.6", 403, "host_network"),
             ("127.100.0.7", 403, "namespace_not_served"),
             ("127.100.0.8", 403, "run_as_refused"),
+            ("127.100.0.9", 403, "namespace_not_covered"),
+            ("127.100.0.10", 403, "owner_user_mismatch"),
+            ("127.100.0.11", 403, "user_annotation_invalid"),
             ("127.100.0.99", 401, "unknown_address"),
         ] {
             let (got, _, body) = call(&bed, request(ip, None, None)).await;

@@ -1,8 +1,16 @@
 //! The workload a pod belongs to: its top controller owner (Pod → ReplicaSet → Deployment,
 //! Pod → Job → CronJob, StatefulSet, DaemonSet, TFJob and other operators' kinds), or the pod
 //! itself when it has no controller. One token set is kept per workload.
+//!
+//! The chain is also the proof that the pod's user is the workload's: every object from the pod
+//! up to the top must be of a kind iddecorator stamps and carry the pod's very
+//! `kube2hadoop.io/user`. A pod laundered through a kind nobody stamps (its template written by
+//! the requester), or owned by an object from before iddecorator was installed, gets nothing.
+
+use std::collections::BTreeSet;
 
 use futures::future::BoxFuture;
+use k2h_contract::kinds::{BUILTIN_STAMPED, group_of};
 
 use crate::error::{ApiError, Kind};
 use crate::pod::{OwnerRef, PodFacts};
@@ -32,6 +40,35 @@ impl std::fmt::Display for WorkloadKey {
 pub struct OwnerObject {
     pub uid: String,
     pub owners: Vec<OwnerRef>,
+    /// Its `kube2hadoop.io/user` annotation, verbatim.
+    pub user: Option<String>,
+}
+
+/// The kinds iddecorator stamps (API group, kind): `k2h_contract::kinds::BUILTIN_STAMPED` plus
+/// the configured `stampedKinds`, which must mirror the `kinds:` of iddecorator's policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StampedKinds(BTreeSet<(String, String)>);
+
+impl Default for StampedKinds {
+    fn default() -> Self {
+        StampedKinds::with(std::iter::empty())
+    }
+}
+
+impl StampedKinds {
+    /// The built-in kinds plus `extra` (group, kind) pairs.
+    pub fn with(extra: impl IntoIterator<Item = (String, String)>) -> StampedKinds {
+        let builtin = BUILTIN_STAMPED
+            .iter()
+            .map(|gk| (gk.group.to_owned(), gk.kind.to_owned()));
+        StampedKinds(builtin.chain(extra).collect())
+    }
+
+    /// Whether objects of `kind` in the group of `api_version` are stamped (any version).
+    pub fn contains(&self, api_version: &str, kind: &str) -> bool {
+        self.0
+            .contains(&(group_of(api_version).to_owned(), kind.to_owned()))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +104,30 @@ fn key(namespace: &str, r: &OwnerRef) -> WorkloadKey {
     }
 }
 
-pub async fn resolve(pod: &PodFacts, lookup: &dyn OwnerLookup) -> Result<WorkloadKey, ApiError> {
+fn forbidden(code: &'static str, message: String) -> ApiError {
+    ApiError::new(Kind::Forbidden, code, message)
+}
+
+/// `Kind namespace/name` of an owner reference, as messages name it.
+fn shown(namespace: &str, r: &OwnerRef) -> String {
+    format!("{} {namespace}/{}", r.kind, r.name)
+}
+
+/// The workload of `pod`, proven: each object on its controller chain is of a stamped kind,
+/// exists with the uid the reference names, and carries the pod's user exactly.
+pub async fn resolve(
+    pod: &PodFacts,
+    lookup: &dyn OwnerLookup,
+    stamped: &StampedKinds,
+) -> Result<WorkloadKey, ApiError> {
+    let ns = pod.namespace.as_str();
+    let pod_name = pod.display_name();
+    let user = pod.user.as_deref().ok_or_else(|| {
+        forbidden(
+            "no_user_annotation",
+            format!("pod {pod_name} has no kube2hadoop.io/user annotation"),
+        )
+    })?;
     let Some(mut current) = controller_of(&pod.owners).cloned() else {
         return Ok(WorkloadKey {
             namespace: pod.namespace.clone(),
@@ -78,45 +138,114 @@ pub async fn resolve(pod: &PodFacts, lookup: &dyn OwnerLookup) -> Result<Workloa
         });
     };
     for _ in 0..MAX_DEPTH {
-        let object = lookup.get(&pod.namespace, &current).await.map_err(|e| {
-            ApiError::new(
-                Kind::Unavailable,
-                "owner_lookup_failed",
+        let owner = shown(ns, &current);
+        // Before reading it: an unstamped kind proves nothing (and we may not read it).
+        if !stamped.contains(&current.api_version, &current.kind) {
+            let group = group_of(&current.api_version);
+            return Err(forbidden(
+                "owner_not_stamped",
                 format!(
-                    "cannot find the workload of pod {}: {e}",
-                    pod.display_name()
-                ),
-            )
-        })?;
-        let Some(object) = object else {
-            // The owner is gone (orphaning delete): the last owner we know is the workload.
-            return Ok(key(&pod.namespace, &current));
-        };
-        if object.uid != current.uid {
-            return Err(ApiError::new(
-                Kind::Forbidden,
-                "owner_replaced",
-                format!(
-                    "the {} {} that owns pod {} was deleted and recreated; the pod is orphaned",
-                    current.kind,
-                    current.name,
-                    pod.display_name()
+                    "pod {pod_name} is owned by {owner}, a kind iddecorator does not stamp, so \
+                     nothing proves who wrote its pod template; to serve it, add {{group: {group:?}, \
+                     kind: {}}} to iddecorator's policy `kinds:` (with its template paths) and \
+                     to token-service's `stampedKinds`",
+                    current.kind
                 ),
             ));
         }
+        let object = lookup.get(ns, &current).await.map_err(|e| {
+            ApiError::new(
+                Kind::Unavailable,
+                "owner_lookup_failed",
+                format!("cannot find the workload of pod {pod_name}: {e}"),
+            )
+        })?;
+        let Some(object) = object else {
+            return Err(forbidden(
+                "owner_gone",
+                format!(
+                    "{owner}, which owns pod {pod_name}, no longer exists, so the pod's user \
+                     cannot be proven; the pod is orphaned: recreate it from a workload"
+                ),
+            ));
+        };
+        if object.uid != current.uid {
+            return Err(forbidden(
+                "owner_replaced",
+                format!(
+                    "the {} {} that owns pod {pod_name} was deleted and recreated; the pod is \
+                     orphaned",
+                    current.kind, current.name
+                ),
+            ));
+        }
+        match object.user.as_deref() {
+            None => {
+                return Err(forbidden(
+                    "owner_unannotated",
+                    format!(
+                        "{owner}, which owns pod {pod_name}, has no kube2hadoop.io/user \
+                         annotation: was it created before iddecorator was installed, or in a \
+                         namespace it did not cover? Recreate it"
+                    ),
+                ));
+            }
+            Some(theirs) if theirs != user => {
+                return Err(forbidden(
+                    "owner_user_mismatch",
+                    format!(
+                        "pod {pod_name} carries kube2hadoop.io/user {user:?} but its owner \
+                         {owner} carries {theirs:?}: the pod was not made from that owner's \
+                         stamped template"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
         match controller_of(&object.owners) {
             Some(next) => current = next.clone(),
-            None => return Ok(key(&pod.namespace, &current)),
+            None => return Ok(key(ns, &current)),
         }
     }
     Err(ApiError::new(
         Kind::Internal,
         "owner_chain_too_long",
-        format!(
-            "pod {} has an owner chain deeper than {MAX_DEPTH}; is there a cycle?",
-            pod.display_name()
-        ),
+        format!("pod {pod_name} has an owner chain deeper than {MAX_DEPTH}; is there a cycle?"),
     ))
+}
+
+/// Whether `pod` still belongs to the workload with `uid`: it is that pod, or its controller
+/// chain passes through that object, also when an owner further up has vanished (pods outlive
+/// their owners while the garbage collector works, or when orphaned). No user or kind checks:
+/// this only tells the ledger whether a workload still has pods, never whom to serve. It stops
+/// at kinds nobody stamps (no served workload lies above one, and token-service may not read
+/// them), so a co-tenant's pod under, say, a ConfigMap cannot make the answer unknown.
+pub async fn reaches(
+    pod: &PodFacts,
+    lookup: &dyn OwnerLookup,
+    stamped: &StampedKinds,
+    uid: &str,
+) -> Result<bool, LookupError> {
+    if pod.uid == uid {
+        return Ok(true);
+    }
+    let mut current = controller_of(&pod.owners).cloned();
+    for _ in 0..MAX_DEPTH {
+        let Some(r) = current else {
+            return Ok(false);
+        };
+        if r.uid == uid {
+            return Ok(true);
+        }
+        if !stamped.contains(&r.api_version, &r.kind) {
+            return Ok(false);
+        }
+        current = match lookup.get(&pod.namespace, &r).await? {
+            Some(object) if object.uid == r.uid => controller_of(&object.owners).cloned(),
+            _ => None,
+        };
+    }
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -126,9 +255,18 @@ mod tests {
     use super::*;
     use crate::pod::fixtures::pod;
 
+    /// A controller reference with the apiVersion of its kind's group.
     fn owner(kind: &str, name: &str) -> OwnerRef {
+        let group = BUILTIN_STAMPED
+            .iter()
+            .find(|gk| gk.kind == kind)
+            .map_or("example.com", |gk| gk.group);
         OwnerRef {
-            api_version: "apps/v1".into(),
+            api_version: if group.is_empty() {
+                "v1".into()
+            } else {
+                format!("{group}/v1")
+            },
             kind: kind.into(),
             name: name.into(),
             uid: format!("uid-{name}"),
@@ -136,8 +274,20 @@ mod tests {
         }
     }
 
-    /// Objects by name: their owner refs.
-    struct Fake(HashMap<String, Vec<OwnerRef>>);
+    /// Objects by name: their owner refs and user annotation.
+    struct Fake(HashMap<String, (Vec<OwnerRef>, Option<String>)>);
+
+    impl Fake {
+        /// Every object carries alice, the fixture pod's user.
+        fn alice(objects: Vec<(&str, Vec<OwnerRef>)>) -> Fake {
+            Fake(
+                objects
+                    .into_iter()
+                    .map(|(n, o)| (n.to_owned(), (o, Some("alice".to_owned()))))
+                    .collect(),
+            )
+        }
+    }
 
     impl OwnerLookup for Fake {
         fn get<'a>(
@@ -146,9 +296,10 @@ mod tests {
             owner: &'a OwnerRef,
         ) -> BoxFuture<'a, Result<Option<OwnerObject>, LookupError>> {
             Box::pin(async move {
-                Ok(self.0.get(&owner.name).map(|owners| OwnerObject {
+                Ok(self.0.get(&owner.name).map(|(owners, user)| OwnerObject {
                     uid: format!("uid-{}", owner.name),
                     owners: owners.clone(),
+                    user: user.clone(),
                 }))
             })
         }
@@ -160,11 +311,19 @@ mod tests {
         p
     }
 
+    async fn code(pod: &PodFacts, fake: &Fake, stamped: &StampedKinds) -> &'static str {
+        resolve(pod, fake, stamped).await.expect_err("refused").code
+    }
+
     #[tokio::test]
     async fn a_bare_pod_is_its_own_workload() {
-        let k = resolve(&owned_pod(vec![]), &Fake(HashMap::new()))
-            .await
-            .expect("key");
+        let k = resolve(
+            &owned_pod(vec![]),
+            &Fake(HashMap::new()),
+            &StampedKinds::default(),
+        )
+        .await
+        .expect("key");
         assert_eq!(
             (k.kind.as_str(), k.name.as_str(), k.uid.as_str()),
             ("Pod", "p", "pod-uid")
@@ -173,22 +332,27 @@ mod tests {
 
     #[tokio::test]
     async fn deployment_and_cronjob_chains_end_at_the_top_owner() {
-        let fake = Fake(HashMap::from([
-            ("web-abc".into(), vec![owner("Deployment", "web")]),
-            ("web".into(), vec![]),
-            ("nightly-1".into(), vec![owner("CronJob", "nightly")]),
-            ("nightly".into(), vec![]),
-            ("train".into(), vec![]),
-        ]));
-        let k = resolve(&owned_pod(vec![owner("ReplicaSet", "web-abc")]), &fake)
-            .await
-            .expect("d");
+        let fake = Fake::alice(vec![
+            ("web-abc", vec![owner("Deployment", "web")]),
+            ("web", vec![]),
+            ("nightly-1", vec![owner("CronJob", "nightly")]),
+            ("nightly", vec![]),
+            ("train", vec![]),
+        ]);
+        let stamped = StampedKinds::default();
+        let k = resolve(
+            &owned_pod(vec![owner("ReplicaSet", "web-abc")]),
+            &fake,
+            &stamped,
+        )
+        .await
+        .expect("d");
         assert_eq!((k.kind.as_str(), k.name.as_str()), ("Deployment", "web"));
-        let k = resolve(&owned_pod(vec![owner("Job", "nightly-1")]), &fake)
+        let k = resolve(&owned_pod(vec![owner("Job", "nightly-1")]), &fake, &stamped)
             .await
             .expect("c");
         assert_eq!((k.kind.as_str(), k.name.as_str()), ("CronJob", "nightly"));
-        let k = resolve(&owned_pod(vec![owner("TFJob", "train")]), &fake)
+        let k = resolve(&owned_pod(vec![owner("TFJob", "train")]), &fake, &stamped)
             .await
             .expect("tf");
         assert_eq!((k.kind.as_str(), k.name.as_str()), ("TFJob", "train"));
@@ -198,10 +362,11 @@ mod tests {
     async fn only_the_controller_reference_is_followed() {
         let mut not_controller = owner("ConfigMap", "cm");
         not_controller.controller = false;
-        let fake = Fake(HashMap::from([("db".into(), vec![])]));
+        let fake = Fake::alice(vec![("db", vec![])]);
         let k = resolve(
             &owned_pod(vec![not_controller, owner("StatefulSet", "db")]),
             &fake,
+            &StampedKinds::default(),
         )
         .await
         .expect("sts");
@@ -209,22 +374,165 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_vanished_owner_ends_the_chain_and_a_cycle_is_an_error() {
-        let fake = Fake(HashMap::from([(
-            "rs".into(),
-            vec![owner("Deployment", "gone")],
-        )]));
-        let k = resolve(&owned_pod(vec![owner("ReplicaSet", "rs")]), &fake)
+    async fn a_vanished_owner_is_refused_and_a_cycle_is_an_error() {
+        let fake = Fake::alice(vec![("rs", vec![owner("Deployment", "gone")])]);
+        let pod = owned_pod(vec![owner("ReplicaSet", "rs")]);
+        let e = resolve(&pod, &fake, &StampedKinds::default())
             .await
-            .expect("k");
-        assert_eq!(k.name, "gone");
-        let cyclic = Fake(HashMap::from([
-            ("a".into(), vec![owner("X", "b")]),
-            ("b".into(), vec![owner("X", "a")]),
-        ]));
-        let e = resolve(&owned_pod(vec![owner("X", "a")]), &cyclic)
-            .await
-            .expect_err("cycle");
+            .expect_err("orphaned");
+        assert_eq!(e.code, "owner_gone");
+        assert!(e.message.contains("Deployment team-a/gone"), "{e}");
+        let cyclic = Fake::alice(vec![
+            ("a", vec![owner("ReplicaSet", "b")]),
+            ("b", vec![owner("ReplicaSet", "a")]),
+        ]);
+        let e = resolve(
+            &owned_pod(vec![owner("ReplicaSet", "a")]),
+            &cyclic,
+            &StampedKinds::default(),
+        )
+        .await
+        .expect_err("cycle");
         assert_eq!(e.code, "owner_chain_too_long");
+    }
+
+    #[tokio::test]
+    async fn every_owner_must_carry_the_pods_user_exactly() {
+        let mut fake = Fake::alice(vec![
+            ("web-abc", vec![owner("Deployment", "web")]),
+            ("web", vec![]),
+        ]);
+        let pod = owned_pod(vec![owner("ReplicaSet", "web-abc")]);
+        let stamped = StampedKinds::default();
+        fake.0.insert("web".into(), (vec![], Some("bob".into())));
+        let e = resolve(&pod, &fake, &stamped).await.expect_err("top");
+        assert_eq!(e.code, "owner_user_mismatch");
+        assert!(
+            e.message.contains("Deployment team-a/web")
+                && e.message.contains("\"alice\"")
+                && e.message.contains("\"bob\""),
+            "names the object and both values: {e}"
+        );
+        // No trimming, no case folding: a different string is a different user.
+        for other in ["alice ", "Alice"] {
+            fake.0.insert("web".into(), (vec![], Some(other.into())));
+            assert_eq!(code(&pod, &fake, &stamped).await, "owner_user_mismatch");
+        }
+        fake.0.insert(
+            "web-abc".into(),
+            (vec![owner("Deployment", "web")], Some("bob".into())),
+        );
+        assert_eq!(code(&pod, &fake, &stamped).await, "owner_user_mismatch");
+        fake.0
+            .insert("web-abc".into(), (vec![owner("Deployment", "web")], None));
+        let e = resolve(&pod, &fake, &stamped).await.expect_err("none");
+        assert_eq!(e.code, "owner_unannotated");
+        assert!(e.message.contains("ReplicaSet team-a/web-abc"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn every_owner_must_be_of_a_stamped_kind() {
+        let ray = OwnerRef {
+            api_version: "ray.io/v1".into(),
+            kind: "RayJob".into(),
+            name: "ray".into(),
+            uid: "uid-ray".into(),
+            controller: true,
+        };
+        let fake = Fake::alice(vec![("ray", vec![]), ("cm", vec![])]);
+        let pod = owned_pod(vec![ray.clone()]);
+        let e = resolve(&pod, &fake, &StampedKinds::default())
+            .await
+            .expect_err("unstamped");
+        assert_eq!(e.code, "owner_not_stamped");
+        assert!(
+            e.message.contains("RayJob team-a/ray") && e.message.contains("stampedKinds"),
+            "names the kind and how to add it: {e}"
+        );
+        let configured = StampedKinds::with([("ray.io".to_owned(), "RayJob".to_owned())]);
+        let k = resolve(&pod, &fake, &configured).await.expect("configured");
+        assert_eq!(k.kind, "RayJob");
+        // Kind and group both count: a ConfigMap, or a look-alike kind in another group.
+        let stamped = StampedKinds::default();
+        assert_eq!(
+            code(&owned_pod(vec![owner("ConfigMap", "cm")]), &fake, &stamped).await,
+            "owner_not_stamped"
+        );
+        let mut fake_rs = owner("ReplicaSet", "cm");
+        fake_rs.api_version = "evil.example.com/v1".into();
+        assert_eq!(
+            code(&owned_pod(vec![fake_rs]), &fake, &stamped).await,
+            "owner_not_stamped"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pod_without_a_user_has_no_provable_workload() {
+        let mut p = owned_pod(vec![]);
+        p.user = None;
+        let e = resolve(&p, &Fake(HashMap::new()), &StampedKinds::default())
+            .await
+            .expect_err("no user");
+        assert_eq!(e.code, "no_user_annotation");
+    }
+
+    #[tokio::test]
+    async fn liveness_follows_the_chain_past_vanished_owners_without_judging_users() {
+        let mut fake = Fake::alice(vec![("rs", vec![owner("Deployment", "gone")])]);
+        fake.0.insert(
+            "rs".into(),
+            (vec![owner("Deployment", "gone")], Some("bob".into())),
+        );
+        let pod = owned_pod(vec![owner("ReplicaSet", "rs")]);
+        let stamped = StampedKinds::default();
+        for (uid, want) in [
+            ("uid-gone", true),
+            ("uid-rs", true),
+            ("pod-uid", true),
+            ("uid-other", false),
+        ] {
+            assert_eq!(
+                reaches(&pod, &fake, &stamped, uid).await.expect("walk"),
+                want,
+                "{uid}"
+            );
+        }
+        // An unstamped owner is never read: a lookup that would fail is not made.
+        let unreadable = owned_pod(vec![owner("ConfigMap", "cm")]);
+        assert!(
+            !reaches(&unreadable, &Broken, &stamped, "uid-x")
+                .await
+                .expect("no lookup")
+        );
+        let cyclic = Fake::alice(vec![
+            ("a", vec![owner("ReplicaSet", "b")]),
+            ("b", vec![owner("ReplicaSet", "a")]),
+        ]);
+        let pod = owned_pod(vec![owner("ReplicaSet", "a")]);
+        assert!(
+            !reaches(&pod, &cyclic, &stamped, "uid-x")
+                .await
+                .expect("bounded")
+        );
+    }
+
+    /// Every lookup fails (as `get` on a kind token-service has no RBAC for would).
+    struct Broken;
+
+    impl OwnerLookup for Broken {
+        fn get<'a>(
+            &'a self,
+            namespace: &'a str,
+            owner: &'a OwnerRef,
+        ) -> BoxFuture<'a, Result<Option<OwnerObject>, LookupError>> {
+            Box::pin(async move {
+                Err(LookupError {
+                    kind: owner.kind.clone(),
+                    namespace: namespace.to_owned(),
+                    name: owner.name.clone(),
+                    detail: "forbidden".into(),
+                })
+            })
+        }
     }
 }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use token_service::directory::ldap::{
-    DEFAULT_GROUP_FILTER, DEFAULT_RUN_AS_FILTER, DEFAULT_USER_FILTER, Ldap, LdapConfig,
+    DEFAULT_GROUP_FILTER, DEFAULT_NAME_ATTRIBUTE, DEFAULT_RUN_AS_FILTER, DEFAULT_USER_FILTER, Ldap,
+    LdapConfig,
 };
 use token_service::directory::{Directory, DirectoryError, RunAsStatus, UserStatus};
 use zeroize::Zeroizing;
@@ -39,6 +40,7 @@ fn config(env: &HashMap<String, String>, password: &str) -> LdapConfig {
         user_base: format!("ou=people,{}", env["K2H_LDAP_BASE_DN"]),
         group_base: format!("ou=groups,{}", env["K2H_LDAP_BASE_DN"]),
         user_filter: DEFAULT_USER_FILTER.into(),
+        name_attribute: DEFAULT_NAME_ATTRIBUTE.into(),
         group_filter: DEFAULT_GROUP_FILTER.into(),
         allowed_group: "hadoop-users".into(),
         run_as_filter: DEFAULT_RUN_AS_FILTER.into(),
@@ -62,11 +64,9 @@ fn password(env: &HashMap<String, String>) -> String {
 async fn users_groups_and_headless_accounts_come_from_slapd() {
     let env = bed();
     let ldap = Ldap::new(config(&env, &password(&env))).expect("ldap");
-    assert_eq!(
-        ldap.user("alice").await.expect("alice"),
-        UserStatus::Allowed
-    );
-    assert_eq!(ldap.user("bob").await.expect("bob"), UserStatus::Allowed);
+    let allowed = |name: &str| UserStatus::Allowed { name: name.into() };
+    assert_eq!(ldap.user("alice").await.expect("alice"), allowed("alice"));
+    assert_eq!(ldap.user("bob").await.expect("bob"), allowed("bob"));
     assert_eq!(
         ldap.user("carol").await.expect("carol"),
         UserStatus::NotAllowed
@@ -82,7 +82,9 @@ async fn users_groups_and_headless_accounts_come_from_slapd() {
     );
     assert_eq!(
         ldap.run_as("alice", "svc-etl").await.expect("alice"),
-        RunAsStatus::Allowed
+        RunAsStatus::Allowed {
+            account: "svc-etl".into()
+        }
     );
     assert_eq!(
         ldap.run_as("bob", "svc-etl").await.expect("bob"),
@@ -91,6 +93,26 @@ async fn users_groups_and_headless_accounts_come_from_slapd() {
     assert_eq!(
         ldap.run_as("alice", "svc-none").await.expect("none"),
         RunAsStatus::NoSuchAccount
+    );
+}
+
+/// slapd matches `uid` ignoring case: the answer carries the name as stored, so `doas` and the
+/// superuser deny-list never see `SVC-ETL` for `svc-etl`.
+#[tokio::test]
+async fn names_in_another_case_come_back_as_stored() {
+    let env = bed();
+    let ldap = Ldap::new(config(&env, &password(&env))).expect("ldap");
+    assert_eq!(
+        ldap.user("ALICE").await.expect("ALICE"),
+        UserStatus::Allowed {
+            name: "alice".into()
+        }
+    );
+    assert_eq!(
+        ldap.run_as("alice", "SVC-ETL").await.expect("SVC-ETL"),
+        RunAsStatus::Allowed {
+            account: "svc-etl".into()
+        }
     );
 }
 

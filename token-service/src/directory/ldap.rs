@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use ldap3::{LdapConnAsync, LdapConnSettings, Scope, ldap_escape};
+use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry, ldap_escape};
 use zeroize::Zeroizing;
 
 use super::{Directory, DirectoryError, RunAsStatus, UserStatus};
@@ -16,6 +16,8 @@ pub const DEFAULT_USER_FILTER: &str = "(&(objectClass=posixAccount)(uid={user}))
 pub const DEFAULT_GROUP_FILTER: &str = "(&(objectClass=posixGroup)(cn={group})(memberUid={user}))";
 pub const DEFAULT_RUN_AS_FILTER: &str =
     "(&(objectClass=posixGroup)(cn={account})(memberUid={user}))";
+/// The attribute of a user entry that holds its account name (what the default filter matches).
+pub const DEFAULT_NAME_ATTRIBUTE: &str = "uid";
 
 #[derive(Clone)]
 pub struct LdapConfig {
@@ -27,6 +29,9 @@ pub struct LdapConfig {
     pub group_base: String,
     /// `{user}` is replaced by the escaped user name.
     pub user_filter: String,
+    /// The attribute of the entry the user filter finds that holds the account name as stored
+    /// (`uid`): the canonical name group checks, the deny-list and `doas` use.
+    pub name_attribute: String,
     /// `{user}` and `{group}` (the allowed group) are replaced.
     pub group_filter: String,
     pub allowed_group: String,
@@ -123,20 +128,53 @@ impl Ldap {
         Ok(!entries.is_empty())
     }
 
+    /// The account `name` as the directory stores it (LDAP matches `uid` case-insensitively),
+    /// or `None` when no entry matches the user filter.
+    async fn canonical(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        name: &str,
+    ) -> Result<Option<String>, DirectoryError> {
+        let filter = render(&self.cfg.user_filter, &[("user", name)]);
+        ldap.with_timeout(self.cfg.timeout);
+        let attribute = self.cfg.name_attribute.as_str();
+        let (entries, _) = ldap
+            .search(
+                &self.cfg.user_base,
+                Scope::Subtree,
+                &filter,
+                vec![attribute],
+            )
+            .await
+            .and_then(|r| r.success())
+            .map_err(|e| self.unavailable(e))?;
+        let count = entries.len();
+        let entry = match entries.into_iter().next() {
+            None => return Ok(None),
+            Some(e) if count == 1 => SearchEntry::construct(e),
+            Some(_) => return Err(DirectoryError::Ambiguous { filter, count }),
+        };
+        canonical_name(&entry, attribute, name)
+            .map(Some)
+            .ok_or(DirectoryError::NoName {
+                dn: entry.dn,
+                attribute: attribute.to_owned(),
+            })
+    }
+
     async fn user_status(&self, user: &str) -> Result<UserStatus, DirectoryError> {
         let mut ldap = self.connect().await?;
         let result = async {
-            let filter = render(&self.cfg.user_filter, &[("user", user)]);
-            if !self.any(&mut ldap, &self.cfg.user_base, &filter).await? {
+            let Some(name) = self.canonical(&mut ldap, user).await? else {
                 return Ok(UserStatus::Unknown);
-            }
+            };
             let filter = render(
                 &self.cfg.group_filter,
-                &[("user", user), ("group", &self.cfg.allowed_group)],
+                &[("user", &name), ("group", &self.cfg.allowed_group)],
             );
             Ok(
                 if self.any(&mut ldap, &self.cfg.group_base, &filter).await? {
-                    UserStatus::Allowed
+                    UserStatus::Allowed { name }
                 } else {
                     UserStatus::NotAllowed
                 },
@@ -147,6 +185,7 @@ impl Ldap {
         result
     }
 
+    /// `user` is already canonical (from [`Ldap::user_status`]); the account is made so here.
     async fn run_as_status(
         &self,
         user: &str,
@@ -154,17 +193,16 @@ impl Ldap {
     ) -> Result<RunAsStatus, DirectoryError> {
         let mut ldap = self.connect().await?;
         let result = async {
-            let filter = render(&self.cfg.user_filter, &[("user", account)]);
-            if !self.any(&mut ldap, &self.cfg.user_base, &filter).await? {
+            let Some(account) = self.canonical(&mut ldap, account).await? else {
                 return Ok(RunAsStatus::NoSuchAccount);
-            }
+            };
             let filter = render(
                 &self.cfg.run_as_filter,
-                &[("user", user), ("account", account)],
+                &[("user", user), ("account", &account)],
             );
             Ok(
                 if self.any(&mut ldap, &self.cfg.group_base, &filter).await? {
-                    RunAsStatus::Allowed
+                    RunAsStatus::Allowed { account }
                 } else {
                     RunAsStatus::NotMember
                 },
@@ -174,6 +212,24 @@ impl Ldap {
         let _ = ldap.unbind().await;
         result
     }
+}
+
+/// The stored value of `attribute` of `entry` that names `asked`: the one equal to it ignoring
+/// ASCII case (a multi-valued `uid`), else the only value.
+fn canonical_name(entry: &SearchEntry, attribute: &str, asked: &str) -> Option<String> {
+    let values = entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attribute))
+        .map(|(_, v)| v.as_slice())?;
+    values
+        .iter()
+        .find(|v| v.eq_ignore_ascii_case(asked))
+        .or(match values {
+            [only] => Some(only),
+            _ => None,
+        })
+        .cloned()
 }
 
 impl Directory for Ldap {
@@ -251,6 +307,29 @@ mod tests {
     }
 
     #[test]
+    fn the_canonical_name_is_the_stored_value() {
+        let entry = |values: &[&str]| SearchEntry {
+            dn: "uid=svc-root,ou=people".into(),
+            attrs: [(
+                "uid".to_owned(),
+                values.iter().map(|v| (*v).to_owned()).collect(),
+            )]
+            .into(),
+            bin_attrs: Default::default(),
+        };
+        assert_eq!(
+            canonical_name(&entry(&["svc-root"]), "uid", "SVC-ROOT").as_deref(),
+            Some("svc-root")
+        );
+        assert_eq!(
+            canonical_name(&entry(&["a1", "Svc-Root"]), "UID", "svc-root").as_deref(),
+            Some("Svc-Root")
+        );
+        assert_eq!(canonical_name(&entry(&["a1", "a2"]), "uid", "x"), None);
+        assert_eq!(canonical_name(&entry(&["x"]), "cn", "x"), None);
+    }
+
+    #[test]
     fn debug_hides_the_bind_password() {
         let cfg = LdapConfig {
             url: "ldap://127.0.0.1:3890".into(),
@@ -259,6 +338,7 @@ mod tests {
             user_base: "ou=people".into(),
             group_base: "ou=groups".into(),
             user_filter: DEFAULT_USER_FILTER.into(),
+            name_attribute: DEFAULT_NAME_ATTRIBUTE.into(),
             group_filter: DEFAULT_GROUP_FILTER.into(),
             allowed_group: "hadoop-users".into(),
             run_as_filter: DEFAULT_RUN_AS_FILTER.into(),
@@ -281,6 +361,7 @@ mod tests {
             user_base: "dc=x".into(),
             group_base: "dc=x".into(),
             user_filter: DEFAULT_USER_FILTER.into(),
+            name_attribute: DEFAULT_NAME_ATTRIBUTE.into(),
             group_filter: DEFAULT_GROUP_FILTER.into(),
             allowed_group: "g".into(),
             run_as_filter: DEFAULT_RUN_AS_FILTER.into(),

@@ -7,20 +7,27 @@ pub mod static_users;
 use futures::future::BoxFuture;
 
 /// What the directory says about one user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserStatus {
     Unknown,
     /// Exists but is not in the allowed group (inactive, or not a Hadoop user).
     NotAllowed,
-    Allowed,
+    /// May have tokens, under `name`: the account name as the directory stores it (LDAP
+    /// matches `uid` case-insensitively; `doas` and the deny-list must see the stored name).
+    Allowed {
+        name: String,
+    },
 }
 
 /// Whether `user` may act as a headless `account`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunAsStatus {
     NoSuchAccount,
     NotMember,
-    Allowed,
+    /// Allowed, as `account`: its name as the directory stores it.
+    Allowed {
+        account: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +40,16 @@ pub enum DirectoryError {
     Timeout { url: String, secs: u64 },
     #[error("LDAP bind as {dn} failed: {detail}; check the bind DN and the password file")]
     Bind { dn: String, detail: String },
+    #[error(
+        "LDAP entry {dn} has no {attribute} attribute to read the account name from; set \
+         ldap.nameAttribute to the attribute the user filter matches"
+    )]
+    NoName { dn: String, attribute: String },
+    #[error(
+        "{count} LDAP entries match {filter}; an account name must name one entry (narrow the \
+         base DN or the user filter)"
+    )]
+    Ambiguous { filter: String, count: usize },
 }
 
 pub trait Directory: Send + Sync {

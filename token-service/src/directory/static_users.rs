@@ -98,9 +98,12 @@ impl StaticUsers {
         self.groups.get(group).is_some_and(|m| m.contains(user))
     }
 
+    /// Names are matched exactly, so the canonical name is the one asked for, as written here.
     fn status(&self, user: &str) -> UserStatus {
         if self.member(&self.allowed_group, user) {
-            UserStatus::Allowed
+            UserStatus::Allowed {
+                name: user.to_owned(),
+            }
         } else if self.groups.values().any(|m| m.contains(user)) || self.accounts.contains_key(user)
         {
             UserStatus::NotAllowed
@@ -110,9 +113,11 @@ impl StaticUsers {
     }
 
     fn run_as_status(&self, user: &str, account: &str) -> RunAsStatus {
-        match self.accounts.get(account) {
+        match self.accounts.get_key_value(account) {
             None => RunAsStatus::NoSuchAccount,
-            Some(group) if self.member(group, user) => RunAsStatus::Allowed,
+            Some((name, group)) if self.member(group, user) => RunAsStatus::Allowed {
+                account: name.clone(),
+            },
             Some(_) => RunAsStatus::NotMember,
         }
     }
@@ -143,11 +148,24 @@ mod tests {
     #[test]
     fn the_embedded_default_parses_and_knows_the_demo_users() {
         let users = StaticUsers::embedded();
-        assert_eq!(users.status("alice"), UserStatus::Allowed);
+        assert_eq!(
+            users.status("alice"),
+            UserStatus::Allowed {
+                name: "alice".into()
+            }
+        );
         assert_eq!(users.status("mallory"), UserStatus::Unknown);
         assert_eq!(
             users.run_as_status("alice", "svc-etl"),
-            RunAsStatus::Allowed
+            RunAsStatus::Allowed {
+                account: "svc-etl".into()
+            }
+        );
+        // Exact names: another case is another (unknown) name.
+        assert_eq!(users.status("ALICE"), UserStatus::Unknown);
+        assert_eq!(
+            users.run_as_status("alice", "SVC-ETL"),
+            RunAsStatus::NoSuchAccount
         );
         assert_eq!(
             users.run_as_status("bob", "svc-etl"),

@@ -19,6 +19,10 @@ use crate::issuer::{Clock, Issued, TokenInfo};
 use crate::workload::WorkloadKey;
 
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kube2hadoop-token-service");
+/// Secrets named by the SHA-256 scheme carry it, and only they are listed: Secrets of the older
+/// FNV names are left alone (never read, renewed or cancelled; their tokens expire by
+/// themselves and each workload gets a new set at its next request).
+pub const LEDGER_VERSION: (&str, &str) = ("kube2hadoop.io/ledger-version", "2");
 pub const LABEL_WORKLOAD_UID: &str = "kube2hadoop.io/workload-uid";
 pub const ANNOTATION_WORKLOAD: &str = "kube2hadoop.io/workload";
 pub const ANNOTATION_USER: &str = "kube2hadoop.io/hadoop-user";
@@ -146,23 +150,20 @@ impl Entry {
     }
 }
 
-/// `k2h-` and 32 hex digits of a stable hash of the key: the same name on every replica and
-/// every build (the record inside is checked against the key, so a collision cannot mix sets).
+/// `k2h-` and 32 hex digits (128 bits) of the SHA-256 of the key: the same name on every
+/// replica and every build, and no way to make two keys share a Secret on purpose (the record
+/// inside is checked against the key as well).
 pub fn secret_name(workload: &WorkloadKey, user: &str) -> String {
     let text = format!(
         "{}\n{}\n{}\n{}\n{}\n{user}",
         workload.namespace, workload.api_version, workload.kind, workload.name, workload.uid
     );
-    let fnv = |seed: u64| {
-        text.bytes().fold(seed, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        })
-    };
-    format!(
-        "k2h-{:016x}{:016x}",
-        fnv(0xcbf2_9ce4_8422_2325),
-        fnv(0x6c62_272e_07bb_0142)
-    )
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    let hex: String = digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("k2h-{hex}")
 }
 
 pub fn to_secret(namespace: &str, record: &Record, issued: &Issued) -> Result<Secret, String> {
@@ -186,6 +187,7 @@ pub fn to_secret(namespace: &str, record: &Record, issued: &Issued) -> Result<Se
             namespace: Some(namespace.to_owned()),
             labels: Some(BTreeMap::from([
                 (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+                (LEDGER_VERSION.0.to_owned(), LEDGER_VERSION.1.to_owned()),
                 (LABEL_WORKLOAD_UID.to_owned(), w.uid.clone()),
             ])),
             annotations: Some(BTreeMap::from([
@@ -303,8 +305,10 @@ impl SecretApi for KubeSecrets {
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<Secret>, StoreError>> {
         Box::pin(async move {
-            let params =
-                ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
+            let params = ListParams::default().labels(&format!(
+                "{}={},{}={}",
+                MANAGED_BY.0, MANAGED_BY.1, LEDGER_VERSION.0, LEDGER_VERSION.1
+            ));
             let list = self
                 .bounded("list", "(all)", self.api.list(&params))
                 .await?;
@@ -341,6 +345,16 @@ impl SecretApi for KubeSecrets {
             self.bounded("delete", name, gone).await
         })
     }
+}
+
+/// What is stored at a workload's Secret name.
+enum Found {
+    Absent,
+    Ours(Box<Entry>),
+    /// Unreadable, or a record of another workload or user: never served.
+    Foreign {
+        resource_version: Option<String>,
+    },
 }
 
 /// Entries in one namespace, on top of a [`SecretApi`].
@@ -395,11 +409,27 @@ impl Ledger {
         })
     }
 
-    async fn read(&self, workload: &WorkloadKey, user: &str) -> Result<Option<Entry>, StoreError> {
-        match self.api.get(&secret_name(workload, user)).await? {
-            Some(secret) => from_secret(&secret).map(Some),
-            None => Ok(None),
-        }
+    /// The Secret at the name of (`workload`, `user`), and whether its record is for exactly
+    /// that workload (uid, kind, name, …) and user.
+    async fn find(&self, workload: &WorkloadKey, user: &str) -> Result<Found, StoreError> {
+        let name = secret_name(workload, user);
+        let Some(secret) = self.api.get(&name).await? else {
+            return Ok(Found::Absent);
+        };
+        let why = match from_secret(&secret) {
+            Ok(entry) if entry.record.workload == *workload && entry.record.hadoop_user == user => {
+                return Ok(Found::Ours(Box::new(entry)));
+            }
+            Ok(entry) => format!(
+                "its record is for {} as {}",
+                entry.record.workload, entry.record.hadoop_user
+            ),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(secret = %name, workload = %workload, user, reason = %why, "ledger Secret does not hold this workload's set: never served, replaced by a new set");
+        Ok(Found::Foreign {
+            resource_version: secret.metadata.resource_version.clone(),
+        })
     }
 
     fn usable(&self, entry: &Entry) -> bool {
@@ -432,13 +462,12 @@ impl Persist for Ledger {
         user: &'a str,
     ) -> BoxFuture<'a, Result<Option<Loaded>, StoreError>> {
         Box::pin(async move {
-            Ok(self.read(workload, user).await?.map(|e| {
-                if self.usable(&e) {
-                    Loaded::Usable(e.issued)
-                } else {
-                    Loaded::Expired(Box::new(e))
-                }
-            }))
+            Ok(match self.find(workload, user).await? {
+                Found::Ours(e) if self.usable(&e) => Some(Loaded::Usable(e.issued)),
+                Found::Ours(e) => Some(Loaded::Expired(e)),
+                // Someone else's set, or garbage: a new set is obtained and saved over it.
+                Found::Foreign { .. } | Found::Absent => None,
+            })
         })
     }
 
@@ -455,10 +484,20 @@ impl Persist for Ledger {
                 Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }
-            // Someone stored a set first: theirs wins unless it is already dead.
-            let Some(existing) = self.read(workload, &issued.hadoop_user).await? else {
-                self.api.create(&secret).await?;
-                return Ok(Saved::Ours);
+            // Someone stored a set first: theirs wins unless it is already dead, or not theirs.
+            let existing = match self.find(workload, &issued.hadoop_user).await? {
+                Found::Ours(existing) => existing,
+                Found::Absent => {
+                    self.api.create(&secret).await?;
+                    return Ok(Saved::Ours);
+                }
+                Found::Foreign { resource_version } => {
+                    // Its tokens are not this workload's to cancel: overwrite only.
+                    let mut ours = secret;
+                    ours.metadata.resource_version = resource_version;
+                    self.api.replace(&ours).await?;
+                    return Ok(Saved::Ours);
+                }
             };
             if self.usable(&existing) {
                 return Ok(Saved::Theirs(existing.issued));
@@ -480,8 +519,8 @@ impl Persist for Ledger {
                 // The reconciler or another replica acted first (renewed or replaced the set):
                 // what it recorded, if it can be served.
                 Err(StoreError::Conflict(name)) => {
-                    match self.read(&record.workload, &record.hadoop_user).await? {
-                        Some(now) if self.usable(&now) => Ok(now.issued),
+                    match self.find(&record.workload, &record.hadoop_user).await? {
+                        Found::Ours(now) if self.usable(&now) => Ok(now.issued),
                         _ => Err(StoreError::Conflict(name)),
                     }
                 }
@@ -734,6 +773,74 @@ mod tests {
         assert_eq!(api.count(), 1);
         let back = usable(&l).await;
         assert_eq!(back.tokens[0].sequence_number, Some(42));
+    }
+
+    #[tokio::test]
+    async fn a_record_of_another_workload_or_user_is_never_served_and_is_replaced() {
+        let api = Arc::new(FakeSecrets::default());
+        let l = ledger(Arc::clone(&api), Arc::new(AtomicU64::new(1_000)));
+        let target = secret_name(&workload("web"), "alice");
+        let mut same_name_other_uid = workload("web");
+        same_name_other_uid.uid = "uid-of-an-older-web".into();
+        let mut bobs = issued(77, 5_000);
+        Arc::get_mut(&mut bobs).expect("unshared").hadoop_user = "bob".into();
+        let forgeries = [
+            (workload("db"), issued(77, 5_000)),
+            (same_name_other_uid, issued(77, 5_000)),
+            (workload("web"), bobs),
+        ];
+        for (i, (w, set)) in forgeries.into_iter().enumerate() {
+            let mut forged =
+                to_secret("kube2hadoop", &new_record(&w, &set, 1_000), &set).expect("secret");
+            forged.metadata.name = Some(target.clone());
+            api.objects
+                .lock()
+                .expect("lock")
+                .insert(target.clone(), forged);
+            assert!(
+                l.load(&workload("web"), "alice")
+                    .await
+                    .expect("load")
+                    .is_none(),
+                "forgery {i} was served"
+            );
+            assert!(matches!(
+                l.save(&workload("web"), &issued(40 + i as i32, 5_000))
+                    .await
+                    .expect("save over it"),
+                Saved::Ours
+            ));
+            let back = usable(&l).await;
+            assert_eq!(back.tokens[0].sequence_number, Some(40 + i as i32));
+            assert_eq!(back.hadoop_user, "alice");
+        }
+        // Garbage at the name is replaced the same way.
+        let mut junk = Secret::default();
+        junk.metadata.name = Some(target.clone());
+        api.objects
+            .lock()
+            .expect("lock")
+            .insert(target.clone(), junk);
+        assert!(
+            l.load(&workload("web"), "alice")
+                .await
+                .expect("load")
+                .is_none()
+        );
+        l.save(&workload("web"), &issued(50, 5_000))
+            .await
+            .expect("save");
+        assert_eq!(usable(&l).await.tokens[0].sequence_number, Some(50));
+        assert_eq!(api.count(), 1);
+    }
+
+    #[test]
+    fn names_are_a_truncated_sha256_of_the_key() {
+        // `printf 'team-a\napps/v1\nDeployment\nweb\nuid-web\nalice' | sha256sum`, 16 bytes.
+        assert_eq!(
+            secret_name(&workload("web"), "alice"),
+            "k2h-3eb75bc23b630c0bbb859e49c765a72f"
+        );
     }
 
     #[tokio::test]

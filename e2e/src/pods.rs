@@ -130,6 +130,23 @@ pub async fn node_client(node: &str) -> Result<Client, Error> {
     Client::try_from(config).map_err(|e| fail("building it", &e))
 }
 
+/// A TokenRequest for a 10-minute token bound to `pod`, for `audience`.
+pub fn token_request(pod: &Pod, audience: &str) -> TokenRequest {
+    TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![audience.to_owned()],
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: pod.metadata.name.clone(),
+                uid: pod.metadata.uid.clone(),
+            }),
+            expiration_seconds: Some(600),
+        },
+        ..TokenRequest::default()
+    }
+}
+
 /// A service-account token bound to `pod`, for our audience (what a projected volume holds),
 /// minted as the kubelet would: by the node the pod is bound to. Only nodes may mint tokens
 /// for our audience (iddecorator's tokens webhook), and a node only for its own pods (Node
@@ -158,19 +175,7 @@ pub async fn bound_token(admin: &Client, pod: &Pod) -> Result<String, Error> {
         .and_then(|s| s.service_account_name.clone())
         .unwrap_or_else(|| "default".into());
     let api: Api<ServiceAccount> = Api::namespaced(node_client, namespace);
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec!["kube2hadoop".into()],
-            bound_object_ref: Some(BoundObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                name: pod.metadata.name.clone(),
-                uid: pod.metadata.uid.clone(),
-            }),
-            expiration_seconds: Some(600),
-        },
-        ..TokenRequest::default()
-    };
+    let request = token_request(pod, "kube2hadoop");
     let answer = api
         .create_token_request(&sa, &PostParams::default(), &request)
         .await

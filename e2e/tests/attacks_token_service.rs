@@ -20,11 +20,10 @@ use e2e::fixture::Fixture;
 use e2e::hadoop::Cluster;
 use e2e::ledger::LedgerNamespace;
 use e2e::objects::{self, TEST_LABEL, uid_of};
-use e2e::pods::running;
+use e2e::pods::{running, token_request};
 use e2e::token_service::{Answer, Launcher, Options};
 use e2e::{Bed, Error, KubeStep, NAMESPACE, TestId, ensure};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -370,19 +369,7 @@ async fn case_and_realm_variants_of_names_are_refused() {
 /// A token bound to `pod` for `audience`, minted by admin (the API server checks audiences
 /// itself; the service must not take one that is not for it either way).
 async fn token_for(bed: &Bed, pod: &Pod, audience: &str) -> Result<String, Error> {
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![audience.into()],
-            bound_object_ref: Some(BoundObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                name: pod.metadata.name.clone(),
-                uid: pod.metadata.uid.clone(),
-            }),
-            expiration_seconds: Some(600),
-        },
-        ..TokenRequest::default()
-    };
+    let request = token_request(pod, audience);
     Api::<ServiceAccount>::namespaced(bed.admin.clone(), NAMESPACE)
         .create_token_request("default", &PostParams::default(), &request)
         .await

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use e2e::kubectl::Kubectl;
 use e2e::objects::{self, TEST_LABEL, USER_ANNOTATION, uid_of, user_of};
-use e2e::pods::{bound_token, node_client, running};
+use e2e::pods::{bound_token, node_client, running, token_request};
 use e2e::wait::{self, Poll};
 use e2e::{Bed, Error, KubeStep, NAMESPACE, TestId, ensure};
-use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
@@ -390,22 +390,6 @@ async fn only_the_pods_user_and_admins_exec_attach_or_port_forward() -> Result<(
 }
 
 // --- 5. only kubelets mint tokens for our audience ------------------------------------------
-
-fn token_request(pod: &Pod, audience: &str) -> TokenRequest {
-    TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![audience.to_owned()],
-            bound_object_ref: Some(BoundObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                name: pod.metadata.name.clone(),
-                uid: pod.metadata.uid.clone(),
-            }),
-            expiration_seconds: Some(600),
-        },
-        ..TokenRequest::default()
-    }
-}
 
 async fn mint(client: &Client, pod: &Pod, audience: &str) -> Result<TokenRequest, kube::Error> {
     let sa = pod

@@ -8,7 +8,10 @@
 //!   or off a kind nobody stamps: refused `owner_user_mismatch` / `owner_not_stamped`;
 //! - a hand-annotated pod in a namespace the webhook skips, or with no webhook registered:
 //!   `namespace_not_covered` / `webhook_not_installed`;
-//! - `run-as: SVC-ETL` when svc-etl is a superuser, a user in an unlisted realm: refused;
+//! - a registration that intercepts pods but not ReplicaSets (`owner_not_stamped`), or narrows
+//!   by objectSelector (`webhook_not_enforcing`);
+//! - `run-as: SVC-ETL` when svc-etl is a superuser, a user in an unlisted realm, or `ALICE`
+//!   (LDAP answers alice): refused;
 //! - a bound token for another audience: refused;
 //! - a ledger Secret forged at the name of bob's workload with alice's record: bob's pod never
 //!   gets alice's tokens.
@@ -23,10 +26,11 @@ use e2e::objects::{self, TEST_LABEL, uid_of};
 use e2e::pods::{running, token_request};
 use e2e::token_service::{Answer, Launcher, Options};
 use e2e::{Bed, Error, KubeStep, NAMESPACE, TestId, ensure};
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, Resource};
 use serde_json::json;
@@ -312,6 +316,137 @@ async fn pods_the_webhook_never_saw_get_nothing() {
     result.expect("coverage");
 }
 
+/// A copy of iddecorator's registration named `name`, with two webhooks: the mutating one
+/// intercepting pods only (as a registration from before the owner kinds were stamped), and one
+/// narrowed by an objectSelector (labels nothing carries).
+async fn register_copy(bed: &Bed, id: &TestId, name: &str) -> Result<(), Error> {
+    let configs = Api::<MutatingWebhookConfiguration>::all(bed.admin.clone());
+    let real = configs
+        .get(WEBHOOK_CONFIGURATION)
+        .await
+        .step("reading iddecorator's registration")?;
+    let hook = real
+        .webhooks
+        .iter()
+        .flatten()
+        .find(|w| w.name == MUTATING_WEBHOOK)
+        .cloned()
+        .ok_or_else(|| {
+            Error::Check(format!("{WEBHOOK_CONFIGURATION} has no {MUTATING_WEBHOOK}"))
+        })?;
+    let mut pods_only = hook.clone();
+    for rule in pods_only.rules.iter_mut().flatten() {
+        if let Some(resources) = rule.resources.as_mut() {
+            resources.retain(|r| r.starts_with("pods"));
+        }
+    }
+    pods_only.rules = pods_only.rules.map(|rules| {
+        rules
+            .into_iter()
+            .filter(|r| r.resources.iter().flatten().next().is_some())
+            .collect()
+    });
+    let mut labelled = hook;
+    labelled.name = LABELLED_WEBHOOK.into();
+    labelled.object_selector = Some(LabelSelector {
+        match_labels: Some([(TEST_LABEL.to_owned(), format!("{}-never", id.name()))].into()),
+        match_expressions: None,
+    });
+    let copy = MutatingWebhookConfiguration {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some([(TEST_LABEL.to_owned(), id.name().to_owned())].into()),
+            ..ObjectMeta::default()
+        },
+        webhooks: Some(vec![pods_only, labelled]),
+    };
+    configs
+        .create(&PostParams::default(), &copy)
+        .await
+        .step("registering a narrowed copy of iddecorator's webhook")?;
+    Ok(())
+}
+
+const LABELLED_WEBHOOK: &str = "labelled.e2e.kube2hadoop.io";
+/// `k2h_contract::coverage::{WEBHOOK_CONFIGURATION, MUTATING_WEBHOOK}` (e2e does not depend on it).
+const WEBHOOK_CONFIGURATION: &str = "kube2hadoop-iddecorator";
+const MUTATING_WEBHOOK: &str = "mutate.iddecorator.kube2hadoop.io";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_that_cannot_prove_admission_cover_nothing() {
+    let fx = Fixture::new("atk-reg").await;
+    let (bed, id) = (&fx.bed, &fx.id);
+    let copy = format!("{}-reg", id.name());
+    let service = Service::start(&fx.ledger, |o| o).await;
+    let result = async {
+        register_copy(bed, id, &copy).await?;
+        Api::<Deployment>::namespaced(bed.alice.clone(), NAMESPACE)
+            .create(&PostParams::default(), &objects::deployment(id, "alice")?)
+            .await
+            .step("alice creates a Deployment")?;
+        let deployed = e2e::pods::running_pods(&bed.admin, NAMESPACE, id, 2).await?;
+        let deployed = deployed
+            .first()
+            .ok_or_else(|| Error::Check("no pod of alice's Deployment runs".into()))?;
+        let bare = test_pod(id, "bare", "alice", None)?;
+        let bare = run_pod(bed, &bed.alice, NAMESPACE, &bare, "alice").await?;
+        // The shipped registration: both served.
+        for (pod, what) in [
+            (deployed, "alice's Deployment pod"),
+            (&bare, "alice's bare pod"),
+        ] {
+            let answer = service.ask(Some(ip_of(pod)?), None).await;
+            ensure(answer.status == 200 && user_of(&answer) == "alice", || {
+                format!("{what}: {}", answer.text())
+            })?;
+        }
+        // A registration that intercepts pods but not ReplicaSets/Deployments: an owner of such
+        // a kind may have been written by anyone, so the chain proves nothing (before: served,
+        // the built-in kinds were trusted whatever the registration intercepted).
+        let old = Service::start(&fx.ledger, |o| {
+            o.config("webhookConfiguration", json!(copy))
+        })
+        .await;
+        let answer = old.ask(Some(ip_of(deployed)?), None).await;
+        ensure(
+            answer.status == 403
+                && answer.code() == "owner_not_stamped"
+                && answer.text().contains("replicasets"),
+            || {
+                format!(
+                    "a Deployment pod, replicasets not intercepted: {}",
+                    answer.text()
+                )
+            },
+        )?;
+        let answer = old.ask(Some(ip_of(&bare)?), None).await;
+        ensure(answer.status == 200 && user_of(&answer) == "alice", || {
+            format!("a bare pod, pods intercepted: {}", answer.text())
+        })?;
+        drop(old);
+        // An objectSelector: a pod created outside it and relabelled later was never seen
+        // (before: served whenever today's labels matched).
+        let labelled = Service::start(&fx.ledger, |o| {
+            o.config("webhookConfiguration", json!(copy))
+                .config("mutatingWebhook", json!(LABELLED_WEBHOOK))
+        })
+        .await;
+        labelled
+            .refused(&bare, 403, &["webhook_not_enforcing"], "an objectSelector")
+            .await?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    let _ = Api::<MutatingWebhookConfiguration>::all(bed.admin.clone())
+        .delete(&copy, &DeleteParams::background())
+        .await;
+    let _ = Api::<Deployment>::namespaced(bed.admin.clone(), NAMESPACE)
+        .delete(id.name(), &DeleteParams::background())
+        .await;
+    fx.teardown(service).await;
+    result.expect("registrations");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn case_and_realm_variants_of_names_are_refused() {
     let fx = Fixture::new("atk-case").await;
@@ -322,6 +457,7 @@ async fn case_and_realm_variants_of_names_are_refused() {
     })
     .await;
     let realm_user = "alice@OTHER.REALM";
+    let shouted_user = "ALICE";
     let binding = format!("{}-realm", id.name());
     let result = async {
         let mut shouting = test_pod(id, "runas", "alice", None)?;
@@ -340,13 +476,16 @@ async fn case_and_realm_variants_of_names_are_refused() {
         let rb: RoleBinding = serde_json::from_value(json!({
             "metadata": {"name": binding, "namespace": NAMESPACE},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": realm_user}],
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": realm_user},
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": shouted_user},
+            ],
         }))
         .map_err(|source| Error::Manifest { kind: "RoleBinding", source })?;
         Api::<RoleBinding>::namespaced(bed.admin.clone(), NAMESPACE)
             .create(&PostParams::default(), &rb)
             .await
-            .step("letting alice@OTHER.REALM edit team-a")?;
+            .step("letting alice@OTHER.REALM and ALICE edit team-a")?;
         let other = bed.impersonating(realm_user).await?;
         let pod = test_pod(id, "realm", "alice", None)?;
         let pod = run_pod(bed, &other, NAMESPACE, &pod, realm_user).await?;
@@ -355,6 +494,18 @@ async fn case_and_realm_variants_of_names_are_refused() {
         })?;
         service
             .refused(&pod, 403, &["user_not_mappable"], "a user in an unlisted realm")
+            .await?;
+
+        // ALICE is another Kubernetes user; LDAP matches uid ignoring case and answers alice.
+        // Before issue 13 (red2 #3) ALICE got alice's tokens.
+        let other = bed.impersonating(shouted_user).await?;
+        let pod = test_pod(id, "shout", "alice", None)?;
+        let pod = run_pod(bed, &other, NAMESPACE, &pod, shouted_user).await?;
+        ensure(objects::user_of(&pod.metadata) == Some(shouted_user), || {
+            format!("iddecorator stamped {:?}", objects::user_of(&pod.metadata))
+        })?;
+        service
+            .refused(&pod, 403, &["user_name_mismatch"], "a case variant of alice")
             .await?;
         Ok::<_, Error>(())
     }

@@ -49,6 +49,31 @@ fn directory_down(dir: &dyn Directory, e: DirectoryError) -> ApiError {
     )
 }
 
+/// The directory may match names ignoring case (LDAP does) and answers with the name it stores:
+/// a Kubernetes user `ALICE` is not `alice`, so the stored name must be the mapped name itself,
+/// or equal it after lowercasing when the mapping lowercases (then case never told users apart).
+/// Run-as is different: the stored account is what doas carries, and the deny-list compares
+/// ignoring case, so there a case variant only names the same account.
+fn check_canonical(
+    shown: &str,
+    kube_user: &str,
+    mapped: &str,
+    stored: &str,
+    mapping: &MappingRules,
+) -> Result<(), ApiError> {
+    if stored == mapped || (mapping.lowercase && stored.to_lowercase() == mapped) {
+        return Ok(());
+    }
+    Err(forbidden(
+        "user_name_mismatch",
+        format!(
+            "pod {shown} acts for {kube_user:?}, mapped to {mapped:?}, but the directory knows \
+             {stored:?}: a name differing in case is a different Kubernetes user; if names in \
+             your cluster are case-insensitive, set the mapping's `lowercase: true`"
+        ),
+    ))
+}
+
 pub async fn authorize(
     pod: &PodFacts,
     policy: &Policy,
@@ -102,6 +127,7 @@ pub async fn authorize(
             ));
         }
     };
+    check_canonical(&shown, &kube_user, &mapped, &requester, &policy.mapping)?;
     let run_as = match pod.run_as.as_deref() {
         None => None,
         Some(account) if !valid_account(account) => {
@@ -323,6 +349,12 @@ mod tests {
         let e = authorize(&ask("HDFS", None), &policy(), &dir)
             .await
             .expect_err("HDFS");
+        assert_eq!(e.code, "user_name_mismatch");
+        let mut lowering = policy();
+        lowering.mapping.lowercase = true;
+        let e = authorize(&ask("HDFS", None), &lowering, &dir)
+            .await
+            .expect_err("HDFS, lowercased");
         assert_eq!(e.code, "superuser_denied");
         // The deny-list itself may be written in any case.
         let mut shouting = policy();
@@ -339,6 +371,37 @@ mod tests {
             (Some("svc-etl"), "svc-etl"),
             "doas carries the stored name"
         );
+    }
+
+    #[tokio::test]
+    async fn a_case_variant_of_a_user_is_not_that_user() {
+        let dir = CaseInsensitive(users());
+        let ask = |user: &str| {
+            let mut p = pod("x", "u1", "127.100.0.1");
+            p.user = Some(user.to_owned());
+            p
+        };
+        for variant in ["ALICE", "Alice", "ALICE@EXAMPLE.COM"] {
+            let e = authorize(&ask(variant), &policy(), &dir)
+                .await
+                .expect_err(variant);
+            assert_eq!(e.code, "user_name_mismatch", "{variant}");
+            assert!(
+                e.message.contains(&format!("{variant:?}")) && e.message.contains("\"alice\""),
+                "{e}"
+            );
+        }
+        let p = authorize(&ask("alice"), &policy(), &dir)
+            .await
+            .expect("alice");
+        assert_eq!(p.requester, "alice");
+        // A mapping that lowercases declares case meaningless: ALICE is alice.
+        let mut lowering = policy();
+        lowering.mapping.lowercase = true;
+        let p = authorize(&ask("ALICE"), &lowering, &dir)
+            .await
+            .expect("lowercased");
+        assert_eq!(p.hadoop_user, "alice");
     }
 
     struct Down;

@@ -15,7 +15,7 @@ use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 
 use crate::coverage::Registration;
 use crate::error::{ApiError, Kind};
@@ -222,7 +222,7 @@ pub struct KubeWorkloads {
 }
 
 impl KubeWorkloads {
-    async fn judge(&self, w: &WorkloadKey) -> Liveness {
+    async fn judge(&self, w: &WorkloadKey, user: Option<&str>) -> Liveness {
         // A stale index may lack a pod created while the watch was down: judge nothing then.
         if !self.index.is_current() {
             return Liveness::Unknown;
@@ -235,13 +235,14 @@ impl KubeWorkloads {
                 return Liveness::Unknown;
             }
         }
-        // Pods whose chain cannot be proven any more (an owner vanished, a user mismatch) are
-        // refused new tokens, but still count here: only lookups that fail leave it unknown.
+        // Pods whose chain cannot be proven any more (an owner vanished) are refused new tokens,
+        // but still count here if they carry the record's user: only lookups that fail leave it
+        // unknown. Another user's pod pointing at the workload never counts.
         for pod in self.index.pods_in(&w.namespace) {
             if pod.deleting {
                 continue;
             }
-            match reaches(&pod, self.kube.as_ref(), &self.stamped, &w.uid).await {
+            match reaches(&pod, self.kube.as_ref(), &self.stamped, &w.uid, user).await {
                 Ok(true) => return Liveness::Alive,
                 Ok(false) => {}
                 Err(e) => {
@@ -255,8 +256,12 @@ impl KubeWorkloads {
 }
 
 impl WorkloadState for KubeWorkloads {
-    fn liveness<'a>(&'a self, w: &'a WorkloadKey) -> BoxFuture<'a, Liveness> {
-        Box::pin(self.judge(w))
+    fn liveness<'a>(
+        &'a self,
+        w: &'a WorkloadKey,
+        user: Option<&'a str>,
+    ) -> BoxFuture<'a, Liveness> {
+        Box::pin(self.judge(w, user))
     }
 }
 
@@ -305,11 +310,78 @@ impl OwnerLookup for Kube {
     }
 }
 
+/// Whether a reflector's store follows the API server: `ready` once a complete list has been
+/// seen, `current` while no watch error has happened since the last complete list.
+#[derive(Clone, Default)]
+struct Freshness {
+    ready: Arc<AtomicBool>,
+    current: Arc<AtomicBool>,
+}
+
+impl Freshness {
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    fn is_current(&self) -> bool {
+        self.current.load(Ordering::SeqCst)
+    }
+}
+
+/// Feeds `writer` from the watch of `api`. As for the pod watch, a failed watch is never
+/// resumed: events may have been lost (an admin narrowing the webhook while the connection was
+/// cut), so the store counts as stale from the first error until a new watcher has relisted
+/// everything.
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    mut writer: reflector::store::Writer<K>,
+    what: &'static str,
+) -> Freshness
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync,
+    K: 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let fresh = Freshness::default();
+    let flags = fresh.clone();
+    tokio::spawn(async move {
+        let mut failures = 0u32;
+        loop {
+            let stream = watcher(api.clone(), config.clone());
+            futures::pin_mut!(stream);
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(event) => {
+                        writer.apply_watcher_event(&event);
+                        if matches!(event, watcher::Event::InitDone) {
+                            failures = 0;
+                            flags.ready.store(true, Ordering::SeqCst);
+                            flags.current.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        tracing::warn!(
+                            error = %e,
+                            "{what} watch failed; refusing what depends on it until a full relist"
+                        );
+                        break;
+                    }
+                }
+            }
+            flags.current.store(false, Ordering::SeqCst);
+            tokio::time::sleep(watch_retry_delay(failures.max(1))).await;
+        }
+    });
+    fresh
+}
+
 /// Namespaces whose labels match the selector, from a reflector.
 #[derive(Clone)]
 pub struct ServedNamespaces {
     store: Store<Namespace>,
-    ready: Arc<AtomicBool>,
+    fresh: Freshness,
 }
 
 impl ServedNamespaces {
@@ -325,58 +397,51 @@ impl ServedNamespaces {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        self.fresh.is_ready()
+    }
+
+    /// No watch error since the last complete list: the labels are today's.
+    pub fn is_current(&self) -> bool {
+        self.fresh.is_current()
     }
 }
 
 /// Starts the namespace reflector (`selector` empty: every namespace).
 pub fn watch_namespaces(client: kube::Client, selector: &str) -> ServedNamespaces {
     let (store, writer) = reflector::store::<Namespace>();
-    let mut config = watcher::Config::default();
+    let mut config = watcher::Config::default().list_semantic(watcher::ListSemantic::MostRecent);
     if !selector.is_empty() {
         config = config.labels(selector);
     }
-    let stream = reflector::reflector(writer, watcher(Api::<Namespace>::all(client), config))
-        .default_backoff();
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(event) = stream.next().await {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, "namespace watch failed; retrying");
-            }
-        }
-    });
-    let ready = Arc::new(AtomicBool::new(false));
-    let (waiting, flag) = (store.clone(), Arc::clone(&ready));
-    tokio::spawn(async move {
-        if waiting.wait_until_ready().await.is_ok() {
-            flag.store(true, Ordering::SeqCst);
-        }
-    });
-    ServedNamespaces { store, ready }
+    let fresh = reflect(Api::<Namespace>::all(client), config, writer, "namespace");
+    ServedNamespaces { store, fresh }
 }
 
 /// iddecorator's mutating webhook registration, from a reflector of the one configuration.
 #[derive(Clone)]
 pub struct WebhookRegistration {
     store: Store<MutatingWebhookConfiguration>,
-    ready: Arc<AtomicBool>,
+    fresh: Freshness,
     configuration: String,
     webhook: String,
 }
 
 impl WebhookRegistration {
-    /// What the cluster registers now; [`Registration::Loading`] until the first list.
+    /// What the cluster registers now; [`Registration::Loading`] until the first list,
+    /// [`Registration::Stale`] from a watch error until the next complete list.
     pub fn current(&self) -> Registration {
-        if !self.is_ready() {
+        if !self.fresh.is_ready() {
             return Registration::Loading;
+        }
+        if !self.fresh.is_current() {
+            return Registration::Stale;
         }
         let found = self.store.get(&ObjectRef::new(&self.configuration));
         Registration::of(found.as_deref(), &self.configuration, &self.webhook)
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        self.fresh.is_ready()
     }
 }
 
@@ -387,27 +452,14 @@ pub fn watch_webhook(
     webhook: &str,
 ) -> WebhookRegistration {
     let (store, writer) = reflector::store::<MutatingWebhookConfiguration>();
-    let config = watcher::Config::default().fields(&format!("metadata.name={configuration}"));
+    let config = watcher::Config::default()
+        .fields(&format!("metadata.name={configuration}"))
+        .list_semantic(watcher::ListSemantic::MostRecent);
     let api = Api::<MutatingWebhookConfiguration>::all(client);
-    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(event) = stream.next().await {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, "webhook registration watch failed; retrying");
-            }
-        }
-    });
-    let ready = Arc::new(AtomicBool::new(false));
-    let (waiting, flag) = (store.clone(), Arc::clone(&ready));
-    tokio::spawn(async move {
-        if waiting.wait_until_ready().await.is_ok() {
-            flag.store(true, Ordering::SeqCst);
-        }
-    });
+    let fresh = reflect(api, config, writer, "webhook registration");
     WebhookRegistration {
         store,
-        ready,
+        fresh,
         configuration: configuration.to_owned(),
         webhook: webhook.to_owned(),
     }

@@ -341,7 +341,7 @@ fn check_workload(facts: &PodFacts, owners: &Owners) {
         "workload {key:?} is of a kind nobody stamps"
     );
     assert_eq!(
-        block_on(reaches(facts, owners, &stamped, &key.uid)).ok(),
+        block_on(reaches(facts, owners, &stamped, &key.uid, None)).ok(),
         Some(true),
         "the ledger would not see the pods of the workload they were served for"
     );

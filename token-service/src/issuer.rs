@@ -37,6 +37,9 @@ pub struct TokenInfo {
 /// A workload's credentials as served.
 pub struct Issued {
     pub hadoop_user: String,
+    /// The pods' `kube2hadoop.io/user` the set was first issued for (verbatim); `None` for a
+    /// ledger record written before it was kept. Only pods of that user keep the set alive.
+    pub kube_user: Option<String>,
     pub tokens: Vec<TokenInfo>,
     /// The earliest expiry of the set (ms since the epoch).
     pub expires_at_ms: u64,
@@ -178,11 +181,13 @@ impl Issuer {
         }
     }
 
-    /// The credentials of `workload` for `hadoop_user`: cached, joined or fetched.
+    /// The credentials of `workload` for `hadoop_user`, asked by a pod of `kube_user` (the
+    /// owner chain proved it is the workload's): cached, joined or fetched.
     pub async fn credentials(
         &self,
         workload: &WorkloadKey,
         hadoop_user: &str,
+        kube_user: &str,
     ) -> Result<(Arc<Issued>, Outcome), ApiError> {
         let key = (workload.clone(), hadoop_user.to_owned());
         let (fetch, outcome) = {
@@ -193,7 +198,7 @@ impl Issuer {
                 }
                 Some(Slot::InFlight(fetch)) => (fetch, Outcome::Reused),
                 _ => {
-                    let fetch = self.start(key.clone());
+                    let fetch = self.start(key.clone(), kube_user.to_owned());
                     cache.insert(key, Slot::InFlight(fetch.clone()));
                     (fetch, Outcome::Issued)
                 }
@@ -232,10 +237,10 @@ impl Issuer {
 
     /// Runs the fetch as its own task, so a caller that disconnects does not cancel it for
     /// the others; the task records the result in the cache itself.
-    fn start(&self, key: CacheKey) -> Fetch {
+    fn start(&self, key: CacheKey, kube_user: String) -> Fetch {
         let inner = Arc::clone(&self.inner);
         let task = tokio::spawn(async move {
-            let result = inner.fetch(&key.0, &key.1).await;
+            let result = inner.fetch(&key.0, &key.1, &kube_user).await;
             let mut cache = inner.lock_cache();
             match &result {
                 Ok(issued) => {
@@ -273,7 +278,12 @@ impl Inner {
 
     /// The ledger's set if it has a usable one (or one a renewal brings back), else a new one,
     /// recorded before it is served.
-    async fn fetch(&self, workload: &WorkloadKey, user: &str) -> Result<Arc<Issued>, ApiError> {
+    async fn fetch(
+        &self,
+        workload: &WorkloadKey,
+        user: &str,
+        kube_user: &str,
+    ) -> Result<Arc<Issued>, ApiError> {
         let Some(ledger) = &self.ledger else {
             return self.obtain(user).await.map(Arc::new);
         };
@@ -290,7 +300,9 @@ impl Inner {
             }
             None => {}
         }
-        let ours = Arc::new(self.obtain(user).await?);
+        let mut ours = self.obtain(user).await?;
+        ours.kube_user = Some(kube_user.to_owned());
+        let ours = Arc::new(ours);
         match ledger.save(workload, &ours).await {
             Ok(Saved::Ours) => Ok(ours),
             Ok(Saved::Replaced(old)) => {
@@ -411,6 +423,7 @@ impl Inner {
         })?;
         Ok(Issued {
             hadoop_user: user.to_owned(),
+            kube_user: None,
             tokens,
             expires_at_ms,
             file,
@@ -648,11 +661,11 @@ mod tests {
         let source = Arc::new(FakeSource::default());
         let issuer = issuer(Arc::clone(&source), Arc::new(AtomicU64::new(0)));
         let (first, o1) = issuer
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("first");
         let (second, o2) = issuer
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("second");
         assert_eq!((o1, o2), (Outcome::Issued, Outcome::Reused));
@@ -666,7 +679,7 @@ mod tests {
         assert_eq!(format, Format::Writable);
         assert_eq!(creds.tokens[0].0, "ha-hdfs:ns1");
         issuer
-            .credentials(&workload("db"), "alice")
+            .credentials(&workload("db"), "alice", "alice")
             .await
             .expect("other workload");
         assert_eq!(
@@ -688,7 +701,7 @@ mod tests {
         let calls: Vec<_> = (0..5)
             .map(|_| {
                 let (issuer, w) = (issuer.clone(), w.clone());
-                tokio::spawn(async move { issuer.credentials(&w, "alice").await })
+                tokio::spawn(async move { issuer.credentials(&w, "alice", "alice").await })
             })
             .collect();
         while source.obtained.load(Ordering::SeqCst) == 0 {
@@ -715,12 +728,12 @@ mod tests {
         });
         let issuer = issuer(Arc::clone(&source), Arc::new(AtomicU64::new(0)));
         let e = issuer
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect_err("down");
         assert_eq!((e.status().as_u16(), e.code), (502, "hadoop_failed"));
         issuer
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect_err("down again");
         assert_eq!(
@@ -758,12 +771,12 @@ mod tests {
         let now = Arc::new(AtomicU64::new(0));
         let issuer = issuer(Arc::clone(&source), Arc::clone(&now));
         issuer
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("first");
         now.store(4_999_500, Ordering::SeqCst);
         let (_, outcome) = issuer
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("again");
         assert_eq!(outcome, Outcome::Issued);
@@ -834,7 +847,7 @@ mod tests {
         let b = LedgerBed::new();
         let (first, _) = b
             .issuer()
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("issue");
         assert_eq!(b.record().await.expires_at_ms, 2_000_000);
@@ -843,7 +856,9 @@ mod tests {
         let calls: Vec<_> = (0..3)
             .map(|_| {
                 let issuer = restarted.clone();
-                tokio::spawn(async move { issuer.credentials(&workload("web"), "alice").await })
+                tokio::spawn(
+                    async move { issuer.credentials(&workload("web"), "alice", "alice").await },
+                )
             })
             .collect();
         for call in calls {
@@ -880,13 +895,13 @@ mod tests {
         let b = LedgerBed::new();
         let issuer = b.issuer();
         issuer
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("issue");
         b.source.forgotten.lock().expect("lock").push(40);
         b.now.store(2_500_000, Ordering::SeqCst);
         let (served, outcome) = issuer
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("replace");
         assert_eq!(outcome, Outcome::Issued);
@@ -906,13 +921,13 @@ mod tests {
     async fn a_set_past_its_max_date_is_replaced_without_a_renewal() {
         let b = LedgerBed::new();
         b.issuer()
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("issue");
         b.now.store(9_500_000, Ordering::SeqCst);
         let (served, _) = b
             .issuer()
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("replace");
         assert_eq!(served.tokens[0].sequence_number, Some(41));
@@ -929,6 +944,7 @@ mod tests {
     fn debug_hides_the_file() {
         let issued = Issued {
             hadoop_user: "alice".into(),
+            kube_user: Some("alice".into()),
             tokens: vec![],
             expires_at_ms: 1,
             file: Zeroizing::new(b"HDTS-secret".to_vec()),

@@ -294,11 +294,20 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         index,
         served: Arc::new(move |ns| served.is_served(ns)),
         // One definition of what is covered: the webhook as registered, read now.
-        covered: Arc::new(move |pod| {
-            let labels = namespaces.labels(&pod.namespace);
-            coverage::check(&webhook.current(), labels.as_ref(), pod)
-        }),
-        stamped: settings.stamped.clone(),
+        covered: {
+            let stamped = settings.stamped.clone();
+            Arc::new(move |pod| {
+                if !namespaces.is_current() {
+                    return Err(if namespaces.is_ready() {
+                        coverage::stale("namespaces")
+                    } else {
+                        coverage::loading("namespaces")
+                    });
+                }
+                let labels = namespaces.labels(&pod.namespace);
+                coverage::check(&webhook.current(), labels.as_ref(), pod, &stamped)
+            })
+        },
         watches_ready: Arc::new(move || {
             ready_ns.is_ready() && ready_index.is_ready() && ready_webhook.is_ready()
         }),

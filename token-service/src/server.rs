@@ -31,8 +31,9 @@ use crate::workload::{OwnerLookup, StampedKinds, WorkloadKey, resolve};
 pub const EXPIRES_HEADER: &str = "x-kube2hadoop-expires";
 pub const CREDENTIALS_PATH: &str = "/v1/credentials";
 
-/// Whether iddecorator's webhook covers a pod: `Err` names why not.
-pub type Coverage = dyn Fn(&PodFacts) -> Result<(), ApiError> + Send + Sync;
+/// Whether iddecorator's webhook covers a pod: `Err` names why not; `Ok` holds the kinds an
+/// owner chain may consist of (the stamped kinds whose resources the webhook intercepts).
+pub type Coverage = dyn Fn(&PodFacts) -> Result<StampedKinds, ApiError> + Send + Sync;
 
 /// Which proofs of identity are accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +48,9 @@ pub struct App {
     pub index: SharedIndex,
     /// The configured `namespaceSelector`: an extra narrowing of what the webhook covers.
     pub served: Arc<dyn Fn(&str) -> bool + Send + Sync>,
-    /// Whether iddecorator's webhook covers the pod (`crate::coverage::check`).
+    /// Whether iddecorator's webhook covers the pod (`crate::coverage::check`), and which
+    /// kinds an owner chain may consist of.
     pub covered: Arc<Coverage>,
-    /// Kinds an owner chain may consist of.
-    pub stamped: StampedKinds,
     /// Whether the watches have delivered their first complete list.
     pub watches_ready: Arc<dyn Fn() -> bool + Send + Sync>,
     pub modes: Modes,
@@ -169,15 +169,15 @@ async fn issue(
     event.node = pod.node.clone();
     event.kubernetes_user = pod.user.clone();
     // Only a pod iddecorator necessarily saw has a user annotation worth reading.
-    (app.covered)(pod)?;
+    let stamped = (app.covered)(pod)?;
     limit(&app.pod_limit, &format!("pod:{}", pod.uid), "pod")?;
     let principal: Principal = authorize(pod, &app.policy, app.directory.as_ref()).await?;
     event.hadoop_user = Some(principal.hadoop_user.clone());
     event.run_as = principal.run_as.clone();
-    let workload: WorkloadKey = resolve(pod, app.owners.as_ref(), &app.stamped).await?;
+    let workload: WorkloadKey = resolve(pod, app.owners.as_ref(), &stamped).await?;
     event.workload = Some(workload.to_string());
     app.issuer
-        .credentials(&workload, &principal.hadoop_user)
+        .credentials(&workload, &principal.hadoop_user, &principal.kube_user)
         .await
 }
 
@@ -469,9 +469,8 @@ mod tests {
                         "outside the objectSelector",
                     ));
                 }
-                Ok(())
+                Ok(StampedKinds::default())
             }),
-            stamped: StampedKinds::default(),
             watches_ready: Arc::new(move || flag.load(Ordering::SeqCst)),
             modes: Modes {
                 sa_token: true,

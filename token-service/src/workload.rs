@@ -7,7 +7,7 @@
 //! `kube2hadoop.io/user`. A pod laundered through a kind nobody stamps (its template written by
 //! the requester), or owned by an object from before iddecorator was installed, gets nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::BoxFuture;
 use k2h_contract::kinds::{BUILTIN_STAMPED, group_of};
@@ -45,14 +45,29 @@ pub struct OwnerObject {
 }
 
 /// The kinds iddecorator stamps (API group, kind): `k2h_contract::kinds::BUILTIN_STAMPED` plus
-/// the configured `stampedKinds`, which must mirror the `kinds:` of iddecorator's policy.
+/// the configured `stampedKinds`, which must mirror the `kinds:` of iddecorator's policy. Kinds
+/// the registered webhook does not intercept are set aside with the rule it lacks
+/// ([`StampedKinds::intercepted_by`]): they are configured, but not stamped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StampedKinds(BTreeSet<(String, String)>);
+pub struct StampedKinds {
+    kinds: BTreeSet<(String, String)>,
+    /// (group, kind) → what the webhook lacks for it.
+    unintercepted: BTreeMap<(String, String), String>,
+}
 
 impl Default for StampedKinds {
     fn default() -> Self {
         StampedKinds::with(std::iter::empty())
     }
+}
+
+/// Why an owner kind proves nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotStamped {
+    /// Neither built in nor configured.
+    Unknown,
+    /// Configured, but the webhook misses this (a sentence naming the missing rule).
+    NotIntercepted(String),
 }
 
 impl StampedKinds {
@@ -61,13 +76,40 @@ impl StampedKinds {
         let builtin = BUILTIN_STAMPED
             .iter()
             .map(|gk| (gk.group.to_owned(), gk.kind.to_owned()));
-        StampedKinds(builtin.chain(extra).collect())
+        StampedKinds {
+            kinds: builtin.chain(extra).collect(),
+            unintercepted: BTreeMap::new(),
+        }
+    }
+
+    /// These kinds less those for which `missing(group, kind)` names a rule the webhook lacks.
+    pub fn intercepted_by(&self, missing: impl Fn(&str, &str) -> Option<String>) -> StampedKinds {
+        let mut out = self.clone();
+        for (group, kind) in &self.kinds {
+            if let Some(why) = missing(group, kind) {
+                out.kinds.remove(&(group.clone(), kind.clone()));
+                out.unintercepted.insert((group.clone(), kind.clone()), why);
+            }
+        }
+        out
+    }
+
+    /// Why objects of `kind` in the group of `api_version` (any version) prove nothing, `None`
+    /// when they are stamped.
+    pub fn why_not(&self, api_version: &str, kind: &str) -> Option<NotStamped> {
+        let key = (group_of(api_version).to_owned(), kind.to_owned());
+        if self.kinds.contains(&key) {
+            return None;
+        }
+        Some(match self.unintercepted.get(&key) {
+            Some(why) => NotStamped::NotIntercepted(why.clone()),
+            None => NotStamped::Unknown,
+        })
     }
 
     /// Whether objects of `kind` in the group of `api_version` are stamped (any version).
     pub fn contains(&self, api_version: &str, kind: &str) -> bool {
-        self.0
-            .contains(&(group_of(api_version).to_owned(), kind.to_owned()))
+        self.why_not(api_version, kind).is_none()
     }
 }
 
@@ -140,18 +182,32 @@ pub async fn resolve(
     for _ in 0..MAX_DEPTH {
         let owner = shown(ns, &current);
         // Before reading it: an unstamped kind proves nothing (and we may not read it).
-        if !stamped.contains(&current.api_version, &current.kind) {
-            let group = group_of(&current.api_version);
-            return Err(forbidden(
-                "owner_not_stamped",
-                format!(
-                    "pod {pod_name} is owned by {owner}, a kind iddecorator does not stamp, so \
-                     nothing proves who wrote its pod template; to serve it, add {{group: {group:?}, \
-                     kind: {}}} to iddecorator's policy `kinds:` (with its template paths) and \
-                     to token-service's `stampedKinds`",
-                    current.kind
-                ),
-            ));
+        match stamped.why_not(&current.api_version, &current.kind) {
+            None => {}
+            Some(NotStamped::Unknown) => {
+                let group = group_of(&current.api_version);
+                return Err(forbidden(
+                    "owner_not_stamped",
+                    format!(
+                        "pod {pod_name} is owned by {owner}, a kind iddecorator does not stamp, \
+                         so nothing proves who wrote its pod template; to serve it, add \
+                         {{group: {group:?}, kind: {}}} to iddecorator's policy `kinds:` (with \
+                         its template paths) and to token-service's `stampedKinds`",
+                        current.kind
+                    ),
+                ));
+            }
+            Some(NotStamped::NotIntercepted(missing)) => {
+                return Err(forbidden(
+                    "owner_not_stamped",
+                    format!(
+                        "pod {pod_name} is owned by {owner}, but {missing}, so such objects are \
+                         admitted without iddecorator and nothing proves who wrote its pod \
+                         template: add that rule (CREATE and UPDATE) to the webhook, as in \
+                         manifests/base/webhooks.yaml"
+                    ),
+                ));
+            }
         }
         let object = lookup.get(ns, &current).await.map_err(|e| {
             ApiError::new(
@@ -214,10 +270,13 @@ pub async fn resolve(
     ))
 }
 
-/// Whether `pod` still belongs to the workload with `uid`: it is that pod, or its controller
-/// chain passes through that object, also when an owner further up has vanished (pods outlive
-/// their owners while the garbage collector works, or when orphaned). No user or kind checks:
-/// this only tells the ledger whether a workload still has pods, never whom to serve. It stops
+/// Whether `pod` still belongs to the workload with `uid` whose tokens were issued for pods of
+/// `user` (`None`: unknown, any pod counts): it carries that very user and is that pod, or its
+/// controller chain passes through that object, also when an owner further up has vanished
+/// (pods outlive their owners while the garbage collector works, or when orphaned). A pod of
+/// another user pointing its ownerReference at the workload must not keep its tokens renewed.
+/// No kind checks: this only tells the ledger whether a workload still has pods, never whom
+/// to serve. It stops
 /// at kinds nobody stamps (no served workload lies above one, and token-service may not read
 /// them), so a co-tenant's pod under, say, a ConfigMap cannot make the answer unknown.
 pub async fn reaches(
@@ -225,7 +284,11 @@ pub async fn reaches(
     lookup: &dyn OwnerLookup,
     stamped: &StampedKinds,
     uid: &str,
+    user: Option<&str>,
 ) -> Result<bool, LookupError> {
+    if user.is_some_and(|u| pod.user.as_deref() != Some(u)) {
+        return Ok(false);
+    }
     if pod.uid == uid {
         return Ok(true);
     }
@@ -467,6 +530,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_kind_the_webhook_does_not_intercept_is_not_stamped() {
+        let fake = Fake::alice(vec![("mx", vec![])]);
+        let pod = owned_pod(vec![owner("MXJob", "mx")]);
+        let stamped = StampedKinds::default().intercepted_by(|_, kind| {
+            (kind == "MXJob").then(|| "webhook w has no rule for CREATE of mxjobs".to_owned())
+        });
+        let e = resolve(&pod, &fake, &stamped)
+            .await
+            .expect_err("unintercepted");
+        assert_eq!(e.code, "owner_not_stamped");
+        assert!(
+            e.message.contains("MXJob team-a/mx") && e.message.contains("CREATE of mxjobs"),
+            "names the owner and the missing rule: {e}"
+        );
+        let tf = owned_pod(vec![owner("TFJob", "mx")]);
+        assert_eq!(
+            resolve(&tf, &fake, &stamped).await.expect("tf").kind,
+            "TFJob"
+        );
+    }
+
+    #[tokio::test]
     async fn a_pod_without_a_user_has_no_provable_workload() {
         let mut p = owned_pod(vec![]);
         p.user = None;
@@ -477,7 +562,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn liveness_follows_the_chain_past_vanished_owners_without_judging_users() {
+    async fn liveness_follows_the_chain_past_vanished_owners() {
         let mut fake = Fake::alice(vec![("rs", vec![owner("Deployment", "gone")])]);
         fake.0.insert(
             "rs".into(),
@@ -492,7 +577,9 @@ mod tests {
             ("uid-other", false),
         ] {
             assert_eq!(
-                reaches(&pod, &fake, &stamped, uid).await.expect("walk"),
+                reaches(&pod, &fake, &stamped, uid, None)
+                    .await
+                    .expect("walk"),
                 want,
                 "{uid}"
             );
@@ -500,7 +587,7 @@ mod tests {
         // An unstamped owner is never read: a lookup that would fail is not made.
         let unreadable = owned_pod(vec![owner("ConfigMap", "cm")]);
         assert!(
-            !reaches(&unreadable, &Broken, &stamped, "uid-x")
+            !reaches(&unreadable, &Broken, &stamped, "uid-x", None)
                 .await
                 .expect("no lookup")
         );
@@ -510,9 +597,43 @@ mod tests {
         ]);
         let pod = owned_pod(vec![owner("ReplicaSet", "a")]);
         assert!(
-            !reaches(&pod, &cyclic, &stamped, "uid-x")
+            !reaches(&pod, &cyclic, &stamped, "uid-x", None)
                 .await
                 .expect("bounded")
+        );
+    }
+
+    #[tokio::test]
+    async fn only_pods_of_the_records_user_keep_a_workload_alive() {
+        let fake = Fake::alice(vec![("rs", vec![owner("Deployment", "web")])]);
+        let stamped = StampedKinds::default();
+        let mut bobs = owned_pod(vec![owner("ReplicaSet", "rs")]);
+        bobs.user = Some("bob".into());
+        let alices = owned_pod(vec![owner("ReplicaSet", "rs")]);
+        for (pod, user, want) in [
+            (&alices, Some("alice"), true),
+            (&bobs, Some("alice"), false),
+            (&bobs, Some("bob"), true),
+            // A record of an older version: the user is unknown, any pod counts.
+            (&bobs, None, true),
+        ] {
+            assert_eq!(
+                reaches(pod, &fake, &stamped, "uid-web", user)
+                    .await
+                    .expect("walk"),
+                want,
+                "{:?} for {user:?}",
+                pod.user
+            );
+        }
+        // Also the workload's own bare pod: another user's pod never matches its uid, but the
+        // check holds for it too.
+        let mut unannotated = owned_pod(vec![]);
+        unannotated.user = None;
+        assert!(
+            !reaches(&unannotated, &fake, &stamped, "pod-uid", Some("alice"))
+                .await
+                .expect("bare")
         );
     }
 

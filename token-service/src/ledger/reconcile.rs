@@ -19,7 +19,13 @@ use crate::workload::WorkloadKey;
 
 /// Whether a workload still runs; the Kubernetes implementation lives in `cluster`.
 pub trait WorkloadState: Send + Sync {
-    fn liveness<'a>(&'a self, workload: &'a WorkloadKey) -> BoxFuture<'a, Liveness>;
+    /// `kube_user`: the record's pods' user; only its pods keep the workload alive (`None`:
+    /// a record of an older version, any pod of the workload does).
+    fn liveness<'a>(
+        &'a self,
+        workload: &'a WorkloadKey,
+        kube_user: Option<&'a str>,
+    ) -> BoxFuture<'a, Liveness>;
 }
 
 #[derive(Debug, Clone)]
@@ -74,7 +80,10 @@ impl Reconciler {
         let mut taken = Vec::new();
         for entry in entries {
             let now_ms = (self.clock)();
-            let liveness = self.workloads.liveness(&entry.record.workload).await;
+            let liveness = self
+                .workloads
+                .liveness(&entry.record.workload, entry.record.kube_user.as_deref())
+                .await;
             let action = lifecycle::decide(&entry.record.facts(now_ms, liveness));
             let result = match action {
                 Action::WaitUntil(_) => continue,
@@ -157,6 +166,7 @@ impl Reconciler {
         record.clear_failure();
         let issued = Issued {
             hadoop_user: user.clone(),
+            kube_user: entry.record.kube_user.clone(),
             tokens,
             expires_at_ms,
             file,
@@ -344,7 +354,11 @@ mod tests {
     struct Workloads(Mutex<HashMap<String, Liveness>>);
 
     impl WorkloadState for Workloads {
-        fn liveness<'a>(&'a self, w: &'a WorkloadKey) -> BoxFuture<'a, Liveness> {
+        fn liveness<'a>(
+            &'a self,
+            w: &'a WorkloadKey,
+            _: Option<&'a str>,
+        ) -> BoxFuture<'a, Liveness> {
             let l = self.0.lock().expect("lock").get(&w.name).copied();
             Box::pin(async move { l.unwrap_or(Liveness::Alive) })
         }
@@ -460,12 +474,12 @@ mod tests {
     async fn a_restarted_or_second_replica_serves_the_ledger_set_without_hadoop() {
         let b = bed();
         let (first, _) = issuer(&b)
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("issue");
         assert_eq!(b.hadoop.obtained.load(Ordering::SeqCst), 1);
         let (again, _) = issuer(&b)
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("from the ledger");
         assert_eq!(b.hadoop.obtained.load(Ordering::SeqCst), 1, "no second set");
@@ -508,7 +522,7 @@ mod tests {
     async fn a_replica_that_loses_the_create_race_cancels_its_set_and_serves_the_winner() {
         let b = bed();
         issuer(&b)
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("issue");
         let late = Issuer::with_ledger(
@@ -519,7 +533,7 @@ mod tests {
             Some(Arc::new(LateReader(b.r.ledger.clone()))),
         );
         let (served, _) = late
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("serve");
         assert_eq!(
@@ -539,7 +553,7 @@ mod tests {
     async fn renews_at_ninety_percent_and_serves_the_new_expiry() {
         let b = bed();
         issuer(&b)
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("issue");
         let renewed_at_issue = b.hadoop.renewed.load(Ordering::SeqCst);
@@ -558,7 +572,7 @@ mod tests {
         );
         let (served, _) =
             b.r.issuer
-                .credentials(&workload("web"), "alice")
+                .credentials(&workload("web"), "alice", "alice")
                 .await
                 .expect("serve");
         assert_eq!(served.expires_at_ms, 1_038_000);
@@ -573,7 +587,7 @@ mod tests {
     async fn reissues_before_the_max_date_then_cancels_the_old_set() {
         let b = bed();
         issuer(&b)
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("issue");
         // Renewed until the last full window: 8 990 s, 10 s before the max date.
@@ -598,7 +612,7 @@ mod tests {
         );
         let (served, _) =
             b.r.issuer
-                .credentials(&workload("web"), "alice")
+                .credentials(&workload("web"), "alice", "alice")
                 .await
                 .expect("serve");
         assert_eq!(served.tokens[0].sequence_number, Some(41));
@@ -608,7 +622,7 @@ mod tests {
     async fn a_gone_workload_is_cancelled_and_its_secret_deleted() {
         let b = bed();
         issuer(&b)
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("issue");
         b.workloads
@@ -646,7 +660,7 @@ mod tests {
     async fn a_failed_renewal_backs_off_is_recorded_and_never_drops_the_set() {
         let b = bed();
         issuer(&b)
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("issue");
         b.hadoop.fail_renew.store(true, Ordering::SeqCst);
@@ -685,7 +699,7 @@ mod tests {
     async fn a_set_the_server_forgot_is_reissued_at_once_and_cancelled_without_retries() {
         let b = bed();
         issuer(&b)
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("issue");
         b.hadoop.forgotten.store(true, Ordering::SeqCst);
@@ -705,7 +719,7 @@ mod tests {
         // still knows the set: renewing keeps the file the pods hold working.
         let b = bed();
         issuer(&b)
-            .credentials(&workload("web"), "alice")
+            .credentials(&workload("web"), "alice", "alice")
             .await
             .expect("issue");
         let expires = b.record().await.expires_at_ms;

@@ -54,6 +54,9 @@ pub enum StoreError {
 pub struct Record {
     pub workload: WorkloadKey,
     pub hadoop_user: String,
+    /// The pods' `kube2hadoop.io/user` (absent in records of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_user: Option<String>,
     pub tokens: Vec<TokenInfo>,
     pub issued_at_ms: u64,
     /// When the current renew window began: issue or last renewal.
@@ -141,6 +144,7 @@ impl Entry {
         record.clear_failure();
         let issued = Issued {
             hadoop_user: record.hadoop_user.clone(),
+            kube_user: record.kube_user.clone(),
             tokens: record.tokens.clone(),
             expires_at_ms: record.expires_at_ms,
             file: self.issued.file.clone(),
@@ -236,6 +240,7 @@ pub fn from_secret(secret: &Secret) -> Result<Entry, StoreError> {
     };
     let issued = Issued {
         hadoop_user: record.hadoop_user.clone(),
+        kube_user: record.kube_user.clone(),
         tokens: record.tokens.clone(),
         expires_at_ms: record.expires_at_ms,
         file: Zeroizing::new(field(KEY_FILE)?.to_vec()),
@@ -441,6 +446,7 @@ pub fn new_record(workload: &WorkloadKey, issued: &Issued, now_ms: u64) -> Recor
     Record {
         workload: workload.clone(),
         hadoop_user: issued.hadoop_user.clone(),
+        kube_user: issued.kube_user.clone(),
         tokens: issued.tokens.clone(),
         issued_at_ms: now_ms,
         window_start_ms: now_ms,
@@ -638,6 +644,7 @@ mod tests {
     fn issued(seq: i32, expires: u64) -> Arc<Issued> {
         Arc::new(Issued {
             hadoop_user: "alice".into(),
+            kube_user: Some("alice".into()),
             tokens: vec![TokenInfo {
                 kind: "HDFS_DELEGATION_TOKEN".into(),
                 service: "ha-hdfs:ns1".into(),

@@ -338,27 +338,33 @@ async fn only_the_pods_user_changes_what_runs_in_it() -> Result<(), Error> {
     .await
 }
 
-/// exec, attach and port-forward by `context` into `pod`; returns (command, success, kubectl
-/// stderr) for each. Past admission they fail on the bed: kwok's nodes serve no streams.
+/// exec, attach, port-forward and an HTTP proxy request by `context` into `pod`; returns
+/// (command, success, kubectl stderr) for each. Past admission they fail on the bed: kwok's
+/// nodes serve no streams, and the apiserver proxies to no kwok pod address.
 async fn reach_into(context: &str, pod: &str) -> Result<Vec<(String, bool, String)>, Error> {
     let k = Kubectl::from_env().context(context);
     let mut out = Vec::new();
+    // The apiserver's HTTP proxy to a server in the pod (say a notebook that serves files).
+    let proxy = format!("/api/v1/namespaces/{NAMESPACE}/pods/{pod}:8080/proxy/");
     for args in [
         vec!["exec", pod, "--", "cat", "/var/run/secrets/hadoop/token"],
         vec!["attach", pod],
         vec!["port-forward", pod, ":8080"],
+        vec!["get", "--raw", &proxy],
     ] {
         let mut full = vec!["-n", NAMESPACE, "--request-timeout=20s"];
         full.extend(&args);
         let o = k.run(&full, None).await?;
-        out.push((args[0].to_owned(), o.success, o.stderr));
+        let what = if args[0] == "get" { "proxy" } else { args[0] };
+        out.push((what.to_owned(), o.success, o.stderr));
     }
     Ok(out)
 }
 
 const ACCESS_WEBHOOK: &str = "access.iddecorator.kube2hadoop.io";
 
-/// Before issue 13 no webhook saw CONNECT: bob's exec reached the kubelet.
+/// Before issue 13 no webhook saw CONNECT: bob's exec reached the kubelet. Before the red
+/// team's report, `pods/<name>:<port>/proxy` was not registered and reached the pod too.
 #[tokio::test]
 async fn only_the_pods_user_and_admins_exec_attach_or_port_forward() -> Result<(), Error> {
     scenario("exec", async |bed, id| {

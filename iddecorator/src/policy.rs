@@ -102,7 +102,10 @@ impl Policy {
         let mut policy = Policy {
             pod_access_admins: file.pod_access_admins.compile(&mut problems),
             usernames: file.usernames.compile(&mut problems),
-            injection: file.injection.compile(&mut problems),
+            // The CA PEM file is read here, at every (re)load of the policy.
+            injection: file.injection.compile(&mut problems, &|path| {
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))
+            }),
             ..Policy::default()
         };
         let mut seen = BTreeSet::new();

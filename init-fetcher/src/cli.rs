@@ -28,6 +28,11 @@ pub struct FetchArgs {
     /// PEM file with the CA that signed the token service's certificate
     #[arg(long, env = "K2H_FETCH_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+    /// The same CA as PEM text, instead of --ca-file. iddecorator's injection puts it here so
+    /// the pod spec, which only the pod's user may change, carries it (not a ConfigMap any
+    /// editor of the namespace could replace)
+    #[arg(long, env = "K2H_FETCH_CA_PEM", allow_hyphen_values = true)]
+    pub ca_pem: Option<String>,
     /// Where the credentials file is written (atomically)
     #[arg(long, env = "K2H_FETCH_OUT", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
@@ -73,11 +78,20 @@ pub struct RefreshArgs {
     pub max_interval: String,
 }
 
+/// Where the token service's CA comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaSource {
+    /// `--ca-file`: a PEM file.
+    File(PathBuf),
+    /// `--ca-pem` / `K2H_FETCH_CA_PEM`: the PEM text itself.
+    Pem(String),
+}
+
 /// Everything `fetch` needs, checked.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub url: String,
-    pub ca_file: PathBuf,
+    pub ca: CaSource,
     pub out: PathBuf,
     pub sa_token_file: Option<PathBuf>,
     pub deadline: Duration,
@@ -109,9 +123,24 @@ impl FetchArgs {
             problems
                 .push("give --url (or K2H_FETCH_URL), the token service's https:// address".into());
         }
-        if self.ca_file.is_none() {
-            problems.push("give --ca-file (or K2H_FETCH_CA_FILE), the token service's CA".into());
-        }
+        let ca = match (&self.ca_file, &self.ca_pem) {
+            (Some(path), None) => Some(CaSource::File(path.clone())),
+            (None, Some(pem)) => Some(CaSource::Pem(pem.clone())),
+            (Some(_), Some(_)) => {
+                problems.push(
+                    "give --ca-file (K2H_FETCH_CA_FILE) or --ca-pem (K2H_FETCH_CA_PEM), not both"
+                        .into(),
+                );
+                None
+            }
+            (None, None) => {
+                problems.push(
+                    "give --ca-file (or K2H_FETCH_CA_FILE) or --ca-pem (or K2H_FETCH_CA_PEM), the token service's CA"
+                        .into(),
+                );
+                None
+            }
+        };
         let mut duration = |flag: &str, text: &str| {
             let d = parse_duration(text)
                 .map_err(|e| problems.push(format!("--{flag}: {e}")))
@@ -147,7 +176,7 @@ impl FetchArgs {
         };
         Some(Config {
             url: url?,
-            ca_file: self.ca_file.clone()?,
+            ca: ca?,
             out: self.out.clone(),
             sa_token_file: self.sa_token_file.clone(),
             deadline: deadline?,
@@ -283,6 +312,26 @@ mod tests {
         assert_eq!(c.out, PathBuf::from(DEFAULT_OUT));
         assert_eq!(s.max, Duration::from_secs(3600));
         assert_eq!(s.min, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_ca_comes_from_a_file_or_inline_pem_not_both() {
+        let base = ["--url", "https://ts:8443"];
+        let pem = "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n";
+        let c = parse(&[&base[..], &["--ca-pem", pem]].concat())
+            .config()
+            .unwrap()
+            .0;
+        assert_eq!(c.ca, CaSource::Pem(pem.to_owned()));
+        let c = parse(&[&base[..], &["--ca-file", "/ca.pem"]].concat())
+            .config()
+            .unwrap()
+            .0;
+        assert_eq!(c.ca, CaSource::File("/ca.pem".into()));
+        let e = parse(&[&base[..], &["--ca-file", "/ca.pem", "--ca-pem", pem]].concat())
+            .config()
+            .unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
     }
 
     #[test]

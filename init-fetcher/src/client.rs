@@ -11,6 +11,7 @@ use rustls_pki_types::pem::PemObject as _;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use crate::cli::CaSource;
 use crate::retry::parse_retry_after;
 
 /// The credentials endpoint, relative to `--url`.
@@ -33,6 +34,10 @@ pub enum SetupError {
     Url(String),
     #[error("cannot read CA file {}: {reason}; mount the token service's CA and point --ca-file at it", path.display())]
     Ca { path: PathBuf, reason: String },
+    #[error(
+        "cannot read the CA given in --ca-pem (K2H_FETCH_CA_PEM): {0}; give the token service's CA certificate as PEM text"
+    )]
+    CaPem(String),
     #[error("cannot build the HTTPS client: {0}")]
     Client(String),
 }
@@ -79,7 +84,7 @@ pub struct Client {
 impl Client {
     pub fn new(
         base: &str,
-        ca_file: &Path,
+        ca: &CaSource,
         sa_token_file: Option<PathBuf>,
         connect_timeout: Duration,
         attempt_timeout: Duration,
@@ -89,7 +94,15 @@ impl Client {
         // Only the given CA: a scratch image has no system store, and the token service is
         // an internal endpoint.
         let mut roots = rustls::RootCertStore::empty();
-        add_ca_file(&mut roots, ca_file)?;
+        let certs = match ca {
+            CaSource::File(path) => ca_file(path)?,
+            CaSource::Pem(pem) => ca_pem(pem)?,
+        };
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| SetupError::Client(format!("the CA is not usable: {e}")))?;
+        }
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -216,7 +229,7 @@ fn parse_url(base: &str) -> Result<reqwest::Url, SetupError> {
     Ok(url)
 }
 
-fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<(), SetupError> {
+fn ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, SetupError> {
     let bad = |reason: String| SetupError::Ca {
         path: path.to_owned(),
         reason,
@@ -227,10 +240,17 @@ fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<(), Set
     if certs.is_empty() {
         return Err(bad("it holds no PEM certificate".to_owned()));
     }
-    for cert in certs {
-        roots.add(cert).map_err(|e| bad(e.to_string()))?;
+    Ok(certs)
+}
+
+fn ca_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, SetupError> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SetupError::CaPem(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(SetupError::CaPem("it holds no PEM certificate".to_owned()));
     }
-    Ok(())
+    Ok(certs)
 }
 
 fn read_sa_token(path: &Path) -> Result<Zeroizing<String>, AttemptError> {

@@ -73,7 +73,7 @@ pub fn client(config: &Config) -> Result<Client, FetchError> {
     }
     Ok(Client::new(
         &config.url,
-        &config.ca_file,
+        &config.ca,
         config.sa_token_file.clone(),
         config.connect_timeout,
         config.attempt_timeout,

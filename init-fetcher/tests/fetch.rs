@@ -236,6 +236,45 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
+/// What injection does: the CA as PEM text in K2H_FETCH_CA_PEM, no file. Without a CA the
+/// server is not trusted; garbage is refused before any request.
+#[tokio::test]
+async fn the_ca_can_be_given_inline_in_the_environment() {
+    let pki = Pki::new();
+    let body = credentials(1);
+    let addr = start(&pki, Script::new(vec![ok(body.clone())])).await;
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("token");
+    let inline = |pem: String| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_init-fetcher"));
+        cmd.args([
+            "fetch",
+            "--url",
+            &format!("https://localhost:{}", addr.port()),
+        ])
+        .arg("--out")
+        .arg(&out)
+        .args(["--deadline", "2s", "--max-backoff", "500ms"])
+        .env("K2H_FETCH_CA_PEM", pem)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+        cmd
+    };
+    let pem = std::fs::read_to_string(pki.ca()).unwrap();
+    let o = finish(inline(pem).spawn().unwrap()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), body);
+    let o = finish(inline("not a certificate".into()).spawn().unwrap()).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--ca-pem (K2H_FETCH_CA_PEM)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[tokio::test]
 async fn success_writes_the_file_with_mode_0440_and_sends_the_sa_token() {
     use std::os::unix::fs::PermissionsExt as _;

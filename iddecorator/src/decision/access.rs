@@ -1,9 +1,10 @@
-//! CONNECT into a pod (`kubectl exec`, `attach`, `port-forward`): whoever gets in can read the
-//! credentials file in the pod's memory volume, so only the pod's user and pod-access admins
-//! may. Controllers do not exec, so trusted controllers get no exception here.
+//! CONNECT into a pod (`kubectl exec`, `attach`, `port-forward`, and the apiserver's HTTP proxy
+//! `pods/<name>:<port>/proxy`): whoever gets in can read the credentials file in the pod's
+//! memory volume, or talk to a server in the pod that hands it out, so only the pod's user and
+//! pod-access admins may. Controllers do not exec, so trusted controllers get no exception here.
 //!
-//! The request carries `PodExecOptions` (or `PodAttachOptions`, `PodPortForwardOptions`), not
-//! the pod: the shell reads the pod and passes what it found as a [`PodLookup`], so the
+//! The request carries `PodExecOptions` (or `PodAttachOptions`, `PodPortForwardOptions`,
+//! `PodProxyOptions`), not the pod: the shell reads the pod and passes what it found as a [`PodLookup`], so the
 //! decision stays a pure function.
 use super::{Decision, allow, groups};
 use crate::policy::Policy;
@@ -15,7 +16,7 @@ use kube::core::{
 };
 
 /// The pod subresources whose CONNECT reaches into a running pod.
-const SUBRESOURCES: &[&str] = &["exec", "attach", "portforward"];
+const SUBRESOURCES: &[&str] = &["exec", "attach", "portforward", "proxy"];
 
 /// What the shell found when it read the pod a CONNECT names.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,21 +31,30 @@ pub enum PodLookup {
 }
 
 /// The pod (namespace, name) a request needs read before it can be decided: a CONNECT on
-/// `pods/exec`, `pods/attach` or `pods/portforward`.
+/// `pods/exec`, `pods/attach`, `pods/portforward` or `pods/proxy`.
 pub fn pod_to_read(req: &AdmissionRequest<DynamicObject>) -> Option<(&str, &str)> {
+    let sub = req.sub_resource.as_deref()?;
     let connect = matches!(req.operation, Operation::Connect)
         && req.resource.group.is_empty()
         && req.resource.resource == "pods"
-        && req
-            .sub_resource
-            .as_deref()
-            .is_some_and(|s| SUBRESOURCES.contains(&s));
-    connect.then(|| {
-        (
-            req.namespace.as_deref().unwrap_or_default(),
-            req.name.as_str(),
-        )
-    })
+        && SUBRESOURCES.contains(&sub);
+    let name = if sub == "proxy" {
+        proxied_pod(&req.name)
+    } else {
+        req.name.as_str()
+    };
+    connect.then(|| (req.namespace.as_deref().unwrap_or_default(), name))
+}
+
+/// The pod name in a `pods/proxy` request, which names `[scheme:]name[:port]` (as the
+/// apiserver splits it). Pod names hold no `:`, so anything else is returned whole: no pod has
+/// that name, and the request is denied.
+fn proxied_pod(id: &str) -> &str {
+    let parts: Vec<&str> = id.split(':').collect();
+    match parts.as_slice() {
+        [name] | [name, _] | [_, name, _] => name,
+        _ => id,
+    }
 }
 
 /// Why a CONNECT is refused.
@@ -100,6 +110,7 @@ fn decide(
     let verb = match req.sub_resource.as_deref() {
         Some("attach") => "attach to",
         Some("portforward") => "port-forward to",
+        Some("proxy") => "proxy to",
         _ => "exec into",
     };
     let meta = match pod {
@@ -192,8 +203,42 @@ mod tests {
                 Some(("ml", "train-0"))
             );
         }
-        assert_eq!(pod_to_read(&request("proxy", "bob", &[])), None);
         assert_eq!(pod_to_read(&request("log", "bob", &[])), None);
+        assert_eq!(pod_to_read(&request("binding", "bob", &[])), None);
+    }
+
+    #[test]
+    fn a_proxied_pod_is_named_without_scheme_and_port() {
+        for (id, pod) in [
+            ("train-0", "train-0"),
+            ("train-0:8080", "train-0"),
+            ("https:train-0:8443", "train-0"),
+            ("train-0:", "train-0"),
+            ("a:b:c:d", "a:b:c:d"),
+        ] {
+            let mut req = request("proxy", "bob", &[]);
+            req.name = id.into();
+            assert_eq!(pod_to_read(&req), Some(("ml", pod)), "{id}");
+        }
+        // Only proxy names carry a port; other subresources are read as named.
+        let mut req = request("exec", "bob", &[]);
+        req.name = "train-0:8080".into();
+        assert_eq!(pod_to_read(&req), Some(("ml", "train-0:8080")));
+    }
+
+    #[test]
+    fn bob_may_not_proxy_to_alices_pod() {
+        let p = Policy::default();
+        let mut bob = request("proxy", "bob", &["team-a"]);
+        bob.name = "train-0:8080".into();
+        let r = reason(connect(&bob, &p, Some(&pod(Some("alice")))));
+        assert!(r.contains("may proxy to this pod"), "{r}");
+        assert!(r.ends_with("bob may not"), "{r}");
+        let mut alice = request("proxy", "alice", &["team-a"]);
+        alice.name = "train-0:8080".into();
+        assert!(allowed(connect(&alice, &p, Some(&pod(Some("alice"))))));
+        // The plain entry point reads nothing, so it denies.
+        assert!(!allowed(super::super::validate(&bob, &p)));
     }
 
     #[test]

@@ -276,6 +276,48 @@ fn controller_made_pod_from_an_injected_template_is_unchanged() {
     );
 }
 
+/// A Deployment that asks for injection but was stored without it (created before iddecorator
+/// covered it): the ReplicaSets its controller makes must keep the Deployment's template as
+/// is, or the controller never finds a matching ReplicaSet and creates one after another.
+#[test]
+fn controller_made_replicaset_keeps_its_owners_template() {
+    const DEPLOYMENT_CONTROLLER: &str = "system:serviceaccount:kube-system:deployment-controller";
+    let mut rs = workload("ReplicaSet", Some(ALICE), "train:1");
+    annotate(&mut rs, "/spec/template", INJECT);
+    rs["metadata"]["ownerReferences"] = owner_ref_to("apps/v1", "Deployment", true);
+    let empty = Decision::Allow {
+        patch: json_patch::Patch(Vec::new()),
+    };
+    let req = create("ReplicaSet", DEPLOYMENT_CONTROLLER, rs.clone());
+    assert_eq!(mutate(&req, &policy()), empty);
+    assert_eq!(validate(&req, &policy()), empty);
+    // Scaling it (an UPDATE by its controller) leaves the template alone too.
+    let mut scaled = rs.clone();
+    scaled["spec"]["replicas"] = json!(3);
+    let req = update("ReplicaSet", DEPLOYMENT_CONTROLLER, rs.clone(), scaled);
+    assert_eq!(mutate(&req, &policy()), empty);
+    // Its pods are still injected when the replicaset-controller creates them.
+    let mut pod = rs["spec"]["template"].clone();
+    pod["apiVersion"] = json!("v1");
+    pod["kind"] = json!("Pod");
+    pod["metadata"]["name"] = json!("train-7d4b9c-x2x");
+    pod["metadata"]["namespace"] = json!("ml");
+    pod["metadata"]["ownerReferences"] = owner_ref(true);
+    let after = admit_twice(&create("Pod", RS_CONTROLLER, pod), &policy());
+    assert_injected(&after["spec"], false);
+    // A ReplicaSet its user submits is injected as before.
+    rs["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ownerReferences");
+    let after = admit_twice(&create("ReplicaSet", ALICE, rs.clone()), &policy());
+    assert_injected(&after["spec"]["template"]["spec"], false);
+    // So is one that names a Deployment owner but is not created by its controller.
+    rs["metadata"]["ownerReferences"] = owner_ref_to("apps/v1", "Deployment", true);
+    let after = admit_twice(&create("ReplicaSet", ALICE, rs), &policy());
+    assert_injected(&after["spec"]["template"]["spec"], false);
+}
+
 #[test]
 fn update_resending_the_manifest_restores_the_owner_and_reinjects() {
     let mut manifest = workload("Deployment", None, "train:1");
@@ -398,6 +440,42 @@ injection:
         names(&fetcher["volumeMounts"]),
         [TOKEN_VOLUME, SA_TOKEN_VOLUME]
     );
+}
+
+/// `caPemFile`: the CA travels in the pod spec (protected like the rest of it), not in a
+/// ConfigMap that any editor of the namespace could replace.
+#[test]
+fn ca_pem_file_puts_the_ca_into_the_fetchers_environment() {
+    let ca = rcgen::generate_simple_self_signed(vec!["token-service".into()]).unwrap();
+    let pem = ca.cert.pem();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ca.pem");
+    std::fs::write(&path, &pem).unwrap();
+    let p = Policy::from_yaml(&format!("injection: {{caPemFile: {}}}", path.display())).unwrap();
+    let mut pod = workload("Pod", None, "x");
+    annotate(&mut pod, "", INJECT);
+    let after = admit_twice(&create("Pod", ALICE, pod), &p);
+    let spec = &after["spec"];
+    assert_eq!(names(&spec["volumes"]), [TOKEN_VOLUME, SA_TOKEN_VOLUME]);
+    let fetcher = &spec["initContainers"][0];
+    assert_eq!(
+        fetcher["env"],
+        json!([{"name": "K2H_FETCH_CA_PEM", "value": pem}])
+    );
+    assert!(
+        !fetcher["args"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("--ca-file"))
+    );
+    assert_eq!(
+        names(&fetcher["volumeMounts"]),
+        [TOKEN_VOLUME, SA_TOKEN_VOLUME]
+    );
+    // A file that is not a CA certificate stops the policy from loading.
+    std::fs::write(&path, ca.signing_key.serialize_pem()).unwrap();
+    let e = Policy::from_yaml(&format!("injection: {{caPemFile: {}}}", path.display()));
+    assert!(format!("{e:?}").contains("caPemFile"), "{e:?}");
 }
 
 mod prop {

@@ -221,11 +221,24 @@ fn plan(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Result<Plan, 
         source,
     };
     let now = observe(&object, workload).map_err(malformed)?;
+    // Kubernetes allows one controller reference; its kind must be one the requester manages.
+    let manages_owner = new
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+        .is_some_and(|r| policy.manages(username, group_of(&r.api_version), &r.kind));
     // A Pod's spec cannot change after creation; templates can, and are injected on UPDATE
-    // too (idempotently).
+    // too (idempotently). A template a trusted controller copied from its owner is left as
+    // the owner has it: the deployment controller compares each ReplicaSet's template with the
+    // Deployment's, and one we injected into would never match, so it would create another
+    // ReplicaSet forever. The owner's template is injected when its user submits it; the
+    // pods are injected when the controller creates them.
     let pod_sites: Vec<Path> = match (workload.is_pod(), update) {
         (true, false) => vec![Path::root()],
         (true, true) => Vec::new(),
+        (false, _) if manages_owner => Vec::new(),
         (false, _) => now.sites.iter().skip(1).map(|(p, _)| p.clone()).collect(),
     };
     let inject = injection::ops(&object, &pod_sites, policy.injection()).map_err(|source| {
@@ -247,14 +260,6 @@ fn plan(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Result<Plan, 
     } else {
         (None, false)
     };
-    // Kubernetes allows one controller reference; its kind must be one the requester manages.
-    let manages_owner = new
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.controller == Some(true))
-        .is_some_and(|r| policy.manages(username, group_of(&r.api_version), &r.kind));
     let rule = rules::choose(Facts {
         update,
         manages_owner,

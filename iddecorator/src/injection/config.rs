@@ -18,6 +18,11 @@ pub struct InjectionFile {
     pub ca_config_map: Option<CaConfigMap>,
     /// Or a path inside the fetcher image (e.g. a custom image with the CA built in).
     pub ca_file: Option<String>,
+    /// Recommended: a PEM file iddecorator reads when it loads the policy and puts into the
+    /// fetcher's environment (`K2H_FETCH_CA_PEM`). It is then part of the pod spec, which only
+    /// the pod's user may change; a ConfigMap in the pod's namespace can be replaced by any
+    /// editor of that namespace, who could then impersonate the token service to the fetcher.
+    pub ca_pem_file: Option<String>,
     /// How long the fetcher retries before the pod fails to start; default `2m`.
     pub deadline: Option<String>,
     /// Replaces the default requests (cpu 10m, memory 16Mi) and limits (memory 64Mi).
@@ -44,8 +49,13 @@ fn default_ca_key() -> String {
 /// Where the fetcher finds the token service's CA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ca {
-    ConfigMap { name: String, key: String },
+    ConfigMap {
+        name: String,
+        key: String,
+    },
     File(String),
+    /// The PEM text itself, from `caPemFile`.
+    Inline(String),
 }
 
 /// The checked section.
@@ -63,14 +73,18 @@ pub struct Injection {
 
 impl Default for Injection {
     fn default() -> Injection {
-        // The defaults are constants that pass every check below.
-        InjectionFile::default().compile(&mut Vec::new())
+        // The defaults are constants that pass every check below (and read no file).
+        InjectionFile::default().compile(&mut Vec::new(), &|_| Err("no files".into()))
     }
 }
 
+/// Reads a file the policy names (`caPemFile`), or says why it cannot.
+pub type ReadFile<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+
 impl InjectionFile {
     /// Check every field, pushing problems (prefixed `injection.`), and fill in defaults.
-    pub fn compile(self, problems: &mut Vec<String>) -> Injection {
+    /// `read` reads `caPemFile`.
+    pub fn compile(self, problems: &mut Vec<String>, read: ReadFile) -> Injection {
         let mut problem = |s: String| problems.push(format!("injection.{s}"));
         let image = self
             .image
@@ -96,12 +110,18 @@ impl InjectionFile {
                 "tokenServiceUrl {url:?}: give the token service's https:// address"
             ));
         }
-        let ca = match (self.ca_config_map, self.ca_file) {
-            (Some(_), Some(_)) => {
-                problem("caConfigMap and caFile: give one of them, not both".to_owned());
+        let ca = match (self.ca_config_map, self.ca_file, self.ca_pem_file) {
+            (None, None, Some(path)) => Ca::Inline(ca_pem(&path, read).unwrap_or_else(|e| {
+                problem(format!("caPemFile {path:?}: {e}"));
+                String::new()
+            })),
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                problem(
+                    "caPemFile, caConfigMap and caFile: give one of them, not several".to_owned(),
+                );
                 Ca::File(String::new())
             }
-            (Some(cm), None) => {
+            (Some(cm), None, None) => {
                 if cm.name.trim().is_empty() || cm.key.trim().is_empty() {
                     problem("caConfigMap: give both name and key".to_owned());
                 }
@@ -110,13 +130,13 @@ impl InjectionFile {
                     key: cm.key,
                 }
             }
-            (None, Some(path)) => {
+            (None, Some(path), None) => {
                 if !path.starts_with('/') {
                     problem(format!("caFile {path:?}: give an absolute path"));
                 }
                 Ca::File(path)
             }
-            (None, None) => Ca::ConfigMap {
+            (None, None, None) => Ca::ConfigMap {
                 name: "kube2hadoop-ca".to_owned(),
                 key: default_ca_key(),
             },
@@ -164,6 +184,27 @@ impl InjectionFile {
     }
 }
 
+/// The PEM text of `path`, checked to hold certificates and nothing else (no private key).
+fn ca_pem(path: &str, read: ReadFile) -> Result<String, String> {
+    use rustls::pki_types::pem::{PemObject as _, SectionKind};
+    let text = read(path)?;
+    let mut certs = 0;
+    for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(text.as_bytes()) {
+        match section.map_err(|e| format!("not PEM: {e}"))? {
+            (SectionKind::Certificate, _) => certs += 1,
+            (kind, _) => {
+                return Err(format!(
+                    "holds a {kind:?}; give only the token service's CA certificate(s)"
+                ));
+            }
+        }
+    }
+    if certs == 0 {
+        return Err("holds no PEM certificate".to_owned());
+    }
+    Ok(text)
+}
+
 /// What init-fetcher's `--deadline` accepts: `<digits><ms|s|m|h>`, repeated.
 fn is_duration(text: &str) -> bool {
     let mut rest = text;
@@ -188,10 +229,41 @@ fn is_duration(text: &str) -> bool {
 mod tests {
     use super::*;
 
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
     fn compile(yaml: &str) -> (Injection, Vec<String>) {
         let file: InjectionFile = serde_yaml_ng::from_str(yaml).unwrap();
         let mut problems = Vec::new();
-        (file.compile(&mut problems), problems)
+        let read = |path: &str| match path {
+            "/ca.pem" => Ok(PEM.to_owned()),
+            "/key.pem" => Ok(format!(
+                "{PEM}-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"
+            )),
+            "/empty.pem" => Ok("# nothing\n".to_owned()),
+            other => Err(format!("cannot read {other}: No such file or directory")),
+        };
+        (file.compile(&mut problems, &read), problems)
+    }
+
+    #[test]
+    fn ca_pem_file_is_read_and_checked() {
+        let (i, problems) = compile("{caPemFile: /ca.pem}");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(i.ca, Ca::Inline(PEM.into()));
+        for (yaml, want) in [
+            ("{caPemFile: /key.pem}", "holds a PrivateKey"),
+            ("{caPemFile: /empty.pem}", "holds no PEM certificate"),
+            ("{caPemFile: /nope}", "No such file"),
+            ("{caPemFile: /ca.pem, caFile: /x}", "not several"),
+            (
+                "{caPemFile: /ca.pem, caConfigMap: {name: a}}",
+                "not several",
+            ),
+        ] {
+            let (_, problems) = compile(yaml);
+            assert_eq!(problems.len(), 1, "{yaml}: {problems:?}");
+            assert!(problems[0].contains(want), "{yaml}: {problems:?}");
+        }
     }
 
     #[test]

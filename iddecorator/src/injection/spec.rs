@@ -18,6 +18,8 @@ pub const TOKEN_FILE: &str = "/var/run/secrets/hadoop/token";
 pub const TOKEN_ENV: &str = "HADOOP_TOKEN_FILE_LOCATION";
 const SA_TOKEN_DIR: &str = "/var/run/secrets/kube2hadoop";
 const CA_DIR: &str = "/etc/kube2hadoop/ca";
+/// init-fetcher's variable for the CA as PEM text (`--ca-pem`).
+pub const CA_PEM_ENV: &str = "K2H_FETCH_CA_PEM";
 /// Where the image (see init-fetcher/Dockerfile) has the binary; the sidecar's startup probe
 /// runs it.
 const FETCHER_BINARY: &str = "/init-fetcher";
@@ -72,15 +74,19 @@ pub fn volume_source(name: &str) -> &'static str {
 /// The fetcher container.
 pub fn fetcher(cfg: &Injection, mode: Mode) -> Value {
     let ca_file = match &cfg.ca {
-        Ca::ConfigMap { .. } => format!("{CA_DIR}/ca.crt"),
-        Ca::File(path) => path.clone(),
+        Ca::ConfigMap { .. } => Some(format!("{CA_DIR}/ca.crt")),
+        Ca::File(path) => Some(path.clone()),
+        Ca::Inline(_) => None,
     };
     let mut args = vec![
         if mode.refresh { "refresh" } else { "fetch" }.to_owned(),
         "--url".into(),
         cfg.url.clone(),
-        "--ca-file".into(),
-        ca_file,
+    ];
+    if let Some(ca_file) = ca_file {
+        args.extend(["--ca-file".into(), ca_file]);
+    }
+    args.extend([
         "--sa-token-file".into(),
         format!("{SA_TOKEN_DIR}/token"),
         "--out".into(),
@@ -89,7 +95,7 @@ pub fn fetcher(cfg: &Injection, mode: Mode) -> Value {
         cfg.deadline.clone(),
         "--log-format".into(),
         "json".into(),
-    ];
+    ]);
     if !mode.fs_group {
         args.extend(["--file-mode".into(), "0444".into()]);
     }
@@ -110,6 +116,10 @@ pub fn fetcher(cfg: &Injection, mode: Mode) -> Value {
         "securityContext": cfg.security_context,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     });
+    if let Ca::Inline(pem) = &cfg.ca {
+        // In the pod spec, which only the pod's user may change (see `caPemFile`).
+        c["env"] = json!([{"name": CA_PEM_ENV, "value": pem}]);
+    }
     if mode.refresh {
         c["restartPolicy"] = json!("Always");
         // A sidecar counts as started once this passes, and only then do the next init

@@ -178,7 +178,8 @@ EOF
 config=$work/config.yaml
 jq '{nameservices: [.nameservices | to_entries[] | {name: (.value.name // "nn\(.key)"),
       namenodes: [.value.namenodes[] | {http, rpc}]}],
-     kerberos: {principal: .service_principal, keytab: .service_keytab, krb5Conf: .krb5_conf}}' \
+     kerberos: {principal: .service_principal, keytab: .service_keytab, krb5Conf: .krb5_conf},
+     identityModes: ["sa-token", "ip"]}' \
   "$cluster" >"$config"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url=https://127.0.0.1:$port

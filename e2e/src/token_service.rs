@@ -182,6 +182,8 @@ impl Options {
                 "krb5Conf": cluster.krb5_conf,
             },
             "ldap": crate::ldap::service_config(&ldap),
+            // The suites prove both ways of identifying a pod.
+            "identityModes": ["sa-token", "ip"],
         });
         if let Some(map) = config.as_object_mut() {
             map.extend(self.extra_config.clone());

@@ -54,7 +54,8 @@ pub struct Cli {
     /// Context of that kubeconfig.
     #[arg(long, env = "TOKEN_SERVICE_KUBE_CONTEXT")]
     pub kube_context: Option<String>,
-    /// Accepted proofs of identity: `sa-token`, `ip`, or both comma-separated [default: both].
+    /// Accepted proofs of identity: `sa-token`, `ip`, or both comma-separated [default: sa-token].
+    /// `ip` (Kube2Hadoop-compatible) needs a network that stops pods spoofing addresses.
     #[arg(long, env = "TOKEN_SERVICE_IDENTITY_MODES")]
     pub identity_modes: Option<String>,
     /// Label selector of the namespaces served (empty: all).
@@ -616,10 +617,12 @@ fn read_file(path: &Path) -> Result<FileConfig, String> {
 }
 
 fn parse_modes(errors: &mut Vec<String>, modes: Option<Vec<String>>) -> Modes {
+    // Addresses are spoofable by a pod that keeps NET_RAW and reusable after a pod goes, so the
+    // address mode (Kube2Hadoop-compatible) is opt-in.
     let Some(list) = modes else {
         return Modes {
             sa_token: true,
-            ip: true,
+            ip: false,
         };
     };
     let mut m = Modes {
@@ -790,11 +793,12 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(s.listen, "0.0.0.0:8443".parse().expect("addr"));
+        // The address mode is opt-in: addresses can be spoofed and reused.
         assert_eq!(
             s.modes,
             Modes {
                 sa_token: true,
-                ip: true
+                ip: false
             }
         );
         assert!(matches!(s.directory, DirectorySettings::Static(None)));

@@ -61,7 +61,7 @@ fn check_canonical(
     stored: &str,
     mapping: &MappingRules,
 ) -> Result<(), ApiError> {
-    if stored == mapped || (mapping.lowercase && stored.to_lowercase() == mapped) {
+    if stored == mapped || (mapping.lowercase && stored.to_ascii_lowercase() == mapped) {
         return Ok(());
     }
     Err(forbidden(

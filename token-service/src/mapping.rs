@@ -73,8 +73,10 @@ impl MappingRules {
             }
             name = local.to_owned();
         }
+        // ASCII only: Unicode lowercasing folds a few other characters into ASCII letters
+        // (U+212A KELVIN SIGN becomes `k`), merging distinct users; they stay and are refused.
         if self.lowercase {
-            name = name.to_lowercase();
+            name = name.to_ascii_lowercase();
         }
         if !valid_account(&name) {
             return Err(MappingError::Invalid {
@@ -131,6 +133,11 @@ mod tests {
             ..MappingRules::default()
         };
         assert_eq!(rules.map("oidc:Alice@EXAMPLE.COM").as_deref(), Ok("alice"));
+        // A Kelvin sign is not a `k`: `\u{212A}ate` is not `kate`.
+        assert!(matches!(
+            rules.map("\u{212A}ate@example.com"),
+            Err(MappingError::Invalid { .. })
+        ));
         assert!(matches!(
             rules.map("bob@EVIL.ORG"),
             Err(MappingError::Realm { .. })

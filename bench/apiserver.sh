@@ -65,7 +65,8 @@ cp "$K2H_E2E_PKI/iddecorator.crt" "$work/tls.crt"
 cp "$K2H_E2E_PKI/iddecorator.key" "$work/tls.key"
 ours_port=$(free_port) ref_port=$(free_port)
 "$bin/iddecorator" --listen "127.0.0.1:$ours_port" --tls-cert-file "$work/tls.crt" \
-  --tls-key-file "$work/tls.key" --log-format json 2>"$work/iddecorator.log" &
+  --tls-key-file "$work/tls.key" --log-format json --stamp-key-file "$K2H_E2E_PKI/stamp.key" \
+  2>"$work/iddecorator.log" &
 pids+=($!)
 "$("$here/goref/build.sh")" --listen "127.0.0.1:$ref_port" --cert-dir "$work" 2>"$work/go-ref.log" &
 pids+=($!)

@@ -27,13 +27,14 @@ bench_setup() {
   bench_workdir
 }
 
-# bench_workdir: a scratch dir with loadgen's certificates in $work, removed (and the server
-# stopped) on exit.
+# bench_workdir: a scratch dir with loadgen's certificates and a stamp key (stamp.key) in
+# $work, removed (and the server stopped) on exit.
 bench_workdir() {
   work=$(mktemp -d)
   server_pid=""
   trap 'stop_server; rm -rf "$work"' EXIT
   "$bin/loadgen" certs --dir "$work"
+  (umask 077 && openssl rand -base64 32 >"$work/stamp.key")
 }
 
 stop_server() {

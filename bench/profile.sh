@@ -18,10 +18,11 @@ work=$(mktemp -d)
 server_pid=""
 trap '[[ -n $server_pid ]] && kill -TERM "$server_pid" 2>/dev/null; wait; rm -rf "$work"' EXIT
 "$bin/loadgen" certs --dir "$work"
+(umask 077 && openssl rand -base64 32 >"$work/stamp.key")
 case $target in
 iddecorator)
   server=("$bin/iddecorator" --listen "127.0.0.1:$port" --tls-cert-file "$work/tls.crt"
-    --tls-key-file "$work/tls.key" --log-format json) ;;
+    --tls-key-file "$work/tls.key" --log-format json --stamp-key-file "$work/stamp.key") ;;
 go-ref) server=("$("$here/goref/build.sh")" --listen "127.0.0.1:$port" --cert-dir "$work") ;;
 *) echo "profile: unknown target $target (iddecorator or go-ref)" >&2; exit 2 ;;
 esac

@@ -39,7 +39,8 @@ measure() {
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 measure iddecorator "$bin/iddecorator" --listen "127.0.0.1:$port" \
-  --tls-cert-file "$work/tls.crt" --tls-key-file "$work/tls.key" --log-format json
+  --tls-cert-file "$work/tls.crt" --tls-key-file "$work/tls.key" --log-format json \
+  --stamp-key-file "$work/stamp.key"
 measure go-ref "$goref" --listen "127.0.0.1:$port" --cert-dir "$work"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 

@@ -203,6 +203,7 @@ start_service() {
   t0ns=$(date +%s%N)
   KRB5_TRACE=$krb_trace RUST_LOG=info "$bin/token-service" --config "$config" \
     --listen "127.0.0.1:$port" --tls-cert-file "$work/tls.crt" --tls-key-file "$work/tls.key" \
+    --stamp-key-file "$K2H_E2E_PKI/stamp.key" \
     --kubeconfig "$KUBECONFIG" --kube-context admin \
     --namespace-selector "kubernetes.io/metadata.name in ($ns)" --ledger-namespace "$ledger_ns" \
     --audit-log "$work/$1.audit" "${limits[@]}" "${extra[@]}" --log-format json \

@@ -125,6 +125,7 @@ do_token_service() {
     setsid "$BIN/token-service" --config "$DEMO/token-service.yaml" \
       --listen "127.0.0.1:$(cat "$DEMO/port")" \
       --tls-cert-file "$DEMO/tls.crt" --tls-key-file "$DEMO/tls.key" \
+      --stamp-key-file "$PKI/stamp.key" \
       --kubeconfig "$STATE/kubeconfig" --kube-context admin \
       --namespace-selector "kubernetes.io/metadata.name in ($NS)" \
       --audit-log "$DEMO/audit.log" >>"$log" 2>&1 </dev/null &

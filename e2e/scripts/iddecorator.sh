@@ -39,7 +39,7 @@ KC
 }
 
 do_start() {
-  [ -s "$PKI/iddecorator-client.crt" ] || "$E2E_DIR/scripts/pki.sh"
+  [ -s "$PKI/iddecorator-client.crt" ] && [ -s "$PKI/stamp.key" ] || "$E2E_DIR/scripts/pki.sh"
   write_kubeconfig
   if [ ! -x "$BIN" ]; then
     log "building iddecorator"
@@ -48,6 +48,7 @@ do_start() {
   if ! pid_alive "$PIDFILE"; then
     local args=(--listen "127.0.0.1:$IDDECORATOR_PORT" --tls-cert-file "$PKI/iddecorator.crt"
       --tls-key-file "$PKI/iddecorator.key" --kubeconfig "$STATE/iddecorator.kubeconfig"
+      --stamp-key-file "$PKI/stamp.key"
       --log-format json)
     [ ! -f "$POLICY" ] || args+=(--config "$POLICY")
     log "starting iddecorator on 127.0.0.1:$IDDECORATOR_PORT"

@@ -37,6 +37,13 @@ cert() {
   rm -f "$ext"
 }
 
+# The key iddecorator signs kube2hadoop.io/stamp with and token-service verifies it with: one
+# random 32-byte base64 key per bed, readable by its owner only.
+if [ ! -s stamp.key ]; then
+  (umask 077 && openssl rand -base64 32 >stamp.key)
+fi
+chmod 600 stamp.key
+
 local_san="IP:127.0.0.1,DNS:localhost"
 cert apiserver "/CN=kube-apiserver" serverAuth \
   "$local_san,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"

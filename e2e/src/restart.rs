@@ -152,6 +152,8 @@ impl Replica {
             .arg(pki.join("iddecorator.crt"))
             .arg("--tls-key-file")
             .arg(pki.join("iddecorator.key"))
+            .arg("--stamp-key-file")
+            .arg(pki.join("stamp.key"))
             .args(["--log-format", "json", "--shutdown-grace", "10s"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -392,6 +392,9 @@ impl Launcher {
             .arg(&self.cert)
             .arg("--tls-key-file")
             .arg(&self.key)
+            // The bed's stamp key, which iddecorator signs with (e2e/scripts/pki.sh).
+            .arg("--stamp-key-file")
+            .arg(crate::hadoop::state_dir().join("pki/stamp.key"))
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(["--kube-context", "admin"])

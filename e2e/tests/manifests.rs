@@ -151,6 +151,7 @@ fn check_install(objects: &[Value]) -> Result<(), Error> {
         ("Secret", "token-service-keytab"),
         ("Secret", "token-service-krb5"),
         ("Secret", "token-service-ldap"),
+        ("Secret", "kube2hadoop-stamp-key"),
     ] {
         get(objects, kind, name)?;
     }

@@ -3,6 +3,7 @@
 //! Numbers and durations are taken as text and checked here rather than by clap, so a
 //! misconfigured Deployment shows every bad value in one start attempt, not one per restart.
 use crate::policy::Policy;
+use k2h_contract::stamp::Keys;
 use arc_swap::ArcSwap;
 use clap::Parser;
 use k2h_http::tls::{CertResolver, watch_cert_files};
@@ -94,6 +95,16 @@ pub struct Args {
     /// below the webhook's timeoutSeconds.
     #[arg(long, env = "IDDECORATOR_POD_READ_TIMEOUT", default_value = "2s")]
     pub pod_read_timeout: String,
+    /// File of keys that sign `kube2hadoop.io/stamp` (one base64 key of at least 32 bytes per
+    /// line, e.g. `openssl rand -base64 32`; the first signs). token-service must have the
+    /// same keys. Read at startup: to rotate, roll the Deployment. Required unless
+    /// --insecure-no-stamp.
+    #[arg(long, env = "IDDECORATOR_STAMP_KEY_FILE")]
+    pub stamp_key_file: Option<PathBuf>,
+    /// Run without a stamp key: nothing is stamped, so token-service serves no pod admitted
+    /// meanwhile. For tests only.
+    #[arg(long, env = "IDDECORATOR_INSECURE_NO_STAMP", conflicts_with = "stamp_key_file")]
+    pub insecure_no_stamp: bool,
 }
 
 /// One bad setting, worded for whoever edits the Deployment.
@@ -118,6 +129,12 @@ pub enum ConfigError {
     Policy { path: PathBuf, reason: String },
     #[error("--kubeconfig {path}: {reason}")]
     Kubeconfig { path: PathBuf, reason: String },
+    #[error(
+        "--stamp-key-file (or IDDECORATOR_STAMP_KEY_FILE) is required: without it no workload is stamped and token-service serves none; give the key file token-service has (the kube2hadoop-stamp-key Secret)"
+    )]
+    NoStampKey,
+    #[error("--stamp-key-file {path}: {reason}")]
+    StampKey { path: PathBuf, reason: String },
 }
 
 /// Everything the server needs, read and checked.
@@ -212,9 +229,15 @@ impl Config {
                 Ok(None)
             }
         };
+        let stamp_keys = match (&args.stamp_key_file, args.insecure_no_stamp) {
+            (Some(path), _) => read_stamp_keys(path).map(|k| Some(Arc::new(k))),
+            (None, true) => Ok(None),
+            (None, false) => Err(ConfigError::NoStampKey),
+        };
+        let keys = stamp_keys.as_ref().ok().cloned().flatten();
         let policy = match &args.config {
             None => Ok(None),
-            Some(path) => watch_policy(path.clone()).map(Some),
+            Some(path) => watch_policy(path.clone(), keys.clone()).map(Some),
         };
 
         let listen = listen.map_err(|e| errors.push(e)).ok();
@@ -226,6 +249,7 @@ impl Config {
         let policy = policy.map_err(|e| errors.push(e)).ok();
         let pod_read_timeout = pod_read_timeout.map_err(|e| errors.push(e)).ok();
         let kubeconfig = kubeconfig.map_err(|e| errors.push(e)).ok();
+        let stamp_keys = stamp_keys.map_err(|e| errors.push(e)).unwrap_or(None);
         match (
             listen,
             max_body,
@@ -250,7 +274,9 @@ impl Config {
             ) if errors.is_empty() => {
                 let policy = match &policy_watcher {
                     Some(w) => w.current(),
-                    None => Arc::new(ArcSwap::from_pointee(Policy::default())),
+                    None => Arc::new(ArcSwap::from_pointee(
+                        Policy::default().with_stamp_keys(stamp_keys),
+                    )),
                 };
                 Ok(Config {
                     listen,
@@ -282,7 +308,21 @@ fn required<'a>(
     value.as_ref().ok_or(ConfigError::Missing { flag, env })
 }
 
-fn watch_policy(path: PathBuf) -> Result<FileWatcher<Policy>, ConfigError> {
+/// The stamp keys; the error names the file and the problem, never a key.
+fn read_stamp_keys(path: &PathBuf) -> Result<Keys, ConfigError> {
+    let bad = |reason: String| ConfigError::StampKey {
+        path: path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    Keys::parse(&text).map_err(|e| bad(e.to_string()))
+}
+
+/// The policy file, watched; every version signs with `stamp_keys`.
+fn watch_policy(
+    path: PathBuf,
+    stamp_keys: Option<Arc<Keys>>,
+) -> Result<FileWatcher<Policy>, ConfigError> {
     let shown = path.clone();
     let parse = move |files: &[Vec<u8>]| {
         let bad = |reason: String| k2h_http::Error::Parse {
@@ -290,7 +330,9 @@ fn watch_policy(path: PathBuf) -> Result<FileWatcher<Policy>, ConfigError> {
             reason,
         };
         let text = std::str::from_utf8(&files[0]).map_err(|e| bad(format!("not UTF-8: {e}")))?;
-        Policy::from_yaml(text).map_err(|e| bad(e.to_string()))
+        Policy::from_yaml(text)
+            .map(|p| p.with_stamp_keys(stamp_keys.clone()))
+            .map_err(|e| bad(e.to_string()))
     };
     FileWatcher::load("policy", vec![path.clone()], parse).map_err(|e| ConfigError::Policy {
         path,
@@ -441,6 +483,7 @@ mod tests {
             &c,
             "--tls-key-file",
             &k,
+            "--insecure-no-stamp",
         ]);
         let config = Config::from_args(&a).map_err(|e| format!("{e:?}")).unwrap();
         assert_eq!(config.serve.max_body_bytes, 8 << 20);
@@ -477,7 +520,7 @@ mod tests {
         ]);
         let errors = Config::from_args(&a).err().expect("must fail");
         let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        assert_eq!(errors.len(), 10, "{text:#?}");
+        assert_eq!(errors.len(), 11, "{text:#?}");
         let all = text.join("\n");
         for needle in [
             "--listen \"nowhere\"",
@@ -490,9 +533,43 @@ mod tests {
             "policy.yaml",
             "--kubeconfig /nonexistent/kubeconfig",
             "--pod-read-timeout \"forever\"",
+            "--stamp-key-file (or IDDECORATOR_STAMP_KEY_FILE) is required",
         ] {
             assert!(all.contains(needle), "missing {needle:?} in {all}");
         }
+    }
+
+    #[test]
+    fn stamp_keys_are_required_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = write_pair(dir.path());
+        let keyfile = dir.path().join("stamp.key");
+        let with = |extra: &[&str]| {
+            let mut flags = vec!["--tls-cert-file", &c, "--tls-key-file", &k];
+            flags.extend_from_slice(extra);
+            Config::from_args(&args(&flags))
+        };
+        std::fs::write(&keyfile, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").unwrap();
+        let config = with(&["--stamp-key-file", keyfile.to_str().unwrap()])
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
+        assert!(config.policy.load().stamp("ns", "alice").is_some());
+        std::fs::write(&keyfile, "c2hvcnQ=\n").unwrap();
+        let errors = with(&["--stamp-key-file", keyfile.to_str().unwrap()])
+            .err()
+            .expect("short key");
+        assert!(errors[0].to_string().contains("5 bytes"), "{}", errors[0]);
+        let errors = with(&[]).err().expect("no key");
+        assert!(matches!(errors[0], ConfigError::NoStampKey), "{}", errors[0]);
+        assert!(
+            with(&["--insecure-no-stamp"])
+                .map_err(|e| format!("{e:?}"))
+                .unwrap()
+                .policy
+                .load()
+                .stamp("ns", "alice")
+                .is_none()
+        );
     }
 
     #[test]

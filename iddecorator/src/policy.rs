@@ -9,7 +9,9 @@ use crate::trust::{PodAccessAdmins, PodAccessAdminsFile, TrustedControllers};
 use crate::username::{UsernameConfig, UsernameError, UsernameMapping};
 use crate::workload::{self, TemplatePath, Workload};
 use serde::Deserialize;
+use k2h_contract::stamp::Keys;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// The policy file (YAML). Every field is optional; an empty file gives the defaults.
 /// See `iddecorator/policy.example.yaml`.
@@ -65,6 +67,9 @@ pub struct Policy {
     usernames: UsernameMapping,
     workloads: Vec<Workload>,
     injection: Injection,
+    /// The keys that sign `kube2hadoop.io/stamp` (`--stamp-key-file`); `None` only in tests
+    /// and `--insecure-no-stamp`: then no stamp is written and token-service serves nothing.
+    stamp_keys: Option<Arc<Keys>>,
 }
 
 /// A policy file that cannot be used, with what to fix.
@@ -84,11 +89,23 @@ impl Default for Policy {
             usernames: UsernameMapping::default(),
             workloads: workload::builtin(),
             injection: Injection::default(),
+            stamp_keys: None,
         }
     }
 }
 
 impl Policy {
+    /// This policy, signing stamps with `keys`.
+    pub fn with_stamp_keys(mut self, keys: Option<Arc<Keys>>) -> Policy {
+        self.stamp_keys = keys;
+        self
+    }
+
+    /// The stamp of `user` in `namespace`, when a stamp key is configured.
+    pub fn stamp(&self, namespace: &str, user: &str) -> Option<String> {
+        self.stamp_keys.as_ref().map(|k| k.sign(namespace, user))
+    }
+
     /// Parse and check a policy file (YAML); every problem is reported at once.
     pub fn from_yaml(text: &str) -> Result<Policy, PolicyError> {
         // An empty or comment-only file is an empty document: all defaults.

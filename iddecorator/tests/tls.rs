@@ -76,7 +76,11 @@ fn free_port() -> u16 {
 
 fn start(dir: &Path) -> Server {
     let port = free_port();
+    let stamp_key = dir.join("stamp.key");
+    std::fs::write(&stamp_key, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_iddecorator"))
+        .arg("--stamp-key-file")
+        .arg(&stamp_key)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--tls-cert-file")
         .arg(dir.join("tls.crt"))

@@ -8,3 +8,6 @@ pub const RUN_AS: &str = "kube2hadoop.io/run-as";
 pub const INJECT: &str = "kube2hadoop.io/inject";
 /// With `inject`: run the fetcher as a refreshing sidecar instead of a one-shot init container.
 pub const REFRESH: &str = "kube2hadoop.io/refresh";
+/// Proof that iddecorator wrote `user` here: `v1.` + base64url(HMAC-SHA256(key, namespace,
+/// user)), see [`crate::stamp`]. token-service serves only pods whose owner chain carries it.
+pub const STAMP: &str = "kube2hadoop.io/stamp";

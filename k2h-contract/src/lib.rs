@@ -10,3 +10,4 @@ pub mod annotations;
 pub mod coverage;
 pub mod kinds;
 pub mod names;
+pub mod stamp;

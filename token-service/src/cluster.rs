@@ -132,15 +132,20 @@ impl Kube {
             .await
             .map_err(|_| error(format!("no answer within {}s", self.timeout.as_secs())))?
             .map_err(|e| error(e.to_string()))?;
-        Ok(object.map(|o| OwnerObject {
-            owners: owner_refs(&o.metadata),
-            user: o
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(k2h_contract::annotations::USER))
-                .cloned(),
-            uid: o.metadata.uid.unwrap_or_default(),
+        Ok(object.map(|o| {
+            let annotation = |key: &str| {
+                o.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(key))
+                    .cloned()
+            };
+            OwnerObject {
+                owners: owner_refs(&o.metadata),
+                user: annotation(k2h_contract::annotations::USER),
+                stamp: annotation(k2h_contract::annotations::STAMP),
+                uid: o.metadata.uid.clone().unwrap_or_default(),
+            }
         }))
     }
 }

@@ -48,6 +48,10 @@ pub struct Cli {
     /// PEM private key of that certificate.
     #[arg(long, env = "TOKEN_SERVICE_TLS_KEY_FILE")]
     pub tls_key_file: Option<PathBuf>,
+    /// The keys that verify `kube2hadoop.io/stamp`: iddecorator's stamp key file (one base64
+    /// key per line; any of them verifies). Read at startup.
+    #[arg(long, env = "TOKEN_SERVICE_STAMP_KEY_FILE")]
+    pub stamp_key_file: Option<PathBuf>,
     /// Kubeconfig to use; without it: in-cluster, else $KUBECONFIG.
     #[arg(long, env = "TOKEN_SERVICE_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
@@ -152,6 +156,7 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    pub stamp_key_file: Option<PathBuf>,
     pub kubeconfig: Option<PathBuf>,
     pub kube_context: Option<String>,
     pub identity_modes: Option<Vec<String>>,
@@ -285,6 +290,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub tls_cert_file: PathBuf,
     pub tls_key_file: PathBuf,
+    /// Read by `main` at startup (`k2h_contract::stamp::Keys`).
+    pub stamp_key_file: PathBuf,
     pub kubeconfig: Option<PathBuf>,
     pub kube_context: Option<String>,
     pub modes: Modes,
@@ -395,6 +402,12 @@ impl Settings {
             &mut errors,
             "--tls-key-file (TOKEN_SERVICE_TLS_KEY_FILE)",
             cli.tls_key_file.or(file.tls_key_file),
+        );
+        let stamp_key_file = required(
+            &mut errors,
+            "--stamp-key-file (TOKEN_SERVICE_STAMP_KEY_FILE, or stampKeyFile; iddecorator's \
+             stamp key, the kube2hadoop-stamp-key Secret)",
+            cli.stamp_key_file.or(file.stamp_key_file),
         );
         let modes = parse_modes(
             &mut errors,
@@ -578,6 +591,7 @@ impl Settings {
             listen,
             tls_cert_file: tls_cert_file.unwrap_or_default(),
             tls_key_file: tls_key_file.unwrap_or_default(),
+            stamp_key_file: stamp_key_file.unwrap_or_default(),
             kubeconfig: cli.kubeconfig.or(file.kubeconfig),
             kube_context: cli.kube_context.or(file.kube_context),
             modes,
@@ -774,7 +788,7 @@ mod tests {
     use super::*;
 
     fn cli(args: &[&str]) -> Cli {
-        let mut all = vec!["token-service"];
+        let mut all = vec!["token-service", "--stamp-key-file", "s"];
         all.extend_from_slice(args);
         Cli::try_parse_from(all).expect("flags parse")
     }

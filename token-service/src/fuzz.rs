@@ -294,24 +294,34 @@ fn check_principal(facts: &PodFacts, mapping: MappingRules) {
 /// Owner objects by name, as the API would return them.
 struct Owners(Vec<ObjectMeta>);
 
+fn fuzz_keys() -> k2h_contract::stamp::Keys {
+    // A fixed 32-byte key: the fuzzer explores shapes, not secrets.
+    k2h_contract::stamp::Keys::parse("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+        .unwrap_or_else(|e| panic!("fuzz key: {e}"))
+}
+
 impl OwnerLookup for Owners {
     fn get<'a>(
         &'a self,
-        _: &'a str,
+        ns: &'a str,
         owner: &'a OwnerRef,
     ) -> BoxFuture<'a, Result<Option<OwnerObject>, LookupError>> {
         let found = self
             .0
             .iter()
             .find(|m| m.name.as_deref() == Some(owner.name.as_str()))
-            .map(|m| OwnerObject {
-                uid: m.uid.clone().unwrap_or_default(),
-                owners: owner_refs(m),
-                user: m
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get("kube2hadoop.io/user"))
-                    .cloned(),
+            .map(|m| {
+                let annotation = |key: &str| m.annotations.as_ref().and_then(|a| a.get(key)).cloned();
+                let user = annotation(k2h_contract::annotations::USER);
+                OwnerObject {
+                    uid: m.uid.clone().unwrap_or_default(),
+                    owners: owner_refs(m),
+                    // The input's stamp when it has one (almost never valid), else a valid one,
+                    // so the fuzzer reaches the rest of the chain checks too.
+                    stamp: annotation(k2h_contract::annotations::STAMP)
+                        .or_else(|| user.as_deref().map(|u| fuzz_keys().sign(ns, u))),
+                    user,
+                }
             });
         Box::pin(async move { Ok(found) })
     }
@@ -321,8 +331,14 @@ impl OwnerLookup for Owners {
 /// controller reference found on the way up.
 fn check_workload(facts: &PodFacts, owners: &Owners) {
     let stamped = StampedKinds::default();
-    let first = block_on(resolve(facts, owners, &stamped));
-    let again = block_on(resolve(facts, owners, &stamped));
+    let keys = fuzz_keys();
+    let mut facts = facts.clone();
+    if facts.stamp.is_none() {
+        facts.stamp = facts.user.as_deref().map(|u| keys.sign(&facts.namespace, u));
+    }
+    let facts = &facts;
+    let first = block_on(resolve(facts, owners, &stamped, &keys));
+    let again = block_on(resolve(facts, owners, &stamped, &keys));
     assert_eq!(first.as_ref().ok(), again.as_ref().ok());
     assert_eq!(
         first.as_ref().err().map(|e| e.code),

@@ -113,12 +113,24 @@ enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("--stamp-key-file {path}: {reason}")]
+    StampKey { path: String, reason: String },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// iddecorator's stamp keys; errors name the file and the problem, never a key.
+fn stamp_keys(path: &std::path::Path) -> Result<k2h_contract::stamp::Keys, StartError> {
+    let bad = |reason: String| StartError::StampKey {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    k2h_contract::stamp::Keys::parse(&text).map_err(|e| bad(e.to_string()))
 }
 
 async fn kube_client(settings: &Settings) -> Result<kube::Client, StartError> {
@@ -201,6 +213,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         settings.tls_key_file.clone(),
     )?;
     let tls = server_config(resolver)?;
+    let stamp_keys = stamp_keys(&settings.stamp_key_file)?;
     let client = kube_client(&settings).await?;
     let directory = directory(&settings)?;
     let source = token_source(&settings)?;
@@ -312,6 +325,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
             ready_ns.is_ready() && ready_index.is_ready() && ready_webhook.is_ready()
         }),
         modes: settings.modes,
+        stamp_keys,
         policy: Policy {
             mapping: settings.mapping.clone(),
             superusers: settings.superusers.clone(),

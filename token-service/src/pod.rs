@@ -44,6 +44,8 @@ pub struct PodFacts {
     /// `kube2hadoop.io/user`, written by iddecorator, verbatim (never trimmed: a value with
     /// surrounding whitespace is refused by authorization, so it never merges with another user).
     pub user: Option<String>,
+    /// `kube2hadoop.io/stamp`: iddecorator's signature over (namespace, user).
+    pub stamp: Option<String>,
     /// `kube2hadoop.io/run-as`, the headless account asked for.
     pub run_as: Option<String>,
     pub owners: Vec<OwnerRef>,
@@ -106,6 +108,7 @@ impl PodFacts {
             node: spec.and_then(|s| s.node_name.clone()),
             service_account: spec.and_then(|s| s.service_account_name.clone()),
             user: annotation(annotations::USER),
+            stamp: annotation(annotations::STAMP),
             // A blank run-as asks for nothing; any other value is kept as written and must be
             // an account name (authorization refuses `" svc-etl"`).
             run_as: annotation(annotations::RUN_AS).filter(|v| !v.trim().is_empty()),
@@ -134,7 +137,13 @@ pub(crate) fn owner_refs(meta: &ObjectMeta) -> Vec<OwnerRef> {
 pub mod fixtures {
     use super::*;
 
-    /// A running pod of alice's in `team-a` at `ip`.
+    /// The stamp key of the tests (32 bytes, base64).
+    pub fn stamp_keys() -> k2h_contract::stamp::Keys {
+        k2h_contract::stamp::Keys::parse("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+            .expect("test key")
+    }
+
+    /// A running pod of alice's in `team-a` at `ip`, stamped by iddecorator.
     pub fn pod(name: &str, uid: &str, ip: &str) -> PodFacts {
         PodFacts {
             namespace: "team-a".into(),
@@ -147,6 +156,7 @@ pub mod fixtures {
             node: Some("node-1".into()),
             service_account: Some("default".into()),
             user: Some("alice".into()),
+            stamp: Some(stamp_keys().sign("team-a", "alice")),
             run_as: None,
             owners: Vec::new(),
             labels: BTreeMap::new(),

@@ -54,6 +54,8 @@ pub struct App {
     /// Whether the watches have delivered their first complete list.
     pub watches_ready: Arc<dyn Fn() -> bool + Send + Sync>,
     pub modes: Modes,
+    /// Verify `kube2hadoop.io/stamp` on the pod and its owner chain.
+    pub stamp_keys: k2h_contract::stamp::Keys,
     pub policy: Policy,
     pub directory: Arc<dyn Directory>,
     pub issuer: Issuer,
@@ -174,7 +176,7 @@ async fn issue(
     let principal: Principal = authorize(pod, &app.policy, app.directory.as_ref()).await?;
     event.hadoop_user = Some(principal.hadoop_user.clone());
     event.run_as = principal.run_as.clone();
-    let workload: WorkloadKey = resolve(pod, app.owners.as_ref(), &stamped).await?;
+    let workload: WorkloadKey = resolve(pod, app.owners.as_ref(), &stamped, &app.stamp_keys).await?;
     event.workload = Some(workload.to_string());
     app.issuer
         .credentials(&workload, &principal.hadoop_user, &principal.kube_user)
@@ -418,6 +420,7 @@ mod tests {
                 uid: owner.uid.clone(),
                 owners: vec![],
                 user: Some("alice".into()),
+                stamp: Some(crate::pod::fixtures::stamp_keys().sign("team-a", "alice")),
             };
             Box::pin(async move { Ok(Some(object)) })
         }
@@ -472,6 +475,7 @@ mod tests {
                 Ok(StampedKinds::default())
             }),
             watches_ready: Arc::new(move || flag.load(Ordering::SeqCst)),
+            stamp_keys: crate::pod::fixtures::stamp_keys(),
             modes: Modes {
                 sa_token: true,
                 ip: true,
@@ -627,6 +631,7 @@ mod tests {
         uncovered.labels.insert(UNCOVERED.into(), "true".into());
         let mut laundered = pod("l", "u10", "127.100.0.10");
         laundered.user = Some("bob".into());
+        laundered.stamp = Some(crate::pod::fixtures::stamp_keys().sign("team-a", "bob"));
         laundered.owners = vec![crate::pod::OwnerRef {
             api_version: "apps/v1".into(),
             kind: "ReplicaSet".into(),
@@ -636,8 +641,11 @@ mod tests {
         }];
         let mut spaced = pod("s", "u11", "127.100.0.11");
         spaced.user = Some("alice ".into());
+        // Annotated while iddecorator was not covering the namespace: no stamp it signed.
+        let mut unstamped = pod("f", "u12", "127.100.0.12");
+        unstamped.stamp = None;
         let bed = bed(vec![
-            bare, host, other_ns, run_as, uncovered, laundered, spaced,
+            bare, host, other_ns, run_as, uncovered, laundered, spaced, unstamped,
         ]);
         for (ip, status, code) in [
             ("127.100.0.5", 403, "no_user_annotation"),
@@ -647,6 +655,7 @@ mod tests {
             ("127.100.0.9", 403, "namespace_not_covered"),
             ("127.100.0.10", 403, "owner_user_mismatch"),
             ("127.100.0.11", 403, "user_annotation_invalid"),
+            ("127.100.0.12", 403, "stamp_invalid"),
             ("127.100.0.99", 401, "unknown_address"),
         ] {
             let (got, _, body) = call(&bed, request(ip, None, None)).await;

@@ -4,13 +4,17 @@
 //!
 //! The chain is also the proof that the pod's user is the workload's: every object from the pod
 //! up to the top must be of a kind iddecorator stamps and carry the pod's very
-//! `kube2hadoop.io/user`. A pod laundered through a kind nobody stamps (its template written by
-//! the requester), or owned by an object from before iddecorator was installed, gets nothing.
+//! `kube2hadoop.io/user`, with a `kube2hadoop.io/stamp` that iddecorator's key signed for that
+//! user in the pod's namespace. A pod laundered through a kind nobody stamps (its template
+//! written by the requester), or owned by an object written while iddecorator was not covering
+//! its namespace (before install), gets nothing: the value may be consistent, but only
+//! iddecorator can sign it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::BoxFuture;
 use k2h_contract::kinds::{BUILTIN_STAMPED, group_of};
+use k2h_contract::stamp::Keys;
 
 use crate::error::{ApiError, Kind};
 use crate::pod::{OwnerRef, PodFacts};
@@ -42,6 +46,8 @@ pub struct OwnerObject {
     pub owners: Vec<OwnerRef>,
     /// Its `kube2hadoop.io/user` annotation, verbatim.
     pub user: Option<String>,
+    /// Its `kube2hadoop.io/stamp` annotation, verbatim.
+    pub stamp: Option<String>,
 }
 
 /// The kinds iddecorator stamps (API group, kind): `k2h_contract::kinds::BUILTIN_STAMPED` plus
@@ -150,17 +156,37 @@ fn forbidden(code: &'static str, message: String) -> ApiError {
     ApiError::new(Kind::Forbidden, code, message)
 }
 
+/// The refusal for an object whose user iddecorator did not sign; `what` names it.
+fn unstamped(what: &str) -> ApiError {
+    forbidden(
+        "stamp_invalid",
+        format!(
+            "{what} carries kube2hadoop.io/user but no valid kube2hadoop.io/stamp: it was \
+             written while iddecorator was not covering the namespace (before install, or \
+             before the namespace was covered), or iddecorator and token-service have \
+             different stamp keys; re-apply or recreate it so iddecorator stamps it"
+        ),
+    )
+}
+
+/// Whether `stamp` proves `user` in `namespace`.
+fn signed(keys: &Keys, namespace: &str, user: &str, stamp: Option<&str>) -> bool {
+    stamp.is_some_and(|s| keys.verify(namespace, user, s))
+}
+
 /// `Kind namespace/name` of an owner reference, as messages name it.
 fn shown(namespace: &str, r: &OwnerRef) -> String {
     format!("{} {namespace}/{}", r.kind, r.name)
 }
 
-/// The workload of `pod`, proven: each object on its controller chain is of a stamped kind,
-/// exists with the uid the reference names, and carries the pod's user exactly.
+/// The workload of `pod`, proven: the pod and each object on its controller chain carry the
+/// pod's user exactly with a stamp `keys` verify for the pod's namespace, and each owner is of
+/// a stamped kind and exists with the uid the reference names.
 pub async fn resolve(
     pod: &PodFacts,
     lookup: &dyn OwnerLookup,
     stamped: &StampedKinds,
+    keys: &Keys,
 ) -> Result<WorkloadKey, ApiError> {
     let ns = pod.namespace.as_str();
     let pod_name = pod.display_name();
@@ -170,6 +196,9 @@ pub async fn resolve(
             format!("pod {pod_name} has no kube2hadoop.io/user annotation"),
         )
     })?;
+    if !signed(keys, ns, user, pod.stamp.as_deref()) {
+        return Err(unstamped(&format!("pod {pod_name}")));
+    }
     let Some(mut current) = controller_of(&pod.owners).cloned() else {
         return Ok(WorkloadKey {
             namespace: pod.namespace.clone(),
@@ -258,6 +287,9 @@ pub async fn resolve(
             }
             Some(_) => {}
         }
+        if !signed(keys, ns, user, object.stamp.as_deref()) {
+            return Err(unstamped(&format!("{owner}, which owns pod {pod_name},")));
+        }
         match controller_of(&object.owners) {
             Some(next) => current = next.clone(),
             None => return Ok(key(ns, &current)),
@@ -316,7 +348,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::pod::fixtures::pod;
+    use crate::pod::fixtures::{pod, stamp_keys};
 
     /// A controller reference with the apiVersion of its kind's group.
     fn owner(kind: &str, name: &str) -> OwnerRef {
@@ -355,7 +387,7 @@ mod tests {
     impl OwnerLookup for Fake {
         fn get<'a>(
             &'a self,
-            _: &'a str,
+            ns: &'a str,
             owner: &'a OwnerRef,
         ) -> BoxFuture<'a, Result<Option<OwnerObject>, LookupError>> {
             Box::pin(async move {
@@ -363,6 +395,11 @@ mod tests {
                     uid: format!("uid-{}", owner.name),
                     owners: owners.clone(),
                     user: user.clone(),
+                    // Stamped by iddecorator, except objects named `*-unstamped`.
+                    stamp: user
+                        .as_deref()
+                        .filter(|_| !owner.name.ends_with("-unstamped"))
+                        .map(|u| stamp_keys().sign(ns, u)),
                 }))
             })
         }
@@ -375,7 +412,7 @@ mod tests {
     }
 
     async fn code(pod: &PodFacts, fake: &Fake, stamped: &StampedKinds) -> &'static str {
-        resolve(pod, fake, stamped).await.expect_err("refused").code
+        resolve(pod, fake, stamped, &stamp_keys()).await.expect_err("refused").code
     }
 
     #[tokio::test]
@@ -383,7 +420,7 @@ mod tests {
         let k = resolve(
             &owned_pod(vec![]),
             &Fake(HashMap::new()),
-            &StampedKinds::default(),
+            &StampedKinds::default(), &stamp_keys(),
         )
         .await
         .expect("key");
@@ -406,16 +443,16 @@ mod tests {
         let k = resolve(
             &owned_pod(vec![owner("ReplicaSet", "web-abc")]),
             &fake,
-            &stamped,
+            &stamped, &stamp_keys(),
         )
         .await
         .expect("d");
         assert_eq!((k.kind.as_str(), k.name.as_str()), ("Deployment", "web"));
-        let k = resolve(&owned_pod(vec![owner("Job", "nightly-1")]), &fake, &stamped)
+        let k = resolve(&owned_pod(vec![owner("Job", "nightly-1")]), &fake, &stamped, &stamp_keys())
             .await
             .expect("c");
         assert_eq!((k.kind.as_str(), k.name.as_str()), ("CronJob", "nightly"));
-        let k = resolve(&owned_pod(vec![owner("TFJob", "train")]), &fake, &stamped)
+        let k = resolve(&owned_pod(vec![owner("TFJob", "train")]), &fake, &stamped, &stamp_keys())
             .await
             .expect("tf");
         assert_eq!((k.kind.as_str(), k.name.as_str()), ("TFJob", "train"));
@@ -429,7 +466,7 @@ mod tests {
         let k = resolve(
             &owned_pod(vec![not_controller, owner("StatefulSet", "db")]),
             &fake,
-            &StampedKinds::default(),
+            &StampedKinds::default(), &stamp_keys(),
         )
         .await
         .expect("sts");
@@ -440,7 +477,7 @@ mod tests {
     async fn a_vanished_owner_is_refused_and_a_cycle_is_an_error() {
         let fake = Fake::alice(vec![("rs", vec![owner("Deployment", "gone")])]);
         let pod = owned_pod(vec![owner("ReplicaSet", "rs")]);
-        let e = resolve(&pod, &fake, &StampedKinds::default())
+        let e = resolve(&pod, &fake, &StampedKinds::default(), &stamp_keys())
             .await
             .expect_err("orphaned");
         assert_eq!(e.code, "owner_gone");
@@ -452,11 +489,69 @@ mod tests {
         let e = resolve(
             &owned_pod(vec![owner("ReplicaSet", "a")]),
             &cyclic,
-            &StampedKinds::default(),
+            &StampedKinds::default(), &stamp_keys(),
         )
         .await
         .expect_err("cycle");
         assert_eq!(e.code, "owner_chain_too_long");
+    }
+
+    /// Objects written while iddecorator was not covering the namespace carry a consistent
+    /// user but no stamp it signed: the pod and every owner must have one, for the pod's
+    /// namespace, by one of the keys.
+    #[tokio::test]
+    async fn the_pod_and_every_owner_must_carry_a_valid_stamp() {
+        let stamped = StampedKinds::default();
+        let fake = Fake::alice(vec![
+            ("web-abc", vec![owner("Deployment", "web")]),
+            ("web", vec![]),
+            ("old-abc", vec![owner("Deployment", "old-unstamped")]),
+            ("old-unstamped", vec![]),
+        ]);
+        let served = owned_pod(vec![owner("ReplicaSet", "web-abc")]);
+        assert!(resolve(&served, &fake, &stamped, &stamp_keys()).await.is_ok());
+        let e = resolve(
+            &owned_pod(vec![owner("ReplicaSet", "old-abc")]),
+            &fake,
+            &stamped,
+            &stamp_keys(),
+        )
+        .await
+        .expect_err("unstamped top");
+        assert_eq!(e.code, "stamp_invalid");
+        assert!(
+            e.message
+                .starts_with("Deployment team-a/old-unstamped, which owns pod team-a/p, carries"),
+            "{e}"
+        );
+        assert!(e.message.contains("re-apply or recreate it"), "{e}");
+        for stamp in [
+            None,
+            Some("v1.forged".to_owned()),
+            Some(stamp_keys().sign("team-b", "alice")),
+            Some(stamp_keys().sign("team-a", "bob")),
+        ] {
+            let mut p = served.clone();
+            p.stamp = stamp;
+            let e = resolve(&p, &fake, &stamped, &stamp_keys())
+                .await
+                .expect_err("pod stamp");
+            assert_eq!(e.code, "stamp_invalid", "{:?}", p.stamp);
+        }
+        // Another key set refuses; one that also holds the signing key (rotation) serves.
+        let other = Keys::parse("ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=").unwrap();
+        assert_eq!(
+            resolve(&served, &fake, &stamped, &other)
+                .await
+                .expect_err("other key")
+                .code,
+            "stamp_invalid"
+        );
+        let rotating = Keys::parse(
+            "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=\nMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )
+        .unwrap();
+        assert!(resolve(&served, &fake, &stamped, &rotating).await.is_ok());
     }
 
     #[tokio::test]
@@ -468,7 +563,7 @@ mod tests {
         let pod = owned_pod(vec![owner("ReplicaSet", "web-abc")]);
         let stamped = StampedKinds::default();
         fake.0.insert("web".into(), (vec![], Some("bob".into())));
-        let e = resolve(&pod, &fake, &stamped).await.expect_err("top");
+        let e = resolve(&pod, &fake, &stamped, &stamp_keys()).await.expect_err("top");
         assert_eq!(e.code, "owner_user_mismatch");
         assert!(
             e.message.contains("Deployment team-a/web")
@@ -488,7 +583,7 @@ mod tests {
         assert_eq!(code(&pod, &fake, &stamped).await, "owner_user_mismatch");
         fake.0
             .insert("web-abc".into(), (vec![owner("Deployment", "web")], None));
-        let e = resolve(&pod, &fake, &stamped).await.expect_err("none");
+        let e = resolve(&pod, &fake, &stamped, &stamp_keys()).await.expect_err("none");
         assert_eq!(e.code, "owner_unannotated");
         assert!(e.message.contains("ReplicaSet team-a/web-abc"), "{e}");
     }
@@ -504,7 +599,7 @@ mod tests {
         };
         let fake = Fake::alice(vec![("ray", vec![]), ("cm", vec![])]);
         let pod = owned_pod(vec![ray.clone()]);
-        let e = resolve(&pod, &fake, &StampedKinds::default())
+        let e = resolve(&pod, &fake, &StampedKinds::default(), &stamp_keys())
             .await
             .expect_err("unstamped");
         assert_eq!(e.code, "owner_not_stamped");
@@ -513,7 +608,7 @@ mod tests {
             "names the kind and how to add it: {e}"
         );
         let configured = StampedKinds::with([("ray.io".to_owned(), "RayJob".to_owned())]);
-        let k = resolve(&pod, &fake, &configured).await.expect("configured");
+        let k = resolve(&pod, &fake, &configured, &stamp_keys()).await.expect("configured");
         assert_eq!(k.kind, "RayJob");
         // Kind and group both count: a ConfigMap, or a look-alike kind in another group.
         let stamped = StampedKinds::default();
@@ -536,7 +631,7 @@ mod tests {
         let stamped = StampedKinds::default().intercepted_by(|_, kind| {
             (kind == "MXJob").then(|| "webhook w has no rule for CREATE of mxjobs".to_owned())
         });
-        let e = resolve(&pod, &fake, &stamped)
+        let e = resolve(&pod, &fake, &stamped, &stamp_keys())
             .await
             .expect_err("unintercepted");
         assert_eq!(e.code, "owner_not_stamped");
@@ -546,7 +641,7 @@ mod tests {
         );
         let tf = owned_pod(vec![owner("TFJob", "mx")]);
         assert_eq!(
-            resolve(&tf, &fake, &stamped).await.expect("tf").kind,
+            resolve(&tf, &fake, &stamped, &stamp_keys()).await.expect("tf").kind,
             "TFJob"
         );
     }
@@ -555,7 +650,7 @@ mod tests {
     async fn a_pod_without_a_user_has_no_provable_workload() {
         let mut p = owned_pod(vec![]);
         p.user = None;
-        let e = resolve(&p, &Fake(HashMap::new()), &StampedKinds::default())
+        let e = resolve(&p, &Fake(HashMap::new()), &StampedKinds::default(), &stamp_keys())
             .await
             .expect_err("no user");
         assert_eq!(e.code, "no_user_annotation");

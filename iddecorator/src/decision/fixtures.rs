@@ -282,3 +282,11 @@ pub fn user_at<'v>(obj: &'v Value, site: &str) -> Option<&'v str> {
         .get(USER)?
         .as_str()
 }
+
+/// A stamp key for tests (32 bytes, base64).
+pub fn stamp_keys() -> std::sync::Arc<k2h_contract::stamp::Keys> {
+    std::sync::Arc::new(
+        k2h_contract::stamp::Keys::parse("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+            .expect("test key"),
+    )
+}

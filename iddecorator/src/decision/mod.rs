@@ -29,7 +29,7 @@ use crate::pointer::Path;
 use crate::policy::Policy;
 use crate::username::UsernameError;
 pub use access::{PodLookup, pod_to_read};
-use k2h_contract::annotations::{INJECT, USER};
+use k2h_contract::annotations::{INJECT, STAMP, USER};
 use k2h_contract::kinds::group_of;
 use kube::core::{
     DynamicObject,
@@ -84,13 +84,24 @@ enum Refusal {
     )]
     PodTakeover { owner: String, requester: String },
     #[error(
-        "{USER} at {path} is {actual} but iddecorator decided {desired}; a mutating webhook after iddecorator changed it, remove that change"
+        "{key} at {path} is {actual} but iddecorator decided {desired}; a mutating webhook after iddecorator changed it, remove that change"
     )]
     Tampered {
+        key: &'static str,
         path: String,
         actual: String,
         desired: String,
     },
+}
+
+/// One annotation site: where it is, and its user and stamp as received and as decided.
+#[derive(Debug)]
+struct Site {
+    path: Path,
+    user: Option<String>,
+    want_user: Option<String>,
+    stamp: Option<String>,
+    want_stamp: Option<String>,
 }
 
 /// The annotation state of one admitted object.
@@ -102,7 +113,7 @@ enum Plan {
     /// operations (touching only `spec`s, so independent of the annotation sites).
     Stamp {
         object: Value,
-        sites: Vec<(Path, Option<String>, Option<String>)>,
+        sites: Vec<Site>,
         inject: Vec<json_patch::PatchOperation>,
     },
 }
@@ -116,8 +127,11 @@ pub fn mutate(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Decisio
             sites,
             inject,
         }) => {
-            let want: Vec<_> = sites.into_iter().map(|(p, _, want)| (p, want)).collect();
-            let mut patch = patch::derive(&object, &want);
+            let want: Vec<_> = sites
+                .into_iter()
+                .map(|s| (s.path, vec![(USER, s.want_user), (STAMP, s.want_stamp)]))
+                .collect();
+            let mut patch = patch::derive_keys(&object, &want);
             patch.0.extend(inject);
             allow(patch)
         }
@@ -155,12 +169,21 @@ pub fn validate_with(
         Ok(Plan::Pass) => Vec::new(),
         Ok(Plan::Stamp { sites, .. }) => sites
             .into_iter()
-            .filter(|(_, actual, desired)| actual != desired)
-            .map(|(path, actual, desired)| {
+            .flat_map(|s| {
+                [
+                    (USER, s.path.clone(), s.user, s.want_user),
+                    (STAMP, s.path, s.stamp, s.want_stamp),
+                ]
+            })
+            .filter(|(_, _, actual, desired)| actual != desired)
+            .map(|(key, path, actual, desired)| {
                 Refusal::Tampered {
-                    path: path.keys(&["metadata", "annotations", USER]).to_string(),
-                    actual: shown(actual.as_deref()),
-                    desired: shown(desired.as_deref()),
+                    key,
+                    path: path.keys(&["metadata", "annotations", key]).to_string(),
+                    // A stamp is a secret-derived tag, not a secret, but it means nothing to
+                    // a reader: say only whether it is there.
+                    actual: if key == STAMP { presence(actual.as_deref()) } else { shown(actual.as_deref()) },
+                    desired: if key == STAMP { presence(desired.as_deref()) } else { shown(desired.as_deref()) },
                 }
                 .to_string()
             })
@@ -193,6 +216,10 @@ fn deny(refusal: Refusal) -> Decision {
 
 fn shown(v: Option<&str>) -> String {
     v.map_or_else(|| "absent".to_owned(), |v| format!("`{v}`"))
+}
+
+fn presence(v: Option<&str>) -> String {
+    v.map_or_else(|| "absent".to_owned(), |_| "a different stamp".to_owned())
 }
 
 fn plan(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Result<Plan, Refusal> {
@@ -284,11 +311,22 @@ fn plan(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Result<Plan, 
         });
     }
     let desired = rules::desired(rule, submitter.as_deref(), &now, old.as_ref());
+    // The namespace the stamp binds the user to is the one the apiserver admits into.
+    let namespace = req.namespace.as_deref().unwrap_or_default();
+    let signed = submitter.as_deref().and_then(|u| policy.stamp(namespace, u));
+    let stamps = rules::desired_stamps(rule, signed.as_deref(), &now, old.as_ref());
     let sites = now
         .sites
         .into_iter()
-        .zip(desired)
-        .map(|((path, actual), want)| (path, actual, want))
+        .zip(now.stamps)
+        .zip(desired.into_iter().zip(stamps))
+        .map(|(((path, user), stamp), (want_user, want_stamp))| Site {
+            path,
+            user,
+            want_user,
+            stamp,
+            want_stamp,
+        })
         .collect();
     Ok(Plan::Stamp {
         object,
@@ -1013,6 +1051,89 @@ usernames:
         ] {
             assert_eq!(user_at(&after, site), Some("bob"), "{site}");
         }
+    }
+
+    fn keyed() -> Policy {
+        Policy::default().with_stamp_keys(Some(stamp_keys()))
+    }
+
+    fn stamp_at<'v>(obj: &'v Value, site: &str) -> Option<&'v str> {
+        obj.pointer(&format!("{site}/metadata/annotations"))?
+            .get(STAMP)?
+            .as_str()
+    }
+
+    #[test]
+    fn the_submitter_is_stamped_on_every_site_for_the_namespace() {
+        let keys = stamp_keys();
+        let mut forged = workload("Deployment", Some("mallory"), "x");
+        forged["metadata"]["annotations"][STAMP] = json!("v1.forged");
+        let after = admit(&create("Deployment", ALICE, forged), &keyed());
+        for site in ["", "/spec/template"] {
+            let stamp = stamp_at(&after, site).expect("stamped");
+            assert!(keys.verify("ml", ALICE, stamp), "{site}");
+            assert!(!keys.verify("other", ALICE, stamp), "{site}");
+        }
+        // Without a key nothing is stamped, and a stamp sent in is removed.
+        let mut forged = workload("Pod", None, "x");
+        forged["metadata"]["annotations"] = json!({STAMP: "v1.forged"});
+        let after = admit(&create("Pod", ALICE, forged), &policy());
+        assert_eq!(stamp_at(&after, ""), None);
+    }
+
+    /// The gap of pre-coverage objects: a template carrying a user its owner got while
+    /// iddecorator was not looking has no valid stamp, and a controller copying it must not
+    /// give it one.
+    #[test]
+    fn a_controller_keeps_the_incoming_stamp_and_never_signs() {
+        let keys = stamp_keys();
+        let signed = keys.sign("ml", ALICE);
+        for incoming in [None, Some("v1.forged"), Some(signed.as_str())] {
+            let mut pod = workload("Pod", Some(ALICE), "x");
+            if let Some(s) = incoming {
+                pod["metadata"]["annotations"][STAMP] = json!(s);
+            }
+            pod["metadata"]["ownerReferences"] = owner_ref(true);
+            let after = admit(&create("Pod", RS_CONTROLLER, pod), &keyed());
+            assert_eq!(user_at(&after, ""), Some(ALICE));
+            assert_eq!(stamp_at(&after, ""), incoming, "{incoming:?}");
+        }
+        // A Job made from a CronJob's template: the user and its stamp are filled together
+        // from the template into the Job's own metadata.
+        let mut job = workload("Job", None, "x");
+        job["spec"]["template"]["metadata"]["annotations"] = json!({USER: ALICE, STAMP: signed});
+        job["metadata"]["ownerReferences"] = owner_ref_to("batch/v1", "CronJob", true);
+        let after = admit(&create("Job", CRONJOB_CONTROLLER, job.clone()), &keyed());
+        assert_eq!(user_at(&after, ""), Some(ALICE));
+        assert_eq!(stamp_at(&after, ""), Some(signed.as_str()));
+        job["spec"]["template"]["metadata"]["annotations"] = json!({USER: ALICE});
+        let after = admit(&create("Job", CRONJOB_CONTROLLER, job), &keyed());
+        assert_eq!(user_at(&after, ""), Some(ALICE));
+        assert_eq!(stamp_at(&after, ""), None);
+    }
+
+    #[test]
+    fn a_relabel_restores_the_old_stamp_and_validate_names_a_changed_stamp() {
+        let keys = stamp_keys();
+        let mut old = workload("Deployment", Some(ALICE), "x");
+        old["metadata"]["annotations"][STAMP] = json!(keys.sign("ml", ALICE));
+        let mut new = old.clone();
+        new["metadata"]["annotations"][STAMP] = json!("v1.other");
+        new["metadata"]["labels"] = json!({"team": "x"});
+        let after = admit(&update("Deployment", "bob", old.clone(), new), &keyed());
+        assert_eq!(stamp_at(&after, ""), old["metadata"]["annotations"][STAMP].as_str());
+        // The template never had a stamp: absent stays absent.
+        assert_eq!(stamp_at(&after, "/spec/template"), None);
+        let mut tampered = admit(
+            &create("Deployment", ALICE, workload("Deployment", None, "x")),
+            &keyed(),
+        );
+        tampered["spec"]["template"]["metadata"]["annotations"][STAMP] = json!("v1.x");
+        let reason = denied(validate(&create("Deployment", ALICE, tampered), &keyed()));
+        assert_eq!(
+            reason,
+            "kube2hadoop.io/stamp at /spec/template/metadata/annotations/kube2hadoop.io~1stamp is a different stamp but iddecorator decided a different stamp; a mutating webhook after iddecorator changed it, remove that change"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! which part of it decides what runs.
 use crate::pointer::Path;
 use crate::workload::{ShapeError, Workload, type_name};
-use k2h_contract::annotations::USER;
+use k2h_contract::annotations::{STAMP, USER};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
     pub sites: Vec<(Path, Option<String>)>,
+    /// The `kube2hadoop.io/stamp` at each site, aligned with `sites`.
+    pub stamps: Vec<Option<String>>,
 }
 
 /// An object we cannot stamp without guessing.
@@ -36,23 +38,36 @@ impl Observed {
             .find(|(p, _)| p == site)
             .and_then(|(_, v)| v.as_deref())
     }
+
+    /// The stamp currently at `site`, if that site exists here.
+    pub fn stamp_at(&self, site: &Path) -> Option<&str> {
+        self.sites
+            .iter()
+            .zip(&self.stamps)
+            .find(|((p, _), _)| p == site)
+            .and_then(|(_, s)| s.as_deref())
+    }
 }
 
 /// Find every site and read its value, refusing malformed metadata or annotations.
 pub fn observe(object: &Value, workload: &Workload) -> Result<Observed, Malformed> {
     let mut sites = vec![Path::root()];
     sites.extend(workload.templates_in(object)?);
-    let sites = sites
-        .into_iter()
-        .map(|site| {
-            let value = annotations(object, &site)?
-                .and_then(|a| a.get(USER))
+    let mut observed = Observed {
+        sites: Vec::with_capacity(sites.len()),
+        stamps: Vec::with_capacity(sites.len()),
+    };
+    for site in sites {
+        let anns = annotations(object, &site)?;
+        let read = |key: &str| {
+            anns.and_then(|a| a.get(key))
                 .and_then(Value::as_str)
-                .map(str::to_owned);
-            Ok((site, value))
-        })
-        .collect::<Result<_, Malformed>>()?;
-    Ok(Observed { sites })
+                .map(str::to_owned)
+        };
+        observed.stamps.push(read(STAMP));
+        observed.sites.push((site, read(USER)));
+    }
+    Ok(observed)
 }
 
 /// The annotations map at `site`, after checking `metadata` and `annotations` are objects (or
@@ -107,7 +122,7 @@ pub fn runnable(object: &Value, workload: &Workload) -> Result<BTreeMap<String, 
         let ours: Map<String, Value> = annotations(object, &Path::root())?
             .into_iter()
             .flatten()
-            .filter(|(k, _)| k.starts_with("kube2hadoop.io/") && k.as_str() != USER)
+            .filter(|(k, _)| k.starts_with("kube2hadoop.io/") && k.as_str() != USER && k.as_str() != STAMP)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         parts.insert("kube2hadoop.io annotations".to_owned(), Value::Object(ours));
@@ -121,7 +136,7 @@ pub fn runnable(object: &Value, workload: &Workload) -> Result<BTreeMap<String, 
     Ok(parts)
 }
 
-/// Remove our annotation, and maps left empty by that (or empty already): `metadata: {}` and
+/// Remove our annotations (user and stamp), and maps left empty by that (or empty already): `metadata: {}` and
 /// no metadata run the same pods.
 fn strip_user(template: &mut Value) {
     let Some(t) = template.as_object_mut() else {
@@ -130,6 +145,7 @@ fn strip_user(template: &mut Value) {
     if let Some(Value::Object(meta)) = t.get_mut("metadata") {
         if let Some(Value::Object(anns)) = meta.get_mut("annotations") {
             anns.remove(USER);
+            anns.remove(STAMP);
         }
         if matches!(meta.get("annotations"), Some(Value::Null))
             || meta

@@ -6,47 +6,74 @@
 //! decoded request cannot tell `metadata: {}` from no metadata.
 use crate::pointer::Path;
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation};
+#[cfg(test)]
 use k2h_contract::annotations::USER;
 use serde_json::{Value, json};
 
-/// The operations turning `object`'s values at each site into `want`. Sites must have been
-/// checked by `observe` (metadata and annotations are objects or absent).
+/// The operations turning `object`'s `kube2hadoop.io/user` at each site into `want`.
+#[cfg(test)]
 pub fn derive(object: &Value, want: &[(Path, Option<String>)]) -> Patch {
+    let want: Vec<_> = want
+        .iter()
+        .map(|(p, v)| (p.clone(), vec![(USER, v.clone())]))
+        .collect();
+    derive_keys(object, &want)
+}
+
+/// The operations turning `object`'s annotations at each site into `want`: per site, each
+/// annotation key and the value it should have (`None`: absent). Sites must have been checked
+/// by `observe` (metadata and annotations are objects or absent).
+pub fn derive_keys(object: &Value, want: &[(Path, Vec<(&str, Option<String>)>)]) -> Patch {
     let mut ops = Vec::new();
-    for (site, value) in want {
-        site_ops(object, site, value.as_deref(), &mut ops);
+    for (site, values) in want {
+        site_ops(object, site, values, &mut ops);
     }
     Patch(ops)
 }
 
-fn site_ops(object: &Value, site: &Path, want: Option<&str>, ops: &mut Vec<PatchOperation>) {
+fn site_ops(
+    object: &Value,
+    site: &Path,
+    want: &[(&str, Option<String>)],
+    ops: &mut Vec<PatchOperation>,
+) {
     let meta = site.keys(&["metadata"]);
     let anns = meta.keys(&["annotations"]);
-    let key = anns.keys(&[USER]);
-    let current = key.lookup(object);
-    match want {
-        None => {
-            if current.is_some() {
-                ops.push(PatchOperation::Remove(RemoveOperation {
-                    path: key.to_pointer(),
-                }));
+    let mut adds = serde_json::Map::new();
+    for (name, value) in want {
+        let key = anns.keys(&[name]);
+        let current = key.lookup(object);
+        match value {
+            None if current.is_some() => ops.push(PatchOperation::Remove(RemoveOperation {
+                path: key.to_pointer(),
+            })),
+            None => {}
+            Some(v) if current.and_then(Value::as_str) == Some(v.as_str()) => {}
+            Some(v) => {
+                adds.insert((*name).to_owned(), json!(v));
             }
         }
-        Some(v) if current.and_then(Value::as_str) == Some(v) => {}
-        Some(v) => {
-            let (path, value) = if is_empty_map(meta.lookup(object)) {
-                (meta, json!({"annotations": {USER: v}}))
-            } else if is_empty_map(anns.lookup(object)) {
-                (anns, json!({USER: v}))
-            } else {
-                (key, json!(v))
-            };
-            ops.push(PatchOperation::Add(AddOperation {
-                path: path.to_pointer(),
-                value,
-            }));
+    }
+    if adds.is_empty() {
+        return;
+    }
+    // A missing or empty map is added whole, with every value this site needs in it.
+    if is_empty_map(meta.lookup(object)) {
+        ops.push(add(meta, json!({ "annotations": adds })));
+    } else if is_empty_map(anns.lookup(object)) {
+        ops.push(add(anns, Value::Object(adds)));
+    } else {
+        for (name, v) in adds {
+            ops.push(add(anns.keys(&[&name]), v));
         }
     }
+}
+
+fn add(path: Path, value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation {
+        path: path.to_pointer(),
+        value,
+    })
 }
 
 fn is_empty_map(v: Option<&Value>) -> bool {
@@ -142,6 +169,35 @@ mod tests {
         assert!(patch.0.is_empty());
         let (patch, _) = apply(json!({}), &[(Path::root(), None)]);
         assert!(patch.0.is_empty());
+    }
+
+    #[test]
+    fn user_and_stamp_go_into_one_new_map() {
+        use k2h_contract::annotations::STAMP;
+        let want = |u: &str, s: &str| {
+            vec![
+                (USER, Some(u.to_owned())),
+                (STAMP, Some(s.to_owned())),
+            ]
+        };
+        for doc in [
+            json!({}),
+            json!({"metadata": {}}),
+            json!({"metadata": {"annotations": {}}}),
+            json!({"metadata": {"annotations": {USER: "m", STAMP: "x", "o": "p"}}}),
+        ] {
+            let mut after = doc.clone();
+            let patch = derive_keys(&doc, &[(Path::root(), want("a", "v1.s"))]);
+            json_patch::patch(&mut after, &patch.0).expect("patch applies");
+            assert_eq!(after["metadata"]["annotations"][USER], "a", "{doc}");
+            assert_eq!(after["metadata"]["annotations"][STAMP], "v1.s", "{doc}");
+        }
+        let doc = json!({"metadata": {"annotations": {USER: "a", STAMP: "x"}}});
+        let patch = derive_keys(&doc, &[(Path::root(), vec![(USER, Some("a".into())), (STAMP, None)])]);
+        assert_eq!(
+            serde_json::to_value(&patch).unwrap(),
+            json!([{"op": "remove", "path": "/metadata/annotations/kube2hadoop.io~1stamp"}])
+        );
     }
 
     #[test]

@@ -60,6 +60,32 @@ pub fn desired(
     }
 }
 
+/// The `kube2hadoop.io/stamp` each site of `new` should carry under `rule`; aligned with
+/// `new.sites`. `signed` is the stamp of the submitter (`None` without a stamp key).
+/// Stamps move with the user value they prove and are computed only for the submitter: a
+/// trusted controller's stamp is kept exactly as it copied it (filled from where its user
+/// value is filled from), never signed here, so a value written while iddecorator was not
+/// looking never gains a valid stamp by passing through a controller.
+pub fn desired_stamps(
+    rule: Rule,
+    signed: Option<&str>,
+    new: &Observed,
+    old: Option<&Observed>,
+) -> Vec<Option<String>> {
+    match rule {
+        Rule::Submitter => new.sites.iter().map(|_| signed.map(str::to_owned)).collect(),
+        Rule::KeepIncoming => {
+            let pairs = keep_incoming_pairs(new);
+            pairs.into_iter().map(|(_, stamp)| stamp).collect()
+        }
+        Rule::RestoreOld => new
+            .sites
+            .iter()
+            .map(|(site, _)| old.and_then(|o| o.stamp_at(site)).map(str::to_owned))
+            .collect(),
+    }
+}
+
 /// A trusted controller's values, made consistent:
 /// - values it wrote are kept as written, even where they differ from each other (it copied
 ///   them from owners we stamped, and a controller is not second-guessed);
@@ -72,17 +98,43 @@ pub fn desired(
 ///
 /// Applying the result again gives the same result, which `/validate` relies on.
 fn keep_incoming(new: &Observed) -> Vec<Option<String>> {
-    let own = new.sites.first().and_then(|(_, v)| v.clone());
+    keep_incoming_pairs(new)
+        .into_iter()
+        .map(|(user, _)| user)
+        .collect()
+}
+
+/// [`keep_incoming`] for (user, stamp) pairs: a site with a user keeps its own stamp (absent
+/// stays absent); a site filled with a user takes the stamp of the site that user came from
+/// (the object's own metadata, or the first template); a site left without a user keeps
+/// whatever stamp it has.
+fn keep_incoming_pairs(new: &Observed) -> Vec<(Option<String>, Option<String>)> {
+    let stamp = |i: usize| new.stamps.get(i).cloned().flatten();
+    let own = new
+        .sites
+        .first()
+        .and_then(|(_, v)| v.clone())
+        .map(|v| (v, stamp(0)));
     let fill = own.or_else(|| {
-        let mut template_values = new.sites.iter().skip(1).filter_map(|(_, v)| v.as_deref());
-        let first = template_values.next()?;
+        let mut template_values = new
+            .sites
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter_map(|(i, (_, v))| v.as_deref().map(|v| (i, v)));
+        let (first_at, first) = template_values.next()?;
         template_values
-            .all(|v| v == first)
-            .then(|| first.to_owned())
+            .all(|(_, v)| v == first)
+            .then(|| (first.to_owned(), stamp(first_at)))
     });
     new.sites
         .iter()
-        .map(|(_, v)| v.clone().or_else(|| fill.clone()))
+        .enumerate()
+        .map(|(i, (_, v))| match (v, &fill) {
+            (Some(v), _) => (Some(v.clone()), stamp(i)),
+            (None, Some((user, s))) => (Some(user.clone()), s.clone()),
+            (None, None) => (None, stamp(i)),
+        })
         .collect()
 }
 
@@ -93,6 +145,7 @@ mod tests {
 
     fn obs(values: &[Option<&str>]) -> Observed {
         Observed {
+            stamps: vec![None; values.len()],
             sites: values
                 .iter()
                 .enumerate()

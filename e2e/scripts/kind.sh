@@ -84,6 +84,10 @@ up() {
       -out "$pki/tls.crt" 2>/dev/null
   k --context admin -n kube2hadoop create secret tls iddecorator-tls --cert "$pki/tls.crt" \
     --key "$pki/tls.key" --dry-run=client -o yaml | k --context admin apply -f - >/dev/null
+  # The stamp key, shared with the token-service the tests start on the host.
+  [ -s "$pki/stamp.key" ] || (umask 077 && openssl rand -base64 32 >"$pki/stamp.key")
+  k --context admin -n kube2hadoop create secret generic kube2hadoop-stamp-key \
+    --from-file=stamp.key="$pki/stamp.key" --dry-run=client -o yaml | k --context admin apply -f - >/dev/null
   k --context admin apply -f "$E2E_DIR/cluster/kind/iddecorator.yaml" >/dev/null
   k --context admin -n kube2hadoop rollout status deploy/iddecorator --timeout=180s
 

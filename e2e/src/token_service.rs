@@ -392,9 +392,12 @@ impl Launcher {
             .arg(&self.cert)
             .arg("--tls-key-file")
             .arg(&self.key)
-            // The bed's stamp key, which iddecorator signs with (e2e/scripts/pki.sh).
-            .arg("--stamp-key-file")
-            .arg(crate::hadoop::state_dir().join("pki/stamp.key"))
+            // The bed's stamp key, which iddecorator signs with (e2e/scripts/pki.sh); by
+            // environment, which a binary from before the stamp ignores (BINARY_ENV).
+            .env(
+                "TOKEN_SERVICE_STAMP_KEY_FILE",
+                crate::hadoop::state_dir().join("pki/stamp.key"),
+            )
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(["--kube-context", "admin"])

@@ -13,6 +13,9 @@
 //! - `run-as: SVC-ETL` when svc-etl is a superuser, a user in an unlisted realm, or `ALICE`
 //!   (LDAP answers alice): refused;
 //! - a bound token for another audience: refused;
+//! - a Deployment bob wrote claiming alice while the namespace was outside the webhook, whose
+//!   pods are (re)created after the namespace is covered: refused `stamp_invalid` (only
+//!   iddecorator's key signs a user);
 //! - a ledger Secret forged at the name of bob's workload with alice's record: bob's pod never
 //!   gets alice's tokens.
 
@@ -28,10 +31,10 @@ use e2e::token_service::{Answer, Launcher, Options};
 use e2e::{Bed, Error, KubeStep, NAMESPACE, TestId, ensure};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 use serde_json::json;
 use token_service::ledger::store::secret_name;
@@ -39,6 +42,8 @@ use token_service::workload::WorkloadKey;
 
 /// Not covered by the shipped webhook (`k2h_contract::coverage::DEFAULT_EXCLUDED_NAMESPACES`).
 const UNCOVERED_NAMESPACE: &str = "kube2hadoop";
+/// iddecorator's signature over (namespace, user), `k2h_contract::annotations::STAMP`.
+const STAMP_ANNOTATION: &str = "kube2hadoop.io/stamp";
 const REPLICASET_CONTROLLER: &str = "system:serviceaccount:kube-system:replicaset-controller";
 const TRAINING_OPERATOR: &str = "system:serviceaccount:kubeflow:training-operator";
 const POD_TIMEOUT: Duration = Duration::from_secs(90);
@@ -51,8 +56,16 @@ struct Service {
 
 impl Service {
     async fn start(ledger: &LedgerNamespace, edit: impl FnOnce(Options) -> Options) -> Service {
-        let options =
-            Options::new(&[NAMESPACE, UNCOVERED_NAMESPACE], ledger.name()).pod_rate(600, 50);
+        Service::serving(&[NAMESPACE, UNCOVERED_NAMESPACE], ledger, edit).await
+    }
+
+    /// A service for `namespaces`.
+    async fn serving(
+        namespaces: &[&str],
+        ledger: &LedgerNamespace,
+        edit: impl FnOnce(Options) -> Options,
+    ) -> Service {
+        let options = Options::new(namespaces, ledger.name()).pod_rate(600, 50);
         let launcher = edit(options).prepare(&Cluster::shared());
         let process = launcher.start(0).await;
         Service { process, launcher }
@@ -181,7 +194,23 @@ async fn pods_whose_owner_chain_does_not_carry_their_user_get_nothing() {
         // The replicaset-controller (as anyone who can impersonate it, or a confused copy of its
         // logic) makes a pod for alice under bob's ReplicaSet: iddecorator keeps the incoming
         // alice for the controller it trusts, so only the owner chain shows the lie.
+        // With alice's valid stamp, copied from a pod of hers that bob can read: the stamp binds
+        // the user to the namespace, so only the owner chain can refuse this.
+        let source = test_pod(id, "src", "alice", None)?;
+        let source = run_pod(bed, &bed.alice, NAMESPACE, &source, "alice").await?;
+        let stamp = source
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(STAMP_ANNOTATION))
+            .cloned()
+            .ok_or_else(|| Error::Check("iddecorator stamped alice's pod".into()))?;
         let mut forged = test_pod(id, "forged", "alice", Some(controller_ref(&rs)))?;
+        forged
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(STAMP_ANNOTATION.into(), stamp);
         forged
             .metadata
             .labels
@@ -314,6 +343,149 @@ async fn pods_the_webhook_never_saw_get_nothing() {
         .await;
     fx.teardown(service).await;
     result.expect("coverage");
+}
+
+/// The test bed's registration skips namespaces carrying this label (e2e/cluster/webhooks.yaml.tmpl).
+const UNCOVERED_LABEL: &str = "k2h-e2e-uncovered";
+
+/// Objects from before coverage: bob, with the `edit` role in a namespace iddecorator does not
+/// cover yet, writes a Deployment whose metadata and template claim alice. Nothing stamps it.
+/// Once the namespace is covered, the replicaset-controller's pods carry alice consistently
+/// along the whole chain (iddecorator keeps what trusted controllers copy), so only a value
+/// iddecorator signed can tell them apart: none is there, and the pods get nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_written_before_coverage_get_nothing() {
+    let fx = Fixture::new("atk-pre").await;
+    let (bed, id) = (&fx.bed, &fx.id);
+    let ns = format!("{}-ns", id.name());
+    let namespaces = Api::<Namespace>::all(bed.admin.clone());
+    let result = async {
+        let namespace: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": ns, "labels": {UNCOVERED_LABEL: "true", TEST_LABEL: id.name()}},
+        }))
+        .map_err(|source| Error::Manifest { kind: "Namespace", source })?;
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await
+            .step("admin creates a namespace the webhook skips")?;
+        let binding: RoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": "bob-edits", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}],
+        }))
+        .map_err(|source| Error::Manifest { kind: "RoleBinding", source })?;
+        Api::<RoleBinding>::namespaced(bed.admin.clone(), &ns)
+            .create(&PostParams::default(), &binding)
+            .await
+            .step("admin gives bob the edit role there")?;
+        let service = Service::serving(&[ns.as_str()], &fx.ledger, |o| o).await;
+
+        let mut deployment = objects::deployment(id, "alice")?;
+        deployment.metadata.namespace = Some(ns.clone());
+        let deployment = Api::<Deployment>::namespaced(bed.bob.clone(), &ns)
+            .create(&PostParams::default(), &deployment)
+            .await
+            .step("bob creates a Deployment claiming alice")?;
+        ensure(objects::user_of(&deployment.metadata) == Some("alice"), || {
+            "the webhook skips the namespace, so bob's alice stays".into()
+        })?;
+        let before = e2e::pods::running_pods(&bed.admin, &ns, id, 1).await?;
+        let first = before
+            .first()
+            .ok_or_else(|| Error::Check("no pod of bob's Deployment runs".into()))?;
+        service
+            .refused(first, 403, &["namespace_not_covered"], "a pod while uncovered")
+            .await?;
+
+        // The namespace joins kube2hadoop; the service sees it through its namespace watch.
+        namespaces
+            .patch(
+                &ns,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {UNCOVERED_LABEL: null}}})),
+            )
+            .await
+            .step("admin puts the namespace under the webhook")?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let answer = loop {
+            let answer = service.ask(Some(ip_of(first)?), None).await;
+            if answer.code() != "namespace_not_covered" || tokio::time::Instant::now() > deadline {
+                break answer;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        ensure(answer.status == 403 && answer.code() == "stamp_invalid", || {
+            format!("a pod made before coverage, namespace now covered: {}", answer.text())
+        })?;
+
+        // A pod the replicaset-controller makes now, seen by iddecorator: it keeps the
+        // template's alice for the controller it trusts, but cannot sign it.
+        Api::<Pod>::namespaced(bed.admin.clone(), &ns)
+            .delete_collection(
+                &DeleteParams::background().grace_period(0),
+                &ListParams::default().labels(&id.selector()),
+            )
+            .await
+            .step("admin deletes the old pods")?;
+        let old: Vec<String> = before.iter().map(uid_of).collect();
+        let after = e2e::wait::until(
+            "a pod made after coverage",
+            POD_TIMEOUT,
+            || {
+                let (admin, ns, old) = (bed.admin.clone(), ns.clone(), old.clone());
+                async move {
+                    let pods = e2e::pods::running_pods(&admin, &ns, id, 1).await?;
+                    Ok::<_, Error>(match pods.into_iter().find(|p| !old.contains(&uid_of(p))) {
+                        Some(p) => e2e::wait::Poll::Ready(p),
+                        None => e2e::wait::Poll::Pending("only old pods run".into()),
+                    })
+                }
+            },
+        )
+        .await?;
+        ensure(objects::user_of(&after.metadata) == Some("alice"), || {
+            format!(
+                "the replicaset-controller's new pod carries {:?}, the test needs alice",
+                objects::user_of(&after.metadata)
+            )
+        })?;
+        service
+            .refused(&after, 403, &["stamp_invalid"], "a pod made after coverage")
+            .await?;
+
+        // bob re-applies his Deployment now: iddecorator stamps it bob, and so its new pods.
+        Api::<Deployment>::namespaced(bed.bob.clone(), &ns)
+            .patch(
+                id.name(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"template": {"metadata": {"labels": {"rev": "2"}}}}})),
+            )
+            .await
+            .step("bob updates his Deployment")?;
+        let redeployed = e2e::wait::until("a pod of bob's stamped revision", POD_TIMEOUT, || {
+            let (admin, ns) = (bed.admin.clone(), ns.clone());
+            async move {
+                let pods = e2e::pods::running_pods(&admin, &ns, id, 1).await?;
+                Ok::<_, Error>(
+                    match pods.into_iter().find(|p| objects::user_of(&p.metadata) == Some("bob")) {
+                        Some(p) => e2e::wait::Poll::Ready(p),
+                        None => e2e::wait::Poll::Pending("no pod of bob's yet".into()),
+                    },
+                )
+            }
+        })
+        .await?;
+        let answer = service.ask(Some(ip_of(&redeployed)?), None).await;
+        ensure(answer.status == 200 && user_of(&answer) == "bob", || {
+            format!("bob's re-applied Deployment: {}", answer.text())
+        })?;
+        drop(service);
+        Ok::<_, Error>(())
+    }
+    .await;
+    let _ = namespaces.delete(&ns, &DeleteParams::background()).await;
+    fx.teardown(()).await;
+    result.expect("objects from before coverage");
 }
 
 /// A copy of iddecorator's registration named `name`, with two webhooks: the mutating one

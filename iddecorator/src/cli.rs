@@ -3,9 +3,9 @@
 //! Numbers and durations are taken as text and checked here rather than by clap, so a
 //! misconfigured Deployment shows every bad value in one start attempt, not one per restart.
 use crate::policy::Policy;
-use k2h_contract::stamp::Keys;
 use arc_swap::ArcSwap;
 use clap::Parser;
+use k2h_contract::stamp::Keys;
 use k2h_http::tls::{CertResolver, watch_cert_files};
 use k2h_http::{FileWatcher, LogFormat, ServeConfig};
 use rustls::sign::CertifiedKey;
@@ -103,7 +103,11 @@ pub struct Args {
     pub stamp_key_file: Option<PathBuf>,
     /// Run without a stamp key: nothing is stamped, so token-service serves no pod admitted
     /// meanwhile. For tests only.
-    #[arg(long, env = "IDDECORATOR_INSECURE_NO_STAMP", conflicts_with = "stamp_key_file")]
+    #[arg(
+        long,
+        env = "IDDECORATOR_INSECURE_NO_STAMP",
+        conflicts_with = "stamp_key_file"
+    )]
     pub insecure_no_stamp: bool,
 }
 
@@ -560,7 +564,11 @@ mod tests {
             .expect("short key");
         assert!(errors[0].to_string().contains("5 bytes"), "{}", errors[0]);
         let errors = with(&[]).err().expect("no key");
-        assert!(matches!(errors[0], ConfigError::NoStampKey), "{}", errors[0]);
+        assert!(
+            matches!(errors[0], ConfigError::NoStampKey),
+            "{}",
+            errors[0]
+        );
         assert!(
             with(&["--insecure-no-stamp"])
                 .map_err(|e| format!("{e:?}"))

@@ -8,8 +8,8 @@ use crate::injection::{Injection, InjectionFile};
 use crate::trust::{PodAccessAdmins, PodAccessAdminsFile, TrustedControllers};
 use crate::username::{UsernameConfig, UsernameError, UsernameMapping};
 use crate::workload::{self, TemplatePath, Workload};
-use serde::Deserialize;
 use k2h_contract::stamp::Keys;
+use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 

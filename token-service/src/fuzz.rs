@@ -311,7 +311,8 @@ impl OwnerLookup for Owners {
             .iter()
             .find(|m| m.name.as_deref() == Some(owner.name.as_str()))
             .map(|m| {
-                let annotation = |key: &str| m.annotations.as_ref().and_then(|a| a.get(key)).cloned();
+                let annotation =
+                    |key: &str| m.annotations.as_ref().and_then(|a| a.get(key)).cloned();
                 let user = annotation(k2h_contract::annotations::USER);
                 OwnerObject {
                     uid: m.uid.clone().unwrap_or_default(),
@@ -334,7 +335,10 @@ fn check_workload(facts: &PodFacts, owners: &Owners) {
     let keys = fuzz_keys();
     let mut facts = facts.clone();
     if facts.stamp.is_none() {
-        facts.stamp = facts.user.as_deref().map(|u| keys.sign(&facts.namespace, u));
+        facts.stamp = facts
+            .user
+            .as_deref()
+            .map(|u| keys.sign(&facts.namespace, u));
     }
     let facts = &facts;
     let first = block_on(resolve(facts, owners, &stamped, &keys));

@@ -176,7 +176,8 @@ async fn issue(
     let principal: Principal = authorize(pod, &app.policy, app.directory.as_ref()).await?;
     event.hadoop_user = Some(principal.hadoop_user.clone());
     event.run_as = principal.run_as.clone();
-    let workload: WorkloadKey = resolve(pod, app.owners.as_ref(), &stamped, &app.stamp_keys).await?;
+    let workload: WorkloadKey =
+        resolve(pod, app.owners.as_ref(), &stamped, &app.stamp_keys).await?;
     event.workload = Some(workload.to_string());
     app.issuer
         .credentials(&workload, &principal.hadoop_user, &principal.kube_user)

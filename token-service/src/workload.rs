@@ -412,7 +412,10 @@ mod tests {
     }
 
     async fn code(pod: &PodFacts, fake: &Fake, stamped: &StampedKinds) -> &'static str {
-        resolve(pod, fake, stamped, &stamp_keys()).await.expect_err("refused").code
+        resolve(pod, fake, stamped, &stamp_keys())
+            .await
+            .expect_err("refused")
+            .code
     }
 
     #[tokio::test]
@@ -420,7 +423,8 @@ mod tests {
         let k = resolve(
             &owned_pod(vec![]),
             &Fake(HashMap::new()),
-            &StampedKinds::default(), &stamp_keys(),
+            &StampedKinds::default(),
+            &stamp_keys(),
         )
         .await
         .expect("key");
@@ -443,18 +447,29 @@ mod tests {
         let k = resolve(
             &owned_pod(vec![owner("ReplicaSet", "web-abc")]),
             &fake,
-            &stamped, &stamp_keys(),
+            &stamped,
+            &stamp_keys(),
         )
         .await
         .expect("d");
         assert_eq!((k.kind.as_str(), k.name.as_str()), ("Deployment", "web"));
-        let k = resolve(&owned_pod(vec![owner("Job", "nightly-1")]), &fake, &stamped, &stamp_keys())
-            .await
-            .expect("c");
+        let k = resolve(
+            &owned_pod(vec![owner("Job", "nightly-1")]),
+            &fake,
+            &stamped,
+            &stamp_keys(),
+        )
+        .await
+        .expect("c");
         assert_eq!((k.kind.as_str(), k.name.as_str()), ("CronJob", "nightly"));
-        let k = resolve(&owned_pod(vec![owner("TFJob", "train")]), &fake, &stamped, &stamp_keys())
-            .await
-            .expect("tf");
+        let k = resolve(
+            &owned_pod(vec![owner("TFJob", "train")]),
+            &fake,
+            &stamped,
+            &stamp_keys(),
+        )
+        .await
+        .expect("tf");
         assert_eq!((k.kind.as_str(), k.name.as_str()), ("TFJob", "train"));
     }
 
@@ -466,7 +481,8 @@ mod tests {
         let k = resolve(
             &owned_pod(vec![not_controller, owner("StatefulSet", "db")]),
             &fake,
-            &StampedKinds::default(), &stamp_keys(),
+            &StampedKinds::default(),
+            &stamp_keys(),
         )
         .await
         .expect("sts");
@@ -489,7 +505,8 @@ mod tests {
         let e = resolve(
             &owned_pod(vec![owner("ReplicaSet", "a")]),
             &cyclic,
-            &StampedKinds::default(), &stamp_keys(),
+            &StampedKinds::default(),
+            &stamp_keys(),
         )
         .await
         .expect_err("cycle");
@@ -509,7 +526,11 @@ mod tests {
             ("old-unstamped", vec![]),
         ]);
         let served = owned_pod(vec![owner("ReplicaSet", "web-abc")]);
-        assert!(resolve(&served, &fake, &stamped, &stamp_keys()).await.is_ok());
+        assert!(
+            resolve(&served, &fake, &stamped, &stamp_keys())
+                .await
+                .is_ok()
+        );
         let e = resolve(
             &owned_pod(vec![owner("ReplicaSet", "old-abc")]),
             &fake,
@@ -563,7 +584,9 @@ mod tests {
         let pod = owned_pod(vec![owner("ReplicaSet", "web-abc")]);
         let stamped = StampedKinds::default();
         fake.0.insert("web".into(), (vec![], Some("bob".into())));
-        let e = resolve(&pod, &fake, &stamped, &stamp_keys()).await.expect_err("top");
+        let e = resolve(&pod, &fake, &stamped, &stamp_keys())
+            .await
+            .expect_err("top");
         assert_eq!(e.code, "owner_user_mismatch");
         assert!(
             e.message.contains("Deployment team-a/web")
@@ -583,7 +606,9 @@ mod tests {
         assert_eq!(code(&pod, &fake, &stamped).await, "owner_user_mismatch");
         fake.0
             .insert("web-abc".into(), (vec![owner("Deployment", "web")], None));
-        let e = resolve(&pod, &fake, &stamped, &stamp_keys()).await.expect_err("none");
+        let e = resolve(&pod, &fake, &stamped, &stamp_keys())
+            .await
+            .expect_err("none");
         assert_eq!(e.code, "owner_unannotated");
         assert!(e.message.contains("ReplicaSet team-a/web-abc"), "{e}");
     }
@@ -608,7 +633,9 @@ mod tests {
             "names the kind and how to add it: {e}"
         );
         let configured = StampedKinds::with([("ray.io".to_owned(), "RayJob".to_owned())]);
-        let k = resolve(&pod, &fake, &configured, &stamp_keys()).await.expect("configured");
+        let k = resolve(&pod, &fake, &configured, &stamp_keys())
+            .await
+            .expect("configured");
         assert_eq!(k.kind, "RayJob");
         // Kind and group both count: a ConfigMap, or a look-alike kind in another group.
         let stamped = StampedKinds::default();
@@ -641,7 +668,10 @@ mod tests {
         );
         let tf = owned_pod(vec![owner("TFJob", "mx")]);
         assert_eq!(
-            resolve(&tf, &fake, &stamped, &stamp_keys()).await.expect("tf").kind,
+            resolve(&tf, &fake, &stamped, &stamp_keys())
+                .await
+                .expect("tf")
+                .kind,
             "TFJob"
         );
     }
@@ -650,9 +680,14 @@ mod tests {
     async fn a_pod_without_a_user_has_no_provable_workload() {
         let mut p = owned_pod(vec![]);
         p.user = None;
-        let e = resolve(&p, &Fake(HashMap::new()), &StampedKinds::default(), &stamp_keys())
-            .await
-            .expect_err("no user");
+        let e = resolve(
+            &p,
+            &Fake(HashMap::new()),
+            &StampedKinds::default(),
+            &stamp_keys(),
+        )
+        .await
+        .expect_err("no user");
         assert_eq!(e.code, "no_user_annotation");
     }
 

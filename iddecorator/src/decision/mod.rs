@@ -182,8 +182,16 @@ pub fn validate_with(
                     path: path.keys(&["metadata", "annotations", key]).to_string(),
                     // A stamp is a secret-derived tag, not a secret, but it means nothing to
                     // a reader: say only whether it is there.
-                    actual: if key == STAMP { presence(actual.as_deref()) } else { shown(actual.as_deref()) },
-                    desired: if key == STAMP { presence(desired.as_deref()) } else { shown(desired.as_deref()) },
+                    actual: if key == STAMP {
+                        presence(actual.as_deref())
+                    } else {
+                        shown(actual.as_deref())
+                    },
+                    desired: if key == STAMP {
+                        presence(desired.as_deref())
+                    } else {
+                        shown(desired.as_deref())
+                    },
                 }
                 .to_string()
             })
@@ -313,7 +321,9 @@ fn plan(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Result<Plan, 
     let desired = rules::desired(rule, submitter.as_deref(), &now, old.as_ref());
     // The namespace the stamp binds the user to is the one the apiserver admits into.
     let namespace = req.namespace.as_deref().unwrap_or_default();
-    let signed = submitter.as_deref().and_then(|u| policy.stamp(namespace, u));
+    let signed = submitter
+        .as_deref()
+        .and_then(|u| policy.stamp(namespace, u));
     let stamps = rules::desired_stamps(rule, signed.as_deref(), &now, old.as_ref());
     let sites = now
         .sites
@@ -1121,7 +1131,10 @@ usernames:
         new["metadata"]["annotations"][STAMP] = json!("v1.other");
         new["metadata"]["labels"] = json!({"team": "x"});
         let after = admit(&update("Deployment", "bob", old.clone(), new), &keyed());
-        assert_eq!(stamp_at(&after, ""), old["metadata"]["annotations"][STAMP].as_str());
+        assert_eq!(
+            stamp_at(&after, ""),
+            old["metadata"]["annotations"][STAMP].as_str()
+        );
         // The template never had a stamp: absent stays absent.
         assert_eq!(stamp_at(&after, "/spec/template"), None);
         let mut tampered = admit(

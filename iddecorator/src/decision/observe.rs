@@ -122,7 +122,9 @@ pub fn runnable(object: &Value, workload: &Workload) -> Result<BTreeMap<String, 
         let ours: Map<String, Value> = annotations(object, &Path::root())?
             .into_iter()
             .flatten()
-            .filter(|(k, _)| k.starts_with("kube2hadoop.io/") && k.as_str() != USER && k.as_str() != STAMP)
+            .filter(|(k, _)| {
+                k.starts_with("kube2hadoop.io/") && k.as_str() != USER && k.as_str() != STAMP
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         parts.insert("kube2hadoop.io annotations".to_owned(), Value::Object(ours));

@@ -20,10 +20,13 @@ pub fn derive(object: &Value, want: &[(Path, Option<String>)]) -> Patch {
     derive_keys(object, &want)
 }
 
+/// Per annotation key, the value it should have (`None`: absent).
+pub type Values<'k> = Vec<(&'k str, Option<String>)>;
+
 /// The operations turning `object`'s annotations at each site into `want`: per site, each
 /// annotation key and the value it should have (`None`: absent). Sites must have been checked
 /// by `observe` (metadata and annotations are objects or absent).
-pub fn derive_keys(object: &Value, want: &[(Path, Vec<(&str, Option<String>)>)]) -> Patch {
+pub fn derive_keys(object: &Value, want: &[(Path, Values<'_>)]) -> Patch {
     let mut ops = Vec::new();
     for (site, values) in want {
         site_ops(object, site, values, &mut ops);
@@ -174,12 +177,7 @@ mod tests {
     #[test]
     fn user_and_stamp_go_into_one_new_map() {
         use k2h_contract::annotations::STAMP;
-        let want = |u: &str, s: &str| {
-            vec![
-                (USER, Some(u.to_owned())),
-                (STAMP, Some(s.to_owned())),
-            ]
-        };
+        let want = |u: &str, s: &str| vec![(USER, Some(u.to_owned())), (STAMP, Some(s.to_owned()))];
         for doc in [
             json!({}),
             json!({"metadata": {}}),
@@ -193,7 +191,10 @@ mod tests {
             assert_eq!(after["metadata"]["annotations"][STAMP], "v1.s", "{doc}");
         }
         let doc = json!({"metadata": {"annotations": {USER: "a", STAMP: "x"}}});
-        let patch = derive_keys(&doc, &[(Path::root(), vec![(USER, Some("a".into())), (STAMP, None)])]);
+        let patch = derive_keys(
+            &doc,
+            &[(Path::root(), vec![(USER, Some("a".into())), (STAMP, None)])],
+        );
         assert_eq!(
             serde_json::to_value(&patch).unwrap(),
             json!([{"op": "remove", "path": "/metadata/annotations/kube2hadoop.io~1stamp"}])

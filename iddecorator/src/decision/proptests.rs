@@ -248,7 +248,10 @@ fn shape_site(t: &mut Value, site: &Site, top: bool) {
             annotations.insert(USER.into(), json!(v));
             // Sometimes with a stamp (never a valid one: nobody outside iddecorator has the key).
             if v.len() % 2 == 0 {
-                annotations.insert(k2h_contract::annotations::STAMP.into(), json!(format!("v1.{v}")));
+                annotations.insert(
+                    k2h_contract::annotations::STAMP.into(),
+                    json!(format!("v1.{v}")),
+                );
             }
         }
         Annotation::NotAString(v) if !top => {

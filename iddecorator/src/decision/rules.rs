@@ -73,7 +73,11 @@ pub fn desired_stamps(
     old: Option<&Observed>,
 ) -> Vec<Option<String>> {
     match rule {
-        Rule::Submitter => new.sites.iter().map(|_| signed.map(str::to_owned)).collect(),
+        Rule::Submitter => new
+            .sites
+            .iter()
+            .map(|_| signed.map(str::to_owned))
+            .collect(),
         Rule::KeepIncoming => {
             let pairs = keep_incoming_pairs(new);
             pairs.into_iter().map(|(_, stamp)| stamp).collect()

@@ -101,6 +101,13 @@ impl Policy {
         self
     }
 
+    /// Whether `stamp` proves `user` in `namespace` by one of the keys (never without keys).
+    pub fn verifies(&self, namespace: &str, user: &str, stamp: &str) -> bool {
+        self.stamp_keys
+            .as_ref()
+            .is_some_and(|k| k.verify(namespace, user, stamp))
+    }
+
     /// The stamp of `user` in `namespace`, when a stamp key is configured.
     pub fn stamp(&self, namespace: &str, user: &str) -> Option<String> {
         self.stamp_keys.as_ref().map(|k| k.sign(namespace, user))

@@ -2,9 +2,11 @@
 //! put a `kube2hadoop.io/user` value on an object in a namespace.
 //!
 //! Value: `v1.` + base64url-no-pad(HMAC-SHA256(key, "kube2hadoop.io/stamp/v1\0" + namespace +
-//! "\0" + user)). iddecorator signs with the first key of its key file; token-service accepts
-//! any key of its file, so a key can be rotated without refusing pods (add the new key second,
-//! roll token-service, move it first, roll iddecorator, drop the old one).
+//! "\0" + user)). iddecorator signs with the first key of its key file; both binaries accept any
+//! key of it, so a key can be rotated without refusing pods: add the new key second and roll
+//! both, move it first and roll iddecorator, and drop the old one only once every workload
+//! stamped with it was re-applied or is gone (stamps copied by controllers are never re-signed).
+//! The message names no cluster: give every cluster a key of its own.
 //!
 //! Key file: one key per line, base64 (standard alphabet, padding optional), at least 32 bytes
 //! each once decoded; blank lines and lines starting with `#` are ignored. `openssl rand

@@ -165,10 +165,24 @@ pub fn validate_with(
     if tokens::is_token_request(req) {
         return tokens::decide(req);
     }
+    let namespace = req.namespace.as_deref().unwrap_or_default();
     let differences = match plan(req, policy) {
         Ok(Plan::Pass) => Vec::new(),
         Ok(Plan::Stamp { sites, .. }) => sites
             .into_iter()
+            .filter(|s| {
+                // Two stamps that both prove the decided user are the same proof: during a key
+                // rotation the replica that mutated may sign with another key than this one.
+                !(s.user == s.want_user
+                    && s.stamp != s.want_stamp
+                    && s.want_user.as_deref().is_some_and(|user| {
+                        [&s.stamp, &s.want_stamp].iter().all(|stamp| {
+                            stamp
+                                .as_deref()
+                                .is_some_and(|st| policy.verifies(namespace, user, st))
+                        })
+                    }))
+            })
             .flat_map(|s| {
                 [
                     (USER, s.path.clone(), s.user, s.want_user),
@@ -183,12 +197,12 @@ pub fn validate_with(
                     // A stamp is a secret-derived tag, not a secret, but it means nothing to
                     // a reader: say only whether it is there.
                     actual: if key == STAMP {
-                        presence(actual.as_deref())
+                        presence(actual.as_deref(), "another value")
                     } else {
                         shown(actual.as_deref())
                     },
                     desired: if key == STAMP {
-                        presence(desired.as_deref())
+                        presence(desired.as_deref(), "its signed value")
                     } else {
                         shown(desired.as_deref())
                     },
@@ -226,8 +240,8 @@ fn shown(v: Option<&str>) -> String {
     v.map_or_else(|| "absent".to_owned(), |v| format!("`{v}`"))
 }
 
-fn presence(v: Option<&str>) -> String {
-    v.map_or_else(|| "absent".to_owned(), |_| "a different stamp".to_owned())
+fn presence(v: Option<&str>, present: &str) -> String {
+    v.map_or_else(|| "absent".to_owned(), |_| present.to_owned())
 }
 
 fn plan(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Result<Plan, Refusal> {
@@ -1145,8 +1159,41 @@ usernames:
         let reason = denied(validate(&create("Deployment", ALICE, tampered), &keyed()));
         assert_eq!(
             reason,
-            "kube2hadoop.io/stamp at /spec/template/metadata/annotations/kube2hadoop.io~1stamp is a different stamp but iddecorator decided a different stamp; a mutating webhook after iddecorator changed it, remove that change"
+            "kube2hadoop.io/stamp at /spec/template/metadata/annotations/kube2hadoop.io~1stamp is another value but iddecorator decided its signed value; a mutating webhook after iddecorator changed it, remove that change"
         );
+    }
+
+    /// During a key rotation the replica that mutated and the one that validates may sign with
+    /// different keys; a stamp that proves the decided user passes, anything else does not.
+    #[test]
+    fn validate_accepts_another_keys_stamp_for_the_decided_user_only() {
+        let new_key = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+        let old_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        let both = |first: &str, second: &str| {
+            let keys =
+                k2h_contract::stamp::Keys::parse(&format!("{first}\n{second}")).expect("keys");
+            Policy::default().with_stamp_keys(Some(std::sync::Arc::new(keys)))
+        };
+        let (mutator, validator) = (both(new_key, old_key), both(old_key, new_key));
+        let admitted = admit(
+            &create("Deployment", ALICE, workload("Deployment", None, "x")),
+            &mutator,
+        );
+        assert_eq!(
+            validate(&create("Deployment", ALICE, admitted.clone()), &validator),
+            allow_empty()
+        );
+        // A stamp that verifies, but for another user or namespace, is still refused.
+        for (ns, user) in [("ml", "bob"), ("other", ALICE)] {
+            let mut swapped = admitted.clone();
+            let stamp = stamp_keys().sign(ns, user);
+            swapped["metadata"]["annotations"][STAMP] = json!(stamp);
+            let reason = denied(validate(&create("Deployment", ALICE, swapped), &validator));
+            assert!(
+                reason.starts_with("kube2hadoop.io/stamp at /metadata"),
+                "{reason}"
+            );
+        }
     }
 
     #[test]

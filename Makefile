@@ -3,13 +3,16 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help build test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-sustained bench-token-service bench-fetchers bench-profile demo lint fmt docs
+.PHONY: help build images test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-sustained bench-token-service bench-fetchers bench-profile demo lint fmt docs
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## build the three binaries (release)
 	$(CARGO) build --release --workspace --bins
+
+images: ## the three images as OCI archives in target/images/, built without Docker (umoci)
+	e2e/scripts/images.sh
 
 test: unit e2e ## everything CI runs: unit and integration tests, then the e2e suite on real beds
 
@@ -33,7 +36,7 @@ E2E_SUITE ?=
 # e2e/.state/logs. Test binaries are built first so the bed does not idle during compilation.
 e2e: ## start the test bed, run the e2e suite, stop the bed
 	@set -euo pipefail; \
-	$(CARGO) build -p iddecorator; $(CARGO) test -p e2e $(E2E_SUITE) --no-run; \
+	$(CARGO) build -p iddecorator; $(CARGO) test -p e2e $(E2E_SUITE) --no-run; e2e/scripts/images.sh; \
 	t0=$$SECONDS; t1=; \
 	trap 'rc=$$?; echo "e2e: bring-up $$(($${t1:-$$SECONDS} - t0))s, suite $$(($$SECONDS - $${t1:-$$SECONDS}))s"; \
 	  e2e/scripts/hadoop-down.sh || true; e2e/scripts/ldap-down.sh 2>/dev/null || true; \

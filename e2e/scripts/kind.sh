@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The e2e suite on a kind cluster, for machines with a Docker engine (`make e2e-kind`).
 # NOT run in our CI, which has no Docker engine; the local bed (up.sh) is what CI runs.
-#   kind.sh up                     cluster, iddecorator image (docker build + kind load),
+#   kind.sh up                     cluster, iddecorator image (images.sh + kind load),
 #                                  bootstrap objects, the Kubeflow training operator (its
 #                                  standalone overlay at TRAINING_OPERATOR_VERSION; needs git and
 #                                  network access), webhooks, users alice and bob (client certs
@@ -58,9 +58,10 @@ up() {
   kind export kubeconfig --name "$CLUSTER" --kubeconfig "$KC" >/dev/null
   k config rename-context "kind-$CLUSTER" admin >/dev/null 2>&1 || true
 
-  (cd "$REPO_DIR" && git ls-files -co --exclude-standard | tar -cf - -T - |
-    timed "docker build" docker build -q -t "$IMAGE" -f e2e/cluster/kind/Dockerfile -)
-  timed "kind load" kind load docker-image "$IMAGE" --name "$CLUSTER"
+  # The same OCI archives the local bed and `make images` use, built without Docker.
+  IMAGE_TAG=${IMAGE#*:} "$E2E_DIR/scripts/images.sh"
+  timed "kind load" kind load image-archive "$REPO_DIR/target/images/kube2hadoop-iddecorator.oci.tar" \
+    --name "$CLUSTER"
 
   k --context admin apply -f "$E2E_DIR/cluster/bootstrap.yaml" >/dev/null
   # The training operator as Kubeflow installs it standalone (its CRDs, RBAC, webhook and

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Builds the three images without Docker, as OCI archives (an OCI image layout in a tar), into
+# target/images/: what the Dockerfiles describe, assembled with umoci (opencontainers, built
+# from the Go module proxy into the cache) and GNU tar instead of a Docker engine.
+#
+#   images.sh    build kube2hadoop-{iddecorator,init-fetcher,token-service}.oci.tar and
+#                digests.txt (K2H_IMAGES_DIR, IMAGE_TAG, SOURCE_DATE_EPOCH change where, the
+#                tag, and the files' time); e2e/tests/images.rs checks the result
+#
+# iddecorator and init-fetcher are static (musl) binaries on an empty base; token-service
+# links MIT Kerberos' GSSAPI, so its image holds the Debian packages its binary loads (found
+# with ldd, at the versions this machine has installed) plus the CA store and a passwd entry.
+# Every file gets the commit's time (SOURCE_DATE_EPOCH) and root ownership, and the image
+# config a fixed creation time, so the same binaries give the same digests. The archives name
+# their image `docker.io/kube2hadoop/<name>:$IMAGE_TAG` (containerd's `ctr images import`,
+# `kind load image-archive`).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+IMAGE_TAG=${IMAGE_TAG:-e2e}
+OUT=${K2H_IMAGES_DIR:-$REPO_DIR/target/images}
+MUSL=x86_64-unknown-linux-musl
+UMOCI_DIR=$CACHE/umoci-$UMOCI_VERSION
+UMOCI=$UMOCI_DIR/bin/umoci
+NONROOT=65532
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$REPO_DIR" log -1 --format=%ct 2>/dev/null || echo 0)}
+
+# umoci's go.mod has a replace directive, so `go install mod@version` refuses it: build it
+# inside its own module, downloaded from the proxy.
+ensure_umoci() {
+  [ -x "$UMOCI" ] && return
+  command -v go >/dev/null || die "go is needed to build umoci (or run e2e/scripts/build.sh)"
+  local src
+  src=$(GOFLAGS=-mod=mod go mod download -json "github.com/opencontainers/umoci@$UMOCI_VERSION" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+  rm -rf "$UMOCI_DIR/src" && mkdir -p "$UMOCI_DIR/bin" && cp -r "$src" "$UMOCI_DIR/src"
+  chmod -R u+w "$UMOCI_DIR/src"
+  (cd "$UMOCI_DIR/src" && CGO_ENABLED=0 go build -trimpath -o "$UMOCI" ./cmd/umoci)
+  rm -rf "$UMOCI_DIR/src"
+}
+
+build_binaries() {
+  rustup target list --installed | grep -qx "$MUSL" || rustup target add "$MUSL" >/dev/null
+  command -v musl-gcc >/dev/null || die "musl-gcc is missing: apt-get install musl-tools (install-deps.sh)"
+  # Paths of this machine stay out of the binaries.
+  local remap="--remap-path-prefix=$REPO_DIR=/src --remap-path-prefix=$HOME=/home"
+  # Without SOURCE_DATE_EPOCH: ring's build script tracks it, so a new commit would rebuild.
+  env -u SOURCE_DATE_EPOCH RUSTFLAGS="$remap" CC_x86_64_unknown_linux_musl=musl-gcc \
+    cargo build --release --locked -q --target "$MUSL" -p iddecorator -p init-fetcher
+  env -u SOURCE_DATE_EPOCH RUSTFLAGS="$remap" cargo build --release --locked -q -p token-service
+}
+
+# tar_layer DIR FILE: DIR as a layer tar, byte-for-byte the same for the same tree.
+tar_layer() {
+  find "$1" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
+    --format=posix --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
+    -C "$1" -cf "$2" .
+}
+
+# rootfs_static DIR BINARY: the binary at /<name>, nothing else.
+rootfs_static() {
+  mkdir -p "$1"
+  install -m 0755 -s "$2" "$1/$(basename "$2")"
+}
+
+# rootfs_token_service DIR: the binary and the Debian packages of the libraries it loads.
+rootfs_token_service() {
+  local root=$1 bin=$REPO_DIR/target/release/token-service debs=$CACHE/debs pkgs p v
+  mkdir -p "$root/usr/local/bin" "$debs"
+  install -m 0755 -s "$bin" "$root/usr/local/bin/token-service"
+  # Each library ldd resolves, to the package that ships it; the loader too.
+  pkgs=$( (ldd "$bin" | awk '/=>/ {print $3} /ld-linux/ {print $1}' |
+    while read -r lib; do dpkg -S "$(readlink -f "$lib")" 2>/dev/null || dpkg -S "$lib"; done |
+    cut -d: -f1; echo ca-certificates) | sort -u)
+  for p in $pkgs; do
+    v=$(dpkg-query -W -f='${Version}' "$p")
+    local deb
+    deb=$(find "$debs" -name "${p}_${v//:/%3a}_*.deb" | head -1)
+    if [ -z "$deb" ]; then
+      (cd "$debs" && apt-get download -qq -o APT::Sandbox::User=root "$p=$v" >/dev/null) || die "apt-get download $p=$v failed"
+      deb=$(find "$debs" -name "${p}_${v//:/%3a}_*.deb" | head -1)
+    fi
+    dpkg-deb -x "$deb" "$root"
+    printf '%s %s\n' "$p" "$v" >>"$root/.packages"
+  done
+  # What update-ca-certificates would write, from the package's certificates only.
+  mkdir -p "$root/etc/ssl/certs"
+  find "$root/usr/share/ca-certificates" -name '*.crt' | LC_ALL=C sort |
+    xargs cat >"$root/etc/ssl/certs/ca-certificates.crt"
+  # libkrb5 looks the uid up (getpwuid) for default names.
+  printf 'root:x:0:0:root:/root:/usr/sbin/nologin\nnonroot:x:%s:%s:nonroot:/nonexistent:/usr/sbin/nologin\n' \
+    "$NONROOT" "$NONROOT" >"$root/etc/passwd"
+  printf 'root:x:0:\nnonroot:x:%s:\n' "$NONROOT" >"$root/etc/group"
+  mkdir -p "$root/tmp" && chmod 1777 "$root/tmp"
+  rm -rf "$root"/usr/share/{doc,man,lintian,locale} "$root/usr/sbin"
+  mv "$root/.packages" "$root/etc/kube2hadoop-packages"
+}
+
+# image NAME ROOTFS ENTRYPOINT [CMD]: target/images/kube2hadoop-NAME.oci.tar
+image() {
+  local name=$1 rootfs=$2 entrypoint=$3 cmd=${4:-} work=$OUT/work/$1
+  local created
+  created=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+  rm -rf "$work/layout" && mkdir -p "$work"
+  tar_layer "$rootfs" "$work/layer.tar"
+  "$UMOCI" init --layout "$work/layout"
+  "$UMOCI" new --image "$work/layout:$IMAGE_TAG"
+  "$UMOCI" raw add-layer --compress gzip --image "$work/layout:$IMAGE_TAG" \
+    --history.created "$created" --history.created_by "kube2hadoop e2e/scripts/images.sh" \
+    "$work/layer.tar"
+  local args=(--no-history --image "$work/layout:$IMAGE_TAG" --created "$created"
+    --os linux --architecture amd64 --config.user "$NONROOT:$NONROOT"
+    --config.entrypoint "$entrypoint")
+  [ -n "$cmd" ] && args+=(--config.cmd "$cmd")
+  [ "$name" = init-fetcher ] || args+=(--config.exposedports 8443/tcp)
+  [ "$name" = token-service ] && args+=(--config.env KRB5CCNAME=MEMORY:)
+  "$UMOCI" config "${args[@]}"
+  "$UMOCI" gc --layout "$work/layout"
+  # The full name for containerd's importers, beside the OCI tag.
+  local index=$work/layout/index.json
+  jq -c --arg n "docker.io/kube2hadoop/$name:$IMAGE_TAG" \
+    '.manifests[0].annotations["io.containerd.image.name"] = $n' "$index" >"$index.new"
+  mv "$index.new" "$index"
+  tar_layer "$work/layout" "$OUT/kube2hadoop-$name.oci.tar"
+  rm -rf "$work"
+  printf '%s %s\n' "$name" "$(digest "$OUT/kube2hadoop-$name.oci.tar")"
+}
+
+# digest ARCHIVE: the manifest digest the archive's index names.
+digest() {
+  tar -xOf "$1" ./index.json | jq -r '.manifests[0].digest'
+}
+
+build() {
+  need_tools
+  ensure_umoci
+  timed "release binaries" build_binaries
+  rm -rf "$OUT" && mkdir -p "$OUT/work"
+  local roots=$OUT/work/roots
+  rootfs_static "$roots/iddecorator" "$REPO_DIR/target/$MUSL/release/iddecorator"
+  rootfs_static "$roots/init-fetcher" "$REPO_DIR/target/$MUSL/release/init-fetcher"
+  rootfs_token_service "$roots/token-service"
+  {
+    image iddecorator "$roots/iddecorator" /iddecorator
+    image init-fetcher "$roots/init-fetcher" /init-fetcher fetch
+    image token-service "$roots/token-service" /usr/local/bin/token-service
+  } | tee "$OUT/digests.txt"
+  rm -rf "$OUT/work"
+}
+
+need_tools() {
+  local t
+  for t in jq tar dpkg-deb apt-get ldd; do command -v "$t" >/dev/null || die "$t is needed"; done
+}
+
+[ $# = 0 ] || die "usage: images.sh (no arguments; see the top of the script)"
+timed "images" build

@@ -137,7 +137,8 @@ fn keep_incoming_pairs(new: &Observed) -> Vec<(Option<String>, Option<String>)> 
         .map(|(i, (_, v))| match (v, &fill) {
             (Some(v), _) => (Some(v.clone()), stamp(i)),
             (None, Some((user, s))) => (Some(user.clone()), s.clone()),
-            (None, None) => (None, stamp(i)),
+            // A stamp means nothing without the user it signs: never kept alone.
+            (None, None) => (None, None),
         })
         .collect()
 }

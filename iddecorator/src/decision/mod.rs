@@ -332,18 +332,23 @@ fn plan(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Result<Plan, 
             requester: requester.clone(),
         });
     }
-    let desired = rules::desired(rule, submitter.as_deref(), &now, old.as_ref());
     // The namespace the stamp binds the user to is the one the apiserver admits into.
     let namespace = req.namespace.as_deref().unwrap_or_default();
     let signed = submitter
         .as_deref()
         .and_then(|u| policy.stamp(namespace, u));
-    let stamps = rules::desired_stamps(rule, signed.as_deref(), &now, old.as_ref());
+    let desired = rules::desired(
+        rule,
+        submitter.as_deref(),
+        signed.as_deref(),
+        &now,
+        old.as_ref(),
+    );
     let sites = now
         .sites
         .into_iter()
         .zip(now.stamps)
-        .zip(desired.into_iter().zip(stamps))
+        .zip(desired)
         .map(|(((path, user), stamp), (want_user, want_stamp))| Site {
             path,
             user,

@@ -38,57 +38,42 @@ pub fn choose(f: Facts) -> Rule {
     }
 }
 
-/// The value each site of `new` should carry under `rule`; aligned with `new.sites`.
+/// What each site of `new` should carry under `rule`, as (user, stamp) pairs aligned with
+/// `new.sites`. `signed` is the submitter's stamp (`None` without a stamp key).
+///
+/// Stamps move with the user value they prove and are computed only for the submitter: a
+/// trusted controller's stamp is kept exactly as it copied it (filled from where its user
+/// value is filled from), never signed here, so a value written while iddecorator was not
+/// looking never gains a valid stamp by passing through a controller.
 pub fn desired(
     rule: Rule,
     submitter: Option<&str>,
+    signed: Option<&str>,
     new: &Observed,
     old: Option<&Observed>,
-) -> Vec<Option<String>> {
+) -> Vec<Site> {
+    let owned = |v: Option<&str>| v.map(str::to_owned);
     match rule {
         Rule::Submitter => new
             .sites
             .iter()
-            .map(|_| submitter.map(str::to_owned))
+            .map(|_| (owned(submitter), owned(signed)))
             .collect(),
         Rule::KeepIncoming => keep_incoming(new),
         Rule::RestoreOld => new
             .sites
             .iter()
-            .map(|(site, _)| old.and_then(|o| o.value_at(site)).map(str::to_owned))
+            .map(|(site, _)| {
+                let user = old.and_then(|o| o.value_at(site));
+                let stamp = old.and_then(|o| o.stamp_at(site));
+                (owned(user), owned(stamp))
+            })
             .collect(),
     }
 }
 
-/// The `kube2hadoop.io/stamp` each site of `new` should carry under `rule`; aligned with
-/// `new.sites`. `signed` is the stamp of the submitter (`None` without a stamp key).
-/// Stamps move with the user value they prove and are computed only for the submitter: a
-/// trusted controller's stamp is kept exactly as it copied it (filled from where its user
-/// value is filled from), never signed here, so a value written while iddecorator was not
-/// looking never gains a valid stamp by passing through a controller.
-pub fn desired_stamps(
-    rule: Rule,
-    signed: Option<&str>,
-    new: &Observed,
-    old: Option<&Observed>,
-) -> Vec<Option<String>> {
-    match rule {
-        Rule::Submitter => new
-            .sites
-            .iter()
-            .map(|_| signed.map(str::to_owned))
-            .collect(),
-        Rule::KeepIncoming => {
-            let pairs = keep_incoming_pairs(new);
-            pairs.into_iter().map(|(_, stamp)| stamp).collect()
-        }
-        Rule::RestoreOld => new
-            .sites
-            .iter()
-            .map(|(site, _)| old.and_then(|o| o.stamp_at(site)).map(str::to_owned))
-            .collect(),
-    }
-}
+/// One site's (user, stamp).
+pub type Site = (Option<String>, Option<String>);
 
 /// A trusted controller's values, made consistent:
 /// - values it wrote are kept as written, even where they differ from each other (it copied
@@ -101,18 +86,11 @@ pub fn desired_stamps(
 ///   inventing an owner here.
 ///
 /// Applying the result again gives the same result, which `/validate` relies on.
-fn keep_incoming(new: &Observed) -> Vec<Option<String>> {
-    keep_incoming_pairs(new)
-        .into_iter()
-        .map(|(user, _)| user)
-        .collect()
-}
-
-/// [`keep_incoming`] for (user, stamp) pairs: a site with a user keeps its own stamp (absent
-/// stays absent); a site filled with a user takes the stamp of the site that user came from
-/// (the object's own metadata, or the first template); a site left without a user keeps
-/// whatever stamp it has.
-fn keep_incoming_pairs(new: &Observed) -> Vec<(Option<String>, Option<String>)> {
+///
+/// Stamps follow: a site with a user keeps its own stamp (absent stays absent); a site filled
+/// with a user takes the stamp of the site that user came from (the object's own metadata, or
+/// the first template); a site left without a user has none.
+fn keep_incoming(new: &Observed) -> Vec<Site> {
     let stamp = |i: usize| new.stamps.get(i).cloned().flatten();
     let own = new
         .sites
@@ -189,9 +167,22 @@ mod tests {
         v.iter().map(|s| s.map(str::to_owned)).collect()
     }
 
+    /// The users of `desired` (the tests' sites carry no stamps).
+    fn users(
+        rule: Rule,
+        submitter: Option<&str>,
+        new: &Observed,
+        old: Option<&Observed>,
+    ) -> Vec<Option<String>> {
+        desired(rule, submitter, None, new, old)
+            .into_iter()
+            .map(|(user, _)| user)
+            .collect()
+    }
+
     #[test]
     fn keep_incoming_fills_from_metadata_then_from_agreeing_templates() {
-        let k = |v: &[Option<&str>]| desired(Rule::KeepIncoming, None, &obs(v), None);
+        let k = |v: &[Option<&str>]| users(Rule::KeepIncoming, None, &obs(v), None);
         assert_eq!(
             k(&[Some("a"), None, Some("b")]),
             strings(&[Some("a"), Some("a"), Some("b")])
@@ -217,9 +208,9 @@ mod tests {
             vec![Some("a"), None, Some("b")],
             vec![None, Some("a"), Some("b")],
         ] {
-            let once = desired(Rule::KeepIncoming, None, &obs(&v), None);
+            let once = users(Rule::KeepIncoming, None, &obs(&v), None);
             let again: Vec<Option<&str>> = once.iter().map(|s| s.as_deref()).collect();
-            assert_eq!(desired(Rule::KeepIncoming, None, &obs(&again), None), once);
+            assert_eq!(users(Rule::KeepIncoming, None, &obs(&again), None), once);
         }
     }
 
@@ -228,11 +219,11 @@ mod tests {
         let new = obs(&[Some("mallory"), Some("mallory"), None]);
         let old = obs(&[Some("alice"), None]);
         assert_eq!(
-            desired(Rule::RestoreOld, Some("bob"), &new, Some(&old)),
+            users(Rule::RestoreOld, Some("bob"), &new, Some(&old)),
             strings(&[Some("alice"), None, None])
         );
         assert_eq!(
-            desired(Rule::Submitter, Some("bob"), &new, Some(&old)),
+            users(Rule::Submitter, Some("bob"), &new, Some(&old)),
             strings(&[Some("bob"), Some("bob"), Some("bob")])
         );
     }

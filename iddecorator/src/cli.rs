@@ -172,24 +172,24 @@ impl Config {
             value: args.max_body_bytes.clone(),
             reason,
         });
-        let reload = parse_duration(&args.reload_interval)
+        let reload = duration(&args.reload_interval)
             .and_then(|d| at_least(d, Duration::from_millis(100)))
             .map_err(|reason| ConfigError::Value {
                 flag: "reload-interval",
                 value: args.reload_interval.clone(),
                 reason,
             });
-        let grace = parse_duration(&args.shutdown_grace).map_err(|reason| ConfigError::Value {
+        let grace = duration(&args.shutdown_grace).map_err(|reason| ConfigError::Value {
             flag: "shutdown-grace",
             value: args.shutdown_grace.clone(),
             reason,
         });
-        let delay = parse_duration(&args.shutdown_delay).map_err(|reason| ConfigError::Value {
+        let delay = duration(&args.shutdown_delay).map_err(|reason| ConfigError::Value {
             flag: "shutdown-delay",
             value: args.shutdown_delay.clone(),
             reason,
         });
-        let pod_read_timeout = parse_duration(&args.pod_read_timeout)
+        let pod_read_timeout = duration(&args.pod_read_timeout)
             .and_then(|d| at_least(d, Duration::from_millis(100)))
             .map_err(|reason| ConfigError::Value {
                 flag: "pod-read-timeout",
@@ -373,25 +373,9 @@ fn parse_size(text: &str) -> Result<usize, String> {
     Ok(bytes)
 }
 
-/// A duration like `500ms`, `5s`, `2m`, or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| "expected a duration like 500ms, 5s or 2m".to_string())?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => n
-            .checked_mul(60)
-            .map(Duration::from_secs)
-            .ok_or_else(|| "too large".into()),
-        _ => Err("expected a duration like 500ms, 5s or 2m".into()),
-    }
+/// The shared duration syntax (`k2h_contract::duration`), its error as text.
+fn duration(text: &str) -> Result<Duration, String> {
+    k2h_contract::duration::parse(text).map_err(|e| e.to_string())
 }
 
 fn at_least(d: Duration, min: Duration) -> Result<Duration, String> {
@@ -462,13 +446,7 @@ mod tests {
     }
 
     #[test]
-    fn durations_and_sizes() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_duration("").is_err());
+    fn sizes() {
         assert_eq!(parse_size("8Mi"), Ok(8 << 20));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("12").is_err());

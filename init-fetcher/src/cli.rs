@@ -142,7 +142,7 @@ impl FetchArgs {
             }
         };
         let mut duration = |flag: &str, text: &str| {
-            let d = parse_duration(text)
+            let d = k2h_contract::duration::parse(text)
                 .map_err(|e| problems.push(format!("--{flag}: {e}")))
                 .ok();
             if d == Some(Duration::ZERO) {
@@ -197,7 +197,7 @@ impl RefreshArgs {
         let mut problems = Vec::new();
         let config = self.fetch.check(&mut problems);
         let mut interval = |flag: &str, text: &str| {
-            parse_duration(text)
+            k2h_contract::duration::parse(text)
                 .map_err(|e| problems.push(format!("--{flag}: {e}")))
                 .ok()
         };
@@ -216,34 +216,6 @@ impl RefreshArgs {
             _ => Err(ConfigError(problems)),
         }
     }
-}
-
-/// `90s`, `2m`, `1h`, `500ms`, or combinations such as `1m30s`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("{text:?} is not a duration such as 500ms, 90s, 2m or 1h");
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let part = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(number),
-            "s" => Duration::from_secs(number),
-            "m" => Duration::from_secs(number.saturating_mul(60)),
-            "h" => Duration::from_secs(number.saturating_mul(3600)),
-            _ => return Err(bad()),
-        };
-        total = total.saturating_add(part);
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
 }
 
 /// Installs the global log subscriber (stderr; `RUST_LOG` filter, default `info`).
@@ -276,17 +248,6 @@ mod tests {
         T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
             .unwrap()
             .r
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in ["", "5", "m", "1x", "-1s", "1.5s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod annotations;
 pub mod coverage;
+pub mod duration;
 pub mod kinds;
 pub mod names;
 pub mod stamp;

@@ -118,13 +118,13 @@ pub struct Cli {
     /// Hadoop calls in flight at most [default: 8].
     #[arg(long, env = "TOKEN_SERVICE_MAX_HADOOP_CALLS")]
     pub max_hadoop_calls: Option<String>,
-    /// Timeout of each Hadoop call in seconds [default: 30].
+    /// Timeout of each Hadoop call (`30s`, `2m`; a bare number is seconds) [default: 30s].
     #[arg(long, env = "TOKEN_SERVICE_HADOOP_TIMEOUT")]
     pub hadoop_timeout: Option<String>,
-    /// Timeout of each Kubernetes API call in seconds [default: 10].
+    /// Timeout of each Kubernetes API call (`10s`; a bare number is seconds) [default: 10s].
     #[arg(long, env = "TOKEN_SERVICE_KUBE_TIMEOUT")]
     pub kube_timeout: Option<String>,
-    /// Timeout of each LDAP operation in seconds [default: 5].
+    /// Timeout of each LDAP operation (`5s`; a bare number is seconds) [default: 5s].
     #[arg(long, env = "TOKEN_SERVICE_LDAP_TIMEOUT")]
     pub ldap_timeout: Option<String>,
     #[arg(long, env = "TOKEN_SERVICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -135,13 +135,13 @@ pub struct Cli {
     /// Namespace of the ledger Secrets and the leader Lease [default: kube2hadoop].
     #[arg(long, env = "TOKEN_SERVICE_LEDGER_NAMESPACE")]
     pub ledger_namespace: Option<String>,
-    /// Seconds between ledger passes (renew, re-issue, cancel) [default: 30].
+    /// Time between ledger passes (renew, re-issue, cancel; `30s`, `1m`) [default: 30s].
     #[arg(long, env = "TOKEN_SERVICE_LEDGER_PERIOD")]
     pub ledger_period: Option<String>,
-    /// Seconds the leader Lease lasts unrenewed [default: 15].
+    /// How long the leader Lease lasts unrenewed (`15s`) [default: 15s].
     #[arg(long, env = "TOKEN_SERVICE_LEASE_DURATION")]
     pub lease_duration: Option<String>,
-    /// Seconds a leader that cannot renew its Lease keeps acting [default: 10].
+    /// How long a leader that cannot renew its Lease keeps acting (`10s`) [default: 10s].
     #[arg(long, env = "TOKEN_SERVICE_LEASE_RENEW_DEADLINE")]
     pub lease_renew_deadline: Option<String>,
     /// This replica's name in the Lease [default: $POD_NAME or $HOSTNAME, plus the process id].
@@ -353,6 +353,24 @@ fn number<T: std::str::FromStr>(
     }
 }
 
+/// A duration flag in the shared syntax (`30s`, `2m`; a bare number is seconds), else the
+/// file's whole seconds, else `default`.
+fn duration(
+    errors: &mut Vec<String>,
+    flag: &str,
+    cli: Option<&String>,
+    file_seconds: Option<u64>,
+    default: Duration,
+) -> Duration {
+    match cli {
+        Some(text) => k2h_contract::duration::parse(text).unwrap_or_else(|e| {
+            errors.push(format!("--{flag}: {e}"));
+            default
+        }),
+        None => file_seconds.map_or(default, Duration::from_secs),
+    }
+}
+
 fn required<T>(errors: &mut Vec<String>, what: &str, value: Option<T>) -> Option<T> {
     if value.is_none() {
         errors.push(format!("{what} is required"));
@@ -373,12 +391,12 @@ impl Settings {
     pub fn resolve(cli: Cli, file: FileConfig) -> Result<Settings, ConfigErrors> {
         let mut errors = Vec::new();
         // First, while `cli` is whole: it reads several LDAP flags.
-        let ldap_timeout = number(
+        let ldap_timeout = duration(
             &mut errors,
             "ldap-timeout",
             cli.ldap_timeout.as_ref(),
             file.ldap.as_ref().and_then(|l| l.timeout_seconds),
-            5,
+            Duration::from_secs(5),
         );
         let directory =
             directory_settings(&mut errors, &cli, file.ldap, file.users_file, ldap_timeout);
@@ -523,22 +541,22 @@ impl Settings {
             ),
             ..IssuerConfig::default()
         };
-        let hadoop_timeout = Duration::from_secs(number(
+        let hadoop_timeout = duration(
             &mut errors,
             "hadoop-timeout",
             cli.hadoop_timeout.as_ref(),
             file.hadoop_timeout_seconds,
-            30,
-        ));
-        let kube_timeout = Duration::from_secs(number(
+            Duration::from_secs(30),
+        );
+        let kube_timeout = duration(
             &mut errors,
             "kube-timeout",
             cli.kube_timeout.as_ref(),
             file.kube_timeout_seconds,
-            10,
-        ));
+            Duration::from_secs(10),
+        );
         let seconds = |errors: &mut Vec<String>, flag, cli: Option<&String>, file, default| {
-            Duration::from_secs(number(errors, flag, cli, file, default))
+            duration(errors, flag, cli, file, Duration::from_secs(default))
         };
         let ledger = LedgerSettings {
             namespace: cli
@@ -568,15 +586,25 @@ impl Settings {
             ),
             replica_id: cli.replica_id.unwrap_or_else(default_replica_id),
         };
-        if ledger.period.is_zero() {
-            errors.push("--ledger-period must be at least 1 second".into());
+        if ledger.period < Duration::from_secs(1) {
+            errors.push("--ledger-period must be at least 1s".into());
+        }
+        // A Lease counts whole seconds.
+        for (flag, d) in [
+            ("lease-duration", ledger.lease_duration),
+            ("lease-renew-deadline", ledger.lease_renew_deadline),
+        ] {
+            if d.subsec_nanos() != 0 || d.is_zero() {
+                errors.push(format!(
+                    "--{flag} must be a whole number of seconds, at least 1s"
+                ));
+            }
         }
         if ledger.lease_renew_deadline >= ledger.lease_duration {
             errors.push(format!(
-                "--lease-renew-deadline ({}s) must be shorter than --lease-duration ({}s), or two \
-                 replicas could both act as leader",
-                ledger.lease_renew_deadline.as_secs(),
-                ledger.lease_duration.as_secs()
+                "--lease-renew-deadline ({:?}) must be shorter than --lease-duration ({:?}), or \
+                 two replicas could both act as leader",
+                ledger.lease_renew_deadline, ledger.lease_duration
             ));
         }
         let stamped = StampedKinds::with(
@@ -678,7 +706,7 @@ fn directory_settings(
     cli: &Cli,
     file: Option<FileLdap>,
     users_file: Option<PathBuf>,
-    timeout_s: u64,
+    timeout: Duration,
 ) -> DirectorySettings {
     let file = file.unwrap_or_default();
     let Some(url) = cli.ldap_url.clone().or(file.url) else {
@@ -779,7 +807,7 @@ fn directory_settings(
             .unwrap_or_else(|| DEFAULT_RUN_AS_FILTER.into()),
         starttls: cli.ldap_starttls || file.starttls.unwrap_or(false),
         ca_file,
-        timeout: Duration::from_secs(timeout_s),
+        timeout,
     }))
 }
 
@@ -973,6 +1001,56 @@ mod tests {
             panic!("deadline equal to the lease accepted");
         };
         assert!(e.to_string().contains("--lease-renew-deadline"), "{e}");
+    }
+
+    /// Durations take the shared syntax on flags (bare numbers stay seconds) and whole seconds
+    /// in the file; every bad one is reported at once.
+    #[test]
+    fn durations_take_suffixes_and_bare_seconds_and_report_every_bad_one() {
+        let base = ["--tls-cert-file", "c", "--tls-key-file", "k"];
+        let with = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            Settings::resolve(cli(&args), file(SERVICES))
+        };
+        let s = with(&[
+            "--hadoop-timeout",
+            "1m30s",
+            "--kube-timeout",
+            "7",
+            "--ldap-timeout",
+            "1500ms",
+            "--ledger-period",
+            "2m",
+        ])
+        .expect("valid");
+        assert_eq!(s.hadoop_timeout, Duration::from_secs(90));
+        assert_eq!(s.kube_timeout, Duration::from_secs(7));
+        assert_eq!(s.ledger.period, Duration::from_secs(120));
+        let s = Settings::resolve(
+            cli(&base),
+            file(&format!("{SERVICES}hadoopTimeoutSeconds: 12\n")),
+        )
+        .expect("file seconds");
+        assert_eq!(s.hadoop_timeout, Duration::from_secs(12));
+        let Err(e) = with(&[
+            "--hadoop-timeout",
+            "30 s",
+            "--ledger-period",
+            "5x",
+            "--lease-duration",
+            "1500ms",
+        ]) else {
+            panic!("bad durations accepted");
+        };
+        let text = e.to_string();
+        for want in [
+            "--hadoop-timeout: \"30 s\" is not a duration",
+            "--ledger-period: \"5x\" is not a duration",
+            "--lease-duration must be a whole number of seconds",
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
+        }
     }
 
     #[test]

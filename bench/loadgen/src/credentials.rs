@@ -5,8 +5,8 @@
 //! `burst`: every pod asks once, all released at the same instant (the cold start of a
 //! Deployment). `cached`: a fixed number of workers ask back to back for a while, cycling over
 //! the pods (answers come from the ledger once the burst has filled it).
+use crate::Error;
 use crate::load::{Target, cpu_seconds, peak_rss_kib, target};
-use crate::{Error, parse_duration};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http::Request;
@@ -80,7 +80,7 @@ pub struct CredentialsArgs {
     #[arg(long, default_value_t = 500)]
     concurrency: usize,
     /// Length of the cached phase.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = k2h_contract::duration::parse_arg)]
     duration: Duration,
     /// Service process id, for its CPU time and peak RSS.
     #[arg(long)]

@@ -3,9 +3,9 @@
 //! while, as a refreshing sidecar would; every request a fresh TLS connection from the pod's
 //! own address (IP mode) or with its bound token (SA mode). Per workload it records how many
 //! different answers its pods got: one token set per workload means exactly one.
+use crate::Error;
 use crate::credentials::{Mode, Pod, PodsArgs, Tally, ask};
 use crate::load::{Target, cpu_seconds, peak_rss_kib};
-use crate::{Error, parse_duration};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ pub struct FetchersArgs {
     #[arg(long)]
     clients: Option<usize>,
     /// How long every client keeps fetching.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = k2h_contract::duration::parse_arg)]
     duration: Duration,
     /// Service process id, for its CPU time and peak RSS.
     #[arg(long)]

@@ -1,7 +1,7 @@
 //! The load loop: one TLS keep-alive HTTP/1.1 connection per worker, requests back to back
 //! (closed loop) or at a fixed arrival rate shared by the workers (`--rate`).
+use crate::Error;
 use crate::report::{self, Run};
-use crate::{Error, parse_duration};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http::{Request, Uri};
@@ -49,7 +49,7 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     concurrency: Vec<usize>,
     /// Length of each measured run.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = k2h_contract::duration::parse_arg)]
     duration: Duration,
     /// Send exactly this many requests per run instead of running for --duration.
     #[arg(long)]
@@ -59,7 +59,7 @@ pub struct RunArgs {
     #[arg(long)]
     rate: Option<f64>,
     /// Unmeasured load before each run.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = k2h_contract::duration::parse_arg)]
     warmup: Duration,
     /// Write the results as JSON here.
     #[arg(long)]

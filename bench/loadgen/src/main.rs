@@ -46,7 +46,7 @@ enum Command {
         /// CA certificate (PEM) the server's certificate chains to.
         #[arg(long)]
         ca: PathBuf,
-        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        #[arg(long, default_value = "30s", value_parser = k2h_contract::duration::parse_arg)]
         timeout: Duration,
     },
     /// Drive the target and report.
@@ -68,22 +68,6 @@ enum Command {
     Sustained(sustained::SustainedArgs),
     /// Two `sustained` reports side by side, the target checked for each.
     SustainedCompare(sustained_compare::SustainedCompareArgs),
-}
-
-/// `500ms`, `5s`, `2m` or bare seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 5s"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
-        _ => Err(format!("{text:?} is not a duration like 500ms, 5s or 2m")),
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,20 +132,5 @@ fn main() -> std::process::ExitCode {
             eprintln!("loadgen: {e}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(parse_duration("1h").is_err());
-        assert!(parse_duration("s").is_err());
     }
 }

@@ -4,10 +4,10 @@
 //! mix). A slow answer never delays the next send (open loop), and latency is counted from when
 //! a request was *due*, so a stall is charged to every request it held up (no coordinated
 //! omission); the time from the actual send is reported beside it.
+use crate::Error;
 use crate::load::{
     ServerArgs, Target, connect_tls, cpu_seconds, peak_rss_kib, read_fixtures, target_with_alpn,
 };
-use crate::{Error, parse_duration};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http::Request;
@@ -42,10 +42,10 @@ pub struct SustainedArgs {
     #[arg(long, default_value_t = 5000.0)]
     rate: f64,
     /// Length of the measured run.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = k2h_contract::duration::parse_arg)]
     duration: Duration,
     /// Unmeasured load at the same rate first (connections are kept).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = k2h_contract::duration::parse_arg)]
     warmup: Duration,
     /// HTTP/2 connections the requests are spread over.
     #[arg(long, default_value_t = 4)]

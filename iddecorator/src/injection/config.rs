@@ -142,10 +142,11 @@ impl InjectionFile {
             },
         };
         let deadline = self.deadline.unwrap_or_else(|| "2m".to_owned());
-        if !is_duration(&deadline) {
-            problem(format!(
-                "deadline {deadline:?}: write a duration such as 90s, 2m or 1m30s"
-            ));
+        // The fetcher's `--deadline` takes the same syntax and refuses zero.
+        match k2h_contract::duration::parse(&deadline) {
+            Err(e) => problem(format!("deadline: {e}")),
+            Ok(d) if d.is_zero() => problem("deadline must be more than zero".to_owned()),
+            Ok(_) => {}
         }
         let token_expiration_seconds = self.token_expiration_seconds.unwrap_or(3600);
         if !(600..=(1 << 32)).contains(&token_expiration_seconds) {
@@ -203,26 +204,6 @@ fn ca_pem(path: &str, read: ReadFile) -> Result<String, String> {
         return Err("holds no PEM certificate".to_owned());
     }
     Ok(text)
-}
-
-/// What init-fetcher's `--deadline` accepts: `<digits><ms|s|m|h>`, repeated.
-fn is_duration(text: &str) -> bool {
-    let mut rest = text;
-    if rest.is_empty() {
-        return false;
-    }
-    while !rest.is_empty() {
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        if digits == 0 {
-            return false;
-        }
-        rest = &rest[digits..];
-        let Some(unit) = ["ms", "s", "m", "h"].iter().find(|u| rest.starts_with(**u)) else {
-            return false;
-        };
-        rest = &rest[unit.len()..];
-    }
-    true
 }
 
 #[cfg(test)]
@@ -304,12 +285,20 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        for ok in ["2m", "90s", "1m30s", "500ms", "1h"] {
-            assert!(is_duration(ok), "{ok}");
+    fn deadlines_take_the_fetchers_syntax() {
+        for ok in ["2m", "90s", "1m30s", "500ms", "1h", "120"] {
+            let (_, problems) = compile(&format!("deadline: \"{ok}\"\ncaPemFile: x\n"));
+            assert!(
+                !problems.iter().any(|p| p.contains("deadline")),
+                "{ok}: {problems:?}"
+            );
         }
-        for bad in ["", "2", "m", "2 m", "1.5s", "2d"] {
-            assert!(!is_duration(bad), "{bad}");
+        for bad in ["", "m", "2 m", "1.5s", "2d", "0s"] {
+            let (_, problems) = compile(&format!("deadline: \"{bad}\"\n"));
+            assert!(
+                problems.iter().any(|p| p.contains("deadline")),
+                "{bad}: {problems:?}"
+            );
         }
     }
 }

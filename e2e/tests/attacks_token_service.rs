@@ -1,4 +1,4 @@
-//! Attacks on the token service (issue 13, points 2, 3 and 6) against the whole bed: the real
+//! Attacks on the token service (rows of the README's threat model) against the whole bed: the real
 //! control plane with iddecorator and its controllers, the Kerberized HDFS and slapd. Each test
 //! starts its own token-service (IP mode: pods have loopback addresses on the local bed), serving
 //! team-a and kube2hadoop by its own selector, so what refuses kube2hadoop is the webhook's
@@ -226,7 +226,7 @@ async fn pods_whose_owner_chain_does_not_carry_their_user_get_nothing() {
             .await?;
 
         // A kind nobody stamps: a ConfigMap claiming alice, and a pod under it made by the
-        // training operator (which iddecorator trusts for training jobs only; before issue 13
+        // training operator (which iddecorator trusts for training jobs only; before owner kinds were
         // it kept the incoming alice, now the pod carries the operator's own name).
         let cm: ConfigMap = serde_json::from_value(json!({
             "metadata": {"name": format!("{}-cm", id.name()), "namespace": NAMESPACE,
@@ -293,7 +293,7 @@ async fn pods_the_webhook_never_saw_get_nothing() {
     let (bed, id) = (&fx.bed, &fx.id);
     let service = Service::start(&fx.ledger, |o| o).await;
     let result = async {
-        // admin writes alice's name by hand in a namespace the webhook skips (before issue 13
+        // admin writes alice's name by hand in a namespace the webhook skips (before owner kinds were
         // served, as the service's own selector allows kube2hadoop).
         let bare = test_pod(id, "bare", "alice", None)?;
         let bare = run_pod(bed, &bed.admin, UNCOVERED_NAMESPACE, &bare, "admin").await?;
@@ -639,7 +639,7 @@ async fn case_and_realm_variants_of_names_are_refused() {
             .get_or_insert_default()
             .insert("kube2hadoop.io/run-as".into(), "SVC-ETL".into());
         let shouting = run_pod(bed, &bed.alice, NAMESPACE, &shouting, "alice").await?;
-        // Before issue 13: LDAP matched SVC-ETL, the deny-list (svc-etl) did not.
+        // Before directory names were compared: LDAP matched SVC-ETL, the deny-list (svc-etl) did not.
         service
             .refused(&shouting, 403, &["superuser_denied"], "run-as SVC-ETL")
             .await?;
@@ -669,7 +669,7 @@ async fn case_and_realm_variants_of_names_are_refused() {
             .await?;
 
         // ALICE is another Kubernetes user; LDAP matches uid ignoring case and answers alice.
-        // Before issue 13 (red2 #3) ALICE got alice's tokens.
+        // Before directory names were compared, ALICE got alice's tokens.
         let other = bed.impersonating(shouted_user).await?;
         let pod = test_pod(id, "shout", "alice", None)?;
         let pod = run_pod(bed, &other, NAMESPACE, &pod, shouted_user).await?;

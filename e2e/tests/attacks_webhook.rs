@@ -170,7 +170,7 @@ fn pod_from(template: &Value, name: &str, owner: Value) -> Result<Pod, Error> {
 
 /// bob's MXJob with alice's name is stamped bob everywhere; the operator's pods for it carry
 /// bob; and the operator creating a pod for a kind it does not manage (a ConfigMap) with alice
-/// in it gets its own name. Before issue 13, MXJob was not stamped and the operator kept any
+/// in it gets its own name. Before owner kinds were checked, MXJob was not stamped and the operator kept any
 /// incoming value on any controller-owned pod: the pods carried alice.
 #[tokio::test]
 async fn a_forged_user_is_not_laundered_through_the_training_operator() -> Result<(), Error> {
@@ -293,7 +293,7 @@ fn image_patch(image: &str) -> Value {
     json!({"spec": {"containers": [{"name": "main", "image": image}]}})
 }
 
-/// Before issue 13 bob's image change was admitted (and re-stamped bob, while the restarted
+/// Before this defence bob's image change was admitted (and re-stamped bob, while the restarted
 /// container kept alice's token file).
 #[tokio::test]
 async fn only_the_pods_user_changes_what_runs_in_it() -> Result<(), Error> {
@@ -363,7 +363,7 @@ async fn reach_into(context: &str, pod: &str) -> Result<Vec<(String, bool, Strin
 
 const ACCESS_WEBHOOK: &str = "access.iddecorator.kube2hadoop.io";
 
-/// Before issue 13 no webhook saw CONNECT: bob's exec reached the kubelet. Before the red
+/// Before this defence no webhook saw CONNECT: bob's exec reached the kubelet. Before the red
 /// team's report, `pods/<name>:<port>/proxy` was not registered and reached the pod too.
 #[tokio::test]
 async fn only_the_pods_user_and_admins_exec_attach_or_port_forward() -> Result<(), Error> {
@@ -408,7 +408,7 @@ async fn mint(client: &Client, pod: &Pod, audience: &str) -> Result<TokenRequest
         .await
 }
 
-/// Before issue 13, `kubectl create token default --audience kube2hadoop --bound-object-kind
+/// Before this defence, `kubectl create token default --audience kube2hadoop --bound-object-kind
 /// Pod --bound-object-name <alice's pod>` as bob gave a token token-service accepted.
 #[tokio::test]
 async fn only_the_pods_node_mints_a_token_for_our_audience() -> Result<(), Error> {

@@ -1,4 +1,4 @@
-//! Hadoop-side faults end to end (issue 9): the real token-service and init-fetcher binaries
+//! Hadoop-side faults end to end: the real token-service and init-fetcher binaries
 //! against a real Kerberized MiniDFSCluster and MiniKdc and the local control plane.
 //!
 //! 1. NameNode down (stopped for real through the harness's control port) when a pod asks: the

@@ -1,4 +1,4 @@
-//! init-fetcher end to end (issue 6): iddecorator injects the fetcher into alice's Deployment,
+//! init-fetcher end to end: iddecorator injects the fetcher into alice's Deployment,
 //! and the real `init-fetcher fetch` binary, run with the identity of one of its pods (a bound
 //! service-account token, as the injected projected volume holds), writes a credentials file that
 //! the stock Hadoop client uses as alice.

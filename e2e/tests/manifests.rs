@@ -648,7 +648,7 @@ const TOKEN_SERVICE_MUST_NOT: &[(&str, &str, &str)] = &[
 ];
 
 /// iddecorator calls no API: none of these, nor anything else token-service may do.
-/// iddecorator reads the pod of an exec/attach/port-forward (issue 13), nothing else.
+/// iddecorator reads the pod of an exec/attach/port-forward, nothing else.
 const IDDECORATOR_NEEDS: &[(&str, &str, &str)] = &[("get", "pods", TEAM), ("get", "pods", ALL)];
 
 const IDDECORATOR_MUST_NOT: &[(&str, &str, &str)] = &[

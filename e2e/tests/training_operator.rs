@@ -1,4 +1,4 @@
-//! The real Kubeflow training operator (issue 13's proof): `e2e/scripts/training-operator.sh`
+//! The real Kubeflow training operator: `e2e/scripts/training-operator.sh`
 //! runs `github.com/kubeflow/training-operator` at the version pinned in
 //! `e2e/cluster/versions.env`, with its own CRDs, ClusterRole and validating webhook, as the
 //! service account `kubeflow/training-operator`. The pods below are created by that process, not

@@ -20,9 +20,9 @@ use std::time::{Duration, SystemTime};
 pub const WEBHOOK_CONFIGURATION: &str = "kube2hadoop-iddecorator";
 pub const MUTATING_WEBHOOK: &str = "mutate.iddecorator.kube2hadoop.io";
 pub const VALIDATING_WEBHOOK: &str = "validate.iddecorator.kube2hadoop.io";
-/// Exec, attach and port-forward into pods (issue 13).
+/// Exec, attach and port-forward into pods.
 pub const ACCESS_WEBHOOK: &str = "access.iddecorator.kube2hadoop.io";
-/// TokenRequests for audience kube2hadoop (issue 13).
+/// TokenRequests for audience kube2hadoop.
 pub const TOKENS_WEBHOOK: &str = "tokens.iddecorator.kube2hadoop.io";
 /// The ConfigMap the injected fetcher reads the token service's CA from (policy `injection`).
 pub const CA_CONFIGMAP: &str = "kube2hadoop-ca";

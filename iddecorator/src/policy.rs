@@ -2,7 +2,7 @@
 //! kinds, injection.
 //!
 //! [`PolicyFile`] is the YAML as written (camelCase, unknown fields refused, every field
-//! optional); [`Policy`] is the checked, compiled form the decision uses. New sections (issue 6:
+//! optional); [`Policy`] is the checked, compiled form the decision uses. New sections (such as
 //! `injection`) are added as further optional fields of [`PolicyFile`].
 use crate::injection::{Injection, InjectionFile};
 use crate::trust::{PodAccessAdmins, PodAccessAdminsFile, TrustedControllers};

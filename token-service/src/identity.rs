@@ -39,7 +39,6 @@ impl Method {
 pub struct VerifiedPod {
     pod: Arc<PodFacts>,
     method: Method,
-    peer: IpAddr,
     /// The service account TokenReview authenticated (SA-token mode only).
     kube_user: Option<String>,
 }
@@ -50,9 +49,6 @@ impl VerifiedPod {
     }
     pub fn method(&self) -> Method {
         self.method
-    }
-    pub fn peer(&self) -> IpAddr {
-        self.peer
     }
     pub fn kube_user(&self) -> Option<&str> {
         self.kube_user.as_deref()
@@ -148,7 +144,6 @@ pub fn review_target(review: &Review) -> Result<ReviewedPod, ApiError> {
 pub fn by_review(
     target: ReviewedPod,
     pod: Option<PodFacts>,
-    peer: IpAddr,
     served: &dyn Fn(&str) -> bool,
 ) -> Result<VerifiedPod, ApiError> {
     let shown = format!("{}/{}", target.namespace, target.name);
@@ -191,7 +186,6 @@ pub fn by_review(
     Ok(VerifiedPod {
         pod: Arc::new(pod),
         method: Method::SaToken,
-        peer,
         kube_user: Some(target.username),
     })
 }
@@ -245,7 +239,6 @@ pub fn by_ip(
     Ok(VerifiedPod {
         pod,
         method: Method::Ip,
-        peer,
         kube_user: None,
     })
 }
@@ -300,7 +293,7 @@ mod tests {
             (target.namespace.as_str(), target.name.as_str()),
             ("team-a", "web-1")
         );
-        let v = by_review(target, Some(pod("web-1", "u1", PEER)), peer(), &all).expect("ok");
+        let v = by_review(target, Some(pod("web-1", "u1", PEER)), &all).expect("ok");
         assert_eq!(v.method(), Method::SaToken);
         assert_eq!(v.kube_user(), Some("system:serviceaccount:team-a:default"));
     }
@@ -349,28 +342,24 @@ mod tests {
     #[test]
     fn the_reviewed_pod_must_still_be_that_pod_and_alive() {
         let target = || review_target(&review()).expect("target");
-        let e = by_review(target(), None, peer(), &all).expect_err("gone");
+        let e = by_review(target(), None, &all).expect_err("gone");
         assert_eq!((e.code, e.status().as_u16()), ("pod_not_found", 404));
-        let e = by_review(target(), Some(pod("web-1", "u9", PEER)), peer(), &all).expect_err("uid");
+        let e = by_review(target(), Some(pod("web-1", "u9", PEER)), &all).expect_err("uid");
         assert_eq!(e.code, "pod_replaced");
         let mut p = pod("web-1", "u1", PEER);
         p.deleting = true;
         assert_eq!(
-            by_review(target(), Some(p), peer(), &all)
-                .expect_err("del")
-                .code,
+            by_review(target(), Some(p), &all).expect_err("del").code,
             "pod_terminating"
         );
         let mut p = pod("web-1", "u1", PEER);
         p.service_account = Some("other".into());
         assert_eq!(
-            by_review(target(), Some(p), peer(), &all)
-                .expect_err("sa")
-                .code,
+            by_review(target(), Some(p), &all).expect_err("sa").code,
             "service_account_mismatch"
         );
-        let e = by_review(target(), Some(pod("web-1", "u1", PEER)), peer(), &|_| false)
-            .expect_err("unserved");
+        let e =
+            by_review(target(), Some(pod("web-1", "u1", PEER)), &|_| false).expect_err("unserved");
         assert_eq!((e.code, e.kind), ("namespace_not_served", Kind::Forbidden));
     }
 

@@ -4,7 +4,7 @@
 //! prove the pod, limit the pod, decide the user, find the workload, issue; every step's
 //! refusal is answered, counted and audited the same way.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -207,7 +207,6 @@ async fn identify(
     peer: Option<IpAddr>,
 ) -> Result<VerifiedPod, ApiError> {
     let served = |ns: &str| (app.served)(ns);
-    let shown_peer = peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         if !app.modes.sa_token {
             return Err(ApiError::new(
@@ -221,7 +220,7 @@ async fn identify(
         let review = app.cluster.review(token).await?;
         let target = identity::review_target(&review)?;
         let pod = app.cluster.pod(&target.namespace, &target.name).await?;
-        return identity::by_review(target, pod, shown_peer, &served);
+        return identity::by_review(target, pod, &served);
     }
     if !app.modes.ip {
         return Err(ApiError::new(

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Targets from issue 8; reported against, never asserted.
+/// Targets (bench/README.md); reported against, never asserted.
 const THROUGHPUT_RATIO_TARGET: f64 = 2.0;
 const P99_TARGET_US: u64 = 1_000;
 const P99_TARGET_RATE: f64 = 2_000.0;

@@ -1,4 +1,4 @@
-//! `mutate`/`validate` with injection (issue 6): Pods, Deployments, Jobs and TFJobs,
+//! `mutate`/`validate` with injection: Pods, Deployments, Jobs and TFJobs,
 //! reinvocation, controller-made pods, existing volumes/env, and reserved-name denials.
 use super::fixtures::*;
 use super::*;

@@ -5,11 +5,11 @@
 //! carry. `/mutate` turns the difference into a JSON patch; `/validate` denies when there is any
 //! difference left after all mutating webhooks ran. The rules themselves are in `rules`.
 //!
-//! The plan also carries the injection operations (issue 6, `crate::injection`): `/mutate`
+//! The plan also carries the injection operations (`crate::injection`): `/mutate`
 //! appends them; `/validate` tolerates injected objects and denies only on the user
 //! annotation, or when injection itself is impossible (a reserved name in the user's shape).
 //!
-//! `/validate` also answers two requests that carry no workload (issue 13): CONNECT into a pod
+//! `/validate` also answers two requests that carry no workload: CONNECT into a pod
 //! (`access`, which needs the pod the shell read) and TokenRequests for our audience (`tokens`).
 mod access;
 mod observe;
@@ -219,11 +219,6 @@ pub fn validate_with(
             reason: differences.join("; "),
         }
     }
-}
-
-/// A bounded label for metrics: the request's kind (the webhook rules bound the set).
-pub fn kind_label(req: &AdmissionRequest<DynamicObject>) -> &str {
-    &req.kind.kind
 }
 
 fn allow(patch: json_patch::Patch) -> Decision {
@@ -1199,14 +1194,6 @@ usernames:
                 "{reason}"
             );
         }
-    }
-
-    #[test]
-    fn kind_label_is_the_request_kind() {
-        assert_eq!(
-            kind_label(&create("TFJob", ALICE, workload("TFJob", None, "x"))),
-            "TFJob"
-        );
     }
 
     mod prop {

@@ -1,4 +1,4 @@
-//! Which value each annotation site should carry: the rule table of issue 2, as data in, data
+//! Which value each annotation site should carry: the rule table of the README's "How identity is proven", as data in, data
 //! out.
 use super::observe::Observed;
 

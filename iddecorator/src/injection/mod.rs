@@ -1,4 +1,4 @@
-//! Injection (issue 6): a pod, or pod template, annotated `kube2hadoop.io/inject: "true"` gets
+//! Injection: a pod, or pod template, annotated `kube2hadoop.io/inject: "true"` gets
 //! the fetcher, its volumes, and the token mount and `HADOOP_TOKEN_FILE_LOCATION` in every
 //! other container.
 //!

@@ -1,6 +1,6 @@
 //! The objects injection adds, as the JSON the apiserver stores. Names and paths here are a
-//! stable interface: they identify an already-injected pod, and DESIGN.md §4 fixes the token
-//! path.
+//! stable interface: they identify an already-injected pod, and the README documents the token
+//! path (`/var/run/secrets/hadoop/token`).
 use super::config::{Ca, Injection};
 use serde_json::{Value, json};
 

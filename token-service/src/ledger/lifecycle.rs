@@ -1,7 +1,7 @@
 //! What to do with one ledger entry now: pure functions over plain numbers, so every rule is a
 //! unit test with a made-up clock.
 //!
-//! Rules (YARN's and Spark's, see DESIGN.md §1): renew when 90 % of the current window has
+//! Rules (those of YARN's DelegationTokenRenewer and Spark's token manager): renew when 90 % of the current window has
 //! passed; when a renewal could no longer buy a full window before the max date, obtain a fresh
 //! set instead; a set that expired unrenewed is re-issued while the workload runs (never
 //! silently dropped); a workload that is gone has its tokens cancelled.

@@ -16,7 +16,13 @@ images: ## the three images as OCI archives in target/images/, built without Doc
 
 test: unit e2e ## everything CI runs: unit and integration tests, then the e2e suite on real beds
 
+# The LDAP test starts slapd (e2e/scripts/ldap-up.sh) or reuses a running one: stop it after,
+# unless it was running before, so the machine is left as it was found.
+LDAP_PID = $(or $(K2H_E2E_STATE_DIR),e2e/.state)/ldap/slapd.pid
 unit: ## Rust unit and integration tests (no cluster; the LDAP test starts its own slapd)
+	@set -euo pipefail; \
+	was=$$([ -s $(LDAP_PID) ] && kill -0 "$$(cat $(LDAP_PID))" 2>/dev/null && echo 1 || true); \
+	trap '[ -n "$$was" ] || e2e/scripts/ldap-down.sh >/dev/null 2>&1 || true' EXIT; \
 	$(CARGO) test --workspace --exclude e2e
 
 lint: ## rustfmt and clippy, warnings are errors

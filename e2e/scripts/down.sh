@@ -14,6 +14,7 @@ stop_all() {
 stop_all training-operator iddecorator kwok kube-scheduler kube-controller-manager
 stop_all kube-apiserver
 stop_all etcd
+remove_operator_global_certs
 if [ -s "$STATE/ports" ]; then
   etcd_data=$(sed -n 's/^ETCD_DATA=//p' "$STATE/ports")
   case $etcd_data in /dev/shm/kube2hadoop-e2e-etcd.*) rm -rf "$etcd_data" ;; esac

@@ -16,6 +16,18 @@ TRAINING_OPERATOR_DIR=$CACHE/training-operator-$TRAINING_OPERATOR_VERSION
 # The machine's /usr/bin/kubectl is not the real one: always use ours.
 KUBECTL=$K8S_BIN/kubectl
 
+# The training operator's cert rotator checks a hard-coded global path; a bed that had to create
+# it leaves a marker, and the last bed to stop removes it (training-operator.sh, down.sh).
+OPERATOR_GLOBAL_DIR=/tmp/k8s-webhook-server
+OPERATOR_GLOBAL_MARKER=.made-by-kube2hadoop-e2e
+
+# remove_operator_global_certs: that global dir, once no training operator runs, if a bed made it.
+remove_operator_global_certs() {
+  [ -e "$OPERATOR_GLOBAL_DIR/$OPERATOR_GLOBAL_MARKER" ] || return 0
+  pgrep -f "training-operator.v1" >/dev/null 2>&1 && return 0
+  rm -rf "$OPERATOR_GLOBAL_DIR"
+}
+
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 

@@ -24,9 +24,7 @@ BIN=$TRAINING_OPERATOR_DIR/bin/training-operator.v1
 CERTS=$DIR/tmp/k8s-webhook-server/serving-certs
 SECRET=training-operator-webhook-cert
 VWC=validator.training-operator.kubeflow.org
-GLOBAL_DIR=/tmp/k8s-webhook-server
-GLOBAL_CERTS=$GLOBAL_DIR/serving-certs
-GLOBAL_MARKER=.made-by-kube2hadoop-e2e
+GLOBAL_CERTS=$OPERATOR_GLOBAL_DIR/serving-certs
 
 # Beds brought up before the operator existed have no ports for it yet.
 if ! grep -q '^TRAINING_OPERATOR_PROBE_PORT=' "$STATE/ports"; then
@@ -71,15 +69,8 @@ webhook_pki() {
   if [ ! -e "$GLOBAL_CERTS/tls.crt" ]; then
     mkdir -p "$GLOBAL_CERTS"
     cp "$p/tls.crt" "$GLOBAL_CERTS/tls.crt"
-    touch "$GLOBAL_DIR/$GLOBAL_MARKER"
+    touch "$OPERATOR_GLOBAL_DIR/$OPERATOR_GLOBAL_MARKER"
   fi
-}
-
-# Removes the rotator's global file once no training operator runs any more, if a bed made it.
-remove_global_certs() {
-  [ -e "$GLOBAL_DIR/$GLOBAL_MARKER" ] || return 0
-  pgrep -f "$(basename "$BIN")" >/dev/null 2>&1 && return 0
-  rm -rf "$GLOBAL_DIR"
 }
 
 # A kubeconfig holding a token of the operator's service account for the API server's own
@@ -158,6 +149,6 @@ do_start() {
 
 case ${1:-} in
 start) do_start ;;
-stop) stop_pid "$PIDFILE"; remove_global_certs; log "$NAME stopped" ;;
+stop) stop_pid "$PIDFILE"; remove_operator_global_certs; log "$NAME stopped" ;;
 *) die "usage: $0 start|stop" ;;
 esac

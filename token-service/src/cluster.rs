@@ -350,35 +350,22 @@ where
 {
     let fresh = Freshness::default();
     let flags = fresh.clone();
-    tokio::spawn(async move {
-        let mut failures = 0u32;
-        loop {
-            let stream = watcher(api.clone(), config.clone());
-            futures::pin_mut!(stream);
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(event) => {
-                        writer.apply_watcher_event(&event);
-                        if matches!(event, watcher::Event::InitDone) {
-                            failures = 0;
-                            flags.ready.store(true, Ordering::SeqCst);
-                            flags.current.store(true, Ordering::SeqCst);
-                        }
-                    }
-                    Err(e) => {
-                        failures = failures.saturating_add(1);
-                        tracing::warn!(
-                            error = %e,
-                            "{what} watch failed; refusing what depends on it until a full relist"
-                        );
-                        break;
-                    }
+    relist_forever(
+        api,
+        config,
+        what,
+        "refusing what depends on it",
+        move |watched| match watched {
+            Watched::Event(event) => {
+                writer.apply_watcher_event(&event);
+                if matches!(event, watcher::Event::InitDone) {
+                    flags.ready.store(true, Ordering::SeqCst);
+                    flags.current.store(true, Ordering::SeqCst);
                 }
             }
-            flags.current.store(false, Ordering::SeqCst);
-            tokio::time::sleep(watch_retry_delay(failures.max(1))).await;
-        }
-    });
+            Watched::Broken => flags.current.store(false, Ordering::SeqCst),
+        },
+    );
     fresh
 }
 
@@ -493,6 +480,50 @@ pub fn watch_pods(client: kube::Client, index: SharedIndex) {
     let api = Api::<Pod>::all(client);
     let config = watcher::Config::default().list_semantic(watcher::ListSemantic::MostRecent);
     let mut writer = IndexWriter::new(index);
+    relist_forever(
+        api,
+        config,
+        "pod",
+        "refusing address lookups",
+        move |watched| {
+            writer.on_event(match watched {
+                Watched::Event(watcher::Event::Apply(p)) => {
+                    IndexEvent::Apply(PodFacts::from_pod(&p))
+                }
+                Watched::Event(watcher::Event::Delete(p)) => {
+                    IndexEvent::Delete(PodFacts::from_pod(&p))
+                }
+                Watched::Event(watcher::Event::Init) => IndexEvent::Init,
+                Watched::Event(watcher::Event::InitApply(p)) => {
+                    IndexEvent::InitApply(PodFacts::from_pod(&p))
+                }
+                Watched::Event(watcher::Event::InitDone) => IndexEvent::InitDone,
+                Watched::Broken => IndexEvent::Broken,
+            })
+        },
+    );
+}
+
+/// What [`relist_forever`] hands on: an event, or the end of a watch that failed.
+enum Watched<K> {
+    Event(watcher::Event<K>),
+    Broken,
+}
+
+/// Watches `api` forever. A failed watch is never resumed from its last resource version
+/// (events may have been lost in between): the caller hears of the first error, and a new
+/// watcher relists everything, after a backoff that resets once a complete list was seen.
+/// `what` and `refusing` name the watch and its consequence in the warning; `on` gets every
+/// event, then [`Watched::Broken`] at the first error.
+fn relist_forever<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    what: &'static str,
+    refusing: &'static str,
+    mut on: impl FnMut(Watched<K>) + Send + 'static,
+) where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
     tokio::spawn(async move {
         let mut failures = 0u32;
         loop {
@@ -504,27 +535,19 @@ pub fn watch_pods(client: kube::Client, index: SharedIndex) {
                         if matches!(event, watcher::Event::InitDone) {
                             failures = 0;
                         }
-                        writer.on_event(match event {
-                            watcher::Event::Apply(p) => IndexEvent::Apply(PodFacts::from_pod(&p)),
-                            watcher::Event::Delete(p) => IndexEvent::Delete(PodFacts::from_pod(&p)),
-                            watcher::Event::Init => IndexEvent::Init,
-                            watcher::Event::InitApply(p) => {
-                                IndexEvent::InitApply(PodFacts::from_pod(&p))
-                            }
-                            watcher::Event::InitDone => IndexEvent::InitDone,
-                        });
+                        on(Watched::Event(event));
                     }
                     Err(e) => {
                         failures = failures.saturating_add(1);
                         tracing::warn!(
                             error = %e,
-                            "pod watch failed; refusing address lookups until a full relist"
+                            "{what} watch failed; {refusing} until a full relist"
                         );
                         break;
                     }
                 }
             }
-            writer.on_event(IndexEvent::Broken);
+            on(Watched::Broken);
             tokio::time::sleep(watch_retry_delay(failures.max(1))).await;
         }
     });

@@ -11,6 +11,8 @@ stop_all() {
   done
   wait
 }
+# The real node first: its kubelet still reports to the API server while its pods stop.
+"$E2E_DIR/scripts/node.sh" down
 stop_all training-operator iddecorator kwok kube-scheduler kube-controller-manager
 stop_all kube-apiserver
 stop_all etcd

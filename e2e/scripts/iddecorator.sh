@@ -12,9 +12,23 @@ PKI=$STATE/pki
 PIDFILE=$STATE/pids/iddecorator.pid
 LOGFILE=$STATE/logs/iddecorator.log
 BIN=${IDDECORATOR_BIN:-$REPO_DIR/target/debug/iddecorator}
-POLICY=$E2E_DIR/cluster/iddecorator-policy.yaml
-# A policy written into the bed (the demo writes one naming its token service) wins.
+# The bed's policy: injection as the real node runs it (our images, never pulled; the token
+# service the node's pods reach at the bridge address, with the bed's CA). A policy written
+# into the bed (the demo writes one naming its token service) wins.
+POLICY=$STATE/bed-policy.yaml
 [ ! -f "$STATE/iddecorator-policy.yaml" ] || POLICY=$STATE/iddecorator-policy.yaml
+
+write_bed_policy() {
+  cat >"$STATE/bed-policy.yaml" <<YAML
+# Written by e2e/scripts/iddecorator.sh.
+injection:
+  image: docker.io/kube2hadoop/init-fetcher:e2e
+  imagePullPolicy: Never
+  tokenServiceUrl: https://${K2H_E2E_NODE_GATEWAY:-10.244.0.1}:8443
+  caPemFile: $PKI/ca.crt
+  deadline: 2m
+YAML
+}
 
 # The kubeconfig iddecorator reads pods with (exec/attach/port-forward checks), as its own
 # service account, bound by the manifests' RBAC.
@@ -41,6 +55,7 @@ KC
 do_start() {
   [ -s "$PKI/iddecorator-client.crt" ] && [ -s "$PKI/stamp.key" ] || "$E2E_DIR/scripts/pki.sh"
   write_kubeconfig
+  write_bed_policy
   if [ ! -x "$BIN" ]; then
     log "building iddecorator"
     (cd "$REPO_DIR" && cargo build -q -p iddecorator)
@@ -50,7 +65,7 @@ do_start() {
       --tls-key-file "$PKI/iddecorator.key" --kubeconfig "$STATE/iddecorator.kubeconfig"
       --stamp-key-file "$PKI/stamp.key"
       --log-format json)
-    [ ! -f "$POLICY" ] || args+=(--config "$POLICY")
+    args+=(--config "$POLICY")
     log "starting iddecorator on 127.0.0.1:$IDDECORATOR_PORT"
     mkdir -p "$STATE/pids" "$STATE/logs"
     setsid "$BIN" "${args[@]}" >>"$LOGFILE" 2>&1 </dev/null &

@@ -3,9 +3,10 @@
 # target/images/: what the Dockerfiles describe, assembled with umoci (opencontainers, built
 # from the Go module proxy into the cache) and GNU tar instead of a Docker engine.
 #
-#   images.sh    build kube2hadoop-{iddecorator,init-fetcher,token-service}.oci.tar and
-#                digests.txt (K2H_IMAGES_DIR, IMAGE_TAG, SOURCE_DATE_EPOCH change where, the
-#                tag, and the files' time); e2e/tests/images.rs checks the result
+#   images.sh      build kube2hadoop-{iddecorator,init-fetcher,token-service}.oci.tar and
+#                  digests.txt (K2H_IMAGES_DIR, IMAGE_TAG, SOURCE_DATE_EPOCH change where, the
+#                  tag, and the files' time); e2e/tests/images.rs checks the result
+#   images.sh bed  the test bed's pause and busybox images, into bed/ (node.sh imports them)
 #
 # iddecorator and init-fetcher are static (musl) binaries on an empty base; token-service
 # links MIT Kerberos' GSSAPI, so its image holds the Debian packages its binary loads (found
@@ -97,34 +98,36 @@ rootfs_token_service() {
   mv "$root/.packages" "$root/etc/kube2hadoop-packages"
 }
 
-# image NAME ROOTFS ENTRYPOINT [CMD]: target/images/kube2hadoop-NAME.oci.tar
+# image NAME ROOTFS ENTRYPOINT [CMD]: target/images/kube2hadoop-NAME.oci.tar. IMAGE_REF, IMAGE_FILE
+# and IMAGE_USER (the bed's images) change the full name, the archive and the user.
 image() {
   local name=$1 rootfs=$2 entrypoint=$3 cmd=${4:-} work=$OUT/work/$1
+  local ref=${IMAGE_REF:-docker.io/kube2hadoop/$name:$IMAGE_TAG}
+  local file=${IMAGE_FILE:-$OUT/kube2hadoop-$name.oci.tar} tag=${ref##*:}
   local created
   created=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
   rm -rf "$work/layout" && mkdir -p "$work"
   tar_layer "$rootfs" "$work/layer.tar"
   "$UMOCI" init --layout "$work/layout"
-  "$UMOCI" new --image "$work/layout:$IMAGE_TAG"
-  "$UMOCI" raw add-layer --compress gzip --image "$work/layout:$IMAGE_TAG" \
+  "$UMOCI" new --image "$work/layout:$tag"
+  "$UMOCI" raw add-layer --compress gzip --image "$work/layout:$tag" \
     --history.created "$created" --history.created_by "kube2hadoop e2e/scripts/images.sh" \
     "$work/layer.tar"
-  local args=(--no-history --image "$work/layout:$IMAGE_TAG" --created "$created"
-    --os linux --architecture amd64 --config.user "$NONROOT:$NONROOT"
+  local args=(--no-history --image "$work/layout:$tag" --created "$created"
+    --os linux --architecture amd64 --config.user "${IMAGE_USER:-$NONROOT:$NONROOT}"
     --config.entrypoint "$entrypoint")
   [ -n "$cmd" ] && args+=(--config.cmd "$cmd")
-  [ "$name" = init-fetcher ] || args+=(--config.exposedports 8443/tcp)
+  case $name in iddecorator | token-service) args+=(--config.exposedports 8443/tcp) ;; esac
   [ "$name" = token-service ] && args+=(--config.env KRB5CCNAME=MEMORY:)
   "$UMOCI" config "${args[@]}"
   "$UMOCI" gc --layout "$work/layout"
   # The full name for containerd's importers, beside the OCI tag.
   local index=$work/layout/index.json
-  jq -c --arg n "docker.io/kube2hadoop/$name:$IMAGE_TAG" \
-    '.manifests[0].annotations["io.containerd.image.name"] = $n' "$index" >"$index.new"
+  jq -c --arg n "$ref" '.manifests[0].annotations["io.containerd.image.name"] = $n' "$index" >"$index.new"
   mv "$index.new" "$index"
-  tar_layer "$work/layout" "$OUT/kube2hadoop-$name.oci.tar"
+  tar_layer "$work/layout" "$file"
   rm -rf "$work"
-  printf '%s %s\n' "$name" "$(digest "$OUT/kube2hadoop-$name.oci.tar")"
+  printf '%s %s\n' "$name" "$(digest "$file")"
 }
 
 # digest ARCHIVE: the manifest digest the archive's index names.
@@ -136,7 +139,7 @@ build() {
   need_tools
   ensure_umoci
   timed "release binaries" build_binaries
-  rm -rf "$OUT" && mkdir -p "$OUT/work"
+  rm -rf "$OUT"/*.oci.tar "$OUT/work" && mkdir -p "$OUT/work"
   local roots=$OUT/work/roots
   rootfs_static "$roots/iddecorator" "$REPO_DIR/target/$MUSL/release/iddecorator"
   rootfs_static "$roots/init-fetcher" "$REPO_DIR/target/$MUSL/release/init-fetcher"
@@ -154,5 +157,39 @@ need_tools() {
   for t in jq tar dpkg-deb apt-get ldd; do command -v "$t" >/dev/null || die "$t is needed"; done
 }
 
-[ $# = 0 ] || die "usage: images.sh (no arguments; see the top of the script)"
-timed "images" build
+# The test bed's own images, for the real node (node.sh), which pulls nothing: Kubernetes' pause
+# (its C source from the pinned module, linked statically) and busybox (Debian's static build)
+# for test pods that only look at files.
+build_bed() {
+  need_tools
+  ensure_umoci
+  command -v musl-gcc >/dev/null || die "musl-gcc is missing: apt-get install musl-tools (install-deps.sh)"
+  local bed=$OUT/bed roots=$OUT/work/bed-roots k8s
+  rm -rf "$bed" "$roots" && mkdir -p "$bed" "$roots/pause" "$roots/busybox/bin"
+  k8s=$(cd "$CACHE/build/k8s-$K8S_VERSION" 2>/dev/null && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
+    jq -r .Dir) || die "the Kubernetes module is not in the Go cache: run e2e/scripts/build.sh"
+  musl-gcc -Os -Wall -static -DVERSION="v3.10.1-kube2hadoop" -o "$roots/pause/pause" \
+    "$k8s/build/pause/linux/pause.c"
+  strip "$roots/pause/pause"
+  local bb=/usr/bin/busybox
+  [ -x /bin/busybox ] && bb=/bin/busybox
+  file -L "$bb" 2>/dev/null | grep -q 'statically linked' || die "busybox-static is missing (install-deps.sh)"
+  install -m 0755 "$bb" "$roots/busybox/bin/busybox"
+  local applet
+  for applet in sh cat ls stat id sleep grep awk base64 mount df echo test head wc od; do
+    ln -s busybox "$roots/busybox/bin/$applet"
+  done
+  {
+    IMAGE_REF=registry.k8s.io/pause:3.10.1 IMAGE_FILE=$bed/pause.oci.tar IMAGE_USER=65535:65535 \
+      image pause "$roots/pause" /pause
+    IMAGE_REF=docker.io/kube2hadoop-e2e/busybox:e2e IMAGE_FILE=$bed/busybox.oci.tar \
+      image busybox "$roots/busybox" /bin/sh
+  } | tee "$bed/digests.txt"
+  rm -rf "$OUT/work"
+}
+
+case ${1:-} in
+"") timed "images" build ;;
+bed) timed "bed images" build_bed ;;
+*) die "usage: images.sh [bed] (see the top of the script)" ;;
+esac

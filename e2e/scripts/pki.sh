@@ -65,6 +65,18 @@ for node in $(awk '$1 == "name:" {print $2}' "$E2E_DIR/cluster/nodes.yaml"); do
   cert "node-$node" "/O=system:nodes/CN=system:node:$node" clientAuth
 done
 
+# The real node (node.sh): its kubelet's client identity and serving certificate (the API server
+# reaches it at the bridge address for logs and exec), and the API server's client certificate
+# for kubelets. The token service the node's pods reach gets a certificate for that address.
+NODE_NAME=${K2H_E2E_NODE_NAME:-k2h-node}
+NODE_GATEWAY=${K2H_E2E_NODE_GATEWAY:-10.244.0.1}
+cert "node-$NODE_NAME" "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
+cert kubelet-serving "/O=system:nodes/CN=system:node:$NODE_NAME" serverAuth \
+  "IP:$NODE_GATEWAY,DNS:$NODE_NAME"
+cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
+cert token-service-node "/CN=token-service" serverAuth \
+  "IP:$NODE_GATEWAY,DNS:token-service.kube2hadoop.svc"
+
 [ -s sa.key ] || openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
 [ -s sa.pub ] || openssl pkey -in sa.key -pubout -out sa.pub
 

@@ -143,6 +143,9 @@ start_apiserver() {
     --api-audiences=https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range=10.96.0.0/16 \
     --enable-admission-plugins=NamespaceLifecycle,ServiceAccount,NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
+    --kubelet-preferred-address-types=InternalIP --kubelet-certificate-authority="$PKI/ca.crt" \
+    --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
+    --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
     --allow-privileged=true --profiling=false --enable-priority-and-fairness=false
   wait_healthy kube-apiserver 120 "$APISERVER/readyz" --cacert "$PKI/ca.crt" \
     --cert "$PKI/admin.crt" --key "$PKI/admin.key"
@@ -215,6 +218,14 @@ export K2H_E2E_POD_CIDR=127.100.0.0/16
 export K2H_E2E_TRAINING_OPERATOR_SCRIPT=$E2E_DIR/scripts/training-operator.sh
 export K2H_E2E_TRAINING_OPERATOR_VERSION=$TRAINING_OPERATOR_VERSION
 ENV
+  if [ -s "$STATE/node/ports" ]; then
+    cat >>"$STATE/env" <<ENV
+# The real node (node.sh): pods on it reach the bed's token service at this address.
+export K2H_E2E_NODE=${K2H_E2E_NODE_NAME:-k2h-node}
+export K2H_E2E_NODE_GATEWAY=${K2H_E2E_NODE_GATEWAY:-10.244.0.1}
+export K2H_E2E_NODE_TOKEN_SERVICE=${K2H_E2E_NODE_GATEWAY:-10.244.0.1}:8443
+ENV
+  fi
   local f
   for f in "$STATE"/pids/*.pid; do
     local n
@@ -256,6 +267,8 @@ timed "kube-controller-manager up" start_controller_manager
 timed "kube-scheduler up" start_scheduler
 timed "kwok up" start_kwok
 timed "bootstrap objects" bootstrap
+# K2H_E2E_REAL_NODE=0: kwok nodes only (no root, no containers).
+if [ "${K2H_E2E_REAL_NODE:-1}" != 0 ]; then "$E2E_DIR/scripts/node.sh" up; fi
 write_env
 # The training operator starts beside iddecorator (independent; its start is mostly waiting).
 timed "training-operator up" "$E2E_DIR/scripts/training-operator.sh" start &

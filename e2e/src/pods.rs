@@ -188,6 +188,83 @@ pub async fn bound_token(admin: &Client, pod: &Pod) -> Result<String, Error> {
         .ok_or_else(|| Error::Check("TokenRequest returned no token".into()))
 }
 
+/// The bed's real node (e2e/scripts/node.sh), from the variables up.sh's env file sets.
+#[derive(Debug, Clone)]
+pub struct RealNode {
+    pub name: String,
+    /// The bridge address: the host as the node's pods reach it.
+    pub gateway: IpAddr,
+    /// Where the bed's injection sends fetchers (`Options::on_node` serves there).
+    pub token_service: SocketAddr,
+}
+
+/// Image of the real node's test containers (a static busybox; `images.sh bed`).
+pub const BUSYBOX: &str = "docker.io/kube2hadoop-e2e/busybox:e2e";
+
+impl RealNode {
+    /// The real node, or a panic that says how to get one.
+    pub fn from_env() -> RealNode {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{name} is not set: this test needs the bed's real node \
+                     (make e2e-up as root, without K2H_E2E_REAL_NODE=0; source e2e/.state/env)"
+                )
+            })
+        };
+        fn parse<T: std::str::FromStr>(name: &str, text: String) -> T
+        where
+            T::Err: std::fmt::Display,
+        {
+            text.parse()
+                .unwrap_or_else(|e| panic!("{name}={text:?} is not an address: {e}"))
+        }
+        RealNode {
+            name: var("K2H_E2E_NODE"),
+            gateway: parse("K2H_E2E_NODE_GATEWAY", var("K2H_E2E_NODE_GATEWAY")),
+            token_service: parse(
+                "K2H_E2E_NODE_TOKEN_SERVICE",
+                var("K2H_E2E_NODE_TOKEN_SERVICE"),
+            ),
+        }
+    }
+
+    /// Puts a pod spec on this node: its selector, the toleration of its taint, and
+    /// `imagePullPolicy: Never` on every container (the node imports images, it pulls none).
+    pub fn place(&self, spec: &mut serde_json::Value) {
+        spec["nodeSelector"] = serde_json::json!({"kube2hadoop.io/real-node": "true"});
+        spec["tolerations"] = serde_json::json!([
+            {"key": "kube2hadoop.io/real-node", "operator": "Exists", "effect": "NoSchedule"}
+        ]);
+        for field in ["initContainers", "containers"] {
+            if let Some(list) = spec[field].as_array_mut() {
+                for c in list {
+                    c["imagePullPolicy"] = "Never".into();
+                }
+            }
+        }
+    }
+}
+
+/// The log of `container` in pod `namespace/name`, as the kubelet serves it.
+pub async fn logs(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    container: &str,
+) -> Result<String, Error> {
+    let params = kube::api::LogParams {
+        container: Some(container.to_owned()),
+        ..kube::api::LogParams::default()
+    };
+    Api::<Pod>::namespaced(client.clone(), namespace)
+        .logs(name, &params)
+        .await
+        .step(format!(
+            "reading the log of {namespace}/{name} container {container}"
+        ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

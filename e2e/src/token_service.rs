@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
+use rustls_pki_types::pem::PemObject as _;
 
 use crate::hadoop::{Cluster, e2e_dir, show};
 
@@ -116,6 +117,7 @@ pub struct Options {
     extra_config: serde_json::Map<String, serde_json::Value>,
     pod_rate: Option<(u32, u32)>,
     replica_prefix: Option<String>,
+    on_node: bool,
 }
 
 impl Options {
@@ -128,6 +130,7 @@ impl Options {
             extra_config: serde_json::Map::new(),
             pod_rate: None,
             replica_prefix: None,
+            on_node: false,
         }
     }
 
@@ -149,18 +152,44 @@ impl Options {
         self
     }
 
+    /// Serves where the real node's pods reach the bed's token service (what the bed's
+    /// injection names): the bridge address, port 8443, the bed's certificate for it.
+    pub fn on_node(mut self) -> Options {
+        self.on_node = true;
+        self
+    }
+
     /// Writes a self-signed certificate (its own CA) and the config for `cluster` and the LDAP
     /// bed, picks a free port and builds the binary; starts nothing.
     pub fn prepare(self, cluster: &Cluster) -> Launcher {
         let ldap = crate::ldap::env();
         let dir = tempfile::tempdir().expect("temp dir");
-        let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("rcgen");
         let (cert, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-        std::fs::write(&cert, key.cert.pem()).expect("write cert");
-        std::fs::write(&key_file, key.signing_key.serialize_pem()).expect("write key");
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(key.cert.der().clone()).expect("trust our cert");
-        let tls = client_tls(roots);
+        let (addr, tls) = if self.on_node {
+            let node = crate::pods::RealNode::from_env();
+            let pki = crate::hadoop::state_dir().join("pki");
+            std::fs::copy(pki.join("token-service-node.crt"), &cert).expect("node cert");
+            std::fs::copy(pki.join("token-service-node.key"), &key_file).expect("node key");
+            let ca = std::fs::read(pki.join("ca.crt")).expect("the bed's CA");
+            let mut roots = rustls::RootCertStore::empty();
+            for der in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
+                roots.add(der.expect("CA PEM")).expect("trust the bed's CA");
+            }
+            std::fs::copy(pki.join("ca.crt"), dir.path().join("ca.crt")).expect("copy CA");
+            (node.token_service, client_tls(roots))
+        } else {
+            let key =
+                rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("rcgen");
+            std::fs::write(&cert, key.cert.pem()).expect("write cert");
+            std::fs::write(&key_file, key.signing_key.serialize_pem()).expect("write key");
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(key.cert.der().clone()).expect("trust our cert");
+            std::fs::copy(&cert, dir.path().join("ca.crt")).expect("copy CA");
+            (
+                SocketAddr::from(([127, 0, 0, 1], free_port())),
+                client_tls(roots),
+            )
+        };
         let nameservices: Vec<_> = cluster
             .nameservices
             .iter()
@@ -192,7 +221,8 @@ impl Options {
         let config_file = dir.path().join("config.yaml");
         std::fs::write(&config_file, config.to_string()).expect("write config");
         Launcher {
-            addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            addr,
+            ca: dir.path().join("ca.crt"),
             audit: dir.path().join("audit.log"),
             config: config_file,
             cert,
@@ -208,6 +238,7 @@ impl Options {
 /// Everything a token-service process needs; processes are started (and restarted) from it.
 pub struct Launcher {
     pub addr: SocketAddr,
+    ca: PathBuf,
     audit: PathBuf,
     config: PathBuf,
     cert: PathBuf,
@@ -223,9 +254,10 @@ impl Launcher {
         format!("https://{}", self.addr)
     }
 
-    /// The service's certificate, which is its own CA here.
+    /// The CA the service's certificate verifies with (the certificate itself, or the bed's CA
+    /// for [`Options::on_node`]).
     pub fn ca_file(&self) -> &Path {
-        &self.cert
+        &self.ca
     }
 
     pub fn log_file(&self, n: usize) -> PathBuf {

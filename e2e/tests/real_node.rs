@@ -1,0 +1,215 @@
+//! Pods that really run, on the bed's real node (kubelet + containerd + runc + the CNI bridge,
+//! e2e/scripts/node.sh): iddecorator injects the fetcher, the kubelet projects the pod's
+//! service-account token and mounts the in-memory volume, the fetcher (our image) fetches from a
+//! token service the pod reaches over its own network, and an app container running as another,
+//! non-root user reads the file where `HADOOP_TOKEN_FILE_LOCATION` points. What kwok could not
+//! show: the file's mode and group as the app sees them, the volume really being tmpfs, the
+//! projected token being mounted for the fetcher only, the pod's real address as its identity.
+//!
+//! Needs the bed with its real node (`make e2e-up` as root), the Kerberized HDFS and slapd
+//! (started when not running).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use e2e::fixture::Fixture;
+use e2e::hadoop::{Cluster, show};
+use e2e::pods::{BUSYBOX, RealNode, logs};
+use e2e::token_service::{Options, binary, tail};
+use e2e::wait::{Poll, until};
+use e2e::{Error, KubeStep, NAMESPACE, TestId, ensure, objects};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+
+/// A pod on the real node starts in seconds; the fetcher may retry while the service warms up.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+const TOKEN_FILE: &str = "/var/run/secrets/hadoop/token";
+const APP_UID: i64 = 1000;
+const APP_FS_GROUP: i64 = 2000;
+
+/// What the app prints about the token file as it sees it, a `key=value` per line, then the
+/// file itself in base64, then sleeps so the pod stays Running.
+const APP_SCRIPT: &str = r#"f=$HADOOP_TOKEN_FILE_LOCATION
+echo "env=$f"
+echo "uid=$(id -u)"
+echo "groups=$(id -G)"
+echo "file=$(stat -c '%a %u %g %s' "$f" 2>&1)"
+echo "fs=$(awk -v d="${f%/*}" '$2 == d {print $3}' /proc/mounts)"
+# Where the injected fetcher (only) mounts the projected token (iddecorator's spec.rs).
+echo "sa=$(ls /var/run/secrets/kube2hadoop 2>&1 | head -n 1)"
+echo "bytes=$(base64 -w 0 "$f" 2>/dev/null)"
+echo "end=1"
+exec sleep 3600
+"#;
+
+/// alice's pod asking for injection, placed on the real node, its app running as a non-root
+/// user of its own (`fs_group`: with or without the pod's fsGroup).
+fn app_pod(node: &RealNode, id: &TestId, name: &str, fs_group: bool) -> Result<Pod, Error> {
+    let mut value = serde_json::to_value(objects::pod(id, name, "mallory")?).map_err(|source| {
+        Error::Manifest {
+            kind: "Pod",
+            source,
+        }
+    })?;
+    value["metadata"]["annotations"]["kube2hadoop.io/inject"] = "true".into();
+    let mut security = json!({"runAsUser": APP_UID, "runAsGroup": APP_UID, "runAsNonRoot": true});
+    if fs_group {
+        security["fsGroup"] = APP_FS_GROUP.into();
+    }
+    value["spec"] = json!({
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 0,
+        "securityContext": security,
+        "containers": [{
+            "name": "app",
+            "image": BUSYBOX,
+            "command": ["/bin/sh", "-c", APP_SCRIPT],
+            "securityContext": {"readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
+                                "capabilities": {"drop": ["ALL"]}},
+        }],
+    });
+    node.place(&mut value["spec"]);
+    serde_json::from_value(value).map_err(|source| Error::Manifest {
+        kind: "Pod",
+        source,
+    })
+}
+
+/// The app's report, once it has printed all of it.
+async fn report(bed: &e2e::Bed, name: &str) -> Result<BTreeMap<String, String>, Error> {
+    until(
+        &format!("the app of pod {name} to report"),
+        RUN_TIMEOUT,
+        || async {
+            let pod = Api::<Pod>::namespaced(bed.admin.clone(), NAMESPACE)
+                .get(name)
+                .await
+                .step("reading the app pod")?;
+            let status = pod.status.unwrap_or_default();
+            let phase = status.phase.unwrap_or_default();
+            if phase == "Failed" {
+                return Err(Error::Check(format!(
+                    "pod {name} failed: {:#?}",
+                    status.init_container_statuses
+                )));
+            }
+            if phase != "Running" {
+                return Ok(Poll::Pending(format!("phase {phase:?}")));
+            }
+            let text = logs(&bed.admin, NAMESPACE, name, "app").await?;
+            if !text.lines().any(|l| l == "end=1") {
+                return Ok(Poll::Pending("the app has not printed its report".into()));
+            }
+            Ok(Poll::Ready(
+                text.lines()
+                    .filter_map(|l| l.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+            ))
+        },
+    )
+    .await
+}
+
+fn decode(b64: &str) -> Result<Vec<u8>, Error> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| Error::Check(format!("the app printed no base64 token file: {e}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_pod_runs_and_its_non_root_app_reads_alices_tokens() {
+    let node = RealNode::from_env();
+    let fx = Fixture::new("real").await;
+    let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
+    let cluster = Cluster::shared();
+    let plan = Options::new(&[NAMESPACE], ledger.name())
+        .on_node()
+        .prepare(&cluster);
+    let service = plan.start(0).await;
+    let result = async {
+        let pods = Api::<Pod>::namespaced(bed.alice.clone(), NAMESPACE);
+        let with_group = format!("{}-fsgroup", id.name());
+        let without = format!("{}-plain", id.name());
+        for (name, fs_group) in [(&with_group, true), (&without, false)] {
+            pods.create(&PostParams::default(), &app_pod(&node, id, name, fs_group)?)
+                .await
+                .step(format!("alice creates pod {name} on the real node"))?;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, fs_group) in [(&with_group, true), (&without, false)] {
+            let seen = report(bed, name).await.map_err(|e| {
+                Error::Check(format!("{e}\ntoken-service log:\n{}", tail(&plan.log_file(0), 30)))
+            })?;
+            let want = |key: &str| seen.get(key).map(String::as_str).unwrap_or_default();
+            ensure(want("env") == TOKEN_FILE, || {
+                format!("{name}: HADOOP_TOKEN_FILE_LOCATION={:?}", want("env"))
+            })?;
+            ensure(want("uid") == APP_UID.to_string(), || {
+                format!("{name}: the app runs as {:?}", want("uid"))
+            })?;
+            // With fsGroup the file is 0440 and the app reads it through the group the kubelet
+            // gave the volume; without, 0444 (the app's uid is not the fetcher's).
+            let file: Vec<&str> = want("file").split(' ').collect();
+            let (mode, group) = if fs_group {
+                ("440", APP_FS_GROUP.to_string())
+            } else {
+                ("444", String::new())
+            };
+            ensure(
+                file.first() == Some(&mode)
+                    && (group.is_empty() || file.get(2) == Some(&group.as_str())),
+                || format!("{name}: the app sees the file as {:?} (mode uid gid size), expected mode {mode} group {group:?}", want("file")),
+            )?;
+            ensure(want("fs") == "tmpfs", || {
+                format!("{name}: the token volume is {:?}, not tmpfs", want("fs"))
+            })?;
+            ensure(want("sa").contains("No such file"), || {
+                format!("{name}: the app sees the fetcher's projected token: {:?}", want("sa"))
+            })?;
+            let bytes = decode(want("bytes"))?;
+            let file = dir.path().join(format!("{name}.token"));
+            std::fs::write(&file, &bytes).expect("write the app's bytes");
+            // The stock Hadoop client, with the file as the app read it, lists alice's home.
+            let ls = cluster.client(&file, &["ls", "/user/alice"], None);
+            ensure(ls.status.success(), || {
+                format!("{name}: hadoop ls /user/alice with the app's file:\n{}", show(&ls))
+            })?;
+            let printed = std::process::Command::new(binary("init-fetcher"))
+                .arg("print")
+                .arg(&file)
+                .arg("--json")
+                .output()
+                .expect("run init-fetcher print");
+            ensure(
+                String::from_utf8_lossy(&printed.stdout).contains("\"alice\""),
+                || format!("{name}: the file is not alice's:\n{}", show(&printed)),
+            )?;
+        }
+        // The service knew each pod by its projected token, minted by the real kubelet, and
+        // saw it connect from its own address on the node's bridge.
+        let audit = plan.audit_lines();
+        for name in [&with_group, &without] {
+            let issued = audit.iter().find(|l| {
+                l["outcome"] == "issued" && l["pod_name"].as_str() == Some(name.as_str())
+            });
+            let line = issued.ok_or_else(|| {
+                Error::Check(format!("no `issued` audit line for {name}: {audit:#?}"))
+            })?;
+            let ip = line["ip"].as_str().unwrap_or_default();
+            ensure(
+                line["identity_method"] == "sa-token"
+                    && line["node"] == node.name.as_str()
+                    && line["hadoop_user"] == "alice"
+                    && ip.starts_with("10.244.0."),
+                || format!("{name}: audit line {line:#}"),
+            )?;
+        }
+        Ok::<_, Error>(())
+    }
+    .await;
+    fx.teardown(service).await;
+    result.expect("an injected pod on the real node");
+}

@@ -176,7 +176,7 @@ build_bed() {
   file -L "$bb" 2>/dev/null | grep -q 'statically linked' || die "busybox-static is missing (install-deps.sh)"
   install -m 0755 "$bb" "$roots/busybox/bin/busybox"
   local applet
-  for applet in sh cat ls stat id sleep grep awk base64 mount df echo test head wc od; do
+  for applet in sh cat ls stat id sleep grep awk base64 md5sum mount df echo test head wc od; do
     ln -s busybox "$roots/busybox/bin/$applet"
   done
   {

@@ -26,6 +26,12 @@ use serde_json::json;
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 const TOKEN_FILE: &str = "/var/run/secrets/hadoop/token";
 const APP_UID: i64 = 1000;
+/// How long the ledger may take to cancel a deleted workload's tokens.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The bed's injection sends every fetcher to one address (`Options::on_node`): one token
+/// service there at a time, so this file's tests take turns.
+static NODE_SERVICE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const APP_FS_GROUP: i64 = 2000;
 
 /// What the app prints about the token file as it sees it, a `key=value` per line, then the
@@ -122,6 +128,7 @@ fn decode(b64: &str) -> Result<Vec<u8>, Error> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_injected_pod_runs_and_its_non_root_app_reads_alices_tokens() {
     let node = RealNode::from_env();
+    let _turn = NODE_SERVICE.lock().await;
     let fx = Fixture::new("real").await;
     let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
     let cluster = Cluster::shared();
@@ -212,4 +219,238 @@ async fn an_injected_pod_runs_and_its_non_root_app_reads_alices_tokens() {
     .await;
     fx.teardown(service).await;
     result.expect("an injected pod on the real node");
+}
+
+/// The app of a refreshed workload: prints the file's checksum and bytes each time they change.
+const WATCH_SCRIPT: &str = r#"f=$HADOOP_TOKEN_FILE_LOCATION
+last=
+while true; do
+  sum=$(md5sum "$f" 2>/dev/null | awk '{print $1}')
+  if [ -n "$sum" ] && [ "$sum" != "$last" ]; then
+    echo "file=$sum $(base64 -w 0 "$f")"
+    last=$sum
+  fi
+  sleep 1
+done
+"#;
+
+/// The distinct files the app of `pod` has seen so far, in order, as (checksum, bytes).
+async fn files_seen(bed: &e2e::Bed, pod: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let text = logs(&bed.admin, NAMESPACE, pod, "app").await?;
+    text.lines()
+        .filter_map(|l| l.strip_prefix("file="))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(sum, b64)| Ok((sum.to_owned(), decode(b64)?)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refreshing_sidecar_hands_the_app_the_reissued_file_and_deletion_cancels_it() {
+    let node = RealNode::from_env();
+    let _turn = NODE_SERVICE.lock().await;
+    let fx = Fixture::new("real-rf").await;
+    let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
+    // Tokens that live 60 s (renewed every 20 s), on an HDFS of this test's own.
+    let state = e2e::hadoop::state_dir().join("hadoop-real-node");
+    let cluster = Cluster::private(
+        &state,
+        &["--renew-interval-ms", "20000", "--max-lifetime-ms", "60000"],
+    );
+    let plan = Options::new(&[NAMESPACE], ledger.name())
+        .config("ledgerPeriodSeconds", json!(1))
+        .on_node()
+        .prepare(&cluster);
+    let service = plan.start(0).await;
+    let result =
+        async {
+            let mut template = objects::pod_template(id, "mallory", "Always");
+            template["metadata"]["annotations"]["kube2hadoop.io/inject"] = "true".into();
+            template["metadata"]["annotations"]["kube2hadoop.io/refresh"] = "true".into();
+            template["spec"] = json!({
+                "terminationGracePeriodSeconds": 0,
+                "securityContext": {"runAsUser": APP_UID, "runAsGroup": APP_UID,
+                                    "runAsNonRoot": true, "fsGroup": APP_FS_GROUP},
+                "containers": [{"name": "app", "image": BUSYBOX,
+                                "command": ["/bin/sh", "-c", WATCH_SCRIPT]}],
+            });
+            node.place(&mut template["spec"]);
+            let mut deployment = serde_json::to_value(objects::deployment(id, "mallory")?)
+                .map_err(|source| Error::Manifest {
+                    kind: "Deployment",
+                    source,
+                })?;
+            deployment["spec"]["template"] = template;
+            let deployment: k8s_openapi::api::apps::v1::Deployment =
+                serde_json::from_value(deployment).map_err(|source| Error::Manifest {
+                    kind: "Deployment",
+                    source,
+                })?;
+            Api::namespaced(bed.alice.clone(), NAMESPACE)
+                .create(&PostParams::default(), &deployment)
+                .await
+                .step("alice creates a refreshed Deployment on the real node")?;
+            let pod = e2e::pods::running_pods(&bed.admin, NAMESPACE, id, 1)
+                .await?
+                .remove(0)
+                .metadata
+                .name
+                .unwrap_or_default();
+            // The first file, then the one the sidecar writes after the re-issue (about 54 s in).
+            let files = until(
+                "the app to see a second, re-issued file",
+                RUN_TIMEOUT,
+                || async {
+                    let seen = files_seen(bed, &pod).await?;
+                    Ok::<_, Error>(if seen.len() >= 2 {
+                        Poll::Ready(seen)
+                    } else {
+                        Poll::Pending(format!("{} file(s) seen", seen.len()))
+                    })
+                },
+            )
+            .await
+            .map_err(|e| {
+                Error::Check(format!(
+                    "{e}\ntoken-service log:\n{}",
+                    tail(&plan.log_file(0), 30)
+                ))
+            })?;
+            let dir = tempfile::tempdir().expect("temp dir");
+            let last = dir.path().join("reissued.token");
+            std::fs::write(&last, &files[files.len() - 1].1).expect("write the file");
+            let ls = cluster.client(&last, &["ls", "/user/alice"], Some(&state));
+            ensure(ls.status.success(), || {
+                format!(
+                    "hadoop ls with the file the app saw after the re-issue:\n{}",
+                    show(&ls)
+                )
+            })?;
+
+            // alice deletes the Deployment: its tokens are cancelled, the file stops working.
+            Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(bed.alice.clone(), NAMESPACE)
+                .delete(id.name(), &kube::api::DeleteParams::background())
+                .await
+                .step("alice deletes the Deployment")?;
+            until(
+                "the ledger to cancel the Deployment's tokens",
+                CANCEL_TIMEOUT,
+                || async {
+                    let cancelled = plan
+                        .audit_lines()
+                        .iter()
+                        .any(|l| l["outcome"] == "cancelled");
+                    Ok::<_, Error>(if cancelled {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending("no cancelled audit line".into())
+                    })
+                },
+            )
+            .await?;
+            let ls = cluster.client(&last, &["ls", "/user/alice"], Some(&state));
+            ensure(
+                !ls.status.success() && show(&ls).contains("can't be found in cache"),
+                || {
+                    format!(
+                        "hadoop ls after the Deployment was deleted should be refused:\n{}",
+                        show(&ls)
+                    )
+                },
+            )?;
+            Ok::<_, Error>(())
+        }
+        .await;
+    fx.teardown(service).await;
+    e2e::hadoop::stop(&state);
+    result.expect("a refreshed Deployment on the real node");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_is_known_by_its_real_address_without_any_token() {
+    let node = RealNode::from_env();
+    let _turn = NODE_SERVICE.lock().await;
+    let fx = Fixture::new("real-ip").await;
+    let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
+    let cluster = Cluster::shared();
+    let plan = Options::new(&[NAMESPACE], ledger.name())
+        .on_node()
+        .prepare(&cluster);
+    let service = plan.start(0).await;
+    let result = async {
+        // No injection, no projected token: the fetcher image as a plain init container, which
+        // the service can only know by the address it connects from.
+        let ca = std::fs::read_to_string(plan.ca_file()).expect("the bed's CA");
+        let name = format!("{}-ip", id.name());
+        let mut value =
+            serde_json::to_value(objects::pod(id, &name, "mallory")?).map_err(|source| {
+                Error::Manifest {
+                    kind: "Pod",
+                    source,
+                }
+            })?;
+        value["spec"] = json!({
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "automountServiceAccountToken": false,
+            "securityContext": {"runAsUser": APP_UID, "runAsGroup": APP_UID,
+                                "runAsNonRoot": true, "fsGroup": APP_FS_GROUP},
+            "volumes": [{"name": "out", "emptyDir": {"medium": "Memory"}}],
+            "initContainers": [{
+                "name": "fetch",
+                "image": "docker.io/kube2hadoop/init-fetcher:e2e",
+                "args": ["fetch", "--url", format!("https://{}", node.token_service),
+                         "--out", "/out/token", "--deadline", "60s"],
+                "env": [{"name": "K2H_FETCH_CA_PEM", "value": ca}],
+                "volumeMounts": [{"name": "out", "mountPath": "/out"}],
+            }],
+            "containers": [{
+                "name": "app", "image": BUSYBOX, "command": ["/bin/sh", "-c", APP_SCRIPT],
+                "env": [{"name": "HADOOP_TOKEN_FILE_LOCATION", "value": "/out/token"}],
+                "volumeMounts": [{"name": "out", "mountPath": "/out", "readOnly": true}],
+            }],
+        });
+        node.place(&mut value["spec"]);
+        let pod: Pod = serde_json::from_value(value).map_err(|source| Error::Manifest {
+            kind: "Pod",
+            source,
+        })?;
+        Api::<Pod>::namespaced(bed.alice.clone(), NAMESPACE)
+            .create(&PostParams::default(), &pod)
+            .await
+            .step("alice creates a pod that fetches by address")?;
+        let seen = report(bed, &name).await.map_err(|e| {
+            Error::Check(format!(
+                "{e}\ntoken-service log:\n{}",
+                tail(&plan.log_file(0), 30)
+            ))
+        })?;
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(
+            file.path(),
+            decode(seen.get("bytes").map(String::as_str).unwrap_or_default())?,
+        )
+        .expect("write the file");
+        let ls = cluster.client(file.path(), &["ls", "/user/alice"], None);
+        ensure(ls.status.success(), || {
+            format!("hadoop ls with the file fetched by address:\n{}", show(&ls))
+        })?;
+        let stored = Api::<Pod>::namespaced(bed.admin.clone(), NAMESPACE)
+            .get(&name)
+            .await
+            .step("reading the pod")?;
+        let pod_ip = stored.status.and_then(|s| s.pod_ip).unwrap_or_default();
+        let audit = plan.audit_lines();
+        let line = audit
+            .iter()
+            .find(|l| l["outcome"] == "issued" && l["pod_name"] == name.as_str())
+            .ok_or_else(|| Error::Check(format!("no `issued` audit line: {audit:#?}")))?;
+        ensure(
+            line["identity_method"] == "ip" && line["ip"] == pod_ip.as_str() && !pod_ip.is_empty(),
+            || format!("expected identity by the pod's address {pod_ip}: {line:#}"),
+        )?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    fx.teardown(service).await;
+    result.expect("a pod known by its real address");
 }

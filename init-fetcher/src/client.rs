@@ -61,6 +61,11 @@ pub enum AttemptError {
     /// The service refused this pod (401/403/404): retrying will not change its mind.
     #[error("token service refused with HTTP {status}: {message}")]
     Refused { status: u16, message: String },
+    /// The service knows no pod at the caller's address (`unknown_address`). A kubelet starts
+    /// init containers before the API server has the pod's IP, so a new pod may ask before
+    /// the service can know it: worth retrying for a while, a refusal after that.
+    #[error("token service does not know this pod's address yet: {message}")]
+    AddressNotKnown { message: String },
     /// The service answered something that is not a usable credentials file.
     #[error("token service sent an unusable answer: {0}")]
     BadResponse(String),
@@ -199,6 +204,9 @@ impl Client {
         let message = error_message(&body);
         let code = status.as_u16();
         match code {
+            401 if error_code(&body).as_deref() == Some(UNKNOWN_ADDRESS) => {
+                Err(AttemptError::AddressNotKnown { message })
+            }
             401 | 403 | 404 => Err(AttemptError::Refused {
                 status: code,
                 message,
@@ -290,6 +298,18 @@ async fn read_capped(resp: &mut reqwest::Response, limit: usize) -> Result<Vec<u
 }
 
 /// The service's `{"error", "message"}`, or a printable prefix of whatever it sent.
+/// token-service's code for "no pod holds the caller's address".
+const UNKNOWN_ADDRESS: &str = "unknown_address";
+
+/// The machine-readable `error` of a refusal.
+fn error_code(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        error: Option<String>,
+    }
+    serde_json::from_slice::<Body>(body).ok()?.error
+}
+
 fn error_message(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Body {

@@ -81,6 +81,10 @@ pub fn client(config: &Config) -> Result<Client, FetchError> {
     )?)
 }
 
+/// How long an unknown address is retried: the kubelet reports a new pod's IP to the API
+/// server while its init containers may already run, and the service learns it by watch.
+pub const ADDRESS_GRACE: Duration = Duration::from_secs(30);
+
 /// Attempts until success or the deadline; fails at once when the service refuses the pod or
 /// answers garbage (retrying would not help).
 pub async fn until_deadline(client: &Client, config: &Config) -> Result<Fetched, FetchError> {
@@ -95,7 +99,10 @@ pub async fn until_deadline(client: &Client, config: &Config) -> Result<Fetched,
         };
         let retry_after = match &error {
             AttemptError::Transient { retry_after, .. } => *retry_after,
-            AttemptError::Refused { .. } => return Err(FetchError::Refused(error)),
+            AttemptError::AddressNotKnown { .. } if started.elapsed() < ADDRESS_GRACE => None,
+            AttemptError::Refused { .. } | AttemptError::AddressNotKnown { .. } => {
+                return Err(FetchError::Refused(error));
+            }
             AttemptError::BadResponse(_) => return Err(FetchError::BadResponse(error)),
             AttemptError::SaToken { .. } => return Err(FetchError::SaToken(error)),
         };

@@ -25,7 +25,8 @@ const EXIT_CODES: &str = "\
 Exit codes of fetch and refresh:
   0  credentials file written (refresh: stopped by SIGTERM)
   1  bad flags, environment variables or CA file
-  2  the token service refused this pod (HTTP 401/403/404); its reason is printed
+  2  the token service refused this pod (HTTP 401/403/404; an address it does not know yet
+     is retried for 30 s first); its reason is printed
   3  deadline passed without credentials (refresh: tokens expired while the service failed)
   4  the token service sent something that is not a credentials file (nothing is written)
   5  local I/O: cannot write the file or read the service-account token

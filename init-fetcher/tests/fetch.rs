@@ -338,6 +338,34 @@ async fn refused_fails_fast_with_the_message() {
 }
 
 #[tokio::test]
+async fn an_address_not_known_yet_is_retried_until_the_service_knows_the_pod() {
+    // A kubelet starts init containers before the API server has the pod's IP.
+    let pki = Pki::new();
+    let unknown = error(
+        401,
+        "unknown_address",
+        "no running pod has address 10.244.0.7",
+    );
+    let script = Script::new(vec![unknown.clone(), unknown, ok(credentials(1))]);
+    let addr = start(&pki, script.clone()).await;
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("token");
+    let o = finish(
+        fetcher("fetch", addr, &pki, &out, &["--deadline", "60s"])
+            .spawn()
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(script.requests().len(), 3);
+    assert!(
+        stderr(&o).contains("does not know this pod's address yet"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
 async fn unavailable_then_success() {
     let pki = Pki::new();
     let body = credentials(2);

@@ -3,10 +3,17 @@
 # path of its cluster.json. Idempotent: a bed already running with the same flags is reused, one
 # with other flags is restarted. Flags go to the harness:
 #   --nameservices 1|2  --renew-interval-ms N  --max-lifetime-ms N  --key-update-interval-ms N  --kms
+#   --pod-gateway IP (added when the bed's real node is up: pods reach HDFS at that address)
 # Env: K2H_HADOOP_STATE (work dir, default e2e/.state/hadoop), K2H_HADOOP_START_TIMEOUT (s, 240),
 #      K2H_HADOOP_HEAP (default 768m), K2H_HADOOP_LOG_LEVEL (WARN).
 set -euo pipefail
 . "$(dirname "$0")/hadoop-lib.sh"
+
+# With the bed's real node up, pods must reach HDFS too (the harness's --pod-gateway).
+node_ports=${K2H_E2E_STATE_DIR:-$K2H_ROOT/e2e/.state}/node/ports
+if [[ -s $node_ports && " $* " != *" --pod-gateway "* ]]; then
+  set -- "$@" --pod-gateway "${K2H_E2E_NODE_GATEWAY:-10.244.0.1}"
+fi
 
 k2h_hadoop_build
 mkdir -p "$(dirname "$K2H_HADOOP_STATE")"

@@ -7,6 +7,7 @@
 #                  digests.txt (K2H_IMAGES_DIR, IMAGE_TAG, SOURCE_DATE_EPOCH change where, the
 #                  tag, and the files' time); e2e/tests/images.rs checks the result
 #   images.sh bed  the test bed's pause and busybox images, into bed/ (node.sh imports them)
+#   images.sh hadoop-client  the stock Hadoop client (JRE + jars) for test pods, into bed/
 #
 # iddecorator and init-fetcher are static (musl) binaries on an empty base; token-service
 # links MIT Kerberos' GSSAPI, so its image holds the Debian packages its binary loads (found
@@ -67,24 +68,10 @@ rootfs_static() {
 
 # rootfs_token_service DIR: the binary and the Debian packages of the libraries it loads.
 rootfs_token_service() {
-  local root=$1 bin=$REPO_DIR/target/release/token-service debs=$CACHE/debs pkgs p v
-  mkdir -p "$root/usr/local/bin" "$debs"
+  local root=$1 bin=$REPO_DIR/target/release/token-service
+  mkdir -p "$root/usr/local/bin"
   install -m 0755 -s "$bin" "$root/usr/local/bin/token-service"
-  # Each library ldd resolves, to the package that ships it; the loader too.
-  pkgs=$( (ldd "$bin" | awk '/=>/ {print $3} /ld-linux/ {print $1}' |
-    while read -r lib; do dpkg -S "$(readlink -f "$lib")" 2>/dev/null || dpkg -S "$lib"; done |
-    cut -d: -f1; echo ca-certificates) | sort -u)
-  for p in $pkgs; do
-    v=$(dpkg-query -W -f='${Version}' "$p")
-    local deb
-    deb=$(find "$debs" -name "${p}_${v//:/%3a}_*.deb" | head -1)
-    if [ -z "$deb" ]; then
-      (cd "$debs" && apt-get download -qq -o APT::Sandbox::User=root "$p=$v" >/dev/null) || die "apt-get download $p=$v failed"
-      deb=$(find "$debs" -name "${p}_${v//:/%3a}_*.deb" | head -1)
-    fi
-    dpkg-deb -x "$deb" "$root"
-    printf '%s %s\n' "$p" "$v" >>"$root/.packages"
-  done
+  debs_for "$root" ca-certificates -- "$bin"
   # What update-ca-certificates would write, from the package's certificates only.
   mkdir -p "$root/etc/ssl/certs"
   find "$root/usr/share/ca-certificates" -name '*.crt' | LC_ALL=C sort |
@@ -96,6 +83,34 @@ rootfs_token_service() {
   mkdir -p "$root/tmp" && chmod 1777 "$root/tmp"
   rm -rf "$root"/usr/share/{doc,man,lintian,locale} "$root/usr/sbin"
   mv "$root/.packages" "$root/etc/kube2hadoop-packages"
+}
+
+# debs_for DIR [EXTRA_PACKAGE...] -- BINARY...: into DIR, the Debian packages (at the versions
+# installed here, cached in $CACHE/debs) that ship the libraries the binaries load (ldd), the
+# loader, and the extra packages; DIR/.packages lists them.
+debs_for() {
+  local root=$1 debs=$CACHE/debs pkgs p v extra=()
+  shift
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do extra+=("$1"); shift; done
+  shift
+  mkdir -p "$debs"
+  # Each library ldd resolves (outside DIR: the image brings those), to the package that ships
+  # it; the loader too.
+  pkgs=$( (for bin in "$@"; do ldd "$bin"; done |
+    awk -v own="$root/" '/=>/ && $3 ~ /^\// && index($3, own) != 1 {print $3} /ld-linux/ {print $1}' |
+    while read -r lib; do dpkg -S "$(readlink -f "$lib")" 2>/dev/null || dpkg -S "$lib"; done |
+    cut -d: -f1; printf '%s\n' "${extra[@]}") | grep -v '^$' | sort -u)
+  for p in $pkgs; do
+    v=$(dpkg-query -W -f='${Version}' "$p")
+    local deb
+    deb=$(find "$debs" -name "${p}_${v//:/%3a}_*.deb" | head -1)
+    if [ -z "$deb" ]; then
+      (cd "$debs" && apt-get download -qq -o APT::Sandbox::User=root "$p=$v" >/dev/null) || die "apt-get download $p=$v failed"
+      deb=$(find "$debs" -name "${p}_${v//:/%3a}_*.deb" | head -1)
+    fi
+    dpkg-deb -x "$deb" "$root"
+    printf '%s %s\n' "$p" "$v" >>"$root/.packages"
+  done
 }
 
 # image NAME ROOTFS ENTRYPOINT [CMD]: target/images/kube2hadoop-NAME.oci.tar. IMAGE_REF, IMAGE_FILE
@@ -188,8 +203,58 @@ build_bed() {
   rm -rf "$OUT/work"
 }
 
+# The stock Hadoop client for test pods (FsShell, `hdfs dfs`): a JRE cut from this machine's
+# JDK 17 with jlink, Hadoop's jars as the e2e harness resolves them from Maven Central (its
+# test-only jars left out), the Debian packages the JRE loads, and busybox for a shell.
+build_hadoop_client() {
+  need_tools
+  ensure_umoci
+  # shellcheck source=hadoop-lib.sh
+  source "$E2E_DIR/scripts/hadoop-lib.sh"
+  k2h_hadoop_build
+  local root=$OUT/work/hadoop-client-root jdk jar
+  jdk=$(dirname "$(dirname "$(readlink -f "$(command -v jlink)")")")
+  rm -rf "$root" && mkdir -p "$root/opt/hadoop/lib" "$root/usr/local/bin" "$root/bin" "$OUT/bed"
+  "$jdk/bin/jlink" --add-modules "java.base,java.logging,java.management,java.naming,java.security.jgss,java.security.sasl,java.xml,java.desktop,java.sql,jdk.unsupported,jdk.crypto.ec,java.scripting,jdk.security.auth,jdk.naming.dns,java.net.http" \
+    --strip-debug --no-man-pages --no-header-files --output "$root/opt/java"
+  # java.desktop is there for java.beans (log4j's configurator); its native AWT, sound and font
+  # libraries are not, nor the X11 and image libraries they would pull in.
+  rm -f "$root"/opt/java/lib/{libawt*,libsplashscreen,libjsound,libfontmanager,liblcms,libjavajpeg,libmlib_image}.so
+  # shellcheck disable=SC2046  # one argument per library
+  debs_for "$root" -- "$root/opt/java/bin/java" $(find "$root/opt/java/lib" -name '*.so')
+  rm -f "$root/.packages"
+  tr ':' '\n' <"$K2H_HADOOP_DEPS" | grep -v -- '-tests\.jar$' | while read -r jar; do
+    cp "$jar" "$root/opt/hadoop/lib/"
+  done
+  install -m 0755 "$(command -v busybox)" "$root/bin/busybox"
+  local applet
+  for applet in sh cat echo test md5sum base64 id ls; do ln -s busybox "$root/bin/$applet"; done
+  # `hdfs dfs ARGS`: the stock shell, with the client config (and krb5.conf, which Hadoop's
+  # Kerberos name rules read) from /etc/hadoop/conf.
+  cat >"$root/usr/local/bin/hdfs" <<'SH'
+#!/bin/sh
+[ "$1" = dfs ] || { echo "usage: hdfs dfs ARGS (the FsShell)" >&2; exit 2; }
+shift
+exec /opt/java/bin/java -Xmx192m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData \
+  -Djava.net.preferIPv4Stack=true -Djava.security.krb5.conf=/etc/hadoop/conf/krb5.conf \
+  --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED \
+  --add-opens=java.base/java.net=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED \
+  --add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED \
+  -cp "/etc/hadoop/conf:/opt/hadoop/lib/*" org.apache.hadoop.fs.FsShell "$@"
+SH
+  chmod 0755 "$root/usr/local/bin/hdfs"
+  mkdir -p "$root/etc" "$root/tmp" && chmod 1777 "$root/tmp"
+  printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/tmp:/bin/sh\nnonroot:x:%s:%s:nonroot:/tmp:/bin/sh\n' \
+    "$NONROOT" "$NONROOT" >"$root/etc/passwd"
+  printf 'root:x:0:\napp:x:1000:\nnonroot:x:%s:\n' "$NONROOT" >"$root/etc/group"
+  IMAGE_REF=docker.io/kube2hadoop-e2e/hadoop-client:e2e IMAGE_FILE=$OUT/bed/hadoop-client.oci.tar \
+    IMAGE_USER=1000:1000 image hadoop-client "$root" /usr/local/bin/hdfs | tee -a "$OUT/bed/digests.txt"
+  rm -rf "$OUT/work"
+}
+
 case ${1:-} in
 "") timed "images" build ;;
 bed) timed "bed images" build_bed ;;
-*) die "usage: images.sh [bed] (see the top of the script)" ;;
+hadoop-client) timed "hadoop-client image" build_hadoop_client ;;
+*) die "usage: images.sh [bed|hadoop-client] (see the top of the script)" ;;
 esac

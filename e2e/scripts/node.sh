@@ -177,6 +177,7 @@ import_images() {
   local dir=$REPO_DIR/target/images archive
   [ -s "$dir/kube2hadoop-init-fetcher.oci.tar" ] || "$E2E_DIR/scripts/images.sh"
   [ -s "$dir/bed/pause.oci.tar" ] || "$E2E_DIR/scripts/images.sh" bed
+  [ -s "$dir/bed/hadoop-client.oci.tar" ] || "$E2E_DIR/scripts/images.sh" hadoop-client
   for archive in "$dir"/*.oci.tar "$dir"/bed/*.oci.tar; do
     ctr_ images import --snapshotter "$SNAPSHOTTER" "$archive" >/dev/null ||
       die "ctr images import $archive failed"

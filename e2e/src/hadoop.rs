@@ -27,6 +27,14 @@ pub struct Cluster {
     /// The harness's fault-injection port (`hadoop-ctl.sh`); absent on beds from older builds.
     #[serde(default)]
     pub control: Option<String>,
+    /// With the bed's real node (`--pod-gateway`): the client config for pods, the NameNode's
+    /// RPC address as they reach it, and the DataNode's name their hostAliases must map.
+    #[serde(default)]
+    pub pod_hadoop_conf_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub pod_namenode_rpc: Option<String>,
+    #[serde(default)]
+    pub pod_datanode_hostname: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

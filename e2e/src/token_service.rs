@@ -118,6 +118,7 @@ pub struct Options {
     pod_rate: Option<(u32, u32)>,
     replica_prefix: Option<String>,
     on_node: bool,
+    hdfs_for_pods: bool,
 }
 
 impl Options {
@@ -131,6 +132,7 @@ impl Options {
             pod_rate: None,
             replica_prefix: None,
             on_node: false,
+            hdfs_for_pods: false,
         }
     }
 
@@ -156,6 +158,14 @@ impl Options {
     /// injection names): the bridge address, port 8443, the bed's certificate for it.
     pub fn on_node(mut self) -> Options {
         self.on_node = true;
+        self
+    }
+
+    /// Names HDFS tokens after the NameNode as the real node's pods reach it (the bed's
+    /// `pod_namenode_rpc`), so a client in a pod selects them; clients on this machine, which
+    /// reach it at 127.0.0.1, then do not.
+    pub fn hdfs_for_pods(mut self) -> Options {
+        self.hdfs_for_pods = true;
         self
     }
 
@@ -190,6 +200,15 @@ impl Options {
                 client_tls(roots),
             )
         };
+        let pod_rpc =
+            if self.hdfs_for_pods {
+                let rpc = cluster.pod_namenode_rpc.clone();
+                Some(rpc.expect(
+                    "the Hadoop bed has no pod_namenode_rpc: start it with the real node up",
+                ))
+            } else {
+                None
+            };
         let nameservices: Vec<_> = cluster
             .nameservices
             .iter()
@@ -198,7 +217,13 @@ impl Options {
                 serde_json::json!({
                     "name": ns.name.clone().unwrap_or_else(|| format!("nn{i}")),
                     "namenodes": ns.namenodes.iter()
-                        .map(|nn| serde_json::json!({"http": nn.http, "rpc": nn.rpc}))
+                        .map(|nn| {
+                            let rpc = match (&pod_rpc, i) {
+                                (Some(rpc), 0) => rpc.clone(),
+                                _ => nn.rpc.clone(),
+                            };
+                            serde_json::json!({"http": nn.http, "rpc": rpc})
+                        })
                         .collect::<Vec<_>>(),
                 })
             })

@@ -454,3 +454,113 @@ async fn a_pod_is_known_by_its_real_address_without_any_token() {
     fx.teardown(service).await;
     result.expect("a pod known by its real address");
 }
+
+/// What alice's app does with the stock client: writes a file into her home and reads it back.
+const HDFS_SCRIPT: &str = r#"set -e
+f=/user/alice/$POD_NAME.txt
+echo "written by uid $(id -u) in pod $POD_NAME" | hdfs dfs -put -f - "$f"
+echo "read=$(hdfs dfs -cat "$f")"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alices_pod_writes_and_reads_hdfs_with_the_stock_client_and_her_token() {
+    let node = RealNode::from_env();
+    let _turn = NODE_SERVICE.lock().await;
+    let fx = Fixture::new("real-hdfs").await;
+    let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
+    let cluster = Cluster::shared();
+    let plan = Options::new(&[NAMESPACE], ledger.name())
+        .on_node()
+        .hdfs_for_pods()
+        .prepare(&cluster);
+    let service = plan.start(0).await;
+    let config_maps =
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(bed.admin.clone(), NAMESPACE);
+    let conf_name = format!("{}-hadoop-conf", id.name());
+    let result = async {
+        let dir = cluster.pod_hadoop_conf_dir.clone().ok_or_else(|| {
+            Error::Check("the Hadoop bed has no pod config (started without the real node?)".into())
+        })?;
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        let conf: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": conf_name},
+            "data": {"core-site.xml": read("core-site.xml"), "hdfs-site.xml": read("hdfs-site.xml"),
+                     "krb5.conf": read("krb5.conf")},
+        }))
+        .map_err(|source| Error::Manifest { kind: "ConfigMap", source })?;
+        config_maps
+            .create(&PostParams::default(), &conf)
+            .await
+            .step("creating the pods' Hadoop client config")?;
+
+        let name = format!("{}-app", id.name());
+        let mut value = serde_json::to_value(objects::pod(id, &name, "mallory")?)
+            .map_err(|source| Error::Manifest { kind: "Pod", source })?;
+        value["metadata"]["annotations"]["kube2hadoop.io/inject"] = "true".into();
+        let datanode = cluster.pod_datanode_hostname.clone().unwrap_or_default();
+        value["spec"] = json!({
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "securityContext": {"runAsUser": APP_UID, "runAsGroup": APP_UID,
+                                "runAsNonRoot": true, "fsGroup": APP_FS_GROUP},
+            "hostAliases": [{"ip": node.gateway.to_string(), "hostnames": [datanode]}],
+            "volumes": [{"name": "hadoop-conf", "configMap": {"name": conf_name}}],
+            "containers": [{
+                "name": "app",
+                "image": "docker.io/kube2hadoop-e2e/hadoop-client:e2e",
+                "command": ["/bin/sh", "-c", HDFS_SCRIPT],
+                "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                "volumeMounts": [{"name": "hadoop-conf", "mountPath": "/etc/hadoop/conf", "readOnly": true}],
+                "resources": {"limits": {"memory": "400Mi"}},
+            }],
+        });
+        node.place(&mut value["spec"]);
+        let pod: Pod = serde_json::from_value(value)
+            .map_err(|source| Error::Manifest { kind: "Pod", source })?;
+        let audit_from = cluster.audit_size();
+        Api::<Pod>::namespaced(bed.alice.clone(), NAMESPACE)
+            .create(&PostParams::default(), &pod)
+            .await
+            .step("alice creates a pod running the stock Hadoop client")?;
+        let phase = until("the Hadoop client pod to finish", RUN_TIMEOUT, || async {
+            let pod = Api::<Pod>::namespaced(bed.admin.clone(), NAMESPACE)
+                .get(&name)
+                .await
+                .step("reading the pod")?;
+            let phase = pod.status.and_then(|s| s.phase).unwrap_or_default();
+            Ok::<_, Error>(match phase.as_str() {
+                "Succeeded" | "Failed" => Poll::Ready(phase),
+                _ => Poll::Pending(format!("phase {phase:?}")),
+            })
+        })
+        .await?;
+        let said = logs(&bed.admin, NAMESPACE, &name, "app").await?;
+        let want = format!("read=written by uid {APP_UID} in pod {name}");
+        ensure(phase == "Succeeded" && said.contains(&want), || {
+            format!(
+                "the app ended {phase}; its log:\n{said}\ntoken-service log:\n{}",
+                tail(&plan.log_file(0), 20)
+            )
+        })?;
+        // The NameNode saw alice, authenticated by a delegation token, create and open it.
+        let audit = cluster.audit_since(audit_from);
+        let path = format!("/user/alice/{name}.txt");
+        for cmd in ["create", "open"] {
+            let seen = audit.lines().any(|l| {
+                l.contains("ugi=alice (auth:TOKEN)")
+                    && l.contains(&format!("cmd={cmd}"))
+                    && l.contains(&path)
+            });
+            ensure(seen, || {
+                format!("no `{cmd}` of {path} by alice with a token in the NameNode audit log:\n{audit}")
+            })?;
+        }
+        Ok::<_, Error>(())
+    }
+    .await;
+    let _ = config_maps
+        .delete(&conf_name, &kube::api::DeleteParams::default())
+        .await;
+    fx.teardown(service).await;
+    result.expect("alice's pod reading and writing HDFS");
+}

@@ -14,7 +14,7 @@ final class ClusterJson {
   private ClusterJson() {}
 
   static void write(File out, SecureKdc kdc, SecureHdfs hdfs, SecureKms kms, SecureHdfs.TokenTimes times, File confDir, File auditLog, File classpathFile,
-      String controlUrl)
+      String controlUrl, File podConfDir, String podGateway)
       throws IOException {
     StringBuilder b = new StringBuilder();
     b.append("{\n");
@@ -52,6 +52,13 @@ final class ClusterJson {
     b.append("],\n");
     field(b, "hadoop_conf_dir", confDir.getAbsolutePath());
     field(b, "audit_log", auditLog.getAbsolutePath());
+    if (podConfDir != null) {
+      // For pods on the real node: their client config, the NameNode as they reach it, and the
+      // name their hostAliases must map to the gateway.
+      field(b, "pod_hadoop_conf_dir", podConfDir.getAbsolutePath());
+      field(b, "pod_namenode_rpc", podGateway + ":" + hdfs.nameNodes.get(0).rpc().getPort());
+      field(b, "pod_datanode_hostname", SecureHdfs.POD_DATANODE_HOSTNAME);
+    }
     b.append("  \"renew_interval_ms\": ").append(times.renewIntervalMs()).append(",\n");
     b.append("  \"max_lifetime_ms\": ").append(times.maxLifetimeMs()).append(",\n");
     b.append("  \"key_update_interval_ms\": ").append(times.keyUpdateIntervalMs()).append(",\n");

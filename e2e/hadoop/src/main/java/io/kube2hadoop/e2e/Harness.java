@@ -12,7 +12,7 @@ import java.util.concurrent.TimeUnit;
  *
  * <pre>
  * Harness --workdir DIR [--nameservices 1|2] [--renew-interval-ms N] [--max-lifetime-ms N]
- *         [--key-update-interval-ms N] [--kms]
+ *         [--key-update-interval-ms N] [--kms] [--pod-gateway IP]
  * </pre>
  */
 public final class Harness {
@@ -53,6 +53,14 @@ public final class Harness {
           "token times: want --renew-interval-ms and --key-update-interval-ms >= 1000 and --max-lifetime-ms >= the renew interval");
     }
 
+    // Where pods on the bed's real node reach this machine (e2e/scripts/node.sh), if any.
+    String podGateway = flags.get("pod-gateway", "");
+    if (podGateway.isEmpty()) {
+      podGateway = null;
+    } else if (!podGateway.matches("[0-9]{1,3}(\\.[0-9]{1,3}){3}")) {
+      throw new Flags.UsageException("--pod-gateway wants an IPv4 address, not " + podGateway);
+    }
+    File podConfDir = new File(workDir, "pod-conf");
     File classpath = new File(workDir, "classpath.txt");
     Files.writeString(classpath.toPath(), System.getProperty("java.class.path") + "\n", StandardCharsets.UTF_8);
     File auditLog = new File(workDir, "audit.log");
@@ -65,7 +73,7 @@ public final class Harness {
       if (flags.getBool("kms")) {
         kms = SecureKms.start(kdc, workDir, times);
       }
-      hdfs = SecureHdfs.start(kdc, workDir, nameservices, times, auditLog, kms);
+      hdfs = SecureHdfs.start(kdc, workDir, nameservices, times, auditLog, kms, podGateway);
     } catch (Exception e) {
       if (kms != null) {
         kms.close();
@@ -80,9 +88,13 @@ public final class Harness {
       sun.misc.Signal.handle(new sun.misc.Signal(sig), s -> stop.countDown());
     }
     hdfs.writeClientConf(confDir);
+    if (podGateway != null) {
+      hdfs.writePodConf(podConfDir, podGateway, kdc.krb5Conf);
+    }
     Control control = Control.start(hdfs);
     File json = new File(workDir, "cluster.json");
-    ClusterJson.write(json, kdc, hdfs, kms, times, confDir, auditLog, classpath, control.url());
+    ClusterJson.write(json, kdc, hdfs, kms, times, confDir, auditLog, classpath, control.url(),
+        podGateway == null ? null : podConfDir, podGateway);
     System.out.println("READY " + json.getAbsolutePath());
     System.out.flush();
     watchWorkDir(json, stop);

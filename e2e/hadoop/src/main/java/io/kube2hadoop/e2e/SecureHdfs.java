@@ -57,9 +57,22 @@ final class SecureHdfs implements AutoCloseable {
     this.clientConf = clientConf;
   }
 
-  static SecureHdfs start(SecureKdc kdc, File workDir, int nameservices, TokenTimes times, File auditLog, SecureKms kms)
-      throws Exception {
+  /** The name pods reach the DataNode by (a pod's hostAliases map it to the pod gateway). */
+  static final String POD_DATANODE_HOSTNAME = "k2h-hadoop-datanode";
+
+  static SecureHdfs start(SecureKdc kdc, File workDir, int nameservices, TokenTimes times, File auditLog, SecureKms kms,
+      String podGateway) throws Exception {
     Configuration conf = serverConf(kdc, times);
+    if (podGateway != null) {
+      // Pods on the bed's real node reach this machine at the gateway only: the NameNode's RPC
+      // and the DataNode's transfer port listen on every address, and the DataNode is known by
+      // a name pods resolve to the gateway (clients on this machine keep using 127.0.0.1).
+      conf.set(DFSConfigKeys.DFS_NAMENODE_RPC_BIND_HOST_KEY, "0.0.0.0");
+      conf.set(DFSConfigKeys.DFS_DATANODE_ADDRESS_KEY, "0.0.0.0:0");
+      conf.set(DFSConfigKeys.DFS_DATANODE_HTTP_ADDRESS_KEY, "127.0.0.1:0");
+      conf.set(DFSConfigKeys.DFS_DATANODE_IPC_ADDRESS_KEY, "127.0.0.1:0");
+      conf.set(DFSConfigKeys.DFS_DATANODE_HOST_NAME_KEY, POD_DATANODE_HOSTNAME);
+    }
     if (kms != null) {
       conf.set(KEY_PROVIDER_PATH, kms.providerUri().toString());
     }
@@ -79,6 +92,8 @@ final class SecureHdfs implements AutoCloseable {
         new MiniDFSCluster.Builder(conf, new File(workDir, "dfs"))
             .nnTopology(topology)
             .numDataNodes(1)
+            .checkDataNodeAddrConfig(podGateway != null)
+            .checkDataNodeHostConfig(podGateway != null)
             .build();
     cluster.waitActive();
 
@@ -206,6 +221,40 @@ final class SecureHdfs implements AutoCloseable {
     try (OutputStream out = new FileOutputStream(new File(dir, "hdfs-site.xml"))) {
       hdfs.writeXml(out);
     }
+  }
+
+  /**
+   * The client config for pods on the real node: the first NameNode at {@code gateway}, the
+   * DataNode by {@link #POD_DATANODE_HOSTNAME}, only what a token-authenticated client needs
+   * (no keytab, no KMS), and the realm's krb5.conf (Hadoop's Kerberos name rules read it).
+   */
+  void writePodConf(File dir, String gateway, File krb5Conf) throws IOException {
+    if (!dir.isDirectory() && !dir.mkdirs()) {
+      throw new IOException("cannot create " + dir);
+    }
+    String rpc = gateway + ":" + nameNodes.get(0).rpc().getPort();
+    Configuration core = new Configuration(false);
+    core.set("fs.defaultFS", "hdfs://" + rpc);
+    core.set("hadoop.security.authentication", "kerberos");
+    core.set("hadoop.security.authorization", "true");
+    core.set("hadoop.rpc.protection", "authentication");
+    core.set("ipc.client.connect.max.retries", "3");
+    core.set("ipc.client.connect.retry.interval", "200");
+    Configuration hdfs = new Configuration(false);
+    hdfs.set(DFSConfigKeys.DFS_NAMENODE_KERBEROS_PRINCIPAL_KEY, SecureKdc.principal(SecureKdc.HDFS));
+    hdfs.set(DFSConfigKeys.DFS_DATANODE_KERBEROS_PRINCIPAL_KEY, SecureKdc.principal(SecureKdc.HDFS));
+    hdfs.set(HdfsClientConfigKeys.DFS_DATA_TRANSFER_PROTECTION_KEY, "authentication");
+    hdfs.set(HdfsClientConfigKeys.DFS_CLIENT_USE_DN_HOSTNAME, "true");
+    hdfs.set(DFSConfigKeys.DFS_REPLICATION_KEY, "1");
+    hdfs.set(DFSConfigKeys.DFS_BLOCK_ACCESS_TOKEN_ENABLE_KEY, "true");
+    try (OutputStream out = new FileOutputStream(new File(dir, "core-site.xml"))) {
+      core.writeXml(out);
+    }
+    try (OutputStream out = new FileOutputStream(new File(dir, "hdfs-site.xml"))) {
+      hdfs.writeXml(out);
+    }
+    java.nio.file.Files.copy(krb5Conf.toPath(), new File(dir, "krb5.conf").toPath(),
+        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
   }
 
   /** Stops NameNode {@code index} (its process state, not its storage); clients see the ports closed. */

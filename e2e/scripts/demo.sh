@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# `make demo`: the whole flow on one machine, as local processes. Installs what it needs, builds,
-# starts the local control plane, the Kerberized HDFS, slapd, token-service and iddecorator (with
-# injection pointing at that token service), submits examples/ as alice, runs init-fetcher as her
-# pod and lists /user/alice with the file it wrote. Idempotent: parts already running are reused.
+# `make demo`: the whole flow on one machine. Installs what it needs, builds the binaries and
+# images, starts the local control plane with its real node (kubelet + containerd), the Kerberized
+# HDFS, slapd, token-service (where the node's pods reach it) and iddecorator (injecting the
+# fetcher), then submits examples/ as alice: her pods really run, the injected fetcher gets her
+# tokens, and the stock Hadoop client in her container writes a file to /user/alice and reads it
+# back. Then bob submits a pod that claims to be alice, and is refused. Idempotent: parts already
+# running are reused.
 # `demo.sh down` (`make demo-down`) stops what the demo started and leaves the rest as it was.
 # usage: demo.sh [up|down]
 set -euo pipefail
@@ -12,6 +15,9 @@ PKI=$STATE/pki
 BIN=${K2H_DEMO_BIN:-$REPO_DIR/target/debug}
 NS=team-a
 TOTAL=9
+# Where the real node's pods reach this machine, and the token service there (node.sh, pki.sh).
+GATEWAY=${K2H_E2E_NODE_GATEWAY:-10.244.0.1}
+LISTEN=$GATEWAY:8443
 n=0
 
 kc() { "$KUBECTL" --kubeconfig "$STATE/kubeconfig" --request-timeout=20s "$@"; }
@@ -55,6 +61,8 @@ do_deps() { "$E2E_DIR/scripts/install-deps.sh"; }
 do_build() {
   cd "$REPO_DIR"
   cargo build -p iddecorator -p token-service -p init-fetcher --bins
+  # The images the real node runs (the fetcher's among them); imported by node.sh.
+  "$E2E_DIR/scripts/images.sh"
 }
 
 do_cluster() {
@@ -64,6 +72,10 @@ do_cluster() {
     mark_started cluster
     "$E2E_DIR/scripts/up.sh"
   fi
+  [ -s "$STATE/node/ports" ] ||
+    die "the bed runs without its real node (K2H_E2E_REAL_NODE=0?): the demo runs real pods; make e2e-down, then make demo as root"
+  # A running bed gets the images just built.
+  "$E2E_DIR/scripts/node.sh" import
 }
 
 do_hadoop() {
@@ -81,26 +93,16 @@ do_ldap() {
   "$E2E_DIR/scripts/ldap-up.sh"
 }
 
-# A serving certificate from the bed's CA, so pods (and we) trust it with $PKI/ca.crt.
-token_service_cert() {
-  [ -s "$DEMO/tls.crt" ] && openssl verify -CAfile "$PKI/ca.crt" "$DEMO/tls.crt" >/dev/null 2>&1 &&
-    return 0
-  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$DEMO/tls.key" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$DEMO/tls.ext"
-  openssl req -new -key "$DEMO/tls.key" -subj "/CN=token-service" |
-    openssl x509 -req -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial -days 7 \
-      -extfile "$DEMO/tls.ext" -out "$DEMO/tls.crt" 2>/dev/null
-}
-
 token_service_config() {
   local ldap_env=$STATE/ldap/env
   # shellcheck source=/dev/null
   source "$ldap_env"
   jq --arg url "$K2H_LDAP_URL" --arg dn "$K2H_LDAP_BIND_DN" --arg pw "$K2H_LDAP_BIND_PASSWORD_FILE" \
     --arg base "$K2H_LDAP_BASE_DN" '{
-      nameservices: [.nameservices | to_entries[] | {
+      # Tokens named after the NameNode as the pods reach it, so their client selects them.
+      nameservices: [.pod_namenode_rpc as $pod | .nameservices | to_entries[] | {
         name: (.value.name // "nn\(.key)"),
-        namenodes: [.value.namenodes[] | {http, rpc}]}],
+        namenodes: [.value.namenodes[] | {http, rpc: (if $pod then $pod else .rpc end)}]}],
       kerberos: {principal: .service_principal, keytab: .service_keytab, krb5Conf: .krb5_conf},
       ldap: {url: $url, bindDn: $dn, bindPasswordFile: $pw, baseDn: "ou=people,\($base)",
         groupBaseDn: "ou=groups,\($base)", allowedGroup: "hadoop-users"}
@@ -108,12 +110,10 @@ token_service_config() {
 }
 
 token_service_ready() {
-  curl -fsS --max-time 2 --cacert "$PKI/ca.crt" "https://127.0.0.1:$(cat "$DEMO/port")/readyz"
+  curl -fsS --max-time 2 --cacert "$PKI/ca.crt" "https://$LISTEN/readyz"
 }
 
 do_token_service() {
-  [ -s "$DEMO/port" ] || free_port >"$DEMO/port"
-  token_service_cert
   token_service_config
   local pidfile=$DEMO/token-service.pid log=$DEMO/token-service.log
   # A running service with the same configuration is reused; a changed one is restarted.
@@ -123,8 +123,8 @@ do_token_service() {
     stop_pid "$pidfile"
     mv "$DEMO/token-service.yaml.new" "$DEMO/token-service.yaml"
     setsid "$BIN/token-service" --config "$DEMO/token-service.yaml" \
-      --listen "127.0.0.1:$(cat "$DEMO/port")" \
-      --tls-cert-file "$DEMO/tls.crt" --tls-key-file "$DEMO/tls.key" \
+      --listen "$LISTEN" \
+      --tls-cert-file "$PKI/token-service-node.crt" --tls-key-file "$PKI/token-service-node.key" \
       --stamp-key-file "$PKI/stamp.key" \
       --kubeconfig "$STATE/kubeconfig" --kube-context admin \
       --namespace-selector "kubernetes.io/metadata.name in ($NS)" \
@@ -139,69 +139,88 @@ do_token_service() {
   done
 }
 
-# iddecorator.sh uses $STATE/iddecorator-policy.yaml when present: injection names our service.
+# The bed's own policy already injects the fetcher image, pointed at $LISTEN with the bed's CA
+# (iddecorator.sh); a policy an older demo wrote is taken back.
 do_iddecorator() {
-  local policy=$STATE/iddecorator-policy.yaml
-  cat >"$policy.new" <<YAML
-# Written by e2e/scripts/demo.sh; removed by \`make demo-down\`.
-injection:
-  tokenServiceUrl: https://127.0.0.1:$(cat "$DEMO/port")
-  caConfigMap: {name: kube2hadoop-ca, key: ca.crt}
-  deadline: 2m
-YAML
-  kc --context admin -n "$NS" create configmap kube2hadoop-ca --from-file=ca.crt="$PKI/ca.crt" \
-    --dry-run=client -o yaml | kc --context admin apply -f -
-  if cmp -s "$policy.new" "$policy" && pid_alive "$STATE/pids/iddecorator.pid"; then
-    rm -f "$policy.new"
-    echo "iddecorator already running with the demo policy: reused"
-  else
-    mv "$policy.new" "$policy"
+  if [ -f "$STATE/iddecorator-policy.yaml" ] || ! pid_alive "$STATE/pids/iddecorator.pid"; then
+    rm -f "$STATE/iddecorator-policy.yaml"
     IDDECORATOR_BIN=$BIN/iddecorator "$E2E_DIR/scripts/iddecorator.sh" restart
+  else
+    echo "iddecorator already running with the bed's policy: reused"
   fi
+  cat "$STATE/bed-policy.yaml"
 }
 
+# pod_of LABEL_SELECTOR: the newest pod matching it.
+pod_of() {
+  kc --context admin -n "$NS" get pods -l "$1" --sort-by=.metadata.creationTimestamp \
+    -o jsonpath='{.items[-1:].metadata.name}' 2>/dev/null
+}
+
+# examples/ through the bed's overlay (e2e/cluster/examples: our Hadoop client image, the real
+# node, the bed's Hadoop config), as alice. Waits until her reader read back what it wrote and
+# her Job finished.
 do_submit() {
-  kc --context alice apply -f "$REPO_DIR/examples/deployment.yaml"
-  kc --context alice apply -f "$REPO_DIR/examples/job.yaml"
-  if kc --context admin get crd tfjobs.kubeflow.org >/dev/null 2>&1; then
-    kc --context alice apply -f "$REPO_DIR/examples/tfjob.yaml"
-  else
-    echo "no TFJob CRD: examples/tfjob.yaml skipped"
-  fi
-  local deadline=$((SECONDS + 90)) pod=""
-  until [ -n "$pod" ]; do
-    pod=$(kc --context admin -n "$NS" get pods -l app=hdfs-reader \
-      --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)
-    ((SECONDS < deadline)) || die "no running hdfs-reader pod after 90s (kwok log: $STATE/logs/kwok.log)"
-    [ -n "$pod" ] || sleep 1
+  kc --context admin -n "$NS" create configmap hadoop-conf \
+    --from-file="$(jq -r .pod_hadoop_conf_dir "$STATE/hadoop/cluster.json")" \
+    --dry-run=client -o yaml | kc --context admin apply -f -
+  # Submitting again is a new submission: a finished Job cannot be changed, so it goes first.
+  kc --context alice -n "$NS" delete job hdfs-report --ignore-not-found --wait=true
+  "$KUBECTL" kustomize --load-restrictor=LoadRestrictionsNone "$E2E_DIR/cluster/examples" |
+    kc --context alice apply -f -
+  local deadline=$((SECONDS + 180)) pod="" said=""
+  until grep -q "^hello from" <<<"$said"; do
+    ((SECONDS < deadline)) || {
+      kc --context admin -n "$NS" describe pod "${pod:-none}" || true
+      die "alice's hdfs-reader pod did not read its file within 180s (token-service log: $DEMO/token-service.log)"
+    }
+    sleep 1
+    pod=$(pod_of app=hdfs-reader)
+    [ -n "$pod" ] && said=$(kc --context admin -n "$NS" logs "$pod" -c reader 2>/dev/null || true)
   done
   echo "$pod" >"$DEMO/pod"
-  echo "pod $pod, injected init containers:"
-  kc --context admin -n "$NS" get pod "$pod" -o jsonpath='{range .spec.initContainers[*]}{.name} {.args}{"\n"}{end}'
-  kc --context admin -n "$NS" get pod "$pod" -o jsonpath='{.spec.initContainers[0].name}' |
-    grep -qx kube2hadoop-fetcher || die "pod $pod was not injected (iddecorator log: $STATE/logs/iddecorator.log)"
+  printf '%s\n' "$said" >"$DEMO/reader.txt"
+  kc --context admin -n "$NS" wait --for=condition=Complete --timeout=120s job/hdfs-report ||
+    die "alice's Job hdfs-report did not complete: $(kc --context admin -n "$NS" logs job/hdfs-report 2>&1 | tail -5)"
+  kc --context admin -n "$NS" logs job/hdfs-report >"$DEMO/job.txt"
+  kc --context admin -n "$NS" get pod "$pod" -o jsonpath='{.metadata.annotations.kube2hadoop\.io/user}' \
+    >"$DEMO/reader-user.txt"
 }
 
-# What kubelet would do for the injected pod: a projected token bound to it (audience
-# kube2hadoop), minted as the pod's node (only kubelets may mint for that audience), then the
-# fetcher with the injected arguments, on this machine.
-do_fetch() {
-  local pod uid sa node
-  pod=$(cat "$DEMO/pod")
-  uid=$(kc --context admin -n "$NS" get pod "$pod" -o jsonpath='{.metadata.uid}')
-  sa=$(kc --context admin -n "$NS" get pod "$pod" -o jsonpath='{.spec.serviceAccountName}')
-  node=$(kc --context admin -n "$NS" get pod "$pod" -o jsonpath='{.spec.nodeName}')
-  mkdir -p "$DEMO/pod-fs/sa" "$DEMO/pod-fs/hadoop"
-  (umask 077 && kc --context admin --client-certificate "$PKI/node-$node.crt" \
-    --client-key "$PKI/node-$node.key" -n "$NS" create token "${sa:-default}" --audience kube2hadoop \
-    --bound-object-kind Pod --bound-object-name "$pod" --bound-object-uid "$uid" --duration 10m \
-    >"$DEMO/pod-fs/sa/token")
-  "$BIN/init-fetcher" fetch --url "https://127.0.0.1:$(cat "$DEMO/port")" --ca-file "$PKI/ca.crt" \
-    --sa-token-file "$DEMO/pod-fs/sa/token" --out "$DEMO/pod-fs/hadoop/token" --deadline 2m \
-    || die_component "init-fetcher" "$DEMO/token-service.log"
-  "$BIN/init-fetcher" print "$DEMO/pod-fs/hadoop/token" >"$DEMO/print.txt"
-  HADOOP_TOKEN_FILE_LOCATION=$DEMO/pod-fs/hadoop/token "$E2E_DIR/scripts/hadoop-client.sh" \
-    ls /user/alice >"$DEMO/ls.txt"
+# bob's pod says it is alice's (the annotation) and asks to run as alice: iddecorator stamps
+# bob, the token service refuses bob acting as alice, the fetcher ends with the reason and the
+# app never starts.
+do_forgery() {
+  kc --context admin -n "$NS" delete pod forged-by-bob --ignore-not-found --wait=true
+  kc --context bob -n "$NS" apply -f - <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  name: forged-by-bob
+  annotations:
+    kube2hadoop.io/user: alice
+    kube2hadoop.io/run-as: alice
+    kube2hadoop.io/inject: "true"
+spec:
+  restartPolicy: Never
+  nodeSelector: {kube2hadoop.io/real-node: "true"}
+  tolerations: [{key: kube2hadoop.io/real-node, operator: Exists, effect: NoSchedule}]
+  securityContext: {runAsUser: 1000, runAsNonRoot: true}
+  containers:
+  - {name: app, image: docker.io/kube2hadoop-e2e/busybox:e2e, imagePullPolicy: Never,
+     command: [sh, -c, 'cat \$HADOOP_TOKEN_FILE_LOCATION']}
+YAML
+  local deadline=$((SECONDS + 120)) code=""
+  until [ -n "$code" ]; do
+    ((SECONDS < deadline)) || die "bob's pod neither failed nor ran within 120s"
+    sleep 1
+    code=$(kc --context admin -n "$NS" get pod forged-by-bob \
+      -o jsonpath='{.status.initContainerStatuses[0].state.terminated.exitCode}')
+  done
+  [ "$code" = 2 ] || die "bob's fetcher ended with exit $code, not 2 (refused)"
+  kc --context admin -n "$NS" get pod forged-by-bob \
+    -o jsonpath='{.metadata.annotations.kube2hadoop\.io/user}{"\n"}{.status.phase}{"\n"}{.status.initContainerStatuses[0].state.terminated.message}' \
+    >"$DEMO/forgery.txt"
 }
 
 # --- up / down ----------------------------------------------------------------------------------
@@ -217,32 +236,40 @@ up() {
   step "starting slapd" do_ldap
   step "starting token-service" do_token_service
   step "starting iddecorator with injection" do_iddecorator
-  step "submitting examples/ as alice" do_submit
-  step "fetching tokens as alice's pod" do_fetch
-  local port pod
-  port=$(cat "$DEMO/port")
+  step "running examples/ as alice on the real node" do_submit
+  step "bob's pod claiming to be alice" do_forgery
+  local pod
   pod=$(cat "$DEMO/pod")
   # shellcheck source=/dev/null
   source "$STATE/env"
+  local forged_user forged_reason
+  { read -r forged_user; read -r _phase; forged_reason=$(cat); } <"$DEMO/forgery.txt"
+  # The fetcher logs JSON: its error line is the reason.
+  forged_reason=$(jq -rR 'fromjson? | select(.level == "ERROR") | .message' <<<"$forged_reason")
   cat <<EOF
 
-init-fetcher print $DEMO/pod-fs/hadoop/token:
-$(sed 's/^/  /' "$DEMO/print.txt")
+alice's pod $pod (kube2hadoop.io/user: $(cat "$DEMO/reader-user.txt")) ran on node k2h-node: the
+injected fetcher got her tokens, and the stock Hadoop client wrote /user/alice/hello-from-$pod
+and read it back:
+$(sed 's/^/  /' "$DEMO/reader.txt")
+alice's Job hdfs-report: $(cat "$DEMO/job.txt")
 
-hadoop fs -ls /user/alice with HADOOP_TOKEN_FILE_LOCATION=$DEMO/pod-fs/hadoop/token:
-$(sed 's/^/  /' "$DEMO/ls.txt")
+bob's pod forged-by-bob claimed kube2hadoop.io/user: alice and run-as alice. iddecorator stamped
+"$forged_user"; the token service refused, the fetcher stopped the pod before its app started:
+$(fold -s -w 94 <<<"$forged_reason" | sed 's/^/  /' | head -n 4)
 
 demo ready in $((SECONDS - t0))s. Look around:
   export KUBECONFIG=$KUBECONFIG     # contexts: admin, alice, bob
   export PATH=$K8S_BIN:\$PATH       # the bed's kubectl
-  kubectl --context alice get deploy,jobs,tfjobs,pods -n $NS
-  kubectl --context alice get pods -n $NS -o yaml      # kube2hadoop.io/user, injected fetcher
-  kubectl --context alice get pod $pod -n $NS -o jsonpath='{.spec.initContainers[0].args}'
-  $BIN/init-fetcher print $DEMO/pod-fs/hadoop/token
+  kubectl --context alice get deploy,jobs,pods -n $NS -o wide
+  kubectl --context alice describe pod $pod -n $NS        # the injected fetcher, volumes, env
+  kubectl --context alice logs $pod -n $NS -c kube2hadoop-fetcher
+  kubectl --context bob describe pod forged-by-bob -n $NS
   token-service audit log:  $DEMO/audit.log   (service log: $DEMO/token-service.log)
-  token-service metrics:    curl --cacert $PKI/ca.crt https://127.0.0.1:$port/metrics
+  token-service metrics:    curl --cacert $PKI/ca.crt https://$LISTEN/metrics
   iddecorator metrics:      curl --cacert $PKI/ca.crt https://127.0.0.1:$K2H_E2E_IDDECORATOR_PORT/metrics
-  iddecorator log:          $STATE/logs/iddecorator.log   (policy: $STATE/iddecorator-policy.yaml)
+  iddecorator log:          $STATE/logs/iddecorator.log   (policy: $STATE/bed-policy.yaml)
+  node logs:                $STATE/logs/kubelet.log, $STATE/logs/containerd.log
   Hadoop bed:               $STATE/hadoop/cluster.json, NameNode audit $STATE/hadoop/audit.log
 Stop: make demo-down
 EOF
@@ -267,11 +294,8 @@ down() {
     # The bed was there before the demo: take back only what the demo added.
     kc --context alice delete --ignore-not-found --wait=false \
       -f "$REPO_DIR/examples/deployment.yaml" -f "$REPO_DIR/examples/job.yaml" || true
-    kc --context alice delete --ignore-not-found --wait=false -f "$REPO_DIR/examples/tfjob.yaml" \
-      2>/dev/null || true
-    kc --context admin -n "$NS" delete configmap kube2hadoop-ca --ignore-not-found || true
-    "$E2E_DIR/scripts/iddecorator.sh" restart
-    log "iddecorator back on its default policy"
+    kc --context admin -n "$NS" delete pod forged-by-bob --ignore-not-found --wait=false || true
+    kc --context admin -n "$NS" delete configmap hadoop-conf --ignore-not-found || true
   fi
   if [ -n "$hadoop" ]; then "$E2E_DIR/scripts/hadoop-down.sh"; fi
   if [ -n "$ldap" ]; then "$E2E_DIR/scripts/ldap-down.sh"; fi

@@ -237,12 +237,20 @@ build_hadoop_client() {
 shift
 exec /opt/java/bin/java -Xmx192m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData \
   -Djava.net.preferIPv4Stack=true -Djava.security.krb5.conf=/etc/hadoop/conf/krb5.conf \
+  -Dlog4j.configuration=file:/opt/hadoop/log4j.properties \
   --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED \
   --add-opens=java.base/java.net=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED \
   --add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED \
   -cp "/etc/hadoop/conf:/opt/hadoop/lib/*" org.apache.hadoop.fs.FsShell "$@"
 SH
   chmod 0755 "$root/usr/local/bin/hdfs"
+  # Warnings and errors on stderr; not the missing native library (this image has none).
+  printf '%s\n' 'log4j.rootLogger=WARN, stderr' \
+    'log4j.appender.stderr=org.apache.log4j.ConsoleAppender' \
+    'log4j.appender.stderr.Target=System.err' \
+    'log4j.appender.stderr.layout=org.apache.log4j.PatternLayout' \
+    'log4j.appender.stderr.layout.ConversionPattern=%d{ISO8601} %p %c{2}: %m%n' \
+    'log4j.logger.org.apache.hadoop.util.NativeCodeLoader=ERROR' >"$root/opt/hadoop/log4j.properties"
   mkdir -p "$root/etc" "$root/tmp" && chmod 1777 "$root/tmp"
   printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/tmp:/bin/sh\nnonroot:x:%s:%s:nonroot:/tmp:/bin/sh\n' \
     "$NONROOT" "$NONROOT" >"$root/etc/passwd"

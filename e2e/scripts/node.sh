@@ -6,6 +6,7 @@
 # the bridge's address (10.244.0.1), where the bed serves what pods need.
 #
 #   node.sh up     start it (idempotent); needs up.sh's control plane
+#   node.sh import import target/images/ again (after images.sh) into the running node
 #   node.sh down   stop it and leave the machine as found: pods' netns, mounts, cgroups, shims,
 #                  the bridge, and the sysctls kubelet and the bridge plugin change
 #
@@ -296,5 +297,8 @@ stop_node() {
 case ${1:-} in
 up) timed "real node up" start_node ;;
 down) stop_node; log "real node down" ;;
-*) die "usage: $0 up|down" ;;
+import)
+  pid_alive "$STATE/pids/containerd.pid" || die "the real node is not running: run e2e/scripts/up.sh"
+  timed "images imported" import_images ;;
+*) die "usage: $0 up|down|import" ;;
 esac

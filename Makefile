@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help build images test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-sustained bench-token-service bench-fetchers bench-profile demo lint fmt docs
+.PHONY: help build images test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-sustained bench-token-service bench-fetchers bench-pod-start bench-profile demo lint fmt docs
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -62,10 +62,14 @@ e2e-kind: ## the e2e suite on a kind cluster (needs docker and kind; not run in 
 	trap 'e2e/scripts/kind.sh down' EXIT; \
 	e2e/scripts/kind.sh up; source e2e/.state/kind/env; $(CARGO) test -p e2e $(E2E_SUITE)
 
-bench: ## webhook vs a Go controller-runtime reference, kube-apiserver's view, bench-sustained, then bench-token-service; bench/results/
+bench: ## webhook vs a Go controller-runtime reference, kube-apiserver's view, bench-sustained, bench-token-service, then bench-pod-start; bench/results/
 	CARGO=$(CARGO) bench/run.sh
 	CARGO=$(CARGO) bench/sustained.sh
 	CARGO=$(CARGO) bench/token-service.sh
+	CARGO=$(CARGO) bench/pod-start.sh
+
+bench-pod-start: ## pod start on the bed's real node with and without injection (and with a do-nothing init container) → results/pod-start.*
+	CARGO=$(CARGO) bench/pod-start.sh
 
 bench-sustained: ## 5,000 admissions/s for 60 s over HTTP/2, iddecorator then the Go reference (no control plane)
 	CARGO=$(CARGO) bench/sustained.sh

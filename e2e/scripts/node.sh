@@ -24,7 +24,11 @@ NODE=$STATE/node
 PKI=$STATE/pki
 SOCK=$NODE/containerd/containerd.sock
 # Sysctls kubelet (kernel tunables) and the bridge plugin (forwarding) set on the host.
-SYSCTLS=(kernel.panic kernel.panic_on_oops vm.overcommit_memory net.ipv4.ip_forward)
+SYSCTLS=(kernel.panic kernel.panic_on_oops vm.overcommit_memory vm.panic_on_oom
+  kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.ip_forward)
+# Fixed paths kubelet and libcni write whatever their configuration (device-plugin socket, CNI
+# result cache, log symlinks): removed on down when the bed made them.
+HOST_DIRS=(/var/lib/kubelet /var/lib/cni /var/log/pods /var/log/containers)
 # Pods live in this cgroup subtree of every controller, removed on down.
 CGROUP_ROOT=/kube2hadoop-e2e
 # containerd 1.6 keeps shim sockets in a fixed dir; removed on down if the bed made it.
@@ -41,6 +45,21 @@ require() {
   [ -x /usr/lib/cni/bridge ] || die "the CNI plugins are missing: run e2e/scripts/install-deps.sh"
   [ -x "$K8S_BIN/kubelet" ] || die "no kubelet in $K8S_BIN: run e2e/scripts/build.sh"
   [ "$(id -u)" = 0 ] || die "the real node needs root (containers, mounts, a bridge)"
+}
+
+# note_host_dirs: which of HOST_DIRS this bed is about to create.
+note_host_dirs() {
+  [ -e "$NODE/host-dirs.ours" ] && return 0
+  local d
+  for d in "${HOST_DIRS[@]}"; do [ -e "$d" ] || echo "$d"; done >"$NODE/host-dirs.ours"
+}
+
+remove_host_dirs() {
+  [ -s "$NODE/host-dirs.ours" ] || return 0
+  local d
+  while read -r d; do
+    case $d in /var/lib/kubelet | /var/lib/cni | /var/log/pods | /var/log/containers) rm -rf "$d" ;; esac
+  done <"$NODE/host-dirs.ours"
 }
 
 save_sysctls() {
@@ -168,6 +187,7 @@ evictionHard: {memory.available: 50Mi, nodefs.available: "1%", imagefs.available
 syncFrequency: 10s
 nodeStatusUpdateFrequency: 5s
 fileCheckFrequency: 0s
+podLogsDir: $NODE/pod-logs
 resolvConf: /etc/resolv.conf
 logging: {format: text}
 YAML
@@ -197,6 +217,7 @@ start_node() {
   # shellcheck source=/dev/null
   source "$NODE/ports"
   save_sysctls
+  note_host_dirs
   [ -d "$SHIM_DIR" ] || { mkdir -p "$SHIM_DIR" && touch "$NODE/shim-dir.ours"; }
   bridge_up
   write_containerd_config
@@ -282,9 +303,10 @@ stop_node() {
   remove_cgroups
   if [ -e "$NODE/bridge.ours" ]; then
     ip link del "$BRIDGE" 2>/dev/null || true
-    rm -f "$NODE/bridge.ours"
+    ip link show "$BRIDGE" >/dev/null 2>&1 && log "could not remove the bridge $BRIDGE"
   fi
   restore_sysctls
+  remove_host_dirs
   if [ -e "$NODE/shim-dir.ours" ]; then
     rm -rf "$SHIM_DIR"
     rm -f "$NODE/shim-dir.ours"

@@ -136,10 +136,19 @@ fn injection_gaps(pod: &Pod) -> Vec<String> {
                 .as_array()
                 .map(|a| a.iter().filter_map(|a| a.as_str()).collect())
                 .unwrap_or_default();
-            for flag in ["--url", "--ca-file", "--sa-token-file", "--out"] {
+            for flag in ["--url", "--sa-token-file", "--out"] {
                 if !args.contains(&flag) {
                     gaps.push(format!("fetcher args without {flag}: {args:?}"));
                 }
+            }
+            // The CA as a file, or inline (the bed's policy sets `caPemFile`).
+            let ca_env = f["env"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["name"] == "K2H_FETCH_CA_PEM"));
+            if !args.contains(&"--ca-file") && !ca_env {
+                gaps.push(format!(
+                    "fetcher without --ca-file or K2H_FETCH_CA_PEM: {args:?}"
+                ));
             }
             if args.first() != Some(&"fetch") {
                 gaps.push(format!("fetcher does not run `fetch`: {args:?}"));

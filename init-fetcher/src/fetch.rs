@@ -1,7 +1,8 @@
 //! `fetch`: ask the token service until it answers or the deadline passes, then write the file.
 //!
 //! Exit codes (also in `--help` of the binary):
-//! 0 written; 1 bad flags or CA; 2 refused by the service (401/403/404); 3 deadline passed
+//! 0 written; 1 bad flags or CA; 2 refused by the service (401/403/404; an unknown address
+//! after [`ADDRESS_GRACE`]); 3 deadline passed
 //! (or, for `refresh`, tokens expired while the service kept failing); 4 the service sent
 //! something unusable; 5 local I/O (file or service-account token); 6 stopped by SIGTERM.
 use std::time::Duration;
@@ -81,7 +82,7 @@ pub fn client(config: &Config) -> Result<Client, FetchError> {
     )?)
 }
 
-/// How long an unknown address is retried: the kubelet reports a new pod's IP to the API
+/// How long an unknown address is retried, from the first such answer: the kubelet reports a new pod's IP to the API
 /// server while its init containers may already run, and the service learns it by watch.
 pub const ADDRESS_GRACE: Duration = Duration::from_secs(30);
 
@@ -91,6 +92,8 @@ pub async fn until_deadline(client: &Client, config: &Config) -> Result<Fetched,
     let started = Instant::now();
     let deadline = started + config.deadline;
     let mut attempt = 0u32;
+    // When the service first said it does not know this pod's address.
+    let mut unknown_since: Option<Instant> = None;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let error = match client.attempt(remaining).await {
@@ -99,7 +102,11 @@ pub async fn until_deadline(client: &Client, config: &Config) -> Result<Fetched,
         };
         let retry_after = match &error {
             AttemptError::Transient { retry_after, .. } => *retry_after,
-            AttemptError::AddressNotKnown { .. } if started.elapsed() < ADDRESS_GRACE => None,
+            AttemptError::AddressNotKnown { .. }
+                if unknown_since.get_or_insert_with(Instant::now).elapsed() < ADDRESS_GRACE =>
+            {
+                None
+            }
             AttemptError::Refused { .. } | AttemptError::AddressNotKnown { .. } => {
                 return Err(FetchError::Refused(error));
             }

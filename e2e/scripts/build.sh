@@ -58,7 +58,7 @@ build_k8s() {
   mkdir -p "$work" "$K8S_BIN"
   rm -f "$work/go.mod" "$work/go.sum"
   "$E2E_DIR/cluster/k8s/gen-gomod.sh" "$K8S_VERSION" "$work"
-  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
+  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
   local pkgs=("${cmds[@]/#/k8s.io/kubernetes/cmd/}")
   (cd "$work" && go get "k8s.io/kubernetes@$K8S_VERSION" &&
     go build "${BUILD[@]}" -o "$K8S_BIN/" "${pkgs[@]}")
@@ -86,7 +86,7 @@ have() { local f; for f in "$@"; do [ -x "$f" ] || return 1; done; }
 total=$SECONDS
 have "$ETCD_BIN/etcd" || timed "build etcd $ETCD_VERSION" build_etcd
 have "$KWOK_BIN/kwok" || timed "build kwok $KWOK_VERSION" build_kwok
-have "$K8S_BIN"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,kubelet} ||
+have "$K8S_BIN"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,kubelet,kube-proxy} ||
   timed "build kubernetes $K8S_VERSION" build_k8s
 have "$TRAINING_OPERATOR_DIR/bin/training-operator.v1" && [ -s "$TRAINING_OPERATOR_DIR/rbac/role.yaml" ] ||
   timed "build training-operator $TRAINING_OPERATOR_VERSION" build_training_operator

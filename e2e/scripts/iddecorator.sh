@@ -32,29 +32,16 @@ YAML
 
 # The kubeconfig iddecorator reads pods with (exec/attach/port-forward checks), as its own
 # service account, bound by the manifests' RBAC.
-write_kubeconfig() {
-  local kc=$STATE/iddecorator.kubeconfig
-  cat >"$kc" <<KC
-apiVersion: v1
-kind: Config
-clusters:
-- name: e2e
-  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", certificate-authority: "$PKI/ca.crt"}
-users:
-- name: iddecorator
-  user: {client-certificate: "$PKI/iddecorator-client.crt", client-key: "$PKI/iddecorator-client.key"}
-contexts:
-- name: iddecorator
-  context: {cluster: e2e, user: iddecorator}
-current-context: iddecorator
-KC
+write_iddecorator_kubeconfig() {
+  write_kubeconfig "$STATE/iddecorator.kubeconfig" iddecorator \
+    "$PKI/iddecorator-client.crt" "$PKI/iddecorator-client.key"
   "$KUBECTL" --kubeconfig "$STATE/kubeconfig" --context admin --request-timeout=20s \
     apply -f "$REPO_DIR/manifests/base/iddecorator-rbac.yaml" >/dev/null
 }
 
 do_start() {
   [ -s "$PKI/iddecorator-client.crt" ] && [ -s "$PKI/stamp.key" ] || "$E2E_DIR/scripts/pki.sh"
-  write_kubeconfig
+  write_iddecorator_kubeconfig
   write_bed_policy
   if [ ! -x "$BIN" ]; then
     log "building iddecorator"

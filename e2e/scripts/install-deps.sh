@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages and toolchain parts the build and tests need. Idempotent.
 set -euo pipefail
-# The real node (node.sh): containerd, runc, the CNI plugins; busybox-static for its test image.
+# The real node (node.sh): containerd, runc, the CNI plugins, nft for kube-proxy; busybox-static
+# for its test image.
 need=(libkrb5-dev libclang-dev musl-tools krb5-user slapd ldap-utils pkg-config openjdk-17-jdk-headless maven curl openssl python3 jq linux-perf
-  containerd runc containernetworking-plugins busybox-static iproute2 file)
+  containerd runc containernetworking-plugins busybox-static iproute2 file nftables)
 missing=()
 for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -12,6 +12,9 @@ if [ ! -s "$dir/env" ] || [ ! -s "$dir/slapd.conf" ]; then
   die "no LDAP bed in $dir: run e2e/scripts/ldap-up.sh first"
 fi
 url=$(sed -n 's/^K2H_LDAP_URL=//p' "$dir/env")
+# And where pods reach it, if ldap-up.sh listened there too.
+pod_url=$(sed -n 's/^K2H_LDAP_POD_URL=//p' "$dir/env")
+listen="$url/${pod_url:+ $pod_url/}"
 exec 9>"$dir.lock"
 flock 9
 
@@ -29,7 +32,7 @@ start)
   if pid_alive "$dir/slapd.pid" && answers; then exit 0; fi
   stop_pid "$dir/slapd.pid"
   # The port may linger in TIME_WAIT; slapd sets SO_REUSEADDR, so it can bind at once.
-  setsid slapd -f "$dir/slapd.conf" -h "$url/" -d stats >>"$logfile" 2>&1 </dev/null 9>&- &
+  setsid slapd -f "$dir/slapd.conf" -h "$listen" -d stats >>"$logfile" 2>&1 </dev/null 9>&- &
   echo $! >"$dir/slapd.pid"
   wait_for "slapd on $url" 20 "$logfile" answers
   log "ldap-ctl: slapd serves $url again (pid $(cat "$dir/slapd.pid"))"

@@ -75,3 +75,33 @@ stop_pid() {
   fi
   rm -f "$f"
 }
+
+# Where pods on the real node (node.sh) reach this machine: the bridge address. With the real
+# node on, the API server listens there too (up.sh), so pods reach it through the `kubernetes`
+# Service like in any cluster.
+NODE_GATEWAY=${K2H_E2E_NODE_GATEWAY:-10.244.0.1}
+# The installed token service's Service address (install.sh; fixed: its certificate names it).
+INSTALLED_TOKEN_SERVICE_IP=10.96.80.80
+
+# apiserver_url: the API server of this bed ($STATE/ports must be sourced).
+apiserver_url() { echo "https://${APISERVER_HOST:-127.0.0.1}:${APISERVER_PORT:?source \$STATE/ports first}"; }
+
+# write_kubeconfig FILE NAME CERT KEY: a one-context kubeconfig for a component with a client
+# certificate of the bed's CA.
+write_kubeconfig() {
+  local file=$1 name=$2 cert=$3 key=$4
+  cat >"$file" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster: {server: "$(apiserver_url)", certificate-authority: "$STATE/pki/ca.crt"}
+users:
+- name: $name
+  user: {client-certificate: "$cert", client-key: "$key"}
+contexts:
+- name: $name
+  context: {cluster: e2e, user: $name}
+current-context: $name
+KC
+}

@@ -5,10 +5,14 @@
 # of the bed's own (k2h0, 10.244.0.0/24), and the host reaches them and they reach the host at
 # the bridge's address (10.244.0.1), where the bed serves what pods need.
 #
+#   node.sh net    only the bridge (up.sh makes it first: the API server listens on it)
 #   node.sh up     start it (idempotent); needs up.sh's control plane
 #   node.sh import import target/images/ again (after images.sh) into the running node
 #   node.sh down   stop it and leave the machine as found: pods' netns, mounts, cgroups, shims,
 #                  the bridge, and the sysctls kubelet and the bridge plugin change
+#
+# kube-proxy (nftables mode) routes Service addresses for pods: its rules live in nftables tables
+# of their own (ip and ip6 `kube-proxy`), deleted on down; nothing else on the host changes.
 #
 # Everything lives under e2e/.state/node (containerd's root and state, kubelet's root dir, the
 # CNI config and IPAM); the node is tainted kube2hadoop.io/real-node so only pods that ask for it
@@ -19,7 +23,7 @@ source "$(dirname "$0")/lib.sh"
 NODE_NAME=${K2H_E2E_NODE_NAME:-k2h-node}
 BRIDGE=k2h0
 SUBNET=10.244.0.0/24
-GATEWAY=${K2H_E2E_NODE_GATEWAY:-10.244.0.1}
+GATEWAY=$NODE_GATEWAY
 NODE=$STATE/node
 PKI=$STATE/pki
 SOCK=$NODE/containerd/containerd.sock
@@ -43,7 +47,9 @@ require() {
     command -v "$t" >/dev/null || die "$t is missing: run e2e/scripts/install-deps.sh"
   done
   [ -x /usr/lib/cni/bridge ] || die "the CNI plugins are missing: run e2e/scripts/install-deps.sh"
-  [ -x "$K8S_BIN/kubelet" ] || die "no kubelet in $K8S_BIN: run e2e/scripts/build.sh"
+  [ -x "$K8S_BIN/kubelet" ] && [ -x "$K8S_BIN/kube-proxy" ] ||
+    die "no kubelet or kube-proxy in $K8S_BIN: run e2e/scripts/build.sh"
+  command -v nft >/dev/null || die "nft is missing (kube-proxy's nftables mode): run e2e/scripts/install-deps.sh"
   [ "$(id -u)" = 0 ] || die "the real node needs root (containers, mounts, a bridge)"
 }
 
@@ -140,20 +146,7 @@ JSON
 
 write_kubelet_config() {
   mkdir -p "$NODE/kubelet"
-  cat >"$NODE/kubelet.kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters:
-- name: e2e
-  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", certificate-authority: "$PKI/ca.crt"}
-users:
-- name: kubelet
-  user: {client-certificate: "$PKI/node-$NODE_NAME.crt", client-key: "$PKI/node-$NODE_NAME.key"}
-contexts:
-- name: kubelet
-  context: {cluster: e2e, user: kubelet}
-current-context: kubelet
-KC
+  write_kubeconfig "$NODE/kubelet.kubeconfig" kubelet "$PKI/node-$NODE_NAME.crt" "$PKI/node-$NODE_NAME.key"
   cat >"$NODE/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -205,6 +198,70 @@ import_images() {
   done
 }
 
+# kube-proxy: Service addresses for pods (clusterCIDR: their traffic keeps its source address,
+# which the token service's IP mode relies on). Conntrack limits and timeouts are left as they
+# are (0); its metrics and health listen on loopback.
+write_kube_proxy_config() {
+  write_kubeconfig "$NODE/kube-proxy.kubeconfig" kube-proxy "$PKI/kube-proxy.crt" "$PKI/kube-proxy.key"
+  cat >"$NODE/kube-proxy.yaml" <<YAML
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: nftables
+clientConnection: {kubeconfig: $NODE/kube-proxy.kubeconfig}
+hostnameOverride: $NODE_NAME
+clusterCIDR: $SUBNET
+nodePortAddresses: [$GATEWAY/32]
+healthzBindAddress: 127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT
+metricsBindAddress: 127.0.0.1:$KUBE_PROXY_METRICS_PORT
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+YAML
+}
+
+# nft_tables_ours: remember that no kube-proxy table existed before ours (another kube-proxy on
+# this machine would own them: refuse rather than delete its rules on down).
+nft_tables_ours() {
+  [ -e "$NODE/nft.ours" ] && return 0
+  local fam
+  for fam in ip ip6; do
+    if nft list table "$fam" kube-proxy >/dev/null 2>&1; then
+      die "an nftables table $fam kube-proxy exists that this bed did not make (a kube-proxy runs here?)"
+    fi
+  done
+  touch "$NODE/nft.ours"
+}
+
+remove_nft_tables() {
+  [ -e "$NODE/nft.ours" ] || return 0
+  local fam
+  for fam in ip ip6; do
+    nft list table "$fam" kube-proxy >/dev/null 2>&1 || continue
+    nft delete table "$fam" kube-proxy || log "could not delete the nftables table $fam kube-proxy"
+  done
+  rm -f "$NODE/nft.ours"
+}
+
+start_kube_proxy() {
+  pid_alive "$STATE/pids/kube-proxy.pid" && return 0
+  nft_tables_ours
+  write_kube_proxy_config
+  log "starting kube-proxy (nftables)"
+  setsid "$K8S_BIN/kube-proxy" --config "$NODE/kube-proxy.yaml" \
+    >>"$STATE/logs/kube-proxy.log" 2>&1 </dev/null &
+  echo $! >"$STATE/pids/kube-proxy.pid"
+  # Ready once its first sync has written the table.
+  wait_for "kube-proxy" 60 "$STATE/logs/kube-proxy.log" \
+    curl -fsS --max-time 2 "http://127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT/healthz"
+}
+
+# start_net: the bridge, and the sysctls and host dirs noted before anything changes them.
+start_net() {
+  require
+  mkdir -p "$NODE"
+  save_sysctls
+  note_host_dirs
+  bridge_up
+}
+
 start_node() {
   require
   [ -s "$STATE/ports" ] || die "no test bed in $STATE: run e2e/scripts/up.sh first"
@@ -212,14 +269,17 @@ start_node() {
   source "$STATE/ports"
   mkdir -p "$NODE" "$STATE/logs" "$STATE/pids"
   if [ ! -s "$NODE/ports" ]; then
-    { echo "KUBELET_PORT=10250"; echo "KUBELET_HEALTHZ_PORT=$(free_port)"; } >"$NODE/ports"
+    {
+      echo "KUBELET_PORT=10250"
+      echo "KUBELET_HEALTHZ_PORT=$(free_port)"
+      echo "KUBE_PROXY_HEALTHZ_PORT=$(free_port)"
+      echo "KUBE_PROXY_METRICS_PORT=$(free_port)"
+    } >"$NODE/ports"
   fi
   # shellcheck source=/dev/null
   source "$NODE/ports"
-  save_sysctls
-  note_host_dirs
+  start_net
   [ -d "$SHIM_DIR" ] || { mkdir -p "$SHIM_DIR" && touch "$NODE/shim-dir.ours"; }
-  bridge_up
   write_containerd_config
   write_kubelet_config
   make_cgroups
@@ -241,6 +301,7 @@ start_node() {
     echo $! >"$STATE/pids/kubelet.pid"
   fi
   wait_ready
+  start_kube_proxy
 }
 
 # umount_under DIR: every mount below DIR, deepest first.
@@ -287,8 +348,12 @@ wait_ready() {
 }
 
 stop_node() {
-  # kubelet first (it would restart what we stop), then every container, then containerd.
+  # kubelet first (it would restart what we stop), then every container, then containerd; the
+  # node object goes while the API server is still reachable on the bridge.
+  stop_pid "$STATE/pids/kube-proxy.pid"
   stop_pid "$STATE/pids/kubelet.pid"
+  "$KUBECTL" --kubeconfig "$STATE/kubeconfig" --context admin --request-timeout=5s \
+    delete node "$NODE_NAME" --ignore-not-found --wait=false >/dev/null 2>&1 || true
   if pid_alive "$STATE/pids/containerd.pid"; then
     local id
     for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s KILL "$id" >/dev/null 2>&1 || true; done
@@ -301,6 +366,7 @@ stop_node() {
   sleep 0.2
   [ -d "$NODE" ] && umount_under "$NODE"
   remove_cgroups
+  remove_nft_tables
   if [ -e "$NODE/bridge.ours" ]; then
     ip link del "$BRIDGE" 2>/dev/null || true
     ip link show "$BRIDGE" >/dev/null 2>&1 && log "could not remove the bridge $BRIDGE"
@@ -312,15 +378,14 @@ stop_node() {
     rm -f "$NODE/shim-dir.ours"
   fi
   [ -d "$NODE" ] && rm -rf "$NODE"
-  "$KUBECTL" --kubeconfig "$STATE/kubeconfig" --context admin --request-timeout=5s \
-    delete node "$NODE_NAME" --ignore-not-found --wait=false >/dev/null 2>&1 || true
 }
 
 case ${1:-} in
+net) start_net ;;
 up) timed "real node up" start_node ;;
 down) stop_node; log "real node down" ;;
 import)
   pid_alive "$STATE/pids/containerd.pid" || die "the real node is not running: run e2e/scripts/up.sh"
   timed "images imported" import_images ;;
-*) die "usage: $0 up|down|import" ;;
+*) die "usage: $0 net|up|down|import" ;;
 esac

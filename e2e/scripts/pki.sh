@@ -45,8 +45,11 @@ fi
 chmod 600 stamp.key
 
 local_san="IP:127.0.0.1,DNS:localhost"
+NODE_NAME=${K2H_E2E_NODE_NAME:-k2h-node}
+# The API server listens on the real node's bridge when the node is on (up.sh); pods reach it
+# there through the `kubernetes` Service (10.96.0.1).
 cert apiserver "/CN=kube-apiserver" serverAuth \
-  "$local_san,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+  "$local_san,IP:$NODE_GATEWAY,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
 cert iddecorator "/CN=iddecorator" serverAuth "$local_san"
 cert admin "/O=system:masters/CN=admin" clientAuth
 cert controller-manager "/CN=system:kube-controller-manager" clientAuth
@@ -68,14 +71,20 @@ done
 # The real node (node.sh): its kubelet's client identity and serving certificate (the API server
 # reaches it at the bridge address for logs and exec), and the API server's client certificate
 # for kubelets. The token service the node's pods reach gets a certificate for that address.
-NODE_NAME=${K2H_E2E_NODE_NAME:-k2h-node}
-NODE_GATEWAY=${K2H_E2E_NODE_GATEWAY:-10.244.0.1}
 cert "node-$NODE_NAME" "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
 cert kubelet-serving "/O=system:nodes/CN=system:node:$NODE_NAME" serverAuth \
   "IP:$NODE_GATEWAY,DNS:$NODE_NAME"
 cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
 cert token-service-node "/CN=token-service" serverAuth \
   "IP:$NODE_GATEWAY,DNS:token-service.kube2hadoop.svc"
+# kube-proxy on the real node, as the identity the default system:node-proxier binding names.
+cert kube-proxy "/CN=system:kube-proxy" clientAuth
+# The manifests installed as pods (install.sh): their Services' names, and for the token service
+# the fixed ClusterIP the injected fetcher dials (the bed's pods have no cluster DNS).
+cert installed-iddecorator "/CN=iddecorator.kube2hadoop.svc" serverAuth \
+  "DNS:iddecorator.kube2hadoop.svc,DNS:iddecorator.kube2hadoop.svc.cluster.local"
+cert installed-token-service "/CN=token-service.kube2hadoop.svc" serverAuth \
+  "DNS:token-service.kube2hadoop.svc,DNS:token-service.kube2hadoop.svc.cluster.local,IP:$INSTALLED_TOKEN_SERVICE_IP"
 
 [ -s sa.key ] || openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
 [ -s sa.pub ] || openssl pkey -in sa.key -pubout -out sa.pub

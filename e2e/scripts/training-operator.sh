@@ -36,7 +36,7 @@ if ! grep -q '^TRAINING_OPERATOR_PROBE_PORT=' "$STATE/ports"; then
 fi
 # shellcheck source=/dev/null
 source "$STATE/ports"
-APISERVER=https://127.0.0.1:$APISERVER_PORT
+APISERVER=$(apiserver_url)
 
 kubectl_admin() {
   "$KUBECTL" --kubeconfig "$STATE/kubeconfig" --context admin --request-timeout=20s "$@"

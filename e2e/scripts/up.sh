@@ -30,39 +30,24 @@ if [ ! -s "$STATE/ports" ]; then
     echo "SCHEDULER_PORT=$(free_port)"
     echo "KWOK_PORT=$(free_port)"
     echo "IDDECORATOR_PORT=$(free_port)"
+    # With the real node the API server listens on its bridge, where pods reach it.
+    if [ "${K2H_E2E_REAL_NODE:-1}" != 0 ]; then echo "APISERVER_HOST=$NODE_GATEWAY"; else echo "APISERVER_HOST=127.0.0.1"; fi
     # etcd's data lives in memory: fsync-heavy writes on a shared disk would dominate.
     echo "ETCD_DATA=$(mktemp -d /dev/shm/kube2hadoop-e2e-etcd.XXXXXX)"
   } >"$STATE/ports"
 fi
 # shellcheck source=/dev/null
 source "$STATE/ports"
-APISERVER=https://127.0.0.1:$APISERVER_PORT
+APISERVER=$(apiserver_url)
 
-# kubeconfig FILE USER CERT_OR_TOKEN...: a one-context kubeconfig for a component.
-component_kubeconfig() {
-  local file=$1 name=$2
-  cat >"$file" <<KC
-apiVersion: v1
-kind: Config
-clusters:
-- name: e2e
-  cluster: {server: "$APISERVER", certificate-authority: "$PKI/ca.crt"}
-users:
-- name: $name
-  user: {client-certificate: "$PKI/$name.crt", client-key: "$PKI/$name.key"}
-contexts:
-- name: $name
-  context: {cluster: e2e, user: $name}
-current-context: $name
-KC
-}
 
 token_of() { awk -F, -v u="$1" '$2 == u {print $1}' "$PKI/tokens.csv"; }
 
 write_kubeconfigs() {
-  component_kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager
-  component_kubeconfig "$STATE/scheduler.kubeconfig" scheduler
-  component_kubeconfig "$STATE/kwok.kubeconfig" kwok
+  local c
+  for c in controller-manager scheduler kwok; do
+    write_kubeconfig "$STATE/$c.kubeconfig" "$c" "$PKI/$c.crt" "$PKI/$c.key"
+  done
   umask 077
   cat >"$STATE/kubeconfig" <<KC
 apiVersion: v1
@@ -130,10 +115,15 @@ start_etcd() {
   wait_healthy etcd 60 "http://127.0.0.1:$ETCD_PORT/health"
 }
 
+# --enable-aggregator-routing: webhooks registered by Service (the installed manifests,
+# install.sh) are called at an endpoint's address, as kube-proxy does not route this machine's
+# own connections to ClusterIPs.
 start_apiserver() {
   start kube-apiserver "$K8S_BIN/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" --advertise-address=127.0.0.1 \
+    --bind-address="${APISERVER_HOST:-127.0.0.1}" --secure-port="$APISERVER_PORT" \
+    --advertise-address="${APISERVER_HOST:-127.0.0.1}" \
+    --enable-aggregator-routing=true \
     --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
     --client-ca-file="$PKI/ca.crt" --token-auth-file="$PKI/tokens.csv" \
     --authorization-mode=Node,RBAC \
@@ -261,6 +251,8 @@ stop)
 esac
 
 write_kubeconfigs
+# The real node's bridge comes first: the API server listens on it.
+if [ "${APISERVER_HOST:-127.0.0.1}" != 127.0.0.1 ]; then "$E2E_DIR/scripts/node.sh" net; fi
 timed "etcd up" start_etcd
 timed "kube-apiserver up" start_apiserver
 timed "kube-controller-manager up" start_controller_manager

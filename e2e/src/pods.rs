@@ -246,6 +246,107 @@ impl RealNode {
     }
 }
 
+/// Image of the stock Hadoop client (FsShell on a jlink JRE; `images.sh hadoop-client`).
+pub const HADOOP_CLIENT: &str = "docker.io/kube2hadoop-e2e/hadoop-client:e2e";
+
+/// The uid and group of the app containers the real-node tests run (not the fetcher's).
+pub const APP_UID: i64 = 1000;
+pub const APP_FS_GROUP: i64 = 2000;
+
+/// Writes `/user/alice/<pod>.txt` with the stock client and prints `read=<what it read back>`.
+pub const HDFS_WRITE_READ: &str = r#"set -e
+f=/user/alice/$POD_NAME.txt
+echo "written by uid $(id -u) in pod $POD_NAME" | hdfs dfs -put -f - "$f"
+echo "read=$(hdfs dfs -cat "$f")"
+"#;
+
+/// The Hadoop bed's client config for pods (`pod-conf/`: core-site, hdfs-site, krb5.conf) as a
+/// ConfigMap named `name` in `namespace`.
+pub async fn create_hadoop_conf(
+    admin: &Client,
+    namespace: &str,
+    name: &str,
+    cluster: &crate::hadoop::Cluster,
+) -> Result<(), Error> {
+    let dir = cluster.pod_hadoop_conf_dir.clone().ok_or_else(|| {
+        Error::Check("the Hadoop bed has no pod config (started without the real node?)".into())
+    })?;
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    let conf: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "data": {"core-site.xml": read("core-site.xml"), "hdfs-site.xml": read("hdfs-site.xml"),
+                 "krb5.conf": read("krb5.conf")},
+    }))
+    .map_err(|source| Error::Manifest {
+        kind: "ConfigMap",
+        source,
+    })?;
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(admin.clone(), namespace)
+        .create(&PostParams::default(), &conf)
+        .await
+        .step("creating the pods' Hadoop client config")?;
+    Ok(())
+}
+
+/// A pod of test `id` asking for injection (claiming `claimed_user`) on the real node, whose app
+/// runs `script` with the stock Hadoop client as [`APP_UID`], with the ConfigMap `conf` (see
+/// [`create_hadoop_conf`]) as its Hadoop config and the DataNode's name mapped to the gateway.
+pub fn hadoop_client_pod(
+    node: &RealNode,
+    cluster: &crate::hadoop::Cluster,
+    id: &TestId,
+    name: &str,
+    claimed_user: &str,
+    conf: &str,
+    script: &str,
+) -> Result<Pod, Error> {
+    let manifest = |source| Error::Manifest {
+        kind: "Pod",
+        source,
+    };
+    let mut value =
+        serde_json::to_value(crate::objects::pod(id, name, claimed_user)?).map_err(manifest)?;
+    value["metadata"]["annotations"]["kube2hadoop.io/inject"] = "true".into();
+    let datanode = cluster.pod_datanode_hostname.clone().unwrap_or_default();
+    value["spec"] = serde_json::json!({
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 0,
+        "securityContext": {"runAsUser": APP_UID, "runAsGroup": APP_UID,
+                            "runAsNonRoot": true, "fsGroup": APP_FS_GROUP},
+        "hostAliases": [{"ip": node.gateway.to_string(), "hostnames": [datanode]}],
+        "volumes": [{"name": "hadoop-conf", "configMap": {"name": conf}}],
+        "containers": [{
+            "name": "app",
+            "image": HADOOP_CLIENT,
+            "command": ["/bin/sh", "-c", script],
+            "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+            "volumeMounts": [{"name": "hadoop-conf", "mountPath": "/etc/hadoop/conf", "readOnly": true}],
+            "resources": {"limits": {"memory": "400Mi"}},
+        }],
+    });
+    node.place(&mut value["spec"]);
+    serde_json::from_value(value).map_err(manifest)
+}
+
+/// Waits until pod `namespace/name` has ended and returns its phase (Succeeded or Failed).
+pub async fn finished(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<String, Error> {
+    let api = Api::<Pod>::namespaced(client.clone(), namespace);
+    until(&format!("pod {name} to finish"), timeout, || async {
+        let pod = api.get(name).await.step(format!("reading pod {name}"))?;
+        let phase = pod.status.and_then(|s| s.phase).unwrap_or_default();
+        Ok::<_, Error>(match phase.as_str() {
+            "Succeeded" | "Failed" => Poll::Ready(phase),
+            _ => Poll::Pending(format!("phase {phase:?}")),
+        })
+    })
+    .await
+}
+
 /// The log of `container` in pod `namespace/name`, as the kubelet serves it.
 pub async fn logs(
     client: &Client,

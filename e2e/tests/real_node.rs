@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use e2e::fixture::Fixture;
 use e2e::hadoop::{Cluster, show};
-use e2e::pods::{BUSYBOX, RealNode, logs};
+use e2e::pods::{
+    APP_FS_GROUP, APP_UID, BUSYBOX, HDFS_WRITE_READ, RealNode, create_hadoop_conf, finished,
+    hadoop_client_pod, logs,
+};
 use e2e::token_service::{Options, binary, tail};
 use e2e::wait::{Poll, until};
 use e2e::{Error, KubeStep, NAMESPACE, TestId, ensure, objects};
@@ -25,14 +28,12 @@ use serde_json::json;
 /// A pod on the real node starts in seconds; the fetcher may retry while the service warms up.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 const TOKEN_FILE: &str = "/var/run/secrets/hadoop/token";
-const APP_UID: i64 = 1000;
 /// How long the ledger may take to cancel a deleted workload's tokens.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The bed's injection sends every fetcher to one address (`Options::on_node`): one token
 /// service there at a time, so this file's tests take turns.
 static NODE_SERVICE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-const APP_FS_GROUP: i64 = 2000;
 
 /// What the app prints about the token file as it sees it, a `key=value` per line, then the
 /// file itself in base64, then sleeps so the pod stays Running.
@@ -463,13 +464,6 @@ async fn a_pod_is_known_by_its_real_address_without_any_token() {
     result.expect("a pod known by its real address");
 }
 
-/// What alice's app does with the stock client: writes a file into her home and reads it back.
-const HDFS_SCRIPT: &str = r#"set -e
-f=/user/alice/$POD_NAME.txt
-echo "written by uid $(id -u) in pod $POD_NAME" | hdfs dfs -put -f - "$f"
-echo "read=$(hdfs dfs -cat "$f")"
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alices_pod_writes_and_reads_hdfs_with_the_stock_client_and_her_token() {
     let node = RealNode::from_env();
@@ -486,62 +480,23 @@ async fn alices_pod_writes_and_reads_hdfs_with_the_stock_client_and_her_token() 
         Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(bed.admin.clone(), NAMESPACE);
     let conf_name = format!("{}-hadoop-conf", id.name());
     let result = async {
-        let dir = cluster.pod_hadoop_conf_dir.clone().ok_or_else(|| {
-            Error::Check("the Hadoop bed has no pod config (started without the real node?)".into())
-        })?;
-        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-        let conf: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
-            "metadata": {"name": conf_name},
-            "data": {"core-site.xml": read("core-site.xml"), "hdfs-site.xml": read("hdfs-site.xml"),
-                     "krb5.conf": read("krb5.conf")},
-        }))
-        .map_err(|source| Error::Manifest { kind: "ConfigMap", source })?;
-        config_maps
-            .create(&PostParams::default(), &conf)
-            .await
-            .step("creating the pods' Hadoop client config")?;
-
+        create_hadoop_conf(&bed.admin, NAMESPACE, &conf_name, &cluster).await?;
         let name = format!("{}-app", id.name());
-        let mut value = serde_json::to_value(objects::pod(id, &name, "mallory")?)
-            .map_err(|source| Error::Manifest { kind: "Pod", source })?;
-        value["metadata"]["annotations"]["kube2hadoop.io/inject"] = "true".into();
-        let datanode = cluster.pod_datanode_hostname.clone().unwrap_or_default();
-        value["spec"] = json!({
-            "restartPolicy": "Never",
-            "terminationGracePeriodSeconds": 0,
-            "securityContext": {"runAsUser": APP_UID, "runAsGroup": APP_UID,
-                                "runAsNonRoot": true, "fsGroup": APP_FS_GROUP},
-            "hostAliases": [{"ip": node.gateway.to_string(), "hostnames": [datanode]}],
-            "volumes": [{"name": "hadoop-conf", "configMap": {"name": conf_name}}],
-            "containers": [{
-                "name": "app",
-                "image": "docker.io/kube2hadoop-e2e/hadoop-client:e2e",
-                "command": ["/bin/sh", "-c", HDFS_SCRIPT],
-                "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-                "volumeMounts": [{"name": "hadoop-conf", "mountPath": "/etc/hadoop/conf", "readOnly": true}],
-                "resources": {"limits": {"memory": "400Mi"}},
-            }],
-        });
-        node.place(&mut value["spec"]);
-        let pod: Pod = serde_json::from_value(value)
-            .map_err(|source| Error::Manifest { kind: "Pod", source })?;
+        let pod = hadoop_client_pod(
+            &node,
+            &cluster,
+            id,
+            &name,
+            "mallory",
+            &conf_name,
+            HDFS_WRITE_READ,
+        )?;
         let audit_from = cluster.audit_size();
         Api::<Pod>::namespaced(bed.alice.clone(), NAMESPACE)
             .create(&PostParams::default(), &pod)
             .await
             .step("alice creates a pod running the stock Hadoop client")?;
-        let phase = until("the Hadoop client pod to finish", RUN_TIMEOUT, || async {
-            let pod = Api::<Pod>::namespaced(bed.admin.clone(), NAMESPACE)
-                .get(&name)
-                .await
-                .step("reading the pod")?;
-            let phase = pod.status.and_then(|s| s.phase).unwrap_or_default();
-            Ok::<_, Error>(match phase.as_str() {
-                "Succeeded" | "Failed" => Poll::Ready(phase),
-                _ => Poll::Pending(format!("phase {phase:?}")),
-            })
-        })
-        .await?;
+        let phase = finished(&bed.admin, NAMESPACE, &name, RUN_TIMEOUT).await?;
         let said = logs(&bed.admin, NAMESPACE, &name, "app").await?;
         let want = format!("read=written by uid {APP_UID} in pod {name}");
         ensure(phase == "Succeeded" && said.contains(&want), || {
@@ -560,7 +515,9 @@ async fn alices_pod_writes_and_reads_hdfs_with_the_stock_client_and_her_token() 
                     && l.contains(&path)
             });
             ensure(seen, || {
-                format!("no `{cmd}` of {path} by alice with a token in the NameNode audit log:\n{audit}")
+                format!(
+                    "no `{cmd}` of {path} by alice with a token in the NameNode audit log:\n{audit}"
+                )
             })?;
         }
         Ok::<_, Error>(())

@@ -58,6 +58,12 @@ final class ClusterJson {
       field(b, "pod_hadoop_conf_dir", podConfDir.getAbsolutePath());
       field(b, "pod_namenode_rpc", podGateway + ":" + hdfs.nameNodes.get(0).rpc().getPort());
       field(b, "pod_datanode_hostname", SecureHdfs.POD_DATANODE_HOSTNAME);
+      // For a token service running as a pod: the KDC and the NameNode's web endpoint as pods
+      // reach them (pod_hadoop_hostname mapped to the gateway by the pod's hostAliases).
+      field(b, "pod_hadoop_hostname", SecureKdc.POD_HOSTNAME);
+      field(b, "pod_kdc", podGateway + ":" + kdc.port());
+      field(b, "pod_namenode_http",
+          "http://" + SecureKdc.POD_HOSTNAME + ":" + hdfs.nameNodes.get(0).http().getPort());
     }
     b.append("  \"renew_interval_ms\": ").append(times.renewIntervalMs()).append(",\n");
     b.append("  \"max_lifetime_ms\": ").append(times.maxLifetimeMs()).append(",\n");

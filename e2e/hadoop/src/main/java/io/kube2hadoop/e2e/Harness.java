@@ -66,7 +66,7 @@ public final class Harness {
     File auditLog = new File(workDir, "audit.log");
     File confDir = new File(workDir, "conf");
 
-    SecureKdc kdc = SecureKdc.start(workDir);
+    SecureKdc kdc = SecureKdc.start(workDir, podGateway);
     SecureKms kms = null;
     SecureHdfs hdfs;
     try {
@@ -89,7 +89,7 @@ public final class Harness {
     }
     hdfs.writeClientConf(confDir);
     if (podGateway != null) {
-      hdfs.writePodConf(podConfDir, podGateway, kdc.krb5Conf);
+      hdfs.writePodConf(podConfDir, podGateway, kdc);
     }
     Control control = Control.start(hdfs);
     File json = new File(workDir, "cluster.json");

@@ -72,6 +72,12 @@ final class SecureHdfs implements AutoCloseable {
       conf.set(DFSConfigKeys.DFS_DATANODE_HTTP_ADDRESS_KEY, "127.0.0.1:0");
       conf.set(DFSConfigKeys.DFS_DATANODE_IPC_ADDRESS_KEY, "127.0.0.1:0");
       conf.set(DFSConfigKeys.DFS_DATANODE_HOST_NAME_KEY, POD_DATANODE_HOSTNAME);
+      // A token service running as a pod asks the NameNode's web endpoint for tokens at
+      // SecureKdc.POD_HOSTNAME: it listens on every address too, and SPNEGO accepts every HTTP/
+      // principal of its keytab (HTTP/localhost here, HTTP/k2h-hadoop from pods).
+      conf.set(DFSConfigKeys.DFS_NAMENODE_HTTP_BIND_HOST_KEY, "0.0.0.0");
+      conf.set(DFSConfigKeys.DFS_WEB_AUTHENTICATION_KERBEROS_PRINCIPAL_KEY, "*");
+      conf.set("hadoop.http.authentication.kerberos.principal", "*");
     }
     if (kms != null) {
       conf.set(KEY_PROVIDER_PATH, kms.providerUri().toString());
@@ -228,7 +234,7 @@ final class SecureHdfs implements AutoCloseable {
    * DataNode by {@link #POD_DATANODE_HOSTNAME}, only what a token-authenticated client needs
    * (no keytab, no KMS), and the realm's krb5.conf (Hadoop's Kerberos name rules read it).
    */
-  void writePodConf(File dir, String gateway, File krb5Conf) throws IOException {
+  void writePodConf(File dir, String gateway, SecureKdc kdc) throws IOException {
     if (!dir.isDirectory() && !dir.mkdirs()) {
       throw new IOException("cannot create " + dir);
     }
@@ -253,8 +259,7 @@ final class SecureHdfs implements AutoCloseable {
     try (OutputStream out = new FileOutputStream(new File(dir, "hdfs-site.xml"))) {
       hdfs.writeXml(out);
     }
-    java.nio.file.Files.copy(krb5Conf.toPath(), new File(dir, "krb5.conf").toPath(),
-        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    kdc.writePodKrb5Conf(new File(dir, "krb5.conf"), gateway);
   }
 
   /** Stops NameNode {@code index} (its process state, not its storage); clients see the ports closed. */

@@ -19,6 +19,12 @@ final class SecureKdc implements AutoCloseable {
   static final String HDFS = "hdfs/" + HOST;
   static final String SPNEGO = "HTTP/" + HOST;
   static final String[] USERS = {"alice", "bob"};
+  /**
+   * The name pods on the bed's real node give this machine's Hadoop web endpoints (their
+   * hostAliases map it to the pod gateway): SPNEGO from a pod asks for HTTP/ this name.
+   */
+  static final String POD_HOSTNAME = "k2h-hadoop";
+  static final String POD_SPNEGO = "HTTP/" + POD_HOSTNAME;
 
   private final MiniKdc kdc;
   final File krb5Conf;
@@ -30,7 +36,8 @@ final class SecureKdc implements AutoCloseable {
     this.keytabDir = keytabDir;
   }
 
-  static SecureKdc start(File workDir) throws Exception {
+  /** {@code podGateway}: also serve pods on the real node there (null: loopback only). */
+  static SecureKdc start(File workDir, String podGateway) throws Exception {
     File kdcDir = new File(workDir, "kdc");
     File keytabDir = new File(workDir, "keytabs");
     if (!kdcDir.mkdirs() || !keytabDir.mkdirs()) {
@@ -39,7 +46,9 @@ final class SecureKdc implements AutoCloseable {
     Properties conf = MiniKdc.createConf();
     conf.setProperty(MiniKdc.ORG_NAME, "EXAMPLE");
     conf.setProperty(MiniKdc.ORG_DOMAIN, "COM");
-    conf.setProperty(MiniKdc.KDC_BIND_ADDRESS, HOST);
+    // Pods reach the KDC at the gateway: listen on every address then (krb5.conf still names
+    // 127.0.0.1 for this machine's clients).
+    conf.setProperty(MiniKdc.KDC_BIND_ADDRESS, podGateway == null ? HOST : "0.0.0.0");
     conf.setProperty(MiniKdc.KDC_PORT, "0");
     // Renewable tickets so long-running token-service tests can renew their TGT with kinit -R.
     conf.setProperty(MiniKdc.MAX_TICKET_LIFETIME, "86400000");
@@ -53,7 +62,11 @@ final class SecureKdc implements AutoCloseable {
     SecureKdc k = new SecureKdc(kdc, krb5, keytabDir);
     k.writeKrb5Conf();
     // hdfs and HTTP share a keytab, as real clusters do: NameNode, DataNode and SPNEGO read it.
-    kdc.createPrincipal(k.keytab("hdfs"), HDFS, SPNEGO);
+    if (podGateway == null) {
+      kdc.createPrincipal(k.keytab("hdfs"), HDFS, SPNEGO);
+    } else {
+      kdc.createPrincipal(k.keytab("hdfs"), HDFS, SPNEGO, POD_SPNEGO);
+    }
     kdc.createPrincipal(k.keytab("kube2hadoop"), SERVICE);
     for (String u : USERS) {
       kdc.createPrincipal(k.keytab(u), u);
@@ -107,6 +120,36 @@ final class SecureKdc implements AutoCloseable {
     Class<?> config = Class.forName("sun.security.krb5.Config");
     Method refresh = config.getMethod("refresh");
     refresh.invoke(null);
+  }
+
+  /**
+   * The krb5.conf for a client in a pod: the KDC at the gateway, and no DNS at all (a pod on the
+   * bed has no resolver: names come from its hostAliases and are used as written).
+   */
+  void writePodKrb5Conf(File out, String gateway) throws IOException {
+    String text =
+        String.join(
+            "\n",
+            "[libdefaults]",
+            "    default_realm = " + REALM,
+            "    dns_lookup_kdc = false",
+            "    dns_lookup_realm = false",
+            "    dns_canonicalize_hostname = false",
+            "    rdns = false",
+            "    udp_preference_limit = 1",
+            "    forwardable = true",
+            "    renew_lifetime = 7d",
+            "    ticket_lifetime = 24h",
+            "",
+            "[realms]",
+            "    " + REALM + " = {",
+            "        kdc = " + gateway + ":" + kdc.getPort(),
+            "    }",
+            "",
+            "[domain_realm]",
+            "    " + POD_HOSTNAME + " = " + REALM,
+            "");
+    Files.writeString(out.toPath(), text, StandardCharsets.UTF_8);
   }
 
   @Override

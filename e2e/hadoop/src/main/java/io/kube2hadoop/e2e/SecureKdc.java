@@ -92,27 +92,7 @@ final class SecureKdc implements AutoCloseable {
    * the JVM is switched to it too so every process in the bed reads the same file.
    */
   private void writeKrb5Conf() throws Exception {
-    String text =
-        String.join(
-            "\n",
-            "[libdefaults]",
-            "    default_realm = " + REALM,
-            "    dns_lookup_kdc = false",
-            "    dns_lookup_realm = false",
-            "    udp_preference_limit = 1",
-            "    forwardable = true",
-            "    renew_lifetime = 7d",
-            "    ticket_lifetime = 24h",
-            "",
-            "[realms]",
-            "    " + REALM + " = {",
-            "        kdc = 127.0.0.1:" + kdc.getPort(),
-            "    }",
-            "",
-            "[domain_realm]",
-            "    localhost = " + REALM,
-            "    127.0.0.1 = " + REALM,
-            "");
+    String text = krb5ConfText("127.0.0.1", "", "localhost", "127.0.0.1");
     Files.writeString(krb5Conf.toPath(), text, StandardCharsets.UTF_8);
     System.setProperty(MiniKdc.JAVA_SECURITY_KRB5_CONF, krb5Conf.getAbsolutePath());
     // The JDK caches krb5.conf; MiniKdc.start already loaded its own. Needs
@@ -128,28 +108,31 @@ final class SecureKdc implements AutoCloseable {
    */
   void writePodKrb5Conf(File out, String gateway) throws IOException {
     String text =
-        String.join(
-            "\n",
-            "[libdefaults]",
-            "    default_realm = " + REALM,
-            "    dns_lookup_kdc = false",
-            "    dns_lookup_realm = false",
-            "    dns_canonicalize_hostname = false",
-            "    rdns = false",
-            "    udp_preference_limit = 1",
-            "    forwardable = true",
-            "    renew_lifetime = 7d",
-            "    ticket_lifetime = 24h",
-            "",
-            "[realms]",
-            "    " + REALM + " = {",
-            "        kdc = " + gateway + ":" + kdc.getPort(),
-            "    }",
-            "",
-            "[domain_realm]",
-            "    " + POD_HOSTNAME + " = " + REALM,
-            "");
+        krb5ConfText(gateway, "    dns_canonicalize_hostname = false\n    rdns = false\n", POD_HOSTNAME);
     Files.writeString(out.toPath(), text, StandardCharsets.UTF_8);
+  }
+
+  /** A krb5.conf for this realm: the KDC over TCP at {@code kdcHost}, no DNS lookups. */
+  private String krb5ConfText(String kdcHost, String extraLibdefaults, String... realmHosts) {
+    StringBuilder b = new StringBuilder();
+    b.append("[libdefaults]\n")
+        .append("    default_realm = ").append(REALM).append('\n')
+        .append("    dns_lookup_kdc = false\n")
+        .append("    dns_lookup_realm = false\n")
+        .append(extraLibdefaults)
+        .append("    udp_preference_limit = 1\n")
+        .append("    forwardable = true\n")
+        .append("    renew_lifetime = 7d\n")
+        .append("    ticket_lifetime = 24h\n\n")
+        .append("[realms]\n")
+        .append("    ").append(REALM).append(" = {\n")
+        .append("        kdc = ").append(kdcHost).append(':').append(kdc.getPort()).append('\n')
+        .append("    }\n\n")
+        .append("[domain_realm]\n");
+    for (String host : realmHosts) {
+      b.append("    ").append(host).append(" = ").append(REALM).append('\n');
+    }
+    return b.toString();
   }
 
   @Override

@@ -56,7 +56,7 @@ generate() {
       tlsCertFile: "/etc/kube2hadoop/tls/tls.crt",
       tlsKeyFile: "/etc/kube2hadoop/tls/tls.key",
       stampKeyFile: "/etc/kube2hadoop/stamp/stamp.key",
-      identityModes: ["sa-token", "ip"],
+      identityModes: ["sa-token"],
       kerberos: {principal: $principal, keytab: "/etc/kube2hadoop/keytab/kube2hadoop.keytab",
                  krb5Conf: "/etc/kube2hadoop/krb5/krb5.conf"},
       nameservices: [{name: "ns1", namenodes: [{http: $http, rpc: $rpc}]}],

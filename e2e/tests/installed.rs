@@ -224,6 +224,17 @@ async fn lose_one_replica_each(bed: &Bed, node: &RealNode) -> Result<(), Error> 
             .delete(&victim, &DeleteParams::default())
             .await
             .step(format!("deleting pod {victim} of {name}"))?;
+        // Gone, not just terminating: a victim still in its preStop sleep would serve.
+        let api = Api::<Pod>::namespaced(bed.admin.clone(), INSTALL_NAMESPACE);
+        e2e::wait::until(&format!("pod {victim} to be gone"), RUN_TIMEOUT, || async {
+            Ok::<_, Error>(
+                match api.get_opt(&victim).await.step("reading the victim")? {
+                    None => e2e::wait::Poll::Ready(()),
+                    Some(_) => e2e::wait::Poll::Pending("still terminating".into()),
+                },
+            )
+        })
+        .await?;
     }
     Ok(())
 }

@@ -42,7 +42,6 @@ generate() {
   cp "$PKI/installed-iddecorator.key" "$DIR/iddecorator.key"
   cp "$PKI/installed-token-service.crt" "$DIR/token-service.crt"
   cp "$PKI/installed-token-service.key" "$DIR/token-service.key"
-  cp "$PKI/ca.crt" "$DIR/ca.crt"
   cp "$PKI/stamp.key" "$DIR/stamp.key"
   cp "$(j .service_keytab)" "$DIR/kube2hadoop.keytab"
   cp "$(j .pod_hadoop_conf_dir)/krb5.conf" "$DIR/krb5.conf"

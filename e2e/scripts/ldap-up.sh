@@ -31,7 +31,7 @@ answers() {
 
 # Pods reach slapd at the gateway only while the real node's bridge holds that address.
 pod_gateway=
-[ -s "$STATE/node/ports" ] && pod_gateway=${K2H_E2E_NODE_GATEWAY:-10.244.0.1}
+[ -s "$STATE/node/ports" ] && pod_gateway=$NODE_GATEWAY
 [ -s "$dir/env" ] && url=$(sed -n 's/^K2H_LDAP_URL=//p' "$dir/env")
 had_pod_url=$(sed -n 's/^K2H_LDAP_POD_URL=//p' "$dir/env" 2>/dev/null || true)
 if pid_alive "$dir/slapd.pid" && [ -n "$url" ] && answers &&

@@ -116,8 +116,8 @@ start_etcd() {
 }
 
 # --enable-aggregator-routing: webhooks registered by Service (the installed manifests,
-# install.sh) are called at an endpoint's address, as kube-proxy does not route this machine's
-# own connections to ClusterIPs.
+# install.sh) are called at an endpoint's address, so the API server does not depend on
+# kube-proxy, which only runs with the real node and starts after it.
 start_apiserver() {
   start kube-apiserver "$K8S_BIN/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \

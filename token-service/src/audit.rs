@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::issuer::TokenInfo;
+use crate::issued::TokenInfo;
 
 pub const TARGET: &str = "kube2hadoop::audit";
 

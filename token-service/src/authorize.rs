@@ -13,7 +13,7 @@ use crate::pod::PodFacts;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// The `kube2hadoop.io/user` annotation as written.
-    pub kube_user: String,
+    pub submitter: String,
     /// That user's Hadoop name, as the directory stores it.
     pub requester: String,
     /// The headless account asked for, when allowed, as the directory stores it.
@@ -56,7 +56,7 @@ fn directory_down(dir: &dyn Directory, e: DirectoryError) -> ApiError {
 /// ignoring case, so there a case variant only names the same account.
 fn check_canonical(
     shown: &str,
-    kube_user: &str,
+    submitter: &str,
     mapped: &str,
     stored: &str,
     mapping: &MappingRules,
@@ -67,7 +67,7 @@ fn check_canonical(
     Err(forbidden(
         "user_name_mismatch",
         format!(
-            "pod {shown} acts for {kube_user:?}, mapped to {mapped:?}, but the directory knows \
+            "pod {shown} acts for {submitter:?}, mapped to {mapped:?}, but the directory knows \
              {stored:?}: a name differing in case is a different Kubernetes user; if names in \
              your cluster are case-insensitive, set the mapping's `lowercase: true`"
         ),
@@ -80,7 +80,7 @@ pub async fn authorize(
     dir: &dyn Directory,
 ) -> Result<Principal, ApiError> {
     let shown = pod.display_name();
-    let kube_user = pod.user.clone().ok_or_else(|| {
+    let submitter = pod.user.clone().ok_or_else(|| {
         forbidden(
             "no_user_annotation",
             format!(
@@ -91,11 +91,11 @@ pub async fn authorize(
     })?;
     // Written by iddecorator from the authenticated name, never with surrounding whitespace:
     // trimming such a value could merge it with another user's.
-    if kube_user.trim() != kube_user || kube_user.chars().any(char::is_control) {
+    if submitter.trim() != submitter || submitter.chars().any(char::is_control) {
         return Err(forbidden(
             "user_annotation_invalid",
             format!(
-                "pod {shown}: kube2hadoop.io/user {kube_user:?} has surrounding whitespace or \
+                "pod {shown}: kube2hadoop.io/user {submitter:?} has surrounding whitespace or \
                  control characters, which iddecorator never writes; recreate the pod from its \
                  workload"
             ),
@@ -103,7 +103,7 @@ pub async fn authorize(
     }
     let mapped = policy
         .mapping
-        .map(&kube_user)
+        .map(&submitter)
         .map_err(|e| forbidden("user_not_mappable", format!("pod {shown}: {e}")))?;
     let requester = match dir
         .user(&mapped)
@@ -127,7 +127,7 @@ pub async fn authorize(
             ));
         }
     };
-    check_canonical(&shown, &kube_user, &mapped, &requester, &policy.mapping)?;
+    check_canonical(&shown, &submitter, &mapped, &requester, &policy.mapping)?;
     let run_as = match pod.run_as.as_deref() {
         None => None,
         Some(account) if !valid_account(account) => {
@@ -171,7 +171,7 @@ pub async fn authorize(
         ));
     }
     Ok(Principal {
-        kube_user,
+        submitter,
         requester,
         run_as,
         hadoop_user,
@@ -222,7 +222,7 @@ mod tests {
             (p.requester.as_str(), p.hadoop_user.as_str()),
             ("alice", "alice")
         );
-        assert_eq!(p.kube_user, "alice@EXAMPLE.COM");
+        assert_eq!(p.submitter, "alice@EXAMPLE.COM");
     }
 
     #[tokio::test]

@@ -188,7 +188,7 @@ fn check_review(target: &ReviewedPod, facts: &PodFacts) {
             target.service_account,
             "verified a pod running as another service account"
         );
-        assert_eq!(verified.kube_user(), Some(target.username.as_str()));
+        assert_eq!(verified.service_account(), Some(target.username.as_str()));
         assert!(pod.is_live() && !pod.deleting && served(&pod.namespace));
     }
 }
@@ -269,10 +269,10 @@ fn check_principal(facts: &PodFacts, mapping: MappingRules) {
         .and_then(Result::ok)
         .map(|m| m.to_ascii_lowercase());
     assert_eq!(canonical, Some(principal.requester.clone()));
-    assert_eq!(Some(&principal.kube_user), facts.user.as_ref());
+    assert_eq!(Some(&principal.submitter), facts.user.as_ref());
     assert_eq!(
-        principal.kube_user.trim(),
-        principal.kube_user,
+        principal.submitter.trim(),
+        principal.submitter,
         "a user annotation with surrounding whitespace is refused"
     );
     assert_eq!(

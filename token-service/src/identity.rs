@@ -40,7 +40,7 @@ pub struct VerifiedPod {
     pod: Arc<PodFacts>,
     method: Method,
     /// The service account TokenReview authenticated (SA-token mode only).
-    kube_user: Option<String>,
+    service_account: Option<String>,
 }
 
 impl VerifiedPod {
@@ -50,8 +50,8 @@ impl VerifiedPod {
     pub fn method(&self) -> Method {
         self.method
     }
-    pub fn kube_user(&self) -> Option<&str> {
-        self.kube_user.as_deref()
+    pub fn service_account(&self) -> Option<&str> {
+        self.service_account.as_deref()
     }
 }
 
@@ -186,7 +186,7 @@ pub fn by_review(
     Ok(VerifiedPod {
         pod: Arc::new(pod),
         method: Method::SaToken,
-        kube_user: Some(target.username),
+        service_account: Some(target.username),
     })
 }
 
@@ -239,7 +239,7 @@ pub fn by_ip(
     Ok(VerifiedPod {
         pod,
         method: Method::Ip,
-        kube_user: None,
+        service_account: None,
     })
 }
 
@@ -295,7 +295,10 @@ mod tests {
         );
         let v = by_review(target, Some(pod("web-1", "u1", PEER)), &all).expect("ok");
         assert_eq!(v.method(), Method::SaToken);
-        assert_eq!(v.kube_user(), Some("system:serviceaccount:team-a:default"));
+        assert_eq!(
+            v.service_account(),
+            Some("system:serviceaccount:team-a:default")
+        );
     }
 
     #[test]
@@ -368,7 +371,7 @@ mod tests {
         let one = |p: PodFacts| IpLookup::One(Arc::new(p));
         let v = by_ip(one(pod("a", "u1", PEER)), peer(), &all).expect("ok");
         assert_eq!((v.method(), v.pod().name.as_str()), (Method::Ip, "a"));
-        assert_eq!(v.kube_user(), None);
+        assert_eq!(v.service_account(), None);
 
         let e = by_ip(IpLookup::Nobody, peer(), &all).expect_err("nobody");
         assert_eq!((e.code, e.status().as_u16()), ("unknown_address", 401));

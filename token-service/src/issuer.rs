@@ -7,58 +7,20 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use hadoop_token::{Credentials, Format};
 use tokio::sync::{Semaphore, SemaphorePermit};
-use zeroize::Zeroizing;
 
+use crate::clock::Clock;
 use crate::error::{ApiError, Kind};
 use crate::hadoop::{SetError, TokenSet, TokenSource};
+use crate::issued::{Expiry, Issued};
 use crate::ledger::lifecycle::{self, Action, Liveness};
 use crate::ledger::{Entry, Loaded, Persist, Saved, StoreError};
+use crate::metrics::{CallObserver, observed};
 use crate::workload::WorkloadKey;
-
-/// The public description of one token: everything but its password.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TokenInfo {
-    pub kind: String,
-    pub service: String,
-    pub source: String,
-    pub sequence_number: Option<i32>,
-    pub master_key_id: Option<i32>,
-    pub max_date_ms: Option<i64>,
-    /// When this token expires unless renewed (ms since the epoch), as its server said.
-    pub expires_at_ms: Option<u64>,
-}
-
-/// A workload's credentials as served.
-pub struct Issued {
-    pub hadoop_user: String,
-    /// The pods' `kube2hadoop.io/user` the set was first issued for (verbatim); `None` for a
-    /// ledger record written before it was kept. Only pods of that user keep the set alive.
-    pub kube_user: Option<String>,
-    pub tokens: Vec<TokenInfo>,
-    /// The earliest expiry of the set (ms since the epoch).
-    pub expires_at_ms: u64,
-    /// The HDTS format-0 credentials file. Secret.
-    pub file: Zeroizing<Vec<u8>>,
-    /// Kept for the ledger: renew and cancel need the tokens as issued.
-    pub set: TokenSet,
-}
-
-impl std::fmt::Debug for Issued {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Issued")
-            .field("hadoop_user", &self.hadoop_user)
-            .field("tokens", &self.tokens)
-            .field("expires_at_ms", &self.expires_at_ms)
-            .field("file", &"<redacted>")
-            .finish()
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -75,31 +37,6 @@ impl Outcome {
             Outcome::Reused => "reused",
         }
     }
-}
-
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-/// Told about each Hadoop call: operation, success, how long it took.
-pub type CallObserver = Arc<dyn Fn(&'static str, bool, Duration) + Send + Sync>;
-
-/// Runs one Hadoop call and tells `observe` its operation, outcome and duration.
-pub async fn observed<T, E>(
-    observe: impl Fn(&'static str, bool, Duration),
-    op: &'static str,
-    call: impl Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    let started = Instant::now();
-    let result = call.await;
-    observe(op, result.is_ok(), started.elapsed());
-    result
-}
-
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
-    })
 }
 
 #[derive(Clone)]
@@ -181,13 +118,13 @@ impl Issuer {
         }
     }
 
-    /// The credentials of `workload` for `hadoop_user`, asked by a pod of `kube_user` (the
+    /// The credentials of `workload` for `hadoop_user`, asked by a pod of `submitter` (the
     /// owner chain proved it is the workload's): cached, joined or fetched.
     pub async fn credentials(
         &self,
         workload: &WorkloadKey,
         hadoop_user: &str,
-        kube_user: &str,
+        submitter: &str,
     ) -> Result<(Arc<Issued>, Outcome), ApiError> {
         let key = (workload.clone(), hadoop_user.to_owned());
         let (fetch, outcome) = {
@@ -198,7 +135,7 @@ impl Issuer {
                 }
                 Some(Slot::InFlight(fetch)) => (fetch, Outcome::Reused),
                 _ => {
-                    let fetch = self.start(key.clone(), kube_user.to_owned());
+                    let fetch = self.start(key.clone(), submitter.to_owned());
                     cache.insert(key, Slot::InFlight(fetch.clone()));
                     (fetch, Outcome::Issued)
                 }
@@ -237,10 +174,10 @@ impl Issuer {
 
     /// Runs the fetch as its own task, so a caller that disconnects does not cancel it for
     /// the others; the task records the result in the cache itself.
-    fn start(&self, key: CacheKey, kube_user: String) -> Fetch {
+    fn start(&self, key: CacheKey, submitter: String) -> Fetch {
         let inner = Arc::clone(&self.inner);
         let task = tokio::spawn(async move {
-            let result = inner.fetch(&key.0, &key.1, &kube_user).await;
+            let result = inner.fetch(&key.0, &key.1, &submitter).await;
             let mut cache = inner.lock_cache();
             match &result {
                 Ok(issued) => {
@@ -282,10 +219,10 @@ impl Inner {
         &self,
         workload: &WorkloadKey,
         user: &str,
-        kube_user: &str,
+        submitter: &str,
     ) -> Result<Arc<Issued>, ApiError> {
         let Some(ledger) = &self.ledger else {
-            return self.obtain(user).await.map(Arc::new);
+            return self.obtain(user, submitter).await.map(Arc::new);
         };
         match ledger
             .load(workload, user)
@@ -300,9 +237,7 @@ impl Inner {
             }
             None => {}
         }
-        let mut ours = self.obtain(user).await?;
-        ours.kube_user = Some(kube_user.to_owned());
-        let ours = Arc::new(ours);
+        let ours = Arc::new(self.obtain(user, submitter).await?);
         match ledger.save(workload, &ours).await {
             Ok(Saved::Ours) => Ok(ours),
             Ok(Saved::Replaced(old)) => {
@@ -391,54 +326,23 @@ impl Inner {
             })
     }
 
-    async fn obtain(&self, user: &str) -> Result<Issued, ApiError> {
+    async fn obtain(&self, user: &str, submitter: &str) -> Result<Issued, ApiError> {
         let _slot = self.hadoop_slot().await?;
         let obtained = observed(&*self.observe, "obtain", self.source.obtain(user)).await;
         let set = obtained.map_err(|e| obtain_error(user, &e))?;
-        let mut tokens = describe(&set);
-        // Hadoop does not say when a new token expires; a renewal does (YARN does the same).
         let renewed = observed(&*self.observe, "renew", self.source.renew(&set)).await;
-        let expires_at_ms = match renewed {
-            Ok(r) => {
-                for t in &mut tokens {
-                    t.expires_at_ms = r
-                        .per_token
-                        .iter()
-                        .find(|(source, _)| *source == t.source)
-                        .map(|(_, e)| *e);
-                }
-                r.expires_at_ms
-            }
+        let expiry = match &renewed {
+            Ok(renewal) => Expiry::Renewed(renewal),
             Err(e) => {
                 tracing::warn!(user, error = %e, "cannot learn the token expiry by renewing; assuming the default renew interval");
-                self.assumed_expiry(&tokens)
+                Expiry::Assumed {
+                    now_ms: (self.clock)(),
+                    interval_ms: self.cfg.assumed_renew_interval.as_millis() as u64,
+                }
             }
         };
-        let file = encode(&set).map_err(|detail| {
-            ApiError::new(
-                Kind::Upstream,
-                "hadoop_bad_token",
-                format!("a Hadoop service returned a token that cannot be encoded: {detail}"),
-            )
-        })?;
-        Ok(Issued {
-            hadoop_user: user.to_owned(),
-            kube_user: None,
-            tokens,
-            expires_at_ms,
-            file,
-            set,
-        })
-    }
-
-    fn assumed_expiry(&self, tokens: &[TokenInfo]) -> u64 {
-        let interval = self.cfg.assumed_renew_interval.as_millis() as u64;
-        let by_interval = (self.clock)().saturating_add(interval);
-        tokens
-            .iter()
-            .filter_map(|t| t.max_date_ms)
-            .filter_map(|m| u64::try_from(m).ok())
-            .fold(by_interval, u64::min)
+        Issued::obtained(user, Some(submitter.to_owned()), &set, expiry)
+            .map_err(|e| ApiError::new(Kind::Upstream, "hadoop_bad_token", e.to_string()))
     }
 }
 
@@ -471,178 +375,17 @@ fn obtain_error(user: &str, e: &SetError) -> ApiError {
     }
 }
 
-pub(crate) fn describe(set: &TokenSet) -> Vec<TokenInfo> {
-    set.tokens
-        .iter()
-        .map(|t| {
-            let id = t
-                .to_token()
-                .ok()
-                .and_then(|tok| tok.decode_identifier().ok().flatten());
-            TokenInfo {
-                kind: t.kind.clone(),
-                service: t.service.clone(),
-                source: t.source.clone(),
-                sequence_number: id.as_ref().map(|i| i.sequence_number),
-                master_key_id: id.as_ref().map(|i| i.master_key_id),
-                max_date_ms: id.as_ref().map(|i| i.max_date),
-                expires_at_ms: None,
-            }
-        })
-        .collect()
-}
-
-/// The set as an HDTS version-0 file, each token under its service as alias (as Hadoop does).
-pub(crate) fn encode(set: &TokenSet) -> Result<Zeroizing<Vec<u8>>, String> {
-    let mut creds = Credentials::default();
-    for t in &set.tokens {
-        let token = t.to_token().map_err(|e| format!("{}: {e}", t.source))?;
-        creds.add_token(t.service.clone(), token);
-    }
-    Ok(creds.encode(Format::Writable))
-}
-
-#[cfg(test)]
-pub mod fake {
-    //! A token source that counts calls and can be held, for the single-flight tests.
-    use std::sync::Arc;
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-    use futures::future::BoxFuture;
-    use hadoop_token::{DelegationIdentifier, IdentifierFormat, Secret, Token};
-    use tokio::sync::Notify;
-
-    use crate::hadoop::error::HadoopError;
-    use crate::hadoop::{IssuedToken, Renewal, SetError, TokenSet, TokenSource};
-
-    #[derive(Default)]
-    pub struct FakeSource {
-        pub obtained: AtomicUsize,
-        /// When set, `obtain` waits for a notification.
-        pub gate: Option<Notify>,
-        pub fail: bool,
-        /// When set, a renewal extends the set to this clock + 1 000 s (else to 5 000 s).
-        pub clock: Option<Arc<AtomicU64>>,
-        /// Sequence numbers of the sets the server no longer knows: renewing them fails.
-        pub forgotten: Mutex<Vec<i32>>,
-        /// Sequence numbers of the sets renewed and cancelled, in order.
-        pub renewed: Mutex<Vec<i32>>,
-        pub cancelled: Mutex<Vec<i32>>,
-    }
-
-    pub fn seq(set: &TokenSet) -> i32 {
-        super::describe(set)
-            .first()
-            .and_then(|t| t.sequence_number)
-            .unwrap_or(-1)
-    }
-
-    pub fn url_string(owner: &str, seq: i32) -> String {
-        let id = DelegationIdentifier {
-            owner: owner.into(),
-            renewer: "kube2hadoop".into(),
-            max_date: 9_000_000,
-            sequence_number: seq,
-            master_key_id: 3,
-            ..DelegationIdentifier::default()
-        };
-        Token {
-            identifier: id.encode(IdentifierFormat::Writable),
-            password: Secret::from(b"pw".as_slice()),
-            kind: "HDFS_DELEGATION_TOKEN".into(),
-            service: "ha-hdfs:ns1".into(),
-        }
-        .to_url_string()
-    }
-
-    /// One HDFS token of `owner` with sequence number `seq`, as `obtain` returns it.
-    pub fn token_set(owner: &str, seq: i32) -> TokenSet {
-        TokenSet {
-            tokens: vec![IssuedToken::new(
-                "hdfs:ns1".into(),
-                "HDFS_DELEGATION_TOKEN".into(),
-                "ha-hdfs:ns1".into(),
-                url_string(owner, seq),
-            )],
-        }
-    }
-
-    /// What the NameNode answers for a token it no longer knows.
-    pub fn forgotten() -> SetError {
-        SetError {
-            failures: vec![(
-                "hdfs:ns1".into(),
-                HadoopError::TokenNotFound {
-                    endpoint: "nn1".into(),
-                    message: "token can't be found in cache".into(),
-                },
-            )],
-        }
-    }
-
-    impl TokenSource for FakeSource {
-        fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<TokenSet, SetError>> {
-            Box::pin(async move {
-                let n = self.obtained.fetch_add(1, Ordering::SeqCst) as i32;
-                if let Some(gate) = &self.gate {
-                    gate.notified().await;
-                }
-                if self.fail {
-                    return Err(SetError {
-                        failures: vec![("hdfs:ns1".into(), HadoopError::Config("down".into()))],
-                    });
-                }
-                Ok(token_set(user, 40 + n))
-            })
-        }
-
-        fn renew<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<Renewal, SetError>> {
-            Box::pin(async move {
-                if self.forgotten.lock().expect("lock").contains(&seq(set)) {
-                    return Err(forgotten());
-                }
-                self.renewed.lock().expect("lock").push(seq(set));
-                let expires_at_ms = self
-                    .clock
-                    .as_ref()
-                    .map_or(5_000_000, |now| now.load(Ordering::SeqCst) + 1_000_000);
-                Ok(Renewal {
-                    expires_at_ms,
-                    per_token: vec![("hdfs:ns1".into(), expires_at_ms)],
-                })
-            })
-        }
-
-        fn cancel<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<(), SetError>> {
-            Box::pin(async move {
-                self.cancelled.lock().expect("lock").push(seq(set));
-                Ok(())
-            })
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use tokio::sync::Notify;
 
-    use super::fake::FakeSource;
-    use super::*;
-    use crate::ledger::store::fake::FakeSecrets;
-    use crate::ledger::{Ledger, Record};
+    use hadoop_token::{Credentials, Format};
 
-    fn workload(name: &str) -> WorkloadKey {
-        WorkloadKey {
-            namespace: "team-a".into(),
-            api_version: "apps/v1".into(),
-            kind: "Deployment".into(),
-            name: name.into(),
-            uid: format!("uid-{name}"),
-        }
-    }
+    use super::*;
+    use crate::fixtures::{FakeSecrets, FakeSource, clock, workload};
+    use crate::ledger::{Ledger, Record};
 
     fn issuer(source: Arc<FakeSource>, now: Arc<AtomicU64>) -> Issuer {
         Issuer::new(
@@ -835,11 +578,6 @@ mod tests {
         }
     }
 
-    fn clock(now: &Arc<AtomicU64>) -> Clock {
-        let now = Arc::clone(now);
-        Arc::new(move || now.load(Ordering::SeqCst))
-    }
-
     #[tokio::test]
     async fn an_expired_by_record_set_the_server_still_knows_is_renewed_not_replaced() {
         // A process killed before it recorded a renewal's answer: the record says expired,
@@ -938,18 +676,5 @@ mod tests {
         );
         assert_eq!(b.cancelled(), [40]);
         assert_eq!(b.record().await.tokens[0].sequence_number, Some(41));
-    }
-
-    #[test]
-    fn debug_hides_the_file() {
-        let issued = Issued {
-            hadoop_user: "alice".into(),
-            kube_user: Some("alice".into()),
-            tokens: vec![],
-            expires_at_ms: 1,
-            file: Zeroizing::new(b"HDTS-secret".to_vec()),
-            set: TokenSet::default(),
-        };
-        assert!(!format!("{issued:?}").contains("HDTS-secret"));
     }
 }

@@ -6,14 +6,18 @@ pub mod hadoop;
 
 pub mod audit;
 pub mod authorize;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod coverage;
 pub mod directory;
 pub mod error;
+#[cfg(test)]
+mod fixtures;
 pub mod fuzz;
 pub mod identity;
 pub mod index;
+pub mod issued;
 pub mod issuer;
 pub mod ledger;
 pub mod mapping;

@@ -2,7 +2,7 @@
 //! the ledger's size and its renewals, re-issues, cancellations and failures.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -10,6 +10,21 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+/// Told about each Hadoop call: operation, success, how long it took.
+pub type CallObserver = Arc<dyn Fn(&'static str, bool, Duration) + Send + Sync>;
+
+/// Runs one Hadoop call and tells `observe` its operation, outcome and duration.
+pub async fn observed<T, E>(
+    observe: impl Fn(&'static str, bool, Duration),
+    op: &'static str,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let started = Instant::now();
+    let result = call.await;
+    observe(op, result.is_ok(), started.elapsed());
+    result
+}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -107,7 +122,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn observer(&self) -> Arc<dyn Fn(&'static str, bool, Duration) + Send + Sync> {
+    pub fn observer(&self) -> CallObserver {
         let calls = self.hadoop_calls.clone();
         Arc::new(move |op, ok, elapsed| {
             calls

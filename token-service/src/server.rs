@@ -21,7 +21,8 @@ use crate::directory::Directory;
 use crate::error::{ApiError, Kind};
 use crate::identity::{self, VerifiedPod};
 use crate::index::{IpLookup, PodIndex, SharedIndex, canonical};
-use crate::issuer::{Issued, Issuer, Outcome};
+use crate::issued::Issued;
+use crate::issuer::{Issuer, Outcome};
 use crate::metrics::Metrics;
 use crate::pod::PodFacts;
 use crate::ratelimit::RateLimiter;
@@ -180,7 +181,7 @@ async fn issue(
         resolve(pod, app.owners.as_ref(), &stamped, &app.stamp_keys).await?;
     event.workload = Some(workload.to_string());
     app.issuer
-        .credentials(&workload, &principal.hadoop_user, &principal.kube_user)
+        .credentials(&workload, &principal.hadoop_user, &principal.submitter)
         .await
 }
 
@@ -355,10 +356,10 @@ mod tests {
 
     use super::*;
     use crate::directory::static_users::StaticUsers;
+    use crate::fixtures::FakeSource;
     use crate::identity::Review;
     use crate::index::{IndexEvent, IndexWriter};
     use crate::issuer::IssuerConfig;
-    use crate::issuer::fake::FakeSource;
     use crate::mapping::MappingRules;
     use crate::pod::PodFacts;
     use crate::pod::fixtures::pod;

@@ -102,13 +102,6 @@ pub fn backoff(failures: u32, base: Duration, cap: Duration) -> Duration {
     base.saturating_mul(factor).min(cap)
 }
 
-/// The expiry of a freshly obtained set, without renewing it: the renew interval the old set
-/// showed, capped by the new set's max date.
-pub fn fresh_expiry(now_ms: u64, renew_interval_ms: u64, max_date_ms: Option<u64>) -> u64 {
-    let by_interval = now_ms.saturating_add(renew_interval_ms);
-    max_date_ms.map_or(by_interval, |m| m.min(by_interval))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,12 +191,5 @@ mod tests {
         let seq: Vec<u64> = (1..=8).map(|n| backoff(n, base, cap).as_secs()).collect();
         assert_eq!(seq, [1, 2, 4, 8, 16, 32, 60, 60]);
         assert_eq!(backoff(u32::MAX, base, cap), cap);
-    }
-
-    #[test]
-    fn a_fresh_set_expires_one_interval_on_but_not_past_its_max_date() {
-        assert_eq!(fresh_expiry(100, 20_000, Some(60_100)), 20_100);
-        assert_eq!(fresh_expiry(100, 20_000, Some(10_000)), 10_000);
-        assert_eq!(fresh_expiry(100, 20_000, None), 20_100);
     }
 }

@@ -2,12 +2,14 @@
 //! the service's own namespace, so restarts and other replicas serve the same set, and the one
 //! elected replica can renew, re-issue and cancel it.
 //!
-//! Layers: [`store`] (Secrets ↔ entries, optimistic concurrency), [`lifecycle`] (pure decisions
-//! over plain data), [`lease`] (who runs the loop), [`reconcile`] (the loop that acts).
+//! Layers: [`store`] (Secrets ↔ entries, optimistic concurrency), [`record`] (what an entry
+//! says and how each action changes it), [`lifecycle`] (pure decisions over plain data),
+//! [`lease`] (who runs the loop), [`reconcile`] (the loop that acts).
 
 pub mod lease;
 pub mod lifecycle;
 pub mod reconcile;
+pub mod record;
 pub mod store;
 
 use std::sync::Arc;
@@ -15,10 +17,11 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::hadoop::{Renewal, TokenSet};
-use crate::issuer::Issued;
+use crate::issued::Issued;
 use crate::workload::WorkloadKey;
 
-pub use store::{Entry, Ledger, Record, StoreError};
+pub use record::Record;
+pub use store::{Entry, Ledger, StoreError};
 
 /// What a save decided: our set is now the workload's, or another replica stored one first.
 pub enum Saved {

@@ -10,21 +10,74 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use super::lifecycle::{self, Action, Liveness};
-use super::store::{Entry, Ledger, Record, StoreError};
+use super::record::Record;
+use super::store::{Entry, Ledger, StoreError};
 use crate::audit::{AuditEvent, AuditSink, rfc3339_ms};
+use crate::clock::Clock;
 use crate::hadoop::{HadoopError, SetError, TokenSet, TokenSource};
-use crate::issuer::{Clock, Issued, Issuer, TokenInfo, describe, encode, observed};
-use crate::metrics::Metrics;
+use crate::issued::{Expiry, Issued, Unencodable};
+use crate::issuer::Issuer;
+use crate::metrics::{Metrics, observed};
 use crate::workload::WorkloadKey;
+
+/// Why an action on an entry did not happen. A Hadoop failure is recorded in the entry and
+/// retried after a backoff ([`Reconciler::error_policy`]); a ledger failure is retried on the
+/// next pass, which reads the entries afresh.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("renewing the set failed: {0}")]
+    Renew(SetError),
+    #[error("obtaining a new set failed: {0}")]
+    Reissue(SetError),
+    #[error(transparent)]
+    Unencodable(Unencodable),
+    #[error("cancelling the set failed: {0}")]
+    Cancel(SetError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ReconcileError {
+    /// The operation, as kept in the record's `last_error`.
+    fn op(&self) -> &'static str {
+        match self {
+            ReconcileError::Renew(_) => "renew",
+            ReconcileError::Reissue(_) | ReconcileError::Unencodable(_) => "reissue",
+            ReconcileError::Cancel(_) => "cancel",
+            ReconcileError::Store(_) => "record",
+        }
+    }
+
+    /// The outcome label of metrics and the audit log.
+    fn outcome(&self) -> &'static str {
+        match self {
+            ReconcileError::Renew(_) => "renew_failed",
+            ReconcileError::Reissue(_) | ReconcileError::Unencodable(_) => "reissue_failed",
+            ReconcileError::Cancel(_) => "cancel_failed",
+            ReconcileError::Store(_) => "not_recorded",
+        }
+    }
+
+    /// What failed, without the operation the record names already.
+    fn detail(&self) -> String {
+        match self {
+            ReconcileError::Renew(e) | ReconcileError::Reissue(e) | ReconcileError::Cancel(e) => {
+                e.to_string()
+            }
+            ReconcileError::Unencodable(e) => e.to_string(),
+            ReconcileError::Store(e) => e.to_string(),
+        }
+    }
+}
 
 /// Whether a workload still runs; the Kubernetes implementation lives in `cluster`.
 pub trait WorkloadState: Send + Sync {
-    /// `kube_user`: the record's pods' user; only its pods keep the workload alive (`None`:
+    /// `submitter`: the record's pods' user; only its pods keep the workload alive (`None`:
     /// a record of an older version, any pod of the workload does).
     fn liveness<'a>(
         &'a self,
         workload: &'a WorkloadKey,
-        kube_user: Option<&'a str>,
+        submitter: Option<&'a str>,
     ) -> BoxFuture<'a, Liveness>;
 }
 
@@ -82,7 +135,7 @@ impl Reconciler {
             let now_ms = (self.clock)();
             let liveness = self
                 .workloads
-                .liveness(&entry.record.workload, entry.record.kube_user.as_deref())
+                .liveness(&entry.record.workload, entry.record.submitter.as_deref())
                 .await;
             let action = lifecycle::decide(&entry.record.facts(now_ms, liveness));
             let result = match action {
@@ -92,16 +145,38 @@ impl Reconciler {
                 Action::Cancel => self.cancel(&entry, now_ms).await,
             };
             if let Err(e) = result {
-                tracing::warn!(workload = %entry.record.workload, error = %e, "ledger action not recorded");
+                self.error_policy(&entry, e, now_ms).await;
             }
             taken.push(action);
         }
         Ok(taken)
     }
 
-    async fn renew(&self, entry: &Entry, now_ms: u64) -> Result<(), StoreError> {
+    /// A failed action: a Hadoop failure is counted in the entry, which waits its backoff; a
+    /// ledger failure leaves the entry as it is, for the next pass.
+    async fn error_policy(&self, entry: &Entry, error: ReconcileError, now_ms: u64) {
+        if let ReconcileError::Store(e) = &error {
+            tracing::warn!(workload = %entry.record.workload, error = %e, "ledger action not recorded");
+            return;
+        }
+        let failures = entry.record.failures.saturating_add(1);
+        let wait = lifecycle::backoff(failures, self.cfg.backoff_base, self.cfg.backoff_cap);
+        let detail = error.detail();
+        let record = entry.record.failed(error.op(), &detail, now_ms, wait);
+        self.metrics.ledger_action(error.outcome());
+        self.record(error.outcome(), &record, Some(detail));
+        if let Err(e) = self.ledger.update(entry, &record, &entry.issued).await {
+            tracing::warn!(workload = %entry.record.workload, error = %e, "ledger action not recorded");
+        }
+    }
+
+    fn observe(&self) -> impl Fn(&'static str, bool, Duration) + '_ {
+        |op, ok, took| self.metrics.observe_call(op, ok, took)
+    }
+
+    async fn renew(&self, entry: &Entry, now_ms: u64) -> Result<(), ReconcileError> {
         let renewed = observed(
-            |op, ok, took| self.metrics.observe_call(op, ok, took),
+            self.observe(),
             "renew",
             self.source.renew(&entry.issued.set),
         )
@@ -115,9 +190,10 @@ impl Reconciler {
                 self.record("renew_failed", &entry.record, Some(e.to_string()));
                 return self.reissue(entry, now_ms).await;
             }
-            Err(e) => return self.failed(entry, "renew", &e.to_string(), now_ms).await,
+            Err(e) => return Err(ReconcileError::Renew(e)),
         };
-        let (record, issued) = entry.renewed(&renewal, now_ms);
+        let record = entry.record.renewed(&renewal, now_ms);
+        let issued = record.serve(entry.issued.file.clone(), entry.issued.set.clone());
         let stored = self.ledger.update(entry, &record, &issued).await?;
         self.issuer.replace(&record.workload, stored.issued);
         self.metrics.ledger_action("renewed");
@@ -125,59 +201,30 @@ impl Reconciler {
         Ok(())
     }
 
-    async fn reissue(&self, entry: &Entry, now_ms: u64) -> Result<(), StoreError> {
+    async fn reissue(&self, entry: &Entry, now_ms: u64) -> Result<(), ReconcileError> {
         let user = &entry.record.hadoop_user;
-        let obtained = observed(
-            |op, ok, took| self.metrics.observe_call(op, ok, took),
-            "obtain",
-            self.source.obtain(user),
-        )
-        .await;
-        let set = match obtained {
-            Ok(set) => set,
-            Err(e) => return self.failed(entry, "reissue", &e.to_string(), now_ms).await,
-        };
-        let Ok(file) = encode(&set) else {
-            self.cancel_quietly(&set).await;
-            return self
-                .failed(entry, "reissue", "a new token cannot be encoded", now_ms)
-                .await;
-        };
-        let mut tokens = describe(&set);
+        let obtained = observed(self.observe(), "obtain", self.source.obtain(user)).await;
+        let set = obtained.map_err(ReconcileError::Reissue)?;
         // The new set's expiry from the interval the server granted the old one: no renewal
         // call just to learn it.
-        let interval = entry.record.interval_ms();
-        let max = |t: &TokenInfo| t.max_date_ms.and_then(|m| u64::try_from(m).ok());
-        for t in &mut tokens {
-            t.expires_at_ms = Some(lifecycle::fresh_expiry(now_ms, interval, max(t)));
-        }
-        let expires_at_ms = tokens
-            .iter()
-            .filter_map(|t| t.expires_at_ms)
-            .min()
-            .unwrap_or(now_ms.saturating_add(interval));
-        let mut record = entry.record.clone();
-        record.tokens = tokens.clone();
-        record.issued_at_ms = now_ms;
-        record.window_start_ms = now_ms;
-        record.expires_at_ms = expires_at_ms;
-        record.reissues = record.reissues.saturating_add(1);
-        record.renew_interval_ms = Some(interval);
-        record.clear_failure();
-        let issued = Issued {
-            hadoop_user: user.clone(),
-            kube_user: entry.record.kube_user.clone(),
-            tokens,
-            expires_at_ms,
-            file,
-            set,
+        let expiry = Expiry::Assumed {
+            now_ms,
+            interval_ms: entry.record.interval_ms(),
         };
+        let issued = match Issued::obtained(user, entry.record.submitter.clone(), &set, expiry) {
+            Ok(issued) => issued,
+            Err(e) => {
+                self.cancel_quietly(&set).await;
+                return Err(ReconcileError::Unencodable(e));
+            }
+        };
+        let record = entry.record.reissued(&issued, now_ms);
         let stored = match self.ledger.update(entry, &record, &issued).await {
             Ok(stored) => stored,
             Err(e) => {
                 // Unrecorded tokens would never be renewed nor cancelled: give them back.
                 self.cancel_quietly(&issued.set).await;
-                return Err(e);
+                return Err(e.into());
             }
         };
         self.issuer.replace(&record.workload, stored.issued);
@@ -191,9 +238,9 @@ impl Reconciler {
         Ok(())
     }
 
-    async fn cancel(&self, entry: &Entry, now_ms: u64) -> Result<(), StoreError> {
+    async fn cancel(&self, entry: &Entry, now_ms: u64) -> Result<(), ReconcileError> {
         let cancelled = observed(
-            |op, ok, took| self.metrics.observe_call(op, ok, took),
+            self.observe(),
             "cancel",
             self.source.cancel(&entry.issued.set),
         )
@@ -202,7 +249,7 @@ impl Reconciler {
             // A set past its expiry or unknown to the server is dead anyway; anything else is
             // retried.
             if now_ms < entry.record.expires_at_ms && !dead_at_server(&e) {
-                return self.failed(entry, "cancel", &e.to_string(), now_ms).await;
+                return Err(ReconcileError::Cancel(e));
             }
             self.record(
                 "cancel_failed",
@@ -219,29 +266,6 @@ impl Reconciler {
             &entry.record,
             Some("the workload is gone".into()),
         );
-        Ok(())
-    }
-
-    async fn failed(
-        &self,
-        entry: &Entry,
-        op: &'static str,
-        error: &str,
-        now_ms: u64,
-    ) -> Result<(), StoreError> {
-        let mut record = entry.record.clone();
-        record.failures = record.failures.saturating_add(1);
-        let wait = lifecycle::backoff(record.failures, self.cfg.backoff_base, self.cfg.backoff_cap);
-        record.next_attempt_ms = Some(now_ms.saturating_add(wait.as_millis() as u64));
-        record.last_error = Some(format!("{op} failed at {}: {error}", rfc3339_ms(now_ms)));
-        let outcome = match op {
-            "renew" => "renew_failed",
-            "reissue" => "reissue_failed",
-            _ => "cancel_failed",
-        };
-        self.metrics.ledger_action(outcome);
-        self.record(outcome, &record, Some(error.to_owned()));
-        self.ledger.update(entry, &record, &entry.issued).await?;
         Ok(())
     }
 
@@ -283,12 +307,12 @@ mod tests {
     use std::sync::atomic::{AtomicU64, AtomicUsize};
 
     use super::*;
+    use crate::fixtures::{FakeSecrets, forgotten, token_set, workload};
     use crate::hadoop::error::HadoopError;
     use crate::hadoop::{Renewal, SetError};
+    use crate::issued::describe;
     use crate::issuer::IssuerConfig;
-    use crate::issuer::fake::{forgotten, token_set};
     use crate::ledger::Persist;
-    use crate::ledger::store::fake::FakeSecrets;
     use prometheus_client::registry::Registry;
 
     /// Hadoop with a 20 s renew interval; every token's max date is 9 000 s (`url_string`).
@@ -374,16 +398,6 @@ mod tests {
         r: Reconciler,
     }
 
-    fn workload(name: &str) -> WorkloadKey {
-        WorkloadKey {
-            namespace: "team-a".into(),
-            api_version: "apps/v1".into(),
-            kind: "Deployment".into(),
-            name: name.into(),
-            uid: format!("uid-{name}"),
-        }
-    }
-
     fn issuer(b: &Bed) -> Issuer {
         let persist: Arc<dyn Persist> = Arc::new(b.r.ledger.clone());
         Issuer::with_ledger(
@@ -400,10 +414,7 @@ mod tests {
 
     fn bed() -> Bed {
         let now = Arc::new(AtomicU64::new(1_000_000));
-        let clock: Clock = {
-            let now = Arc::clone(&now);
-            Arc::new(move || now.load(Ordering::SeqCst))
-        };
+        let clock = crate::fixtures::clock(&now);
         let hadoop = Arc::new(Hadoop {
             forgotten: AtomicBool::new(false),
             now: Arc::clone(&now),

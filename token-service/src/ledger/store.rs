@@ -12,10 +12,11 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use zeroize::Zeroizing;
 
-use super::lifecycle::{Facts, Liveness};
+use super::record::Record;
 use super::{Loaded, Persist, Saved};
+use crate::clock::Clock;
 use crate::hadoop::{IssuedToken, Renewal, TokenSet};
-use crate::issuer::{Clock, Issued, TokenInfo};
+use crate::issued::Issued;
 use crate::workload::WorkloadKey;
 
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kube2hadoop-token-service");
@@ -49,69 +50,6 @@ pub enum StoreError {
     Corrupt { name: String, detail: String },
 }
 
-/// The public facts and life of one workload's token set, kept as JSON in its Secret.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Record {
-    pub workload: WorkloadKey,
-    pub hadoop_user: String,
-    /// The pods' `kube2hadoop.io/user` (absent in records of older versions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kube_user: Option<String>,
-    pub tokens: Vec<TokenInfo>,
-    pub issued_at_ms: u64,
-    /// When the current renew window began: issue or last renewal.
-    pub window_start_ms: u64,
-    /// The earliest expiry of the set.
-    pub expires_at_ms: u64,
-    pub renewals: u32,
-    pub reissues: u32,
-    /// Consecutive failed attempts of the pending action; 0 after a success.
-    pub failures: u32,
-    pub next_attempt_ms: Option<u64>,
-    pub last_error: Option<String>,
-    /// The renew interval the server grants, learnt from the first expiry.
-    #[serde(default)]
-    pub renew_interval_ms: Option<u64>,
-}
-
-/// Hadoop's default renew interval, when nothing better is known.
-const DEFAULT_INTERVAL_MS: u64 = 24 * 3600 * 1000;
-
-impl Record {
-    pub fn interval_ms(&self) -> u64 {
-        self.renew_interval_ms
-            .filter(|i| *i > 0)
-            .unwrap_or(DEFAULT_INTERVAL_MS)
-    }
-
-    /// The earliest max date among the tokens: no renewal reaches past it.
-    pub fn max_date_ms(&self) -> Option<u64> {
-        self.tokens
-            .iter()
-            .filter_map(|t| t.max_date_ms)
-            .filter_map(|m| u64::try_from(m).ok())
-            .min()
-    }
-
-    /// What a decision needs to know about this entry now.
-    pub fn facts(&self, now_ms: u64, liveness: Liveness) -> Facts {
-        Facts {
-            now_ms,
-            window_start_ms: self.window_start_ms,
-            expires_at_ms: self.expires_at_ms,
-            max_date_ms: self.max_date_ms(),
-            next_attempt_ms: self.next_attempt_ms,
-            liveness,
-        }
-    }
-
-    pub fn clear_failure(&mut self) {
-        self.failures = 0;
-        self.next_attempt_ms = None;
-        self.last_error = None;
-    }
-}
-
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredToken {
     source: String,
@@ -126,32 +64,6 @@ pub struct Entry {
     pub resource_version: Option<String>,
     pub record: Record,
     pub issued: Arc<Issued>,
-}
-
-impl Entry {
-    /// The record and set after a successful renewal at `now_ms`: a new window, the new
-    /// expiries, failures cleared; the same tokens and file.
-    pub fn renewed(&self, renewal: &Renewal, now_ms: u64) -> (Record, Issued) {
-        let mut record = self.record.clone();
-        for t in &mut record.tokens {
-            if let Some((_, e)) = renewal.per_token.iter().find(|(s, _)| *s == t.source) {
-                t.expires_at_ms = Some(*e);
-            }
-        }
-        record.window_start_ms = now_ms;
-        record.expires_at_ms = renewal.expires_at_ms;
-        record.renewals = record.renewals.saturating_add(1);
-        record.clear_failure();
-        let issued = Issued {
-            hadoop_user: record.hadoop_user.clone(),
-            kube_user: record.kube_user.clone(),
-            tokens: record.tokens.clone(),
-            expires_at_ms: record.expires_at_ms,
-            file: self.issued.file.clone(),
-            set: self.issued.set.clone(),
-        };
-        (record, issued)
-    }
 }
 
 /// `k2h-` and 32 hex digits (128 bits) of the SHA-256 of the key: the same name on every
@@ -238,19 +150,12 @@ pub fn from_secret(secret: &Secret) -> Result<Entry, StoreError> {
             .map(|t| IssuedToken::new(t.source, t.kind, t.service, t.url_string))
             .collect(),
     };
-    let issued = Issued {
-        hadoop_user: record.hadoop_user.clone(),
-        kube_user: record.kube_user.clone(),
-        tokens: record.tokens.clone(),
-        expires_at_ms: record.expires_at_ms,
-        file: Zeroizing::new(field(KEY_FILE)?.to_vec()),
-        set,
-    };
+    let issued = record.serve(Zeroizing::new(field(KEY_FILE)?.to_vec()), set);
     Ok(Entry {
         name,
         resource_version: secret.metadata.resource_version.clone(),
         record,
-        issued: Arc::new(issued),
+        issued,
     })
 }
 
@@ -299,7 +204,7 @@ impl KubeSecrets {
     }
 }
 
-fn name_of(secret: &Secret) -> &str {
+pub(crate) fn name_of(secret: &Secret) -> &str {
     secret.metadata.name.as_deref().unwrap_or_default()
 }
 
@@ -442,25 +347,6 @@ impl Ledger {
     }
 }
 
-pub fn new_record(workload: &WorkloadKey, issued: &Issued, now_ms: u64) -> Record {
-    Record {
-        workload: workload.clone(),
-        hadoop_user: issued.hadoop_user.clone(),
-        kube_user: issued.kube_user.clone(),
-        tokens: issued.tokens.clone(),
-        issued_at_ms: now_ms,
-        window_start_ms: now_ms,
-        expires_at_ms: issued.expires_at_ms,
-        renewals: 0,
-        reissues: 0,
-        failures: 0,
-        next_attempt_ms: None,
-        last_error: None,
-        // The issuer learnt the expiry by renewing right after obtaining.
-        renew_interval_ms: Some(issued.expires_at_ms.saturating_sub(now_ms)),
-    }
-}
-
 impl Persist for Ledger {
     fn load<'a>(
         &'a self,
@@ -483,7 +369,7 @@ impl Persist for Ledger {
         issued: &'a Arc<Issued>,
     ) -> BoxFuture<'a, Result<Saved, StoreError>> {
         Box::pin(async move {
-            let record = new_record(workload, issued, (self.clock)());
+            let record = Record::new(workload, issued, (self.clock)());
             let secret = self.secret(&record, issued)?;
             match self.api.create(&secret).await {
                 Ok(_) => return Ok(Saved::Ours),
@@ -519,7 +405,8 @@ impl Persist for Ledger {
         renewal: &'a Renewal,
     ) -> BoxFuture<'a, Result<Arc<Issued>, StoreError>> {
         Box::pin(async move {
-            let (record, issued) = expired.renewed(renewal, (self.clock)());
+            let record = expired.record.renewed(renewal, (self.clock)());
+            let issued = record.serve(expired.issued.file.clone(), expired.issued.set.clone());
             match self.update(expired, &record, &issued).await {
                 Ok(stored) => Ok(stored.issued),
                 // The reconciler or another replica acted first (renewed or replaced the set):
@@ -537,134 +424,14 @@ impl Persist for Ledger {
 }
 
 #[cfg(test)]
-pub mod fake {
-    //! An in-memory API server for Secrets with resourceVersion checks.
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-
-    use super::*;
-
-    #[derive(Default)]
-    pub struct FakeSecrets {
-        pub objects: Mutex<HashMap<String, Secret>>,
-        version: Mutex<u64>,
-    }
-
-    impl FakeSecrets {
-        fn bump(&self, secret: &Secret) -> Secret {
-            let mut v = self.version.lock().expect("lock");
-            *v += 1;
-            let mut s = secret.clone();
-            s.metadata.resource_version = Some(v.to_string());
-            s
-        }
-
-        pub fn count(&self) -> usize {
-            self.objects.lock().expect("lock").len()
-        }
-    }
-
-    impl SecretApi for FakeSecrets {
-        fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Secret>, StoreError>> {
-            Box::pin(async move { Ok(self.objects.lock().expect("lock").get(name).cloned()) })
-        }
-
-        fn list(&self) -> BoxFuture<'_, Result<Vec<Secret>, StoreError>> {
-            Box::pin(async move {
-                Ok(self
-                    .objects
-                    .lock()
-                    .expect("lock")
-                    .values()
-                    .cloned()
-                    .collect())
-            })
-        }
-
-        fn create<'a>(&'a self, secret: &'a Secret) -> BoxFuture<'a, Result<Secret, StoreError>> {
-            Box::pin(async move {
-                let name = name_of(secret).to_owned();
-                if self.objects.lock().expect("lock").contains_key(&name) {
-                    return Err(StoreError::Conflict(name));
-                }
-                let stored = self.bump(secret);
-                self.objects
-                    .lock()
-                    .expect("lock")
-                    .insert(name, stored.clone());
-                Ok(stored)
-            })
-        }
-
-        fn replace<'a>(&'a self, secret: &'a Secret) -> BoxFuture<'a, Result<Secret, StoreError>> {
-            Box::pin(async move {
-                let name = name_of(secret).to_owned();
-                let current = self.objects.lock().expect("lock").get(&name).cloned();
-                match current {
-                    Some(c) if c.metadata.resource_version == secret.metadata.resource_version => {
-                        let stored = self.bump(secret);
-                        self.objects
-                            .lock()
-                            .expect("lock")
-                            .insert(name, stored.clone());
-                        Ok(stored)
-                    }
-                    _ => Err(StoreError::Conflict(name)),
-                }
-            })
-        }
-
-        fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-            Box::pin(async move {
-                self.objects.lock().expect("lock").remove(name);
-                Ok(())
-            })
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use super::fake::FakeSecrets;
     use super::*;
-    use crate::issuer::fake::url_string;
-
-    pub fn workload(name: &str) -> WorkloadKey {
-        WorkloadKey {
-            namespace: "team-a".into(),
-            api_version: "apps/v1".into(),
-            kind: "Deployment".into(),
-            name: name.into(),
-            uid: format!("uid-{name}"),
-        }
-    }
+    use crate::fixtures::{FakeSecrets, url_string, workload};
 
     fn issued(seq: i32, expires: u64) -> Arc<Issued> {
-        Arc::new(Issued {
-            hadoop_user: "alice".into(),
-            kube_user: Some("alice".into()),
-            tokens: vec![TokenInfo {
-                kind: "HDFS_DELEGATION_TOKEN".into(),
-                service: "ha-hdfs:ns1".into(),
-                source: "hdfs:ns1".into(),
-                sequence_number: Some(seq),
-                master_key_id: Some(3),
-                max_date_ms: Some(9_000_000),
-                expires_at_ms: Some(expires),
-            }],
-            expires_at_ms: expires,
-            file: Zeroizing::new(b"HDTS-file".to_vec()),
-            set: TokenSet {
-                tokens: vec![IssuedToken::new(
-                    "hdfs:ns1".into(),
-                    "HDFS_DELEGATION_TOKEN".into(),
-                    "ha-hdfs:ns1".into(),
-                    url_string("alice", seq),
-                )],
-            },
-        })
+        crate::fixtures::issued("alice", seq, expires)
     }
 
     async fn usable(l: &Ledger) -> Arc<Issued> {
@@ -707,7 +474,7 @@ mod tests {
             Ok(Saved::Ours)
         ));
         let back = usable(&l).await;
-        assert_eq!(back.file.as_slice(), b"HDTS-file");
+        assert_eq!(back.file.as_slice(), set.file.as_slice());
         assert_eq!(back.tokens, set.tokens);
         assert_eq!(
             back.set.tokens[0].url_string(),
@@ -798,7 +565,7 @@ mod tests {
         ];
         for (i, (w, set)) in forgeries.into_iter().enumerate() {
             let mut forged =
-                to_secret("kube2hadoop", &new_record(&w, &set, 1_000), &set).expect("secret");
+                to_secret("kube2hadoop", &Record::new(&w, &set, 1_000), &set).expect("secret");
             forged.metadata.name = Some(target.clone());
             api.objects
                 .lock()

@@ -1,0 +1,239 @@
+//! The token service's test doubles and sample data, in one place: a workload key, a clock
+//! the test moves, a token source that counts and can be held, and an in-memory API server
+//! for Secrets with resourceVersion checks.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use hadoop_token::{DelegationIdentifier, IdentifierFormat, Secret, Token};
+use k8s_openapi::api::core::v1::Secret as KubeSecret;
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::hadoop::error::HadoopError;
+use crate::hadoop::{IssuedToken, Renewal, SetError, TokenSet, TokenSource};
+use crate::issued::{Expiry, Issued, describe};
+use crate::ledger::StoreError;
+use crate::ledger::store::{SecretApi, name_of};
+use crate::workload::WorkloadKey;
+
+/// A Deployment `name` in team-a, uid `uid-<name>`.
+pub fn workload(name: &str) -> WorkloadKey {
+    WorkloadKey {
+        namespace: "team-a".into(),
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        name: name.into(),
+        uid: format!("uid-{name}"),
+    }
+}
+
+/// One HDFS token of `owner` with sequence number `seq`, issued to pods of `owner` and
+/// renewed until `expires_at_ms`.
+pub fn issued(owner: &str, seq: i32, expires_at_ms: u64) -> Arc<Issued> {
+    let renewal = Renewal {
+        expires_at_ms,
+        per_token: vec![("hdfs:ns1".into(), expires_at_ms)],
+    };
+    let set = token_set(owner, seq);
+    let issued = Issued::obtained(owner, Some(owner.into()), &set, Expiry::Renewed(&renewal));
+    Arc::new(issued.expect("the fixture's token encodes"))
+}
+
+/// A clock that reads `now`, which the test moves.
+pub fn clock(now: &Arc<AtomicU64>) -> Clock {
+    let now = Arc::clone(now);
+    Arc::new(move || now.load(Ordering::SeqCst))
+}
+#[derive(Default)]
+pub struct FakeSource {
+    pub obtained: AtomicUsize,
+    /// When set, `obtain` waits for a notification.
+    pub gate: Option<Notify>,
+    pub fail: bool,
+    /// When set, a renewal extends the set to this clock + 1 000 s (else to 5 000 s).
+    pub clock: Option<Arc<AtomicU64>>,
+    /// Sequence numbers of the sets the server no longer knows: renewing them fails.
+    pub forgotten: Mutex<Vec<i32>>,
+    /// Sequence numbers of the sets renewed and cancelled, in order.
+    pub renewed: Mutex<Vec<i32>>,
+    pub cancelled: Mutex<Vec<i32>>,
+}
+
+pub fn seq(set: &TokenSet) -> i32 {
+    describe(set)
+        .first()
+        .and_then(|t| t.sequence_number)
+        .unwrap_or(-1)
+}
+
+pub fn url_string(owner: &str, seq: i32) -> String {
+    let id = DelegationIdentifier {
+        owner: owner.into(),
+        renewer: "kube2hadoop".into(),
+        max_date: 9_000_000,
+        sequence_number: seq,
+        master_key_id: 3,
+        ..DelegationIdentifier::default()
+    };
+    Token {
+        identifier: id.encode(IdentifierFormat::Writable),
+        password: Secret::from(b"pw".as_slice()),
+        kind: "HDFS_DELEGATION_TOKEN".into(),
+        service: "ha-hdfs:ns1".into(),
+    }
+    .to_url_string()
+}
+
+/// One HDFS token of `owner` with sequence number `seq`, as `obtain` returns it.
+pub fn token_set(owner: &str, seq: i32) -> TokenSet {
+    TokenSet {
+        tokens: vec![IssuedToken::new(
+            "hdfs:ns1".into(),
+            "HDFS_DELEGATION_TOKEN".into(),
+            "ha-hdfs:ns1".into(),
+            url_string(owner, seq),
+        )],
+    }
+}
+
+/// What the NameNode answers for a token it no longer knows.
+pub fn forgotten() -> SetError {
+    SetError {
+        failures: vec![(
+            "hdfs:ns1".into(),
+            HadoopError::TokenNotFound {
+                endpoint: "nn1".into(),
+                message: "token can't be found in cache".into(),
+            },
+        )],
+    }
+}
+
+impl TokenSource for FakeSource {
+    fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<TokenSet, SetError>> {
+        Box::pin(async move {
+            let n = self.obtained.fetch_add(1, Ordering::SeqCst) as i32;
+            if let Some(gate) = &self.gate {
+                gate.notified().await;
+            }
+            if self.fail {
+                return Err(SetError {
+                    failures: vec![("hdfs:ns1".into(), HadoopError::Config("down".into()))],
+                });
+            }
+            Ok(token_set(user, 40 + n))
+        })
+    }
+
+    fn renew<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<Renewal, SetError>> {
+        Box::pin(async move {
+            if self.forgotten.lock().expect("lock").contains(&seq(set)) {
+                return Err(forgotten());
+            }
+            self.renewed.lock().expect("lock").push(seq(set));
+            let expires_at_ms = self
+                .clock
+                .as_ref()
+                .map_or(5_000_000, |now| now.load(Ordering::SeqCst) + 1_000_000);
+            Ok(Renewal {
+                expires_at_ms,
+                per_token: vec![("hdfs:ns1".into(), expires_at_ms)],
+            })
+        })
+    }
+
+    fn cancel<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<(), SetError>> {
+        Box::pin(async move {
+            self.cancelled.lock().expect("lock").push(seq(set));
+            Ok(())
+        })
+    }
+}
+
+/// An in-memory API server for Secrets with resourceVersion checks.
+#[derive(Default)]
+pub struct FakeSecrets {
+    pub objects: Mutex<HashMap<String, KubeSecret>>,
+    version: Mutex<u64>,
+}
+
+impl FakeSecrets {
+    fn bump(&self, secret: &KubeSecret) -> KubeSecret {
+        let mut v = self.version.lock().expect("lock");
+        *v += 1;
+        let mut s = secret.clone();
+        s.metadata.resource_version = Some(v.to_string());
+        s
+    }
+
+    pub fn count(&self) -> usize {
+        self.objects.lock().expect("lock").len()
+    }
+}
+
+impl SecretApi for FakeSecrets {
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<KubeSecret>, StoreError>> {
+        Box::pin(async move { Ok(self.objects.lock().expect("lock").get(name).cloned()) })
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<KubeSecret>, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .objects
+                .lock()
+                .expect("lock")
+                .values()
+                .cloned()
+                .collect())
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        secret: &'a KubeSecret,
+    ) -> BoxFuture<'a, Result<KubeSecret, StoreError>> {
+        Box::pin(async move {
+            let name = name_of(secret).to_owned();
+            if self.objects.lock().expect("lock").contains_key(&name) {
+                return Err(StoreError::Conflict(name));
+            }
+            let stored = self.bump(secret);
+            self.objects
+                .lock()
+                .expect("lock")
+                .insert(name, stored.clone());
+            Ok(stored)
+        })
+    }
+
+    fn replace<'a>(
+        &'a self,
+        secret: &'a KubeSecret,
+    ) -> BoxFuture<'a, Result<KubeSecret, StoreError>> {
+        Box::pin(async move {
+            let name = name_of(secret).to_owned();
+            let current = self.objects.lock().expect("lock").get(&name).cloned();
+            match current {
+                Some(c) if c.metadata.resource_version == secret.metadata.resource_version => {
+                    let stored = self.bump(secret);
+                    self.objects
+                        .lock()
+                        .expect("lock")
+                        .insert(name, stored.clone());
+                    Ok(stored)
+                }
+                _ => Err(StoreError::Conflict(name)),
+            }
+        })
+    }
+
+    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.objects.lock().expect("lock").remove(name);
+            Ok(())
+        })
+    }
+}

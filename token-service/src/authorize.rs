@@ -184,7 +184,7 @@ mod tests {
 
     use super::*;
     use crate::directory::static_users::StaticUsers;
-    use crate::pod::fixtures::pod;
+    use crate::fixtures::pod;
 
     fn policy() -> Policy {
         Policy {

@@ -6,7 +6,7 @@
 //! only while the webhook intercepts CREATE and UPDATE of its resource.
 //!
 //! [`check`] is a pure function over the registration and labels; the watch that feeds it is
-//! `cluster::watch_webhook`.
+//! `cluster::watch::watch_webhook`.
 
 use std::collections::BTreeMap;
 
@@ -14,10 +14,9 @@ use k8s_openapi::api::admissionregistration::v1::{MutatingWebhook, MutatingWebho
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::{Selector, SelectorExt};
 
-use crate::cluster::plural;
 use crate::error::{ApiError, Kind};
 use crate::pod::PodFacts;
-use crate::workload::StampedKinds;
+use crate::workload::{StampedKinds, plural};
 
 /// What the watch knows of the webhook registration.
 #[derive(Debug, Clone, PartialEq)]
@@ -294,7 +293,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     use super::*;
-    use crate::pod::fixtures::pod;
+    use crate::fixtures::pod;
 
     const CONFIG: &str = k2h_contract::coverage::WEBHOOK_CONFIGURATION;
     const HOOK: &str = k2h_contract::coverage::MUTATING_WEBHOOK;

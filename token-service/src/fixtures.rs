@@ -1,8 +1,8 @@
-//! The token service's test doubles and sample data, in one place: a workload key, a clock
-//! the test moves, a token source that counts and can be held, and an in-memory API server
-//! for Secrets with resourceVersion checks.
+//! The token service's test doubles and sample data, in one place: pods and their owners, the
+//! stamp key, a workload key, a clock the test moves, a token source that counts and can be
+//! held, and an in-memory API server for Secrets with resourceVersion checks.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +17,10 @@ use crate::hadoop::{IssuedToken, Renewal, SetError, TokenSet, TokenSource};
 use crate::issued::{Expiry, Issued, describe};
 use crate::ledger::StoreError;
 use crate::ledger::store::{SecretApi, name_of};
-use crate::workload::WorkloadKey;
+use crate::pod::{OwnerRef, Phase, PodFacts};
+use k2h_contract::kinds::BUILTIN_STAMPED;
+
+use crate::workload::{LookupError, OwnerLookup, OwnerObject, WorkloadKey};
 
 /// A Deployment `name` in team-a, uid `uid-<name>`.
 pub fn workload(name: &str) -> WorkloadKey {
@@ -28,6 +31,94 @@ pub fn workload(name: &str) -> WorkloadKey {
         name: name.into(),
         uid: format!("uid-{name}"),
     }
+}
+
+/// The stamp key of the tests (32 bytes, base64).
+pub fn stamp_keys() -> k2h_contract::stamp::Keys {
+    k2h_contract::stamp::Keys::parse("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+        .expect("test key")
+}
+
+/// A running pod of alice's in `team-a` at `ip`, stamped by iddecorator.
+pub fn pod(name: &str, uid: &str, ip: &str) -> PodFacts {
+    PodFacts {
+        namespace: "team-a".into(),
+        name: name.into(),
+        uid: uid.into(),
+        ips: vec![ip.parse().expect("test IP")],
+        phase: Phase::Running,
+        host_network: false,
+        deleting: false,
+        node: Some("node-1".into()),
+        service_account: Some("default".into()),
+        user: Some("alice".into()),
+        stamp: Some(stamp_keys().sign("team-a", "alice")),
+        run_as: None,
+        owners: Vec::new(),
+        labels: BTreeMap::new(),
+    }
+}
+
+/// A controller reference with the apiVersion of its kind's group.
+pub fn owner(kind: &str, name: &str) -> OwnerRef {
+    let group = BUILTIN_STAMPED
+        .iter()
+        .find(|gk| gk.kind == kind)
+        .map_or("example.com", |gk| gk.group);
+    OwnerRef {
+        api_version: if group.is_empty() {
+            "v1".into()
+        } else {
+            format!("{group}/v1")
+        },
+        kind: kind.into(),
+        name: name.into(),
+        uid: format!("uid-{name}"),
+        controller: true,
+    }
+}
+
+/// Objects by name: their owner refs and user annotation.
+pub struct FakeOwners(pub HashMap<String, (Vec<OwnerRef>, Option<String>)>);
+
+impl FakeOwners {
+    /// Every object carries alice, the fixture pod's user.
+    pub fn alice(objects: Vec<(&str, Vec<OwnerRef>)>) -> FakeOwners {
+        FakeOwners(
+            objects
+                .into_iter()
+                .map(|(n, o)| (n.to_owned(), (o, Some("alice".to_owned()))))
+                .collect(),
+        )
+    }
+}
+
+impl OwnerLookup for FakeOwners {
+    fn get<'a>(
+        &'a self,
+        ns: &'a str,
+        owner: &'a OwnerRef,
+    ) -> BoxFuture<'a, Result<Option<OwnerObject>, LookupError>> {
+        Box::pin(async move {
+            Ok(self.0.get(&owner.name).map(|(owners, user)| OwnerObject {
+                uid: format!("uid-{}", owner.name),
+                owners: owners.clone(),
+                user: user.clone(),
+                // Stamped by iddecorator, except objects named `*-unstamped`.
+                stamp: user
+                    .as_deref()
+                    .filter(|_| !owner.name.ends_with("-unstamped"))
+                    .map(|u| stamp_keys().sign(ns, u)),
+            }))
+        })
+    }
+}
+
+/// Alice's pod `p` owned `by` these references.
+pub fn owned_pod(by: Vec<OwnerRef>) -> PodFacts {
+    let mut p = pod("p", "pod-uid", "127.100.0.1");
+    p.owners = by;
+    p
 }
 
 /// One HDFS token of `owner` with sequence number `seq`, issued to pods of `owner` and

@@ -261,7 +261,7 @@ fn check_served(pod: &PodFacts, served: &dyn Fn(&str) -> bool) -> Result<(), Api
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pod::fixtures::pod;
+    use crate::fixtures::pod;
 
     const PEER: &str = "127.100.0.1";
 

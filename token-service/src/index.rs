@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
-use crate::pod::PodFacts;
+use crate::pod::{PodFacts, canonical};
 
 #[derive(Debug, Default, Clone)]
 pub struct PodIndex {
@@ -76,17 +76,6 @@ impl PodIndex {
 
     pub fn is_empty(&self) -> bool {
         self.by_uid.is_empty()
-    }
-}
-
-/// An IPv4 client of a dual-stack socket shows up as `::ffff:a.b.c.d`; pods list it as IPv4.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
     }
 }
 
@@ -221,8 +210,8 @@ impl IndexWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::pod;
     use crate::pod::Phase;
-    use crate::pod::fixtures::pod;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")

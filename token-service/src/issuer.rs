@@ -18,7 +18,7 @@ use crate::error::{ApiError, Kind};
 use crate::hadoop::{SetError, TokenSet, TokenSource};
 use crate::issued::{Expiry, Issued};
 use crate::ledger::lifecycle::{self, Action, Liveness};
-use crate::ledger::{Entry, Loaded, Persist, Saved, StoreError};
+use crate::ledger::{Entry, Loaded, Persist, Saved, Serving, StoreError};
 use crate::metrics::{CallObserver, observed};
 use crate::workload::WorkloadKey;
 
@@ -153,25 +153,6 @@ impl Issuer {
             .count()
     }
 
-    /// Serves `issued` from now on (the ledger renewed or re-issued the workload's set).
-    pub fn replace(&self, workload: &WorkloadKey, issued: Arc<Issued>) {
-        let key = (workload.clone(), issued.hadoop_user.clone());
-        let mut cache = self.inner.lock_cache();
-        // A fetch in flight will fill the slot itself, from the ledger.
-        if !matches!(cache.get(&key), Some(Slot::InFlight(_))) {
-            cache.insert(key, Slot::Ready(issued));
-        }
-    }
-
-    /// Drops a cancelled set.
-    pub fn forget(&self, workload: &WorkloadKey, hadoop_user: &str) {
-        let key = (workload.clone(), hadoop_user.to_owned());
-        let mut cache = self.inner.lock_cache();
-        if matches!(cache.get(&key), Some(Slot::Ready(_))) {
-            cache.remove(&key);
-        }
-    }
-
     /// Runs the fetch as its own task, so a caller that disconnects does not cancel it for
     /// the others; the task records the result in the cache itself.
     fn start(&self, key: CacheKey, submitter: String) -> Fetch {
@@ -200,6 +181,25 @@ impl Issuer {
         }
         .boxed()
         .shared()
+    }
+}
+
+impl Serving for Issuer {
+    fn replace(&self, workload: &WorkloadKey, issued: Arc<Issued>) {
+        let key = (workload.clone(), issued.hadoop_user.clone());
+        let mut cache = self.inner.lock_cache();
+        // A fetch in flight will fill the slot itself, from the ledger.
+        if !matches!(cache.get(&key), Some(Slot::InFlight(_))) {
+            cache.insert(key, Slot::Ready(issued));
+        }
+    }
+
+    fn forget(&self, workload: &WorkloadKey, hadoop_user: &str) {
+        let key = (workload.clone(), hadoop_user.to_owned());
+        let mut cache = self.inner.lock_cache();
+        if matches!(cache.get(&key), Some(Slot::Ready(_))) {
+            cache.remove(&key);
+        }
     }
 }
 

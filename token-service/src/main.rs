@@ -15,6 +15,8 @@ use prometheus_client::registry::Registry;
 use token_service::audit::AuditSink;
 use token_service::authorize::Policy;
 use token_service::clock::system_clock;
+use token_service::cluster::lease::{self, LeaseConfig};
+use token_service::cluster::secrets::KubeSecrets;
 use token_service::cluster::{Kube, KubeWorkloads, watch_namespaces, watch_pods, watch_webhook};
 use token_service::config::{Cli, DirectorySettings, Settings};
 use token_service::coverage;
@@ -29,9 +31,7 @@ use token_service::hadoop::webhdfs::WebHdfs;
 use token_service::hadoop::{Federation, TokenEndpoint};
 use token_service::index::SharedIndex;
 use token_service::issuer::Issuer;
-use token_service::ledger::lease::{self, LeaseConfig};
 use token_service::ledger::reconcile::{ReconcileConfig, Reconciler};
-use token_service::ledger::store::KubeSecrets;
 use token_service::ledger::{Ledger, Persist};
 use token_service::metrics::Metrics;
 use token_service::ratelimit::{Limit, RateLimiter};
@@ -283,7 +283,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     Reconciler {
         ledger,
         source,
-        issuer: issuer.clone(),
+        serving: Arc::new(issuer.clone()),
         workloads: Arc::new(KubeWorkloads {
             kube: kube.clone(),
             index: index.clone(),

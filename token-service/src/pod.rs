@@ -8,8 +8,6 @@ use k2h_contract::annotations;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::index::canonical;
-
 /// One `metadata.ownerReferences` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerRef {
@@ -133,34 +131,14 @@ pub(crate) fn owner_refs(meta: &ObjectMeta) -> Vec<OwnerRef> {
         .collect()
 }
 
-#[cfg(test)]
-pub mod fixtures {
-    use super::*;
-
-    /// The stamp key of the tests (32 bytes, base64).
-    pub fn stamp_keys() -> k2h_contract::stamp::Keys {
-        k2h_contract::stamp::Keys::parse("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
-            .expect("test key")
-    }
-
-    /// A running pod of alice's in `team-a` at `ip`, stamped by iddecorator.
-    pub fn pod(name: &str, uid: &str, ip: &str) -> PodFacts {
-        PodFacts {
-            namespace: "team-a".into(),
-            name: name.into(),
-            uid: uid.into(),
-            ips: vec![ip.parse().expect("test IP")],
-            phase: Phase::Running,
-            host_network: false,
-            deleting: false,
-            node: Some("node-1".into()),
-            service_account: Some("default".into()),
-            user: Some("alice".into()),
-            stamp: Some(stamp_keys().sign("team-a", "alice")),
-            run_as: None,
-            owners: Vec::new(),
-            labels: BTreeMap::new(),
-        }
+/// An IPv4 client of a dual-stack socket shows up as `::ffff:a.b.c.d`; pods list it as IPv4.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
     }
 }
 

@@ -16,15 +16,15 @@ use prometheus_client::registry::Registry;
 
 use crate::audit::{AuditEvent, AuditSink, now_rfc3339, rfc3339_ms};
 use crate::authorize::{Policy, Principal, authorize};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, KubeError};
 use crate::directory::Directory;
 use crate::error::{ApiError, Kind};
 use crate::identity::{self, VerifiedPod};
-use crate::index::{IpLookup, PodIndex, SharedIndex, canonical};
+use crate::index::{IpLookup, PodIndex, SharedIndex};
 use crate::issued::Issued;
 use crate::issuer::{Issuer, Outcome};
 use crate::metrics::Metrics;
-use crate::pod::PodFacts;
+use crate::pod::{PodFacts, canonical};
 use crate::ratelimit::RateLimiter;
 use crate::request;
 use crate::workload::{OwnerLookup, StampedKinds, WorkloadKey, resolve};
@@ -218,9 +218,17 @@ async fn identify(
             ));
         }
         let token = request::bearer_token(value)?;
-        let review = app.cluster.review(token).await?;
+        let review = app
+            .cluster
+            .review(token)
+            .await
+            .map_err(kubernetes_unavailable)?;
         let target = identity::review_target(&review)?;
-        let pod = app.cluster.pod(&target.namespace, &target.name).await?;
+        let pod = app
+            .cluster
+            .pod(&target.namespace, &target.name)
+            .await
+            .map_err(kubernetes_unavailable)?;
         return identity::by_review(target, pod, &served);
     }
     if !app.modes.ip {
@@ -271,7 +279,8 @@ async fn identify(
 /// and nothing is answered from older data than the index holds.
 async fn live_lookup(app: &App, peer: IpAddr) -> Result<IpLookup, ApiError> {
     let mut found = PodIndex::default();
-    for pod in app.cluster.pods_at(canonical(peer)).await? {
+    let pods = app.cluster.pods_at(canonical(peer)).await;
+    for pod in pods.map_err(kubernetes_unavailable)? {
         found.apply(pod);
     }
     let lookup = found.lookup(peer);
@@ -279,6 +288,12 @@ async fn live_lookup(app: &App, peer: IpAddr) -> Result<IpLookup, ApiError> {
         tracing::debug!(%peer, "address not indexed yet; identified from the API server");
     }
     Ok(lookup)
+}
+
+/// The API server did not answer: the caller retries (the fetcher backs off), nothing is
+/// decided without it.
+fn kubernetes_unavailable(e: KubeError) -> ApiError {
+    ApiError::new(Kind::Unavailable, "kubernetes_unavailable", e.to_string())
 }
 
 #[derive(serde::Serialize)]
@@ -357,12 +372,12 @@ mod tests {
     use super::*;
     use crate::directory::static_users::StaticUsers;
     use crate::fixtures::FakeSource;
+    use crate::fixtures::pod;
     use crate::identity::Review;
     use crate::index::{IndexEvent, IndexWriter};
     use crate::issuer::IssuerConfig;
     use crate::mapping::MappingRules;
     use crate::pod::PodFacts;
-    use crate::pod::fixtures::pod;
     use crate::ratelimit::Limit;
     use crate::workload::{LookupError, OwnerObject};
 
@@ -373,7 +388,7 @@ mod tests {
     }
 
     impl Cluster for FakeCluster {
-        fn review<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Review, ApiError>> {
+        fn review<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Review, KubeError>> {
             Box::pin(async move {
                 Ok(Review {
                     authenticated: token == "good",
@@ -398,11 +413,11 @@ mod tests {
             &'a self,
             _: &'a str,
             _: &'a str,
-        ) -> BoxFuture<'a, Result<Option<PodFacts>, ApiError>> {
+        ) -> BoxFuture<'a, Result<Option<PodFacts>, KubeError>> {
             Box::pin(async move { Ok(self.pod.clone()) })
         }
 
-        fn pods_at(&self, ip: IpAddr) -> BoxFuture<'_, Result<Vec<PodFacts>, ApiError>> {
+        fn pods_at(&self, ip: IpAddr) -> BoxFuture<'_, Result<Vec<PodFacts>, KubeError>> {
             let at = self.live.iter().filter(|p| p.ips.contains(&ip)).cloned();
             Box::pin(std::future::ready(Ok(at.collect())))
         }
@@ -421,7 +436,7 @@ mod tests {
                 uid: owner.uid.clone(),
                 owners: vec![],
                 user: Some("alice".into()),
-                stamp: Some(crate::pod::fixtures::stamp_keys().sign("team-a", "alice")),
+                stamp: Some(crate::fixtures::stamp_keys().sign("team-a", "alice")),
             };
             Box::pin(async move { Ok(Some(object)) })
         }
@@ -476,7 +491,7 @@ mod tests {
                 Ok(StampedKinds::default())
             }),
             watches_ready: Arc::new(move || flag.load(Ordering::SeqCst)),
-            stamp_keys: crate::pod::fixtures::stamp_keys(),
+            stamp_keys: crate::fixtures::stamp_keys(),
             modes: Modes {
                 sa_token: true,
                 ip: true,
@@ -632,7 +647,7 @@ mod tests {
         uncovered.labels.insert(UNCOVERED.into(), "true".into());
         let mut laundered = pod("l", "u10", "127.100.0.10");
         laundered.user = Some("bob".into());
-        laundered.stamp = Some(crate::pod::fixtures::stamp_keys().sign("team-a", "bob"));
+        laundered.stamp = Some(crate::fixtures::stamp_keys().sign("team-a", "bob"));
         laundered.owners = vec![crate::pod::OwnerRef {
             api_version: "apps/v1".into(),
             kind: "ReplicaSet".into(),

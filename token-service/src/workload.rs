@@ -343,75 +343,31 @@ pub async fn reaches(
     Ok(false)
 }
 
+/// Kubernetes' plural of a kind: the lowercase kind plus `s` for every controller kind we meet
+/// (replicasets, jobs, tfjobs, pytorchjobs, mpijobs, …), with the English exceptions spelled out.
+pub fn plural(kind: &str) -> String {
+    let lower = kind.to_ascii_lowercase();
+    if lower.ends_with("ss")
+        || lower.ends_with('x')
+        || lower.ends_with("ch")
+        || lower.ends_with("sh")
+    {
+        format!("{lower}es")
+    } else if lower.ends_with('y') && !lower.ends_with("ay") && !lower.ends_with("ey") {
+        format!("{}ies", &lower[..lower.len() - 1])
+    } else {
+        format!("{lower}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::pod::fixtures::{pod, stamp_keys};
+    use crate::fixtures::{FakeOwners, owned_pod, owner, stamp_keys};
 
-    /// A controller reference with the apiVersion of its kind's group.
-    fn owner(kind: &str, name: &str) -> OwnerRef {
-        let group = BUILTIN_STAMPED
-            .iter()
-            .find(|gk| gk.kind == kind)
-            .map_or("example.com", |gk| gk.group);
-        OwnerRef {
-            api_version: if group.is_empty() {
-                "v1".into()
-            } else {
-                format!("{group}/v1")
-            },
-            kind: kind.into(),
-            name: name.into(),
-            uid: format!("uid-{name}"),
-            controller: true,
-        }
-    }
-
-    /// Objects by name: their owner refs and user annotation.
-    struct Fake(HashMap<String, (Vec<OwnerRef>, Option<String>)>);
-
-    impl Fake {
-        /// Every object carries alice, the fixture pod's user.
-        fn alice(objects: Vec<(&str, Vec<OwnerRef>)>) -> Fake {
-            Fake(
-                objects
-                    .into_iter()
-                    .map(|(n, o)| (n.to_owned(), (o, Some("alice".to_owned()))))
-                    .collect(),
-            )
-        }
-    }
-
-    impl OwnerLookup for Fake {
-        fn get<'a>(
-            &'a self,
-            ns: &'a str,
-            owner: &'a OwnerRef,
-        ) -> BoxFuture<'a, Result<Option<OwnerObject>, LookupError>> {
-            Box::pin(async move {
-                Ok(self.0.get(&owner.name).map(|(owners, user)| OwnerObject {
-                    uid: format!("uid-{}", owner.name),
-                    owners: owners.clone(),
-                    user: user.clone(),
-                    // Stamped by iddecorator, except objects named `*-unstamped`.
-                    stamp: user
-                        .as_deref()
-                        .filter(|_| !owner.name.ends_with("-unstamped"))
-                        .map(|u| stamp_keys().sign(ns, u)),
-                }))
-            })
-        }
-    }
-
-    fn owned_pod(by: Vec<OwnerRef>) -> PodFacts {
-        let mut p = pod("p", "pod-uid", "127.100.0.1");
-        p.owners = by;
-        p
-    }
-
-    async fn code(pod: &PodFacts, fake: &Fake, stamped: &StampedKinds) -> &'static str {
+    async fn code(pod: &PodFacts, fake: &FakeOwners, stamped: &StampedKinds) -> &'static str {
         resolve(pod, fake, stamped, &stamp_keys())
             .await
             .expect_err("refused")
@@ -422,7 +378,7 @@ mod tests {
     async fn a_bare_pod_is_its_own_workload() {
         let k = resolve(
             &owned_pod(vec![]),
-            &Fake(HashMap::new()),
+            &FakeOwners(HashMap::new()),
             &StampedKinds::default(),
             &stamp_keys(),
         )
@@ -436,7 +392,7 @@ mod tests {
 
     #[tokio::test]
     async fn deployment_and_cronjob_chains_end_at_the_top_owner() {
-        let fake = Fake::alice(vec![
+        let fake = FakeOwners::alice(vec![
             ("web-abc", vec![owner("Deployment", "web")]),
             ("web", vec![]),
             ("nightly-1", vec![owner("CronJob", "nightly")]),
@@ -477,7 +433,7 @@ mod tests {
     async fn only_the_controller_reference_is_followed() {
         let mut not_controller = owner("ConfigMap", "cm");
         not_controller.controller = false;
-        let fake = Fake::alice(vec![("db", vec![])]);
+        let fake = FakeOwners::alice(vec![("db", vec![])]);
         let k = resolve(
             &owned_pod(vec![not_controller, owner("StatefulSet", "db")]),
             &fake,
@@ -491,14 +447,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_vanished_owner_is_refused_and_a_cycle_is_an_error() {
-        let fake = Fake::alice(vec![("rs", vec![owner("Deployment", "gone")])]);
+        let fake = FakeOwners::alice(vec![("rs", vec![owner("Deployment", "gone")])]);
         let pod = owned_pod(vec![owner("ReplicaSet", "rs")]);
         let e = resolve(&pod, &fake, &StampedKinds::default(), &stamp_keys())
             .await
             .expect_err("orphaned");
         assert_eq!(e.code, "owner_gone");
         assert!(e.message.contains("Deployment team-a/gone"), "{e}");
-        let cyclic = Fake::alice(vec![
+        let cyclic = FakeOwners::alice(vec![
             ("a", vec![owner("ReplicaSet", "b")]),
             ("b", vec![owner("ReplicaSet", "a")]),
         ]);
@@ -519,7 +475,7 @@ mod tests {
     #[tokio::test]
     async fn the_pod_and_every_owner_must_carry_a_valid_stamp() {
         let stamped = StampedKinds::default();
-        let fake = Fake::alice(vec![
+        let fake = FakeOwners::alice(vec![
             ("web-abc", vec![owner("Deployment", "web")]),
             ("web", vec![]),
             ("old-abc", vec![owner("Deployment", "old-unstamped")]),
@@ -577,7 +533,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_owner_must_carry_the_pods_user_exactly() {
-        let mut fake = Fake::alice(vec![
+        let mut fake = FakeOwners::alice(vec![
             ("web-abc", vec![owner("Deployment", "web")]),
             ("web", vec![]),
         ]);
@@ -622,7 +578,7 @@ mod tests {
             uid: "uid-ray".into(),
             controller: true,
         };
-        let fake = Fake::alice(vec![("ray", vec![]), ("cm", vec![])]);
+        let fake = FakeOwners::alice(vec![("ray", vec![]), ("cm", vec![])]);
         let pod = owned_pod(vec![ray.clone()]);
         let e = resolve(&pod, &fake, &StampedKinds::default(), &stamp_keys())
             .await
@@ -653,7 +609,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_kind_the_webhook_does_not_intercept_is_not_stamped() {
-        let fake = Fake::alice(vec![("mx", vec![])]);
+        let fake = FakeOwners::alice(vec![("mx", vec![])]);
         let pod = owned_pod(vec![owner("MXJob", "mx")]);
         let stamped = StampedKinds::default().intercepted_by(|_, kind| {
             (kind == "MXJob").then(|| "webhook w has no rule for CREATE of mxjobs".to_owned())
@@ -682,7 +638,7 @@ mod tests {
         p.user = None;
         let e = resolve(
             &p,
-            &Fake(HashMap::new()),
+            &FakeOwners(HashMap::new()),
             &StampedKinds::default(),
             &stamp_keys(),
         )
@@ -693,7 +649,7 @@ mod tests {
 
     #[tokio::test]
     async fn liveness_follows_the_chain_past_vanished_owners() {
-        let mut fake = Fake::alice(vec![("rs", vec![owner("Deployment", "gone")])]);
+        let mut fake = FakeOwners::alice(vec![("rs", vec![owner("Deployment", "gone")])]);
         fake.0.insert(
             "rs".into(),
             (vec![owner("Deployment", "gone")], Some("bob".into())),
@@ -721,7 +677,7 @@ mod tests {
                 .await
                 .expect("no lookup")
         );
-        let cyclic = Fake::alice(vec![
+        let cyclic = FakeOwners::alice(vec![
             ("a", vec![owner("ReplicaSet", "b")]),
             ("b", vec![owner("ReplicaSet", "a")]),
         ]);
@@ -735,7 +691,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_pods_of_the_records_user_keep_a_workload_alive() {
-        let fake = Fake::alice(vec![("rs", vec![owner("Deployment", "web")])]);
+        let fake = FakeOwners::alice(vec![("rs", vec![owner("Deployment", "web")])]);
         let stamped = StampedKinds::default();
         let mut bobs = owned_pod(vec![owner("ReplicaSet", "rs")]);
         bobs.user = Some("bob".into());
@@ -784,6 +740,23 @@ mod tests {
                     detail: "forbidden".into(),
                 })
             })
+        }
+    }
+
+    #[test]
+    fn plurals_of_controller_kinds() {
+        for (kind, plural_) in [
+            ("ReplicaSet", "replicasets"),
+            ("Job", "jobs"),
+            ("CronJob", "cronjobs"),
+            ("StatefulSet", "statefulsets"),
+            ("TFJob", "tfjobs"),
+            ("PyTorchJob", "pytorchjobs"),
+            ("Deployment", "deployments"),
+            ("DaemonSet", "daemonsets"),
+            ("Policy", "policies"),
+        ] {
+            assert_eq!(plural(kind), plural_);
         }
     }
 }

@@ -4,10 +4,11 @@
 //!
 //! Layers: [`store`] (Secrets ↔ entries, optimistic concurrency), [`record`] (what an entry
 //! says and how each action changes it), [`lifecycle`] (pure decisions over plain data),
-//! [`lease`] (who runs the loop), [`reconcile`] (the loop that acts).
+//! [`liveness`] (whether a workload still runs), [`reconcile`] (the loop that acts). The
+//! Kubernetes side (the Secrets, the leader Lease) is in `cluster`.
 
-pub mod lease;
 pub mod lifecycle;
+pub mod liveness;
 pub mod reconcile;
 pub mod record;
 pub mod store;
@@ -40,6 +41,14 @@ pub enum Loaded {
     /// Expired by its record, which may be stale (a process killed before it recorded a
     /// renewal's answer): renew it first, replace it only if that fails.
     Expired(Box<Entry>),
+}
+
+/// The sets being served (the issuer's cache), told of every change the ledger makes.
+pub trait Serving: Send + Sync {
+    /// Serve `issued` from now on: the ledger renewed or re-issued the workload's set.
+    fn replace(&self, workload: &WorkloadKey, issued: Arc<Issued>);
+    /// Serve nothing for it any more: the set was cancelled.
+    fn forget(&self, workload: &WorkloadKey, hadoop_user: &str);
 }
 
 /// The issuer's view of the ledger.

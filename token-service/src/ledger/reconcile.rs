@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+use super::Serving;
 use super::lifecycle::{self, Action, Liveness};
 use super::record::Record;
 use super::store::{Entry, Ledger, StoreError};
@@ -16,7 +17,6 @@ use crate::audit::{AuditEvent, AuditSink, rfc3339_ms};
 use crate::clock::Clock;
 use crate::hadoop::{HadoopError, SetError, TokenSet, TokenSource};
 use crate::issued::{Expiry, Issued, Unencodable};
-use crate::issuer::Issuer;
 use crate::metrics::{Metrics, observed};
 use crate::workload::WorkloadKey;
 
@@ -102,7 +102,8 @@ impl Default for ReconcileConfig {
 pub struct Reconciler {
     pub ledger: Ledger,
     pub source: Arc<dyn TokenSource>,
-    pub issuer: Issuer,
+    /// The sets being served: they follow every renewal, re-issue and cancellation.
+    pub serving: Arc<dyn Serving>,
     pub workloads: Arc<dyn WorkloadState>,
     pub leader: Arc<AtomicBool>,
     pub audit: Arc<AuditSink>,
@@ -195,7 +196,7 @@ impl Reconciler {
         let record = entry.record.renewed(&renewal, now_ms);
         let issued = record.serve(entry.issued.file.clone(), entry.issued.set.clone());
         let stored = self.ledger.update(entry, &record, &issued).await?;
-        self.issuer.replace(&record.workload, stored.issued);
+        self.serving.replace(&record.workload, stored.issued);
         self.metrics.ledger_action("renewed");
         self.record("renewed", &record, None);
         Ok(())
@@ -227,7 +228,7 @@ impl Reconciler {
                 return Err(e.into());
             }
         };
-        self.issuer.replace(&record.workload, stored.issued);
+        self.serving.replace(&record.workload, stored.issued);
         self.metrics.ledger_action("reissued");
         self.record("reissued", &record, None);
         // Pods switch to the new file on their next refresh; the old set goes now.
@@ -258,7 +259,7 @@ impl Reconciler {
             );
         }
         self.ledger.remove(entry).await?;
-        self.issuer
+        self.serving
             .forget(&entry.record.workload, &entry.record.hadoop_user);
         self.metrics.ledger_action("cancelled");
         self.record(
@@ -311,7 +312,7 @@ mod tests {
     use crate::hadoop::error::HadoopError;
     use crate::hadoop::{Renewal, SetError};
     use crate::issued::describe;
-    use crate::issuer::IssuerConfig;
+    use crate::issuer::{Issuer, IssuerConfig};
     use crate::ledger::Persist;
     use prometheus_client::registry::Registry;
 
@@ -395,6 +396,8 @@ mod tests {
         workloads: Arc<Workloads>,
         leader: Arc<AtomicBool>,
         registry: Registry,
+        /// The issuer the reconciler keeps current.
+        issuer: Issuer,
         r: Reconciler,
     }
 
@@ -440,7 +443,7 @@ mod tests {
         let r = Reconciler {
             ledger,
             source: hadoop.clone(),
-            issuer,
+            serving: Arc::new(issuer.clone()),
             workloads: workloads.clone(),
             leader: leader.clone(),
             audit: Arc::new(AuditSink::Tracing),
@@ -459,6 +462,7 @@ mod tests {
             workloads,
             leader,
             registry,
+            issuer,
             r,
         }
     }
@@ -581,11 +585,11 @@ mod tests {
             (r.renewals, r.window_start_ms, r.expires_at_ms),
             (1, 1_018_000, 1_038_000)
         );
-        let (served, _) =
-            b.r.issuer
-                .credentials(&workload("web"), "alice", "alice")
-                .await
-                .expect("serve");
+        let (served, _) = b
+            .issuer
+            .credentials(&workload("web"), "alice", "alice")
+            .await
+            .expect("serve");
         assert_eq!(served.expires_at_ms, 1_038_000);
         assert!(
             b.metrics()
@@ -621,11 +625,11 @@ mod tests {
             renewed, 1,
             "only the issue renewed to learn the expiry; the re-issue did not"
         );
-        let (served, _) =
-            b.r.issuer
-                .credentials(&workload("web"), "alice", "alice")
-                .await
-                .expect("serve");
+        let (served, _) = b
+            .issuer
+            .credentials(&workload("web"), "alice", "alice")
+            .await
+            .expect("serve");
         assert_eq!(served.tokens[0].sequence_number, Some(41));
     }
 

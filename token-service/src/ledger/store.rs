@@ -4,12 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::api::ObjectMeta;
 use zeroize::Zeroizing;
 
 use super::record::Record;
@@ -169,92 +168,8 @@ pub trait SecretApi: Send + Sync {
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
-pub struct KubeSecrets {
-    api: Api<Secret>,
-    timeout: Duration,
-}
-
-impl KubeSecrets {
-    pub fn new(client: kube::Client, namespace: &str, timeout: Duration) -> KubeSecrets {
-        KubeSecrets {
-            api: Api::namespaced(client, namespace),
-            timeout,
-        }
-    }
-
-    async fn bounded<T>(
-        &self,
-        op: &'static str,
-        name: &str,
-        call: impl Future<Output = Result<T, kube::Error>>,
-    ) -> Result<T, StoreError> {
-        let api = |detail: String| StoreError::Api {
-            op,
-            name: name.to_owned(),
-            detail,
-        };
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(kube::Error::Api(e))) if e.code == 409 => {
-                Err(StoreError::Conflict(name.to_owned()))
-            }
-            Ok(Err(e)) => Err(api(e.to_string())),
-            Err(_) => Err(api(format!("no answer within {}s", self.timeout.as_secs()))),
-        }
-    }
-}
-
 pub(crate) fn name_of(secret: &Secret) -> &str {
     secret.metadata.name.as_deref().unwrap_or_default()
-}
-
-impl SecretApi for KubeSecrets {
-    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Secret>, StoreError>> {
-        Box::pin(self.bounded("read", name, self.api.get_opt(name)))
-    }
-
-    fn list(&self) -> BoxFuture<'_, Result<Vec<Secret>, StoreError>> {
-        Box::pin(async move {
-            let params = ListParams::default().labels(&format!(
-                "{}={},{}={}",
-                MANAGED_BY.0, MANAGED_BY.1, LEDGER_VERSION.0, LEDGER_VERSION.1
-            ));
-            let list = self
-                .bounded("list", "(all)", self.api.list(&params))
-                .await?;
-            Ok(list.items)
-        })
-    }
-
-    fn create<'a>(&'a self, secret: &'a Secret) -> BoxFuture<'a, Result<Secret, StoreError>> {
-        Box::pin(async move {
-            let params = PostParams::default();
-            self.bounded("create", name_of(secret), self.api.create(&params, secret))
-                .await
-        })
-    }
-
-    fn replace<'a>(&'a self, secret: &'a Secret) -> BoxFuture<'a, Result<Secret, StoreError>> {
-        Box::pin(async move {
-            let (name, params) = (name_of(secret), PostParams::default());
-            self.bounded("update", name, self.api.replace(name, &params, secret))
-                .await
-        })
-    }
-
-    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let params = DeleteParams::default();
-            let gone = async {
-                match self.api.delete(name, &params).await {
-                    // Already deleted (by another replica, or a retry): the goal is reached.
-                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-                    other => other.map(|_| ()),
-                }
-            };
-            self.bounded("delete", name, gone).await
-        })
-    }
 }
 
 /// What is stored at a workload's Secret name.

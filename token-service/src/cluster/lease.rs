@@ -10,6 +10,8 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, PostParams};
 
+use super::bounded;
+
 #[derive(Debug, Clone)]
 pub struct LeaseConfig {
     pub name: String,
@@ -77,13 +79,12 @@ pub fn run(client: kube::Client, cfg: LeaseConfig, timeout: Duration) -> Arc<Ato
     tokio::spawn(async move {
         let mut last_renewed = tokio::time::Instant::now();
         loop {
-            let held = match tokio::time::timeout(timeout, attempt(&api, &cfg)).await {
-                Ok(Ok(held)) => held,
-                Ok(Err(e)) => {
+            let held = match bounded(timeout, "hold the leader Lease", attempt(&api, &cfg)).await {
+                Ok(held) => held,
+                Err(e) => {
                     tracing::warn!(lease = %cfg.name, error = %e, "cannot read or write the leader Lease");
                     None
                 }
-                Err(_) => None,
             };
             let was = flag.load(Ordering::SeqCst);
             let now_leader = match held {

@@ -1,0 +1,239 @@
+//! The Kubernetes adapter. Every call the service makes to the API server goes through
+//! [`bounded`], under one timeout, and fails with a [`KubeError`]: the request path's reads
+//! (TokenReview, pods, owner objects) here, the ledger's Secrets in [`secrets`], the leader
+//! Lease in [`lease`], workload liveness in [`workloads`], the watches in [`watch`]. What is
+//! decided on their answers is pure code elsewhere (`identity`, `workload`,
+//! `ledger::liveness`); the HTTP layer turns a [`KubeError`] into its answer.
+
+pub mod lease;
+pub mod secrets;
+pub mod watch;
+pub mod workloads;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+
+use crate::identity::{AUDIENCE, Review};
+use crate::ledger::liveness::{OwnerStatus, StatusLookup, status_of};
+use crate::pod::{OwnerRef, PodFacts, owner_refs};
+use crate::workload::{LookupError, OwnerLookup, OwnerObject, WorkloadKey, plural};
+
+pub use watch::{
+    ServedNamespaces, WebhookRegistration, watch_namespaces, watch_pods, watch_retry_delay,
+    watch_webhook,
+};
+pub use workloads::KubeWorkloads;
+
+/// A Kubernetes API call that failed or did not answer in time.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {what} at the Kubernetes API: {cause}")]
+pub struct KubeError {
+    /// What the call was for, as a phrase after "cannot".
+    pub what: String,
+    pub cause: Cause,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Cause {
+    #[error("no answer within {}s", .0.as_secs())]
+    Timeout(Duration),
+    #[error("{0}")]
+    Api(kube::Error),
+}
+
+impl KubeError {
+    /// The API server refused a write because the object changed since it was read.
+    pub fn is_conflict(&self) -> bool {
+        matches!(&self.cause, Cause::Api(kube::Error::Api(e)) if e.code == 409)
+    }
+}
+
+/// Runs one API call for `what`, bounded by `timeout`.
+pub async fn bounded<T>(
+    timeout: Duration,
+    what: &str,
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, KubeError> {
+    let failed = |cause| KubeError {
+        what: what.to_owned(),
+        cause,
+    };
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(failed(Cause::Api(e))),
+        Err(_) => Err(failed(Cause::Timeout(timeout))),
+    }
+}
+
+/// What the request path asks of the API server.
+pub trait Cluster: Send + Sync {
+    fn review<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Review, KubeError>>;
+    fn pod<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PodFacts>, KubeError>>;
+    /// The pods holding `ip` now, read from the API server itself.
+    fn pods_at(&self, ip: IpAddr) -> BoxFuture<'_, Result<Vec<PodFacts>, KubeError>>;
+}
+
+/// The API server, through one client and one timeout.
+pub struct Kube {
+    client: kube::Client,
+    timeout: Duration,
+}
+
+impl Kube {
+    pub fn new(client: kube::Client, timeout: Duration) -> Kube {
+        Kube { client, timeout }
+    }
+
+    async fn call<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, KubeError> {
+        bounded(self.timeout, what, call).await
+    }
+
+    async fn token_review(&self, token: &str) -> Result<Review, KubeError> {
+        // The token is a credential: it goes into the review body only, never into a message.
+        let request = TokenReview {
+            spec: TokenReviewSpec {
+                audiences: Some(vec![AUDIENCE.to_owned()]),
+                token: Some(token.to_owned()),
+            },
+            ..TokenReview::default()
+        };
+        let api: Api<TokenReview> = Api::all(self.client.clone());
+        let answer = self
+            .call(
+                "review the bearer token",
+                api.create(&PostParams::default(), &request),
+            )
+            .await?;
+        Ok(crate::request::review_of(answer.status))
+    }
+
+    async fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<PodFacts>, KubeError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let pod = self.call("read the pod", api.get_opt(name)).await?;
+        Ok(pod.as_ref().map(PodFacts::from_pod))
+    }
+
+    async fn list_pods_at(&self, ip: IpAddr) -> Result<Vec<PodFacts>, KubeError> {
+        let api: Api<Pod> = Api::all(self.client.clone());
+        // No resourceVersion: a consistent read from etcd, not the possibly lagging watch cache.
+        let params = ListParams::default().fields(&format!("status.podIP={ip}"));
+        let list = self
+            .call(
+                "list the pods holding the caller's address",
+                api.list(&params),
+            )
+            .await?;
+        Ok(list.items.iter().map(PodFacts::from_pod).collect())
+    }
+
+    /// The object of `kind` (in `api_version`) named `name`: the one lookup behind both owner
+    /// chains and workload status. Its failure names the object, as [`LookupError`] does.
+    async fn object(
+        &self,
+        namespace: &str,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<DynamicObject>, LookupError> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, &plural(kind));
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &resource);
+        self.call("read", api.get_opt(name))
+            .await
+            .map_err(|e| LookupError {
+                kind: kind.to_owned(),
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                detail: e.cause.to_string(),
+            })
+    }
+
+    async fn get_owner(
+        &self,
+        namespace: &str,
+        owner: &OwnerRef,
+    ) -> Result<Option<OwnerObject>, LookupError> {
+        let object = self
+            .object(namespace, &owner.api_version, &owner.kind, &owner.name)
+            .await?;
+        Ok(object.map(|o| {
+            let annotation = |key: &str| {
+                o.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(key))
+                    .cloned()
+            };
+            OwnerObject {
+                owners: owner_refs(&o.metadata),
+                user: annotation(k2h_contract::annotations::USER),
+                stamp: annotation(k2h_contract::annotations::STAMP),
+                uid: o.metadata.uid.clone().unwrap_or_default(),
+            }
+        }))
+    }
+
+    async fn workload_status(&self, w: &WorkloadKey) -> Result<OwnerStatus, LookupError> {
+        let object = self
+            .object(&w.namespace, &w.api_version, &w.kind, &w.name)
+            .await?;
+        Ok(status_of(
+            w,
+            object
+                .as_ref()
+                .map(|o| (o.metadata.uid.as_deref(), o.data.get("status"))),
+        ))
+    }
+}
+
+impl Cluster for Kube {
+    fn review<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Review, KubeError>> {
+        Box::pin(self.token_review(token))
+    }
+
+    fn pod<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PodFacts>, KubeError>> {
+        Box::pin(self.get_pod(namespace, name))
+    }
+
+    fn pods_at(&self, ip: IpAddr) -> BoxFuture<'_, Result<Vec<PodFacts>, KubeError>> {
+        Box::pin(self.list_pods_at(ip))
+    }
+}
+
+impl OwnerLookup for Kube {
+    fn get<'a>(
+        &'a self,
+        namespace: &'a str,
+        owner: &'a OwnerRef,
+    ) -> BoxFuture<'a, Result<Option<OwnerObject>, LookupError>> {
+        Box::pin(self.get_owner(namespace, owner))
+    }
+}
+
+impl StatusLookup for Kube {
+    fn status<'a>(
+        &'a self,
+        workload: &'a WorkloadKey,
+    ) -> BoxFuture<'a, Result<OwnerStatus, LookupError>> {
+        Box::pin(self.workload_status(workload))
+    }
+}

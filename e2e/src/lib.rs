@@ -17,6 +17,7 @@
 pub mod balancer;
 pub mod bed;
 pub mod cert_manager;
+pub mod events;
 pub mod faults;
 pub mod fixture;
 pub mod hadoop;

@@ -224,6 +224,10 @@ async fn pods_whose_owner_chain_does_not_carry_their_user_get_nothing() {
         service
             .refused(&forged, 403, &["owner_user_mismatch"], "alice's pod under bob's ReplicaSet")
             .await?;
+        // `kubectl describe` of the pod tells why, with the code the fetcher got.
+        let forged_name = forged.metadata.name.clone().unwrap_or_default();
+        e2e::events::wait_for(&bed.admin, NAMESPACE, &forged_name, "TokensRefused", "owner_user_mismatch")
+            .await?;
 
         // A kind nobody stamps: a ConfigMap claiming alice, and a pod under it made by the
         // training operator (which iddecorator trusts for training jobs only; before owner kinds were

@@ -590,6 +590,8 @@ const TOKEN_SERVICE_NEEDS: &[(&str, &str, &str)] = &[
         ALL,
     ),
     ("create", "tokenreviews.authentication.k8s.io", ALL),
+    ("create", "events.events.k8s.io", TEAM),
+    ("patch", "events.events.k8s.io", TEAM),
     ("get", "replicationcontrollers", TEAM),
     ("get", "replicasets.apps", TEAM),
     ("get", "deployments.apps", TEAM),
@@ -631,6 +633,8 @@ const TOKEN_SERVICE_MUST_NOT: &[(&str, &str, &str)] = &[
     ("update", "tfjobs.kubeflow.org", TEAM),
     ("create", "leases.coordination.k8s.io", TEAM),
     ("get", "configmaps", TEAM),
+    ("get", "events.events.k8s.io", TEAM),
+    ("delete", "events.events.k8s.io", TEAM),
     ("get", "nodes", ALL),
     (
         "create",

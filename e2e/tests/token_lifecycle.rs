@@ -13,7 +13,7 @@
 //! → service killed and restarted → re-issued before 60 s (new sequence number in the ledger, old
 //! set cancelled, the new file works past the first token's max date, exactly two
 //! getDelegationToken calls in all) → Deployment deleted → token refused ("can't be found in
-//! cache") and the ledger Secret gone.
+//! cache") and the ledger Secret gone; each step also an Event on the Deployment.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -276,6 +276,15 @@ async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_th
             ensure(outcomes.iter().any(|o| o == wanted), || {
                 format!("no {wanted:?} audit line in {outcomes:?}")
             })?;
+        }
+        // The same story in `kubectl describe deployment`: Events on the Deployment.
+        for (reason, says) in [
+            ("TokensIssued", "HDFS_DELEGATION_TOKEN"),
+            ("TokensRenewed", "renewed the tokens of Hadoop user alice"),
+            ("TokensReissued", "replaced the tokens of Hadoop user alice"),
+            ("TokensCancelled", "the workload is gone"),
+        ] {
+            e2e::events::wait_for(&bed.admin, NAMESPACE, id.name(), reason, says).await?;
         }
         Ok::<_, Error>(())
     }

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
+use crate::events::{EventSink, Happened, report};
 use crate::hadoop::error::HadoopError;
 use crate::hadoop::{IssuedToken, Renewal, SetError, TokenSet, TokenSource};
 use crate::issued::{Expiry, Issued, describe};
@@ -241,6 +242,30 @@ impl TokenSource for FakeSource {
             self.cancelled.lock().expect("lock").push(seq(set));
             Ok(())
         })
+    }
+}
+
+/// Keeps every Event emitted, for assertions.
+#[derive(Default)]
+pub struct RecordedEvents(pub Mutex<Vec<(WorkloadKey, Happened)>>);
+
+impl RecordedEvents {
+    /// (regarded object's name, the Event's reason), in order.
+    pub fn reasons(&self) -> Vec<(String, &'static str)> {
+        let events = self.0.lock().expect("lock");
+        events
+            .iter()
+            .map(|(w, h)| (w.name.clone(), report(h).reason))
+            .collect()
+    }
+}
+
+impl EventSink for RecordedEvents {
+    fn emit(&self, regarding: &WorkloadKey, happened: Happened) {
+        self.0
+            .lock()
+            .expect("lock")
+            .push((regarding.clone(), happened));
     }
 }
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod coverage;
 pub mod directory;
 pub mod error;
+pub mod events;
 #[cfg(test)]
 mod fixtures;
 pub mod fuzz;

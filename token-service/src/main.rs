@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 use token_service::audit::AuditSink;
 use token_service::authorize::Policy;
 use token_service::clock::system_clock;
+use token_service::cluster::events::KubeEvents;
 use token_service::cluster::lease::{self, LeaseConfig};
 use token_service::cluster::secrets::KubeSecrets;
 use token_service::cluster::{Kube, KubeWorkloads, watch_namespaces, watch_pods, watch_webhook};
@@ -23,6 +24,7 @@ use token_service::coverage;
 use token_service::directory::Directory;
 use token_service::directory::ldap::Ldap;
 use token_service::directory::static_users::StaticUsers;
+use token_service::events::EventSink;
 use token_service::hadoop::auth::{Authenticator, NoAuth};
 use token_service::hadoop::http::{Caller, HttpConfig, build_client};
 use token_service::hadoop::kms::Kms;
@@ -258,7 +260,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     );
     // Every replica serves; only the Lease holder renews, re-issues and cancels.
     let leader = lease::run(
-        client,
+        client.clone(),
         LeaseConfig {
             name: LEASE_NAME.into(),
             namespace: ledger_cfg.namespace.clone(),
@@ -272,6 +274,12 @@ async fn run(settings: Settings) -> Result<(), StartError> {
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    let events: Arc<dyn EventSink> = KubeEvents::start(
+        client,
+        Some(ledger_cfg.replica_id.clone()),
+        settings.kube_timeout,
+        metrics.clone(),
+    );
     let persist: Arc<dyn Persist> = Arc::new(ledger.clone());
     let issuer = Issuer::with_ledger(
         source.clone(),
@@ -291,6 +299,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         }),
         leader,
         audit: ledger_audit,
+        events: events.clone(),
         metrics: metrics.clone(),
         clock: system_clock(),
         cfg: ReconcileConfig {
@@ -341,6 +350,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
             burst: settings.pod_limit.burst.saturating_mul(10),
         }),
         audit,
+        events,
         metrics,
         registry: Arc::new(registry),
         readiness: readiness.clone(),

@@ -46,6 +46,12 @@ pub struct LedgerLabels {
     pub outcome: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// `published`, `failed`, `throttled` (spam filter) or `dropped` (queue full).
+    pub result: String,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
@@ -54,6 +60,7 @@ pub struct Metrics {
     pub indexed_pods: Gauge,
     pub ledger_entries: Gauge,
     pub ledger_actions: Family<LedgerLabels, Counter>,
+    pub events: Family<EventLabels, Counter>,
 }
 
 impl Metrics {
@@ -67,6 +74,7 @@ impl Metrics {
             indexed_pods: Gauge::default(),
             ledger_entries: Gauge::default(),
             ledger_actions: Family::default(),
+            events: Family::default(),
         };
         registry.register(
             "kube2hadoop_token_requests",
@@ -98,7 +106,20 @@ impl Metrics {
             "Renewals, re-issues and cancellations of ledger token sets, and their failures",
             m.ledger_actions.clone(),
         );
+        registry.register(
+            "kube2hadoop_events",
+            "Kubernetes Events about workloads' tokens, by what became of them",
+            m.events.clone(),
+        );
         m
+    }
+
+    pub fn event(&self, result: &str) {
+        self.events
+            .get_or_create(&EventLabels {
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     pub fn ledger_action(&self, outcome: &str) {

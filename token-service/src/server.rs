@@ -19,6 +19,7 @@ use crate::authorize::{Policy, Principal, authorize};
 use crate::cluster::{Cluster, KubeError};
 use crate::directory::Directory;
 use crate::error::{ApiError, Kind};
+use crate::events::{EventSink, Happened};
 use crate::identity::{self, VerifiedPod};
 use crate::index::{IpLookup, PodIndex, SharedIndex};
 use crate::issued::Issued;
@@ -63,6 +64,8 @@ pub struct App {
     pub pod_limit: RateLimiter,
     pub peer_limit: RateLimiter,
     pub audit: AuditSink,
+    /// Kubernetes Events on the workload (or the pod) for issues and refusals.
+    pub events: Arc<dyn EventSink>,
     pub metrics: Metrics,
     pub registry: Arc<Registry>,
     pub readiness: Readiness,
@@ -123,7 +126,8 @@ async fn credentials(app: &App, req: &Request<Bytes>) -> Response<Body> {
     };
     let peer = peer_of(req);
     event.ip = peer.map(|p| p.to_string());
-    let result = issue(app, req, peer, &mut event).await;
+    let mut regarding = None;
+    let result = issue(app, req, peer, &mut event, &mut regarding).await;
     let method = event.identity_method.unwrap_or("none");
     match result {
         Ok((issued, outcome)) => {
@@ -131,6 +135,13 @@ async fn credentials(app: &App, req: &Request<Bytes>) -> Response<Body> {
             event.tokens = issued.tokens.clone();
             app.metrics.request(outcome.as_str(), method);
             app.audit.record(&event);
+            if let (Outcome::Issued, Some(w)) = (outcome, &regarding) {
+                let happened = Happened::Issued {
+                    hadoop_user: issued.hadoop_user.clone(),
+                    tokens: issued.tokens.clone(),
+                };
+                app.events.emit(w, happened);
+            }
             success_response(req, &issued)
         }
         Err(e) => {
@@ -138,6 +149,15 @@ async fn credentials(app: &App, req: &Request<Bytes>) -> Response<Body> {
             event.reason = Some(format!("{}: {}", e.code, e.message));
             app.metrics.request(e.code, method);
             app.audit.record(&event);
+            // Only an identified pod's refusal is told to its owner; a rate-limited one
+            // already asks too often.
+            if let Some(w) = regarding.filter(|_| e.kind != Kind::RateLimited) {
+                let happened = Happened::Refused {
+                    code: e.code,
+                    message: e.message.clone(),
+                };
+                app.events.emit(&w, happened);
+            }
             tracing::info!(code = e.code, status = e.status().as_u16(), "{}", e.message);
             error_response(&e)
         }
@@ -149,6 +169,7 @@ async fn issue(
     req: &Request<Bytes>,
     peer: Option<IpAddr>,
     event: &mut AuditEvent,
+    regarding: &mut Option<WorkloadKey>,
 ) -> Result<(Arc<Issued>, Outcome), ApiError> {
     // Only failed identifications are charged to the address: many pods may share one (SNAT,
     // a token service outside the cluster), but a flood of bad tokens from one address must not
@@ -171,6 +192,7 @@ async fn issue(
     event.pod_uid = Some(pod.uid.clone());
     event.node = pod.node.clone();
     event.kubernetes_user = pod.user.clone();
+    *regarding = Some(WorkloadKey::pod(pod));
     // Only a pod iddecorator necessarily saw has a user annotation worth reading.
     let stamped = (app.covered)(pod)?;
     limit(&app.pod_limit, &format!("pod:{}", pod.uid), "pod")?;
@@ -180,6 +202,7 @@ async fn issue(
     let workload: WorkloadKey =
         resolve(pod, app.owners.as_ref(), &stamped, &app.stamp_keys).await?;
     event.workload = Some(workload.to_string());
+    *regarding = Some(workload.clone());
     app.issuer
         .credentials(&workload, &principal.hadoop_user, &principal.submitter)
         .await
@@ -371,8 +394,8 @@ mod tests {
 
     use super::*;
     use crate::directory::static_users::StaticUsers;
-    use crate::fixtures::FakeSource;
     use crate::fixtures::pod;
+    use crate::fixtures::{FakeSource, RecordedEvents};
     use crate::identity::Review;
     use crate::index::{IndexEvent, IndexWriter};
     use crate::issuer::IssuerConfig;
@@ -448,6 +471,7 @@ mod tests {
     struct Bed {
         app: Arc<App>,
         source: Arc<FakeSource>,
+        events: Arc<RecordedEvents>,
         ready: Arc<AtomicBool>,
         _audit: tempfile::TempDir,
         audit_path: std::path::PathBuf,
@@ -472,6 +496,7 @@ mod tests {
         let flag = Arc::clone(&ready);
         let dir = tempfile::tempdir().expect("tempdir");
         let audit_path = dir.path().join("audit.log");
+        let events = Arc::new(RecordedEvents::default());
         let app = App {
             cluster: Arc::new(FakeCluster {
                 pod: Some(pod("web-1", "u1", "127.100.0.1")),
@@ -516,6 +541,7 @@ mod tests {
                 burst: 100,
             }),
             audit: AuditSink::file(&audit_path).expect("audit file"),
+            events: events.clone(),
             metrics,
             registry: Arc::new(registry),
             readiness: Readiness::default(),
@@ -523,6 +549,7 @@ mod tests {
         Bed {
             app: Arc::new(app),
             source,
+            events,
             ready,
             _audit: dir,
             audit_path,
@@ -602,6 +629,8 @@ mod tests {
         assert_eq!(lines[1]["tokens"][0]["sequence_number"], 40);
         let text = std::fs::read_to_string(&bed.audit_path).expect("audit");
         assert!(!text.contains("cHc"), "no password in the audit log");
+        // One Event for the one issue, on the workload the chain led to; reuses are quiet.
+        assert_eq!(bed.events.reasons(), [("web-abc".into(), "TokensIssued")]);
     }
 
     #[tokio::test]
@@ -690,6 +719,14 @@ mod tests {
         let denied = audit_lines(&bed);
         assert!(denied.iter().all(|l| l["outcome"] == "denied"));
         assert_eq!(bed.source.obtained.load(Ordering::SeqCst), 0);
+        // Each identified pod hears of its refusal (on itself: no workload was proven); an
+        // unknown address, and a pod refused while being identified (host network, a namespace
+        // not served), name no pod to tell.
+        let reasons = bed.events.reasons();
+        assert_eq!(reasons.len(), 7, "{reasons:?}");
+        assert!(reasons.iter().all(|(_, r)| *r == "TokensRefused"));
+        assert_eq!(reasons[0].0, "x");
+        assert!(!reasons.iter().any(|(n, _)| n.is_empty()));
     }
 
     #[tokio::test]

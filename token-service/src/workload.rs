@@ -33,6 +33,19 @@ pub struct WorkloadKey {
     pub uid: String,
 }
 
+impl WorkloadKey {
+    /// A pod as its own workload (it has no controller).
+    pub fn pod(pod: &PodFacts) -> WorkloadKey {
+        WorkloadKey {
+            namespace: pod.namespace.clone(),
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: pod.name.clone(),
+            uid: pod.uid.clone(),
+        }
+    }
+}
+
 impl std::fmt::Display for WorkloadKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
@@ -200,13 +213,7 @@ pub async fn resolve(
         return Err(unstamped(&format!("pod {pod_name}")));
     }
     let Some(mut current) = controller_of(&pod.owners).cloned() else {
-        return Ok(WorkloadKey {
-            namespace: pod.namespace.clone(),
-            api_version: "v1".into(),
-            kind: "Pod".into(),
-            name: pod.name.clone(),
-            uid: pod.uid.clone(),
-        });
+        return Ok(WorkloadKey::pod(pod));
     };
     for _ in 0..MAX_DEPTH {
         let owner = shown(ns, &current);

@@ -1,10 +1,12 @@
 //! The Kubernetes adapter. Every call the service makes to the API server goes through
 //! [`bounded`], under one timeout, and fails with a [`KubeError`]: the request path's reads
 //! (TokenReview, pods, owner objects) here, the ledger's Secrets in [`secrets`], the leader
-//! Lease in [`lease`], workload liveness in [`workloads`], the watches in [`watch`]. What is
-//! decided on their answers is pure code elsewhere (`identity`, `workload`,
-//! `ledger::liveness`); the HTTP layer turns a [`KubeError`] into its answer.
+//! Lease in [`lease`], Events in [`events`], workload liveness in [`workloads`], the watches
+//! in [`watch`]. What is decided on their answers is pure code elsewhere (`identity`,
+//! `workload`, `ledger::liveness`, `events`); the HTTP layer turns a [`KubeError`] into its
+//! answer.
 
+pub mod events;
 pub mod lease;
 pub mod secrets;
 pub mod watch;

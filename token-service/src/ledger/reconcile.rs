@@ -15,6 +15,7 @@ use super::record::Record;
 use super::store::{Entry, Ledger, StoreError};
 use crate::audit::{AuditEvent, AuditSink, rfc3339_ms};
 use crate::clock::Clock;
+use crate::events::{EventSink, Happened};
 use crate::hadoop::{HadoopError, SetError, TokenSet, TokenSource};
 use crate::issued::{Expiry, Issued, Unencodable};
 use crate::metrics::{Metrics, observed};
@@ -107,6 +108,8 @@ pub struct Reconciler {
     pub workloads: Arc<dyn WorkloadState>,
     pub leader: Arc<AtomicBool>,
     pub audit: Arc<AuditSink>,
+    /// Kubernetes Events on the workload for each renewal, re-issue, cancellation and failure.
+    pub events: Arc<dyn EventSink>,
     pub metrics: Metrics,
     pub clock: Clock,
     pub cfg: ReconcileConfig,
@@ -166,6 +169,11 @@ impl Reconciler {
         let record = entry.record.failed(error.op(), &detail, now_ms, wait);
         self.metrics.ledger_action(error.outcome());
         self.record(error.outcome(), &record, Some(detail));
+        let happened = Happened::LedgerFailed {
+            outcome: error.outcome(),
+            error: error.to_string(),
+        };
+        self.events.emit(&record.workload, happened);
         if let Err(e) = self.ledger.update(entry, &record, &entry.issued).await {
             tracing::warn!(workload = %entry.record.workload, error = %e, "ledger action not recorded");
         }
@@ -199,6 +207,11 @@ impl Reconciler {
         self.serving.replace(&record.workload, stored.issued);
         self.metrics.ledger_action("renewed");
         self.record("renewed", &record, None);
+        let happened = Happened::Renewed {
+            hadoop_user: record.hadoop_user.clone(),
+            expires_at_ms: record.expires_at_ms,
+        };
+        self.events.emit(&record.workload, happened);
         Ok(())
     }
 
@@ -231,6 +244,11 @@ impl Reconciler {
         self.serving.replace(&record.workload, stored.issued);
         self.metrics.ledger_action("reissued");
         self.record("reissued", &record, None);
+        let happened = Happened::Reissued {
+            hadoop_user: record.hadoop_user.clone(),
+            tokens: record.tokens.clone(),
+        };
+        self.events.emit(&record.workload, happened);
         // Pods switch to the new file on their next refresh; the old set goes now.
         if let Err(e) = self.source.cancel(&entry.issued.set).await {
             self.metrics.ledger_action("cancel_failed");
@@ -267,6 +285,10 @@ impl Reconciler {
             &entry.record,
             Some("the workload is gone".into()),
         );
+        let happened = Happened::Cancelled {
+            hadoop_user: entry.record.hadoop_user.clone(),
+        };
+        self.events.emit(&entry.record.workload, happened);
         Ok(())
     }
 
@@ -308,7 +330,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, AtomicUsize};
 
     use super::*;
-    use crate::fixtures::{FakeSecrets, forgotten, token_set, workload};
+    use crate::fixtures::{FakeSecrets, RecordedEvents, forgotten, token_set, workload};
     use crate::hadoop::error::HadoopError;
     use crate::hadoop::{Renewal, SetError};
     use crate::issued::describe;
@@ -398,6 +420,7 @@ mod tests {
         registry: Registry,
         /// The issuer the reconciler keeps current.
         issuer: Issuer,
+        events: Arc<RecordedEvents>,
         r: Reconciler,
     }
 
@@ -430,6 +453,7 @@ mod tests {
         let ledger = Ledger::new(secrets.clone(), "kube2hadoop".into(), clock.clone());
         let workloads = Arc::new(Workloads(Mutex::new(HashMap::new())));
         let leader = Arc::new(AtomicBool::new(true));
+        let events = Arc::new(RecordedEvents::default());
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         let persist: Arc<dyn Persist> = Arc::new(ledger.clone());
@@ -447,6 +471,7 @@ mod tests {
             workloads: workloads.clone(),
             leader: leader.clone(),
             audit: Arc::new(AuditSink::Tracing),
+            events: events.clone(),
             metrics,
             clock,
             cfg: ReconcileConfig {
@@ -463,6 +488,7 @@ mod tests {
             leader,
             registry,
             issuer,
+            events,
             r,
         }
     }
@@ -595,6 +621,7 @@ mod tests {
             b.metrics()
                 .contains(r#"kube2hadoop_ledger_actions_total{outcome="renewed"} 1"#)
         );
+        assert_eq!(b.events.reasons(), [("web".into(), "TokensRenewed")]);
         assert!(b.metrics().contains("kube2hadoop_ledger_entries 1"));
     }
 
@@ -631,6 +658,7 @@ mod tests {
             .await
             .expect("serve");
         assert_eq!(served.tokens[0].sequence_number, Some(41));
+        assert_eq!(b.events.reasons(), [("web".into(), "TokensReissued")]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -669,6 +697,7 @@ mod tests {
             b.metrics()
                 .contains(r#"kube2hadoop_ledger_actions_total{outcome="cancelled"} 1"#)
         );
+        assert_eq!(b.events.reasons(), [("web".into(), "TokensCancelled")]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -707,6 +736,12 @@ mod tests {
         assert!(
             b.metrics()
                 .contains(r#"kube2hadoop_ledger_actions_total{outcome="renew_failed"} 3"#)
+        );
+        // Two backoffs told as Warnings, then the re-issue (the last failure re-issued at once).
+        let reasons: Vec<_> = b.events.reasons().into_iter().map(|(_, r)| r).collect();
+        assert_eq!(
+            reasons,
+            ["TokenRenewalFailed", "TokenRenewalFailed", "TokensReissued"]
         );
     }
 

@@ -72,7 +72,8 @@ pub struct Args {
     /// else `info`).
     #[arg(long, env = "IDDECORATOR_LOG")]
     pub log: Option<String>,
-    /// Largest accepted request body in bytes; larger ones get 413.
+    /// Largest accepted request body, in bytes (`8388608`) or with a binary suffix (`512Ki`,
+    /// `8Mi`); at least 1024. Larger ones get 413.
     #[arg(long, env = "IDDECORATOR_MAX_BODY_BYTES", default_value = "8388608")]
     pub max_body_bytes: String,
     /// How often to check the certificate, key and policy files for changes (e.g. `5s`).
@@ -443,6 +444,13 @@ mod tests {
         ];
         assert!(Cli::try_parse_from(mixed).is_err());
         assert!(Cli::try_parse_from(["iddecorator", "certs", "--service", "s"]).is_err());
+    }
+
+    #[test]
+    fn every_flag_and_subcommand_has_help() {
+        use clap::CommandFactory;
+        let undocumented = k2h_contract::cli::undocumented(&Cli::command());
+        assert!(undocumented.is_empty(), "without help: {undocumented:?}");
     }
 
     #[test]

@@ -189,3 +189,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_and_subcommand_has_help() {
+        let undocumented = k2h_contract::cli::undocumented(&Cli::command());
+        assert!(undocumented.is_empty(), "without help: {undocumented:?}");
+    }
+}

@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod annotations;
+#[cfg(feature = "cli-check")]
+pub mod cli;
 pub mod coverage;
 pub mod duration;
 pub mod kinds;

@@ -34,14 +34,16 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
+    /// Every pod asks once, all at the same instant.
     Burst,
+    /// --concurrency workers ask back to back for --duration, cycling over the pods.
     Cached,
 }
 
 /// The service and the pods that ask it (`credentials` and `fetchers` alike).
 #[derive(Debug, clap::Args)]
 pub struct PodsArgs {
-    /// e.g. https://127.0.0.1:PORT/v1/credentials
+    /// token-service's credentials endpoint, e.g. https://127.0.0.1:PORT/v1/credentials.
     #[arg(long)]
     url: String,
     /// CA certificate (PEM) of the service.
@@ -51,6 +53,7 @@ pub struct PodsArgs {
     /// SA mode, `-` otherwise; the workload for per-workload checks).
     #[arg(long)]
     pods: PathBuf,
+    /// How each pod proves who it is.
     #[arg(long, value_enum)]
     pub(crate) mode: Mode,
 }
@@ -74,6 +77,7 @@ impl PodsArgs {
 pub struct CredentialsArgs {
     #[command(flatten)]
     service: PodsArgs,
+    /// Which load: a cold burst, or answers from the ledger.
     #[arg(long, value_enum)]
     phase: Phase,
     /// Workers of the cached phase.
@@ -88,6 +92,7 @@ pub struct CredentialsArgs {
     /// Name of this step in the report (e.g. 1000-ip-burst).
     #[arg(long)]
     label: String,
+    /// Write the report as JSON here.
     #[arg(long)]
     out: PathBuf,
 }

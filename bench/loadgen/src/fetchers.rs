@@ -28,6 +28,7 @@ pub struct FetchersArgs {
     /// Name of this run in the report.
     #[arg(long)]
     label: String,
+    /// Write the report as JSON here.
     #[arg(long)]
     out: PathBuf,
 }

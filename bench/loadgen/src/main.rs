@@ -36,16 +36,19 @@ struct Cli {
 enum Command {
     /// Write ca.crt, tls.crt and tls.key (for localhost and 127.0.0.1) into a directory.
     Certs {
+        /// Directory to write the three files into (created if missing).
         #[arg(long)]
         dir: PathBuf,
     },
     /// Poll a URL until it answers 200.
     WaitReady {
+        /// URL to GET, e.g. https://127.0.0.1:8443/readyz.
         #[arg(long)]
         url: String,
         /// CA certificate (PEM) the server's certificate chains to.
         #[arg(long)]
         ca: PathBuf,
+        /// Give up after this long (`30s`, `2m`; a bare number is seconds).
         #[arg(long, default_value = "30s", value_parser = k2h_contract::duration::parse_arg)]
         timeout: Duration,
     },
@@ -132,5 +135,17 @@ fn main() -> std::process::ExitCode {
             eprintln!("loadgen: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_and_subcommand_has_help() {
+        let undocumented = k2h_contract::cli::undocumented(&Cli::command());
+        assert!(undocumented.is_empty(), "without help: {undocumented:?}");
     }
 }

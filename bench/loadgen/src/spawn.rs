@@ -9,11 +9,13 @@ use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
 pub struct SpawnArgs {
+    /// How many times to run the program, one after the other.
     #[arg(long, default_value_t = 30)]
     runs: usize,
     /// The file the program must write; removed before each run.
     #[arg(long)]
     file: PathBuf,
+    /// Write the report (quantiles in ms) as JSON here.
     #[arg(long)]
     out: PathBuf,
     /// Program and its arguments.

@@ -24,6 +24,7 @@ pub struct SustainedCompareArgs {
     /// Extra facts for the JSON, as key=value (repeatable).
     #[arg(long = "meta")]
     meta: Vec<String>,
+    /// Combined JSON output.
     #[arg(long)]
     out: PathBuf,
     /// Also write the table (Markdown) here.

@@ -1,0 +1,414 @@
+//! Flags, file and what was read from disk → checked `Settings`. Pure: nothing here reads a
+//! file or the environment (`host.rs` did), so every rule is unit-testable. Every bad value
+//! is collected, not just the first, so one start attempt shows them all.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use k2h_contract::coverage::{MUTATING_WEBHOOK, WEBHOOK_CONFIGURATION};
+
+use crate::hadoop::kms::KmsConfig;
+use crate::hadoop::spnego::KerberosConfig;
+use crate::hadoop::webhdfs::{NameNode, NameServiceConfig};
+use crate::issuer::IssuerConfig;
+use crate::ratelimit::Limit;
+use crate::server::Modes;
+use crate::workload::StampedKinds;
+
+use super::directory::directory_settings;
+use super::error::{ConfigError, ConfigErrors};
+use super::file::{FileConfig, FileKms, FileNameService};
+use super::flags::Cli;
+use super::host::{HostFacts, NamedFiles};
+use super::settings::{LedgerSettings, Settings};
+
+pub(super) const DEFAULT_SUPERUSERS: &[&str] = &["hdfs", "yarn", "mapred", "hive", "hbase", "root"];
+
+/// The problems found so far. A failed value is replaced by its default so checking goes on.
+pub(super) type Errors = Vec<ConfigError>;
+
+impl Settings {
+    pub fn resolve(cli: Cli, file: FileConfig, host: HostFacts) -> Result<Settings, ConfigErrors> {
+        let mut errors = Errors::new();
+        let named = NamedFiles::of(&cli, &file);
+        // First, while `cli` is whole: it reads several LDAP flags.
+        let ldap_timeout = duration(
+            &mut errors,
+            "ldap-timeout",
+            cli.ldap_timeout.as_ref(),
+            file.ldap.as_ref().and_then(|l| l.timeout_seconds),
+            Duration::from_secs(5),
+        );
+        let directory =
+            directory_settings(&mut errors, &cli, file.ldap, &named, &host, ldap_timeout);
+
+        let listen_text = cli
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "0.0.0.0:8443".into());
+        let listen = listen_text.parse().unwrap_or_else(|source| {
+            errors.push(ConfigError::Listen {
+                value: listen_text,
+                source,
+            });
+            SocketAddr::from(([0, 0, 0, 0], 8443))
+        });
+        let tls_cert_file = required(
+            &mut errors,
+            "tls-cert-file",
+            "TOKEN_SERVICE_TLS_CERT_FILE",
+            cli.tls_cert_file.or(file.tls_cert_file),
+        );
+        let tls_key_file = required(
+            &mut errors,
+            "tls-key-file",
+            "TOKEN_SERVICE_TLS_KEY_FILE",
+            cli.tls_key_file.or(file.tls_key_file),
+        );
+        let stamp_key_file = required(
+            &mut errors,
+            "stamp-key-file",
+            "TOKEN_SERVICE_STAMP_KEY_FILE, or stampKeyFile; iddecorator's stamp key, the \
+             kube2hadoop-stamp-key Secret",
+            cli.stamp_key_file.or(file.stamp_key_file),
+        );
+        let modes = parse_modes(
+            &mut errors,
+            cli.identity_modes
+                .map(|m| m.split(',').map(|s| s.trim().to_owned()).collect())
+                .or(file.identity_modes),
+        );
+
+        let principal = cli.principal.or(file.kerberos.and_then(|k| k.principal));
+        let kerberos = kerberos(&mut errors, principal, &named, &host);
+        let renewer = cli
+            .renewer
+            .or(file.renewer)
+            .or_else(|| kerberos.as_ref().map(|k| short_name(&k.principal)))
+            .unwrap_or_else(|| "kube2hadoop".into());
+        let (nameservices, kms) =
+            hadoop_services(&mut errors, file.nameservices, file.kms, &renewer);
+
+        let superusers = cli
+            .superusers
+            .map(|s| {
+                s.split(',')
+                    .map(|u| u.trim().to_owned())
+                    .filter(|u| !u.is_empty())
+                    .collect()
+            })
+            .or(file.superusers.map(|v| v.into_iter().collect()))
+            .unwrap_or_else(|| DEFAULT_SUPERUSERS.iter().map(|s| (*s).to_owned()).collect());
+
+        let pod_limit = Limit {
+            per_minute: number(
+                &mut errors,
+                "pod-rate",
+                cli.pod_rate.as_ref(),
+                file.pod_rate,
+                30,
+            ),
+            burst: number(
+                &mut errors,
+                "pod-burst",
+                cli.pod_burst.as_ref(),
+                file.pod_burst,
+                5,
+            ),
+        };
+        let issuer = IssuerConfig {
+            max_concurrent_hadoop: number(
+                &mut errors,
+                "max-hadoop-calls",
+                cli.max_hadoop_calls.as_ref(),
+                file.max_hadoop_calls,
+                8,
+            ),
+            ..IssuerConfig::default()
+        };
+        let hadoop_timeout = duration(
+            &mut errors,
+            "hadoop-timeout",
+            cli.hadoop_timeout.as_ref(),
+            file.hadoop_timeout_seconds,
+            Duration::from_secs(30),
+        );
+        let kube_timeout = duration(
+            &mut errors,
+            "kube-timeout",
+            cli.kube_timeout.as_ref(),
+            file.kube_timeout_seconds,
+            Duration::from_secs(10),
+        );
+        let seconds = |errors: &mut Errors, flag, cli: Option<&String>, file, default| {
+            duration(errors, flag, cli, file, Duration::from_secs(default))
+        };
+        let ledger = LedgerSettings {
+            namespace: cli
+                .ledger_namespace
+                .or(file.ledger_namespace)
+                .unwrap_or_else(|| "kube2hadoop".into()),
+            period: seconds(
+                &mut errors,
+                "ledger-period",
+                cli.ledger_period.as_ref(),
+                file.ledger_period_seconds,
+                30,
+            ),
+            lease_duration: seconds(
+                &mut errors,
+                "lease-duration",
+                cli.lease_duration.as_ref(),
+                file.lease_duration_seconds,
+                15,
+            ),
+            lease_renew_deadline: seconds(
+                &mut errors,
+                "lease-renew-deadline",
+                cli.lease_renew_deadline.as_ref(),
+                file.lease_renew_deadline_seconds,
+                10,
+            ),
+            replica_id: cli.replica_id.unwrap_or(host.default_replica_id),
+        };
+        check_ledger(&mut errors, &ledger);
+        let stamped = StampedKinds::with(
+            file.stamped_kinds
+                .iter()
+                .filter_map(|k| k.parse().map_err(|e| errors.push(e)).ok()),
+        );
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Settings {
+            listen,
+            tls_cert_file: tls_cert_file.unwrap_or_default(),
+            tls_key_file: tls_key_file.unwrap_or_default(),
+            stamp_key_file: stamp_key_file.unwrap_or_default(),
+            kubeconfig: cli.kubeconfig.or(file.kubeconfig),
+            kube_context: cli.kube_context.or(file.kube_context),
+            modes,
+            namespace_selector: cli
+                .namespace_selector
+                .or(file.namespace_selector)
+                .unwrap_or_default(),
+            kerberos,
+            nameservices,
+            kms,
+            directory,
+            mapping: file.user_mapping.unwrap_or_default(),
+            superusers,
+            audit_log: cli.audit_log.or(file.audit_log),
+            pod_limit,
+            issuer,
+            hadoop_timeout,
+            kube_timeout,
+            log_format: cli.log_format,
+            log: cli.log,
+            ledger,
+            stamped,
+            webhook_configuration: file
+                .webhook_configuration
+                .unwrap_or_else(|| WEBHOOK_CONFIGURATION.into()),
+            mutating_webhook: file
+                .mutating_webhook
+                .unwrap_or_else(|| MUTATING_WEBHOOK.into()),
+        })
+    }
+}
+
+/// A number flag, else the file's value, else `default`.
+fn number<T: std::str::FromStr>(
+    errors: &mut Errors,
+    flag: &'static str,
+    cli: Option<&String>,
+    file: Option<T>,
+    default: T,
+) -> T {
+    match cli {
+        Some(text) => text.trim().parse().unwrap_or_else(|_| {
+            errors.push(ConfigError::NotANumber {
+                flag,
+                value: text.clone(),
+            });
+            default
+        }),
+        None => file.unwrap_or(default),
+    }
+}
+
+/// A duration flag in the shared syntax (`30s`, `2m`; a bare number is seconds), else the
+/// file's whole seconds, else `default`.
+pub(super) fn duration(
+    errors: &mut Errors,
+    flag: &'static str,
+    cli: Option<&String>,
+    file_seconds: Option<u64>,
+    default: Duration,
+) -> Duration {
+    match cli {
+        Some(text) => k2h_contract::duration::parse(text).unwrap_or_else(|source| {
+            errors.push(ConfigError::NotADuration { flag, source });
+            default
+        }),
+        None => file_seconds.map_or(default, Duration::from_secs),
+    }
+}
+
+pub(super) fn required<T>(
+    errors: &mut Errors,
+    flag: &'static str,
+    hint: &'static str,
+    value: Option<T>,
+) -> Option<T> {
+    if value.is_none() {
+        errors.push(ConfigError::Missing { flag, hint });
+    }
+    value
+}
+
+/// Reports `path` if it could not be opened at startup.
+pub(super) fn check_readable(
+    errors: &mut Errors,
+    host: &HostFacts,
+    flag: &'static str,
+    path: &Path,
+) {
+    if let Some(reason) = host.unreadable.get(path) {
+        errors.push(ConfigError::Unreadable {
+            flag,
+            path: path.to_owned(),
+            reason: reason.clone(),
+        });
+    }
+}
+
+fn parse_modes(errors: &mut Errors, modes: Option<Vec<String>>) -> Modes {
+    // Addresses are spoofable by a pod that keeps NET_RAW and reusable after a pod goes, so the
+    // address mode (Kube2Hadoop-compatible) is opt-in.
+    let Some(list) = modes else {
+        return Modes {
+            sa_token: true,
+            ip: false,
+        };
+    };
+    let mut m = Modes {
+        sa_token: false,
+        ip: false,
+    };
+    for mode in list.into_iter().filter(|s| !s.is_empty()) {
+        match mode.as_str() {
+            "sa-token" => m.sa_token = true,
+            "ip" => m.ip = true,
+            _ => errors.push(ConfigError::UnknownIdentityMode { value: mode }),
+        }
+    }
+    if !m.sa_token && !m.ip {
+        errors.push(ConfigError::NoIdentityMode);
+    }
+    m
+}
+
+fn kerberos(
+    errors: &mut Errors,
+    principal: Option<String>,
+    named: &NamedFiles,
+    host: &HostFacts,
+) -> Option<KerberosConfig> {
+    match (principal, named.keytab.clone()) {
+        (Some(principal), Some(keytab)) => {
+            check_readable(errors, host, "keytab", &keytab);
+            if let Some(conf) = &named.krb5_conf {
+                check_readable(errors, host, "krb5-conf", conf);
+            }
+            Some(KerberosConfig {
+                principal,
+                keytab,
+                krb5_conf: named.krb5_conf.clone(),
+                refresh_margin: Duration::from_secs(300),
+            })
+        }
+        (None, None) => None,
+        _ => {
+            errors.push(ConfigError::HalfKerberos);
+            None
+        }
+    }
+}
+
+/// `kube2hadoop/host@REALM` → `kube2hadoop`, Hadoop's default auth_to_local for the renewer.
+fn short_name(principal: &str) -> String {
+    principal
+        .split(['/', '@'])
+        .next()
+        .unwrap_or(principal)
+        .to_owned()
+}
+
+fn hadoop_services(
+    errors: &mut Errors,
+    nameservices: Vec<FileNameService>,
+    kms: Vec<FileKms>,
+    renewer: &str,
+) -> (Vec<NameServiceConfig>, Vec<KmsConfig>) {
+    let nameservices: Vec<_> = nameservices
+        .into_iter()
+        .map(|ns| NameServiceConfig {
+            name: ns.name,
+            namenodes: ns
+                .namenodes
+                .into_iter()
+                .map(|nn| NameNode {
+                    http: nn.http,
+                    rpc: nn.rpc,
+                })
+                .collect(),
+            renewer: renewer.to_owned(),
+            token_service: ns.token_service,
+        })
+        .collect();
+    let kms: Vec<_> = kms
+        .into_iter()
+        .map(|k| KmsConfig {
+            name: k.name,
+            urls: k.urls,
+            renewer: renewer.to_owned(),
+            token_service: k.token_service,
+        })
+        .collect();
+    if nameservices.is_empty() && kms.is_empty() {
+        errors.push(ConfigError::NoHadoopService);
+    }
+    for ns in &nameservices {
+        if ns.namenodes.is_empty() {
+            errors.push(ConfigError::NoNameNodes {
+                nameservice: ns.name.clone(),
+            });
+        }
+    }
+    (nameservices, kms)
+}
+
+fn check_ledger(errors: &mut Errors, ledger: &LedgerSettings) {
+    if ledger.period < Duration::from_secs(1) {
+        errors.push(ConfigError::LedgerPeriod {
+            value: ledger.period,
+        });
+    }
+    // A Lease counts whole seconds.
+    for (flag, value) in [
+        ("lease-duration", ledger.lease_duration),
+        ("lease-renew-deadline", ledger.lease_renew_deadline),
+    ] {
+        if value.subsec_nanos() != 0 || value.is_zero() {
+            errors.push(ConfigError::LeaseSeconds { flag, value });
+        }
+    }
+    if ledger.lease_renew_deadline >= ledger.lease_duration {
+        errors.push(ConfigError::RenewDeadline {
+            deadline: ledger.lease_renew_deadline,
+            lease: ledger.lease_duration,
+        });
+    }
+}

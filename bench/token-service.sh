@@ -176,10 +176,13 @@ EOF
 # --- the service ---
 "$loadgen" certs --dir "$work"
 config=$work/config.yaml
+# saTokenOrigin any: the bench's SA-token clients (loadgen, init-fetcher) run on this machine,
+# not at the addresses of the kwok pods their tokens name.
 jq '{nameservices: [.nameservices | to_entries[] | {name: (.value.name // "nn\(.key)"),
       namenodes: [.value.namenodes[] | {http, rpc}]}],
      kerberos: {principal: .service_principal, keytab: .service_keytab, krb5Conf: .krb5_conf},
-     identityModes: ["sa-token", "ip"]}' \
+     identityModes: ["sa-token", "ip"],
+     saTokenOrigin: "any"}' \
   "$cluster" >"$config"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url=https://127.0.0.1:$port

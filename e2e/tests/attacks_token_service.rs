@@ -707,7 +707,7 @@ async fn token_for(bed: &Bed, pod: &Pod, audience: &str) -> Result<String, Error
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_for_another_audience_is_refused() {
+async fn a_token_for_another_audience_or_from_another_address_is_refused() {
     let fx = Fixture::new("atk-aud").await;
     let (bed, id) = (&fx.bed, &fx.id);
     let service = Service::start(&fx.ledger, |o| o).await;
@@ -733,9 +733,23 @@ async fn a_token_for_another_audience_is_refused() {
             || format!("a token for the API server's audience: {}", answer.text()),
         )?;
         let token = e2e::pods::bound_token(&bed.admin, &pod).await?;
+        // Replayed from elsewhere (read out of the pod, or caught on the way), it is worthless.
         let answer = service.ask(None, Some(&token)).await;
+        ensure(
+            answer.status == 401 && answer.code() == "token_origin_mismatch",
+            || {
+                format!(
+                    "alice's pod token sent from this machine: {}",
+                    answer.text()
+                )
+            },
+        )?;
+        let answer = service.ask(Some(ip_of(&pod)?), Some(&token)).await;
         ensure(answer.status == 200 && user_of(&answer) == "alice", || {
-            format!("the pod's own kube2hadoop token: {}", answer.text())
+            format!(
+                "the pod's own kube2hadoop token from the pod: {}",
+                answer.text()
+            )
         })?;
         Ok::<_, Error>(())
     }

@@ -42,10 +42,19 @@ fn service_log(plan: &Launcher) -> String {
 
 /// How the fetcher proves which pod it runs as.
 enum Identity<'a> {
-    /// A projected token bound to the pod (what the injected container uses).
-    SaToken(&'a Path),
+    /// A projected token bound to the pod (what the injected container uses), sent from the
+    /// pod's address (the service accepts a pod's token only from the pod).
+    SaToken(&'a Path, &'a str),
     /// The pod's address: the fetcher connects from it (`--source-address`).
     Address(&'a str),
+}
+
+/// The pod's address, as the fetcher's `--source-address`.
+fn pod_ip(pod: &Pod) -> Result<String, Error> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .ok_or_else(|| Error::Check("a running pod has an IP".into()))
 }
 
 /// `init-fetcher fetch` as the injected init container runs it, but with host paths.
@@ -57,7 +66,10 @@ fn fetcher(plan: &Launcher, who: Identity, out: &Path, deadline: &str) -> Comman
         .arg("--ca-file")
         .arg(plan.ca_file());
     match who {
-        Identity::SaToken(file) => cmd.arg("--sa-token-file").arg(file),
+        Identity::SaToken(file, ip) => cmd
+            .arg("--sa-token-file")
+            .arg(file)
+            .args(["--source-address", ip]),
         Identity::Address(ip) => cmd.args(["--source-address", ip]),
     };
     cmd.arg("--out")
@@ -222,9 +234,10 @@ async fn injected_deployment_pod_fetches_a_file_hadoop_uses_even_when_the_servic
         let plan = plan(&cluster, ledger);
         let dir = tempfile::tempdir().expect("temp dir");
         let sa_token = bound_token_file(bed, &pods[0], dir.path()).await?;
+        let ip = pod_ip(&pods[0])?;
         let out = dir.path().join("hadoop").join("token");
         std::fs::create_dir_all(out.parent().expect("a parent")).expect("output dir");
-        let child = fetcher(&plan, Identity::SaToken(&sa_token), &out, "150s")
+        let child = fetcher(&plan, Identity::SaToken(&sa_token, &ip), &out, "150s")
             .spawn()
             .expect("start init-fetcher");
         tokio::time::sleep(Duration::from_secs(20)).await;
@@ -316,11 +329,12 @@ async fn a_refusal_ends_the_fetcher_at_once_with_the_reason() {
         let _service = plan.spawn(0);
         let dir = tempfile::tempdir().expect("temp dir");
         let sa_token = bound_token_file(bed, &pods[0], dir.path()).await?;
+        let ip = pod_ip(&pods[0])?;
         let out = dir.path().join("token");
         // A deadline far beyond FETCH_TIMEOUT: only an immediate stop passes.
         let refused = run(&mut fetcher(
             &plan,
-            Identity::SaToken(&sa_token),
+            Identity::SaToken(&sa_token, &ip),
             &out,
             "30m",
         ))

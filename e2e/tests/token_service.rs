@@ -111,7 +111,11 @@ async fn alice_deployment_gets_one_token_set_by_sa_token_that_a_hadoop_client_us
             .step("alice creates a Deployment")?;
         let pods = running_pods(&bed.admin, NAMESPACE, id, 2).await?;
         let first = service
-            .credentials(None, Some(&bound_token(&bed.admin, &pods[0]).await?), true)
+            .credentials(
+                Some(pod_ip(&pods[0])),
+                Some(&bound_token(&bed.admin, &pods[0]).await?),
+                true,
+            )
             .await;
         ensure(first.status == 200, || {
             format!("first pod: {}\n{}", first.text(), service.log_text())
@@ -127,7 +131,11 @@ async fn alice_deployment_gets_one_token_set_by_sa_token_that_a_hadoop_client_us
             .expect("base64 file");
 
         let second = service
-            .credentials(None, Some(&bound_token(&bed.admin, &pods[1]).await?), false)
+            .credentials(
+                Some(pod_ip(&pods[1])),
+                Some(&bound_token(&bed.admin, &pods[1]).await?),
+                false,
+            )
             .await;
         ensure(second.status == 200, || {
             format!("second pod: {}", second.text())
@@ -269,7 +277,11 @@ async fn refusals_by_sa_token_say_why() {
         // annotations (here: none) are read.
         let bare = running_pods(&bed.admin, UNDECORATED_NAMESPACE, id, 1).await?;
         let answer = service
-            .credentials(None, Some(&bound_token(&bed.admin, &bare[0]).await?), false)
+            .credentials(
+                Some(pod_ip(&bare[0])),
+                Some(&bound_token(&bed.admin, &bare[0]).await?),
+                false,
+            )
             .await;
         ensure(
             answer.status == 403

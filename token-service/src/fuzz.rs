@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::authorize::{Policy, authorize};
 use crate::directory::{Directory, DirectoryError, RunAsStatus, UserStatus};
-use crate::identity::{ReviewedPod, by_ip, by_review, review_target};
+use crate::identity::{ReviewedPod, TokenOrigin, by_ip, by_review, review_target};
 use crate::index::{IpLookup, PodIndex};
 use crate::mapping::{MappingRules, valid_account};
 use crate::pod::{OwnerRef, PodFacts, owner_refs};
@@ -176,11 +176,24 @@ fn check_facts(pod: &Pod, facts: &PodFacts) {
 
 /// A pod verified by a review is the pod the review named: same UID and service account.
 fn check_review(target: &ReviewedPod, facts: &PodFacts) {
-    assert!(by_review(target.clone(), None, &|_| true).is_err());
+    assert!(by_review(target.clone(), None, &|_| true, TokenOrigin::Any, None).is_err());
+    // Sent from the first address the pod lists, or from none.
+    let from = facts.ips.first().copied();
     for served in served_sets() {
-        let Ok(verified) = by_review(target.clone(), Some(facts.clone()), served) else {
+        let verified = by_review(
+            target.clone(),
+            Some(facts.clone()),
+            served,
+            TokenOrigin::Pod,
+            from,
+        );
+        let Ok(verified) = verified else {
             continue;
         };
+        assert!(
+            from.is_some(),
+            "verified a token sent from no address of its pod"
+        );
         let pod = verified.pod();
         assert_eq!(pod.uid, target.uid, "verified a pod with another UID");
         assert_eq!(

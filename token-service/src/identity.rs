@@ -140,11 +140,24 @@ pub fn review_target(review: &Review) -> Result<ReviewedPod, ApiError> {
     })
 }
 
-/// The reviewed pod, as the API returns it now, must be that very pod and still running.
+/// Where a bound service-account token may come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenOrigin {
+    /// Only from an address of the pod it is bound to: a token stolen from a pod (its file
+    /// read, its request intercepted) is worth nothing elsewhere.
+    Pod,
+    /// From anywhere: for networks that translate pod addresses on the way to the service.
+    Any,
+}
+
+/// The reviewed pod, as the API returns it now, must be that very pod and still running, and
+/// the token must come from it when `origin` says so (`peer`: the caller's address).
 pub fn by_review(
     target: ReviewedPod,
     pod: Option<PodFacts>,
     served: &dyn Fn(&str) -> bool,
+    origin: TokenOrigin,
+    peer: Option<IpAddr>,
 ) -> Result<VerifiedPod, ApiError> {
     let shown = format!("{}/{}", target.namespace, target.name);
     let pod = pod.ok_or_else(|| {
@@ -180,6 +193,15 @@ pub fn by_review(
         return Err(forbidden(
             "pod_not_running",
             format!("pod {shown} is not running"),
+        ));
+    }
+    if origin == TokenOrigin::Pod && !peer.is_some_and(|p| pod.ips.contains(&p)) {
+        let from = peer.map_or_else(|| "an unknown address".to_owned(), |p| p.to_string());
+        return Err(unauthenticated(
+            "token_origin_mismatch",
+            format!(
+                "the token of pod {shown} was sent from {from}, not from the pod's own address:                  a pod's token is only accepted from that pod. If your network translates pod                  addresses on the way to the token service (SNAT), an admin can set                  saTokenOrigin: any"
+            ),
         ));
     }
     check_served(&pod, served)?;
@@ -293,7 +315,14 @@ mod tests {
             (target.namespace.as_str(), target.name.as_str()),
             ("team-a", "web-1")
         );
-        let v = by_review(target, Some(pod("web-1", "u1", PEER)), &all).expect("ok");
+        let v = by_review(
+            target,
+            Some(pod("web-1", "u1", PEER)),
+            &all,
+            TokenOrigin::Pod,
+            Some(peer()),
+        )
+        .expect("ok");
         assert_eq!(v.method(), Method::SaToken);
         assert_eq!(
             v.service_account(),
@@ -345,25 +374,62 @@ mod tests {
     #[test]
     fn the_reviewed_pod_must_still_be_that_pod_and_alive() {
         let target = || review_target(&review()).expect("target");
-        let e = by_review(target(), None, &all).expect_err("gone");
+        let e = by_review(target(), None, &all, TokenOrigin::Pod, Some(peer())).expect_err("gone");
         assert_eq!((e.code, e.status().as_u16()), ("pod_not_found", 404));
-        let e = by_review(target(), Some(pod("web-1", "u9", PEER)), &all).expect_err("uid");
+        let e = by_review(
+            target(),
+            Some(pod("web-1", "u9", PEER)),
+            &all,
+            TokenOrigin::Pod,
+            Some(peer()),
+        )
+        .expect_err("uid");
         assert_eq!(e.code, "pod_replaced");
         let mut p = pod("web-1", "u1", PEER);
         p.deleting = true;
         assert_eq!(
-            by_review(target(), Some(p), &all).expect_err("del").code,
+            by_review(target(), Some(p), &all, TokenOrigin::Pod, Some(peer()))
+                .expect_err("del")
+                .code,
             "pod_terminating"
         );
         let mut p = pod("web-1", "u1", PEER);
         p.service_account = Some("other".into());
         assert_eq!(
-            by_review(target(), Some(p), &all).expect_err("sa").code,
+            by_review(target(), Some(p), &all, TokenOrigin::Pod, Some(peer()))
+                .expect_err("sa")
+                .code,
             "service_account_mismatch"
         );
-        let e =
-            by_review(target(), Some(pod("web-1", "u1", PEER)), &|_| false).expect_err("unserved");
+        let e = by_review(
+            target(),
+            Some(pod("web-1", "u1", PEER)),
+            &|_| false,
+            TokenOrigin::Pod,
+            Some(peer()),
+        )
+        .expect_err("unserved");
         assert_eq!((e.code, e.kind), ("namespace_not_served", Kind::Forbidden));
+    }
+
+    #[test]
+    fn a_token_counts_only_from_its_own_pod_unless_any_origin_is_allowed() {
+        let target = || review_target(&review()).expect("target");
+        let live = || Some(pod("web-1", "u1", PEER));
+        let elsewhere: IpAddr = "127.100.0.66".parse().expect("ip");
+        for from in [Some(elsewhere), None] {
+            let e = by_review(target(), live(), &all, TokenOrigin::Pod, from).expect_err("replay");
+            assert_eq!(
+                (e.code, e.kind),
+                ("token_origin_mismatch", Kind::Unauthenticated)
+            );
+        }
+        let e = by_review(target(), live(), &all, TokenOrigin::Pod, Some(elsewhere))
+            .expect_err("replay");
+        assert!(e.message.contains("127.100.0.66"), "{}", e.message);
+        assert!(by_review(target(), live(), &all, TokenOrigin::Pod, Some(peer())).is_ok());
+        assert!(by_review(target(), live(), &all, TokenOrigin::Any, Some(elsewhere)).is_ok());
+        assert!(by_review(target(), live(), &all, TokenOrigin::Any, None).is_ok());
     }
 
     #[test]

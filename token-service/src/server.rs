@@ -20,7 +20,7 @@ use crate::cluster::{Cluster, KubeError};
 use crate::directory::Directory;
 use crate::error::{ApiError, Kind};
 use crate::events::{EventSink, Happened};
-use crate::identity::{self, VerifiedPod};
+use crate::identity::{self, TokenOrigin, VerifiedPod};
 use crate::index::{IpLookup, PodIndex, SharedIndex};
 use crate::issued::Issued;
 use crate::issuer::{Issuer, Outcome};
@@ -42,6 +42,8 @@ pub type Coverage = dyn Fn(&PodFacts) -> Result<StampedKinds, ApiError> + Send +
 pub struct Modes {
     pub sa_token: bool,
     pub ip: bool,
+    /// Where a service-account token may be sent from.
+    pub sa_token_origin: TokenOrigin,
 }
 
 pub struct App {
@@ -252,7 +254,7 @@ async fn identify(
             .pod(&target.namespace, &target.name)
             .await
             .map_err(kubernetes_unavailable)?;
-        return identity::by_review(target, pod, &served);
+        return identity::by_review(target, pod, &served, app.modes.sa_token_origin, peer);
     }
     if !app.modes.ip {
         return Err(ApiError::new(
@@ -482,6 +484,10 @@ mod tests {
     }
 
     fn bed_with_live(pods: Vec<PodFacts>, live: Vec<PodFacts>) -> Bed {
+        bed_from(pods, live, TokenOrigin::Pod)
+    }
+
+    fn bed_from(pods: Vec<PodFacts>, live: Vec<PodFacts>, origin: TokenOrigin) -> Bed {
         let index = SharedIndex::default();
         let mut writer = IndexWriter::new(index.clone());
         writer.on_event(IndexEvent::Init);
@@ -520,6 +526,7 @@ mod tests {
             modes: Modes {
                 sa_token: true,
                 ip: true,
+                sa_token_origin: origin,
             },
             policy: Policy {
                 mapping: MappingRules::default(),
@@ -638,7 +645,7 @@ mod tests {
         let bed = bed(vec![]);
         let (status, headers, body) = call(
             &bed,
-            request("10.0.0.9", Some("Bearer good"), Some("application/json")),
+            request("127.100.0.1", Some("Bearer good"), Some("application/json")),
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{body:?}");
@@ -651,6 +658,12 @@ mod tests {
             .expect("base64");
         assert!(file.starts_with(b"HDTS\x00"));
         assert_eq!(audit_lines(&bed)[0]["identity_method"], "sa-token");
+        // The pod's token from another address: stolen, or this network translates addresses.
+        let (status, _, body) = call(&bed, request("10.0.0.9", Some("Bearer good"), None)).await;
+        assert_eq!(
+            (status, error_of(&body).0.as_str()),
+            (StatusCode::UNAUTHORIZED, "token_origin_mismatch")
+        );
         let (status, _, body) = call(&bed, request("10.0.0.9", Some("Bearer bad"), None)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(error_of(&body).0, "token_rejected");
@@ -763,7 +776,7 @@ mod tests {
         );
         assert_eq!(bed.source.obtained.load(Ordering::SeqCst), 0);
         // Bound tokens are checked against the API itself, not the index.
-        let (status, _, _) = call(&bed, request("127.100.0.9", Some("Bearer good"), None)).await;
+        let (status, _, _) = call(&bed, request("127.100.0.1", Some("Bearer good"), None)).await;
         assert_eq!(status, StatusCode::OK);
         writer.on_event(IndexEvent::Init);
         writer.on_event(IndexEvent::InitApply(pod("web-1", "u1", "127.100.0.1")));
@@ -787,8 +800,9 @@ mod tests {
     #[tokio::test]
     async fn only_failed_identifications_are_charged_to_the_address() {
         // Pods behind one address (SNAT, a service outside the cluster) must not share one
-        // budget; bad tokens from that address must still be cut off before TokenReview.
-        let bed = bed(vec![]);
+        // budget; bad tokens from that address must still be cut off before TokenReview. Such
+        // a network needs tokens accepted from any address.
+        let bed = bed_from(vec![], vec![], TokenOrigin::Any);
         let from = "10.0.0.9";
         for _ in 0..3 {
             let (status, _, _) = call(&bed, request(from, Some("Bearer good"), None)).await;

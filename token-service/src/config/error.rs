@@ -54,6 +54,8 @@ pub enum ConfigError {
     UnknownIdentityMode { value: String },
     #[error("--identity-modes names no mode: use sa-token, ip, or both")]
     NoIdentityMode,
+    #[error("--sa-token-origin {value:?} is unknown: use pod (the default) or any")]
+    UnknownTokenOrigin { value: String },
     #[error("--principal and --keytab go together: set both or neither")]
     HalfKerberos,
     #[error(

@@ -20,6 +20,7 @@ pub struct FileConfig {
     pub kubeconfig: Option<PathBuf>,
     pub kube_context: Option<String>,
     pub identity_modes: Option<Vec<String>>,
+    pub sa_token_origin: Option<String>,
     pub namespace_selector: Option<String>,
     pub kerberos: Option<FileKerberos>,
     pub renewer: Option<String>,

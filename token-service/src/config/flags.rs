@@ -41,6 +41,11 @@ pub struct Cli {
     /// `ip` (Kube2Hadoop-compatible) needs a network that stops pods spoofing addresses.
     #[arg(long, env = "TOKEN_SERVICE_IDENTITY_MODES")]
     pub identity_modes: Option<String>,
+    /// Where a service-account token is accepted from: `pod` (only from an address of the pod
+    /// it is bound to, so a stolen token is worth nothing elsewhere) or `any` (for networks
+    /// that translate pod addresses on the way to the service) [default: pod].
+    #[arg(long, env = "TOKEN_SERVICE_SA_TOKEN_ORIGIN")]
+    pub sa_token_origin: Option<String>,
     /// Label selector of the namespaces served (empty: all).
     #[arg(long, env = "TOKEN_SERVICE_NAMESPACE_SELECTOR")]
     pub namespace_selector: Option<String>,

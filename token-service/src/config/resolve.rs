@@ -11,6 +11,7 @@ use k2h_contract::coverage::{MUTATING_WEBHOOK, WEBHOOK_CONFIGURATION};
 use crate::hadoop::kms::KmsConfig;
 use crate::hadoop::spnego::KerberosConfig;
 use crate::hadoop::webhdfs::{NameNode, NameServiceConfig};
+use crate::identity::TokenOrigin;
 use crate::issuer::IssuerConfig;
 use crate::ratelimit::Limit;
 use crate::server::Modes;
@@ -78,6 +79,7 @@ impl Settings {
             cli.identity_modes
                 .map(|m| m.split(',').map(|s| s.trim().to_owned()).collect())
                 .or(file.identity_modes),
+            cli.sa_token_origin.or(file.sa_token_origin),
         );
 
         let principal = cli.principal.or(file.kerberos.and_then(|k| k.principal));
@@ -284,18 +286,30 @@ pub(super) fn check_readable(
     }
 }
 
-fn parse_modes(errors: &mut Errors, modes: Option<Vec<String>>) -> Modes {
+fn parse_modes(errors: &mut Errors, modes: Option<Vec<String>>, origin: Option<String>) -> Modes {
+    let sa_token_origin = match origin.as_deref().map(str::trim) {
+        None | Some("pod") => TokenOrigin::Pod,
+        Some("any") => TokenOrigin::Any,
+        Some(other) => {
+            errors.push(ConfigError::UnknownTokenOrigin {
+                value: other.to_owned(),
+            });
+            TokenOrigin::Pod
+        }
+    };
     // Addresses are spoofable by a pod that keeps NET_RAW and reusable after a pod goes, so the
     // address mode (Kube2Hadoop-compatible) is opt-in.
     let Some(list) = modes else {
         return Modes {
             sa_token: true,
             ip: false,
+            sa_token_origin,
         };
     };
     let mut m = Modes {
         sa_token: false,
         ip: false,
+        sa_token_origin,
     };
     for mode in list.into_iter().filter(|s| !s.is_empty()) {
         match mode.as_str() {

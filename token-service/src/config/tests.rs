@@ -5,6 +5,7 @@ use clap::{CommandFactory, Parser};
 use zeroize::Zeroizing;
 
 use super::*;
+use crate::identity::TokenOrigin;
 use crate::ratelimit::Limit;
 use crate::server::Modes;
 
@@ -36,7 +37,8 @@ fn a_minimal_configuration_takes_the_defaults() {
         s.modes,
         Modes {
             sa_token: true,
-            ip: false
+            ip: false,
+            sa_token_origin: TokenOrigin::Pod,
         }
     );
     assert!(matches!(s.directory, DirectorySettings::Static(None)));
@@ -57,9 +59,10 @@ fn flags_win_over_the_file() {
         cli(&[
             "--tls-cert-file", "c", "--tls-key-file", "k", "--listen", "127.0.0.1:9443",
             "--identity-modes", "sa-token", "--superusers", "hdfs,svc-root",
+            "--sa-token-origin", "any",
         ]),
         file(&format!(
-            "{SERVICES}listen: 0.0.0.0:1\nidentityModes: [ip]\nrenewer: k2h\nuserMapping:\n  lowercase: true\n"
+            "{SERVICES}listen: 0.0.0.0:1\nidentityModes: [ip]\nsaTokenOrigin: pod\nrenewer: k2h\nuserMapping:\n  lowercase: true\n"
         )),
     )
     .expect("valid");
@@ -68,7 +71,8 @@ fn flags_win_over_the_file() {
         s.modes,
         Modes {
             sa_token: true,
-            ip: false
+            ip: false,
+            sa_token_origin: TokenOrigin::Any,
         }
     );
     assert_eq!(s.superusers.len(), 2);
@@ -84,6 +88,8 @@ fn every_bad_value_is_reported_at_once() {
             "nowhere",
             "--identity-modes",
             "magic",
+            "--sa-token-origin",
+            "anywhere",
             "--pod-rate",
             "lots",
             "--principal",
@@ -101,6 +107,7 @@ fn every_bad_value_is_reported_at_once() {
         "--tls-cert-file",
         "--tls-key-file",
         "\"magic\"",
+        "--sa-token-origin \"anywhere\"",
         "--pod-rate \"lots\"",
         "--principal and --keytab",
         "no Hadoop service",

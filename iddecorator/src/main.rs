@@ -85,7 +85,13 @@ async fn run(config: Config) -> Result<(), RunError> {
     // kube's rustls backend needs a process-wide provider; a second install is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pods = PodReader::connect(config.kubeconfig, config.pod_read_timeout).await?;
-    let metrics = Arc::new(Metrics::new());
+    let mut metrics = Metrics::new();
+    k2h_http::expiry::register(
+        &mut metrics.registry,
+        "iddecorator",
+        config.cert_resolver.clone(),
+    );
+    let metrics = Arc::new(metrics);
     let tls = server_config(config.cert_resolver)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -2,6 +2,7 @@
 //!
 //! Parts, each in its own module:
 //! - [`tls`]: a rustls server config whose certificate can be swapped while serving;
+//! - [`expiry`]: the served certificate's expiry as a metric, for alerts;
 //! - [`reload`]: polls files by content hash and swaps in newly parsed values (TLS pair, policy);
 //! - [`serve`]: accept loop, TLS handshake, HTTP/1.1 + HTTP/2, body cap, graceful shutdown;
 //! - [`respond`]: `/healthz`, `/readyz`, `/metrics` and JSON error responses;
@@ -9,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod expiry;
 pub mod logging;
 pub mod reload;
 pub mod respond;

@@ -215,7 +215,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         settings.tls_cert_file.clone(),
         settings.tls_key_file.clone(),
     )?;
-    let tls = server_config(resolver)?;
+    let tls = server_config(resolver.clone())?;
     let stamp_keys = stamp_keys(&settings.stamp_key_file)?;
     let client = kube_client(&settings).await?;
     let directory = directory(&settings)?;
@@ -274,6 +274,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    k2h_http::expiry::register(&mut registry, "token-service", resolver);
     let events: Arc<dyn EventSink> = KubeEvents::start(
         client,
         Some(ledger_cfg.replica_id.clone()),

@@ -59,6 +59,13 @@ pub struct Metrics {
     pub cached_workloads: Gauge,
     pub indexed_pods: Gauge,
     pub ledger_entries: Gauge,
+    /// 1 while this replica holds the ledger's Lease.
+    pub ledger_leader: Gauge,
+    /// The earliest expiry and max date among ledger entries (Unix seconds; 0: none).
+    pub ledger_next_expiry: Gauge,
+    pub ledger_next_max_date: Gauge,
+    /// Entries whose last action failed and waits for its backoff.
+    pub ledger_failing: Gauge,
     pub ledger_actions: Family<LedgerLabels, Counter>,
     pub events: Family<EventLabels, Counter>,
 }
@@ -73,6 +80,10 @@ impl Metrics {
             cached_workloads: Gauge::default(),
             indexed_pods: Gauge::default(),
             ledger_entries: Gauge::default(),
+            ledger_leader: Gauge::default(),
+            ledger_next_expiry: Gauge::default(),
+            ledger_next_max_date: Gauge::default(),
+            ledger_failing: Gauge::default(),
             ledger_actions: Family::default(),
             events: Family::default(),
         };
@@ -100,6 +111,26 @@ impl Metrics {
             "kube2hadoop_ledger_entries",
             "Token sets in the ledger (one per workload and Hadoop user)",
             m.ledger_entries.clone(),
+        );
+        registry.register(
+            "kube2hadoop_ledger_leader",
+            "1 on the replica holding the ledger Lease (it renews, re-issues and cancels)",
+            m.ledger_leader.clone(),
+        );
+        registry.register(
+            "kube2hadoop_ledger_next_expiry_timestamp_seconds",
+            "The earliest expiry among ledger token sets unless renewed (0: no entries)",
+            m.ledger_next_expiry.clone(),
+        );
+        registry.register(
+            "kube2hadoop_ledger_next_max_date_timestamp_seconds",
+            "The earliest max date among ledger tokens: no renewal reaches past it (0: none)",
+            m.ledger_next_max_date.clone(),
+        );
+        registry.register(
+            "kube2hadoop_ledger_failing_entries",
+            "Ledger entries whose last renewal, re-issue or cancellation failed",
+            m.ledger_failing.clone(),
         );
         registry.register(
             "kube2hadoop_ledger_actions",

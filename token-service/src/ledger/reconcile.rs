@@ -130,8 +130,9 @@ impl Reconciler {
     /// One pass over the ledger; returns the actions taken. Non-leaders only count entries.
     pub async fn pass(&self) -> Result<Vec<Action>, StoreError> {
         let entries = self.ledger.entries().await?;
-        self.metrics.ledger_entries.set(entries.len() as i64);
-        if !self.leader.load(Ordering::SeqCst) {
+        let leading = self.leader.load(Ordering::SeqCst);
+        self.gauge(&entries, leading);
+        if !leading {
             return Ok(Vec::new());
         }
         let mut taken = Vec::new();
@@ -154,6 +155,22 @@ impl Reconciler {
             taken.push(action);
         }
         Ok(taken)
+    }
+
+    /// What alerts watch: the ledger's size, the nearest expiry and max date, failing entries,
+    /// and who leads (every replica reports, so a missing leader shows).
+    fn gauge(&self, entries: &[Entry], leading: bool) {
+        let m = &self.metrics;
+        let secs = |ms: Option<u64>| ms.map_or(0, |ms| (ms / 1000) as i64);
+        m.ledger_entries.set(entries.len() as i64);
+        m.ledger_leader.set(i64::from(leading));
+        let records = || entries.iter().map(|e| &e.record);
+        m.ledger_next_expiry
+            .set(secs(records().map(|r| r.expires_at_ms).min()));
+        m.ledger_next_max_date
+            .set(secs(records().filter_map(Record::max_date_ms).min()));
+        m.ledger_failing
+            .set(records().filter(|r| r.failures > 0).count() as i64);
     }
 
     /// A failed action: a Hadoop failure is counted in the entry, which waits its backoff; a
@@ -623,6 +640,18 @@ mod tests {
         );
         assert_eq!(b.events.reasons(), [("web".into(), "TokensRenewed")]);
         assert!(b.metrics().contains("kube2hadoop_ledger_entries 1"));
+        // As the pass found the ledger: the expiry and the tokens' max date.
+        for gauge in [
+            "kube2hadoop_ledger_leader 1",
+            "kube2hadoop_ledger_next_expiry_timestamp_seconds 1020",
+            "kube2hadoop_ledger_next_max_date_timestamp_seconds 9000",
+            "kube2hadoop_ledger_failing_entries 0",
+        ] {
+            assert!(b.metrics().contains(gauge), "{gauge}");
+        }
+        b.leader.store(false, Ordering::SeqCst);
+        b.r.pass().await.expect("pass");
+        assert!(b.metrics().contains("kube2hadoop_ledger_leader 0"));
     }
 
     #[tokio::test(start_paused = true)]

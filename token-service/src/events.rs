@@ -28,10 +28,10 @@ pub enum Happened {
     Cancelled {
         hadoop_user: String,
     },
-    /// The ledger could not renew, re-issue or cancel; it retries after a backoff.
+    /// The ledger could not renew, re-issue or cancel; it retries after a backoff. The cause
+    /// (addresses, principals) is for admins: the service's log and audit have it.
     LedgerFailed {
         outcome: &'static str,
-        error: String,
     },
     /// A pod's request was refused; `code` is the answer's reason code.
     Refused {
@@ -97,22 +97,27 @@ pub fn report(happened: &Happened) -> Report {
             "Cancel",
             format!("the workload is gone: cancelled the tokens of Hadoop user {hadoop_user}"),
         ),
-        Happened::LedgerFailed { outcome, error } => (
-            true,
-            match *outcome {
-                "renew_failed" => "TokenRenewalFailed",
-                "reissue_failed" => "TokenReissueFailed",
-                _ => "TokenCancelFailed",
-            },
-            "Retry",
-            format!("{error}; retrying with backoff"),
-        ),
-        Happened::Refused { code, message } => (
-            true,
-            "TokensRefused",
-            "Refuse",
-            format!("{code}: {message}"),
-        ),
+        Happened::LedgerFailed { outcome } => {
+            let (reason, what) = match *outcome {
+                "renew_failed" => ("TokenRenewalFailed", "renewing"),
+                "reissue_failed" => ("TokenReissueFailed", "replacing"),
+                _ => ("TokenCancelFailed", "cancelling"),
+            };
+            (
+                true,
+                reason,
+                "Retry",
+                format!(
+                    "{what} the tokens failed; the service retries with backoff (the token \
+                     service's log and audit name the cause)"
+                ),
+            )
+        }
+        // The code as the action too: the recorder folds Events by reason and action, so a
+        // different refusal is a new Event, not a count on the last one's message.
+        Happened::Refused { code, message } => {
+            (true, "TokensRefused", *code, format!("{code}: {message}"))
+        }
     };
     Report {
         warning,
@@ -137,7 +142,12 @@ fn describe(tokens: &[TokenInfo]) -> String {
         .join(", ")
 }
 
-fn truncate(mut note: String) -> String {
+/// One line, at most 1 kB: values a requester wrote (owner names, run-as) may hold anything.
+fn truncate(note: String) -> String {
+    let mut note: String = note
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if note.len() > NOTE_MAX {
         let mut end = NOTE_MAX - 3;
         while !note.is_char_boundary(end) {
@@ -188,9 +198,9 @@ mod tests {
         assert_eq!(refused.note, "run_as_refused: alice may not act as etl");
         let failed = report(&Happened::LedgerFailed {
             outcome: "renew_failed",
-            error: "renewing the set failed".into(),
         });
         assert_eq!(failed.reason, "TokenRenewalFailed");
+        assert!(failed.note.starts_with("renewing the tokens failed"));
         for (h, reason) in [
             (
                 Happened::Renewed {
@@ -215,6 +225,16 @@ mod tests {
         ] {
             assert_eq!(report(&h).reason, reason);
         }
+    }
+
+    #[test]
+    fn a_note_is_one_line_whatever_a_requester_wrote() {
+        let r = report(&Happened::Refused {
+            code: "owner_gone",
+            message: "owner ConfigMap x\n\nadmins: run this".into(),
+        });
+        assert!(!r.note.contains('\n'), "{}", r.note);
+        assert_eq!(r.action, "owner_gone");
     }
 
     #[test]

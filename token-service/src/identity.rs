@@ -174,6 +174,8 @@ pub fn by_review(
             format!("pod {shown} was replaced since the token was issued (uid differs)"),
         ));
     }
+    // Right after the uid: a token sent from elsewhere learns nothing more about its pod.
+    check_origin(&pod, &shown, origin, peer)?;
     if pod.service_account.as_deref().unwrap_or("default") != target.service_account {
         return Err(unauthenticated(
             "service_account_mismatch",
@@ -195,21 +197,42 @@ pub fn by_review(
             format!("pod {shown} is not running"),
         ));
     }
-    if origin == TokenOrigin::Pod && !peer.is_some_and(|p| pod.ips.contains(&p)) {
-        let from = peer.map_or_else(|| "an unknown address".to_owned(), |p| p.to_string());
-        return Err(unauthenticated(
-            "token_origin_mismatch",
-            format!(
-                "the token of pod {shown} was sent from {from}, not from the pod's own address:                  a pod's token is only accepted from that pod. If your network translates pod                  addresses on the way to the token service (SNAT), an admin can set                  saTokenOrigin: any"
-            ),
-        ));
-    }
     check_served(&pod, served)?;
     Ok(VerifiedPod {
         pod: Arc::new(pod),
         method: Method::SaToken,
         service_account: Some(target.username),
     })
+}
+
+/// Under [`TokenOrigin::Pod`], the caller's address must be one of the pod's.
+fn check_origin(
+    pod: &PodFacts,
+    shown: &str,
+    origin: TokenOrigin,
+    peer: Option<IpAddr>,
+) -> Result<(), ApiError> {
+    if origin == TokenOrigin::Any || peer.is_some_and(|p| pod.ips.contains(&p)) {
+        return Ok(());
+    }
+    // The kubelet starts the init container before it reports the pod's address: retry.
+    if pod.ips.is_empty() {
+        return Err(ApiError::new(
+            Kind::Unavailable,
+            "pod_address_pending",
+            format!("pod {shown} has no address recorded yet; retry shortly"),
+        ));
+    }
+    let from = peer.map_or_else(|| "an unknown address".to_owned(), |p| p.to_string());
+    Err(unauthenticated(
+        "token_origin_mismatch",
+        format!(
+            "the token of pod {shown} was sent from {from}, not from the pod's own address: a \
+             pod's token is only accepted from that pod. If your network translates pod \
+             addresses on the way to the token service (SNAT), an admin can set \
+             saTokenOrigin: any"
+        ),
+    ))
 }
 
 /// The one live pod holding the caller's address, if it may use this mode.
@@ -430,6 +453,30 @@ mod tests {
         assert!(by_review(target(), live(), &all, TokenOrigin::Pod, Some(peer())).is_ok());
         assert!(by_review(target(), live(), &all, TokenOrigin::Any, Some(elsewhere)).is_ok());
         assert!(by_review(target(), live(), &all, TokenOrigin::Any, None).is_ok());
+        // Before the kubelet reports the pod's address: retried, not refused.
+        let mut unaddressed = pod("web-1", "u1", PEER);
+        unaddressed.ips.clear();
+        let e = by_review(
+            target(),
+            Some(unaddressed),
+            &all,
+            TokenOrigin::Pod,
+            Some(peer()),
+        )
+        .expect_err("pending");
+        assert_eq!((e.code, e.kind), ("pod_address_pending", Kind::Unavailable));
+        // From elsewhere, a token of a pod being deleted learns only the mismatch.
+        let mut leaving = pod("web-1", "u1", PEER);
+        leaving.deleting = true;
+        let e = by_review(
+            target(),
+            Some(leaving),
+            &all,
+            TokenOrigin::Pod,
+            Some(elsewhere),
+        )
+        .expect_err("replay");
+        assert_eq!(e.code, "token_origin_mismatch");
     }
 
     #[test]

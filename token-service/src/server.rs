@@ -154,11 +154,7 @@ async fn credentials(app: &App, req: &Request<Bytes>) -> Response<Body> {
             // Only an identified pod's refusal is told to its owner; a rate-limited one
             // already asks too often.
             if let Some(w) = regarding.filter(|_| e.kind != Kind::RateLimited) {
-                let happened = Happened::Refused {
-                    code: e.code,
-                    message: e.message.clone(),
-                };
-                app.events.emit(&w, happened);
+                app.events.emit(&w, refused(&e));
             }
             tracing::info!(code = e.code, status = e.status().as_u16(), "{}", e.message);
             error_response(&e)
@@ -313,6 +309,23 @@ async fn live_lookup(app: &App, peer: IpAddr) -> Result<IpLookup, ApiError> {
         tracing::debug!(%peer, "address not indexed yet; identified from the API server");
     }
     Ok(lookup)
+}
+
+/// A refusal as the namespace's readers see it. Failures of a dependency name addresses,
+/// principals and directory details: those stay in the answer, the log and the audit.
+fn refused(e: &ApiError) -> Happened {
+    let message = match e.kind {
+        Kind::Unavailable | Kind::Upstream | Kind::Internal => {
+            "the token service cannot complete this request now; it is retried (admins: the \
+             service's log and audit name the cause)"
+                .to_owned()
+        }
+        _ => e.message.clone(),
+    };
+    Happened::Refused {
+        code: e.code,
+        message,
+    }
 }
 
 /// The API server did not answer: the caller retries (the fetcher backs off), nothing is

@@ -1,7 +1,8 @@
 //! Publishes [`crate::events`] as Kubernetes Events (events.k8s.io/v1) with kube-runtime's
 //! recorder, which folds a repeated Event into one with a count. Requests never wait on it:
-//! Events queue (bounded) for one worker, and a spam filter per object, as client-go's
-//! recorder has, caps what one workload can cost the API server.
+//! Events queue (bounded) for one worker; a limit per namespace keeps one tenant from filling
+//! the queue, and a spam filter per object, as client-go's recorder has, caps what one
+//! workload can cost the API server.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,9 +24,16 @@ const PER_OBJECT: Limit = Limit {
     per_minute: 1,
     burst: 25,
 };
+/// Per namespace, before the queue: one tenant's refused pods (new uids each time) cannot
+/// crowd the others' Events out of the shared queue.
+const PER_NAMESPACE: Limit = Limit {
+    per_minute: 60,
+    burst: 100,
+};
 
 pub struct KubeEvents {
     queue: mpsc::Sender<(WorkloadKey, Happened)>,
+    per_namespace: RateLimiter,
     metrics: Metrics,
 }
 
@@ -80,12 +88,24 @@ impl KubeEvents {
                 }
             }
         });
-        Arc::new(KubeEvents { queue, metrics })
+        Arc::new(KubeEvents {
+            queue,
+            per_namespace: RateLimiter::new(PER_NAMESPACE),
+            metrics,
+        })
     }
 }
 
 impl EventSink for KubeEvents {
     fn emit(&self, regarding: &WorkloadKey, happened: Happened) {
+        if self
+            .per_namespace
+            .check(&regarding.namespace, Instant::now())
+            .is_err()
+        {
+            self.metrics.event("throttled");
+            return;
+        }
         if self.queue.try_send((regarding.clone(), happened)).is_err() {
             self.metrics.event("dropped");
         }

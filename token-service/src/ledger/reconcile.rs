@@ -188,7 +188,6 @@ impl Reconciler {
         self.record(error.outcome(), &record, Some(detail));
         let happened = Happened::LedgerFailed {
             outcome: error.outcome(),
-            error: error.to_string(),
         };
         self.events.emit(&record.workload, happened);
         if let Err(e) = self.ledger.update(entry, &record, &entry.issued).await {

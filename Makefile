@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help build images test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-sustained bench-token-service bench-fetchers bench-pod-start bench-profile demo lint fmt docs
+.PHONY: help build images test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-sustained bench-token-service bench-fetchers bench-pod-start bench-profile demo lint monitoring fmt docs
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,11 @@ unit: ## Rust unit and integration tests (no cluster; the LDAP test starts its o
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# promtool is built once (about 4 minutes on 2 cores) into ~/.cache/kube2hadoop/promtool-<version>/;
+# later runs take seconds. `manifests/monitoring/check.sh --write` regenerates prometheusrule.yaml.
+monitoring: ## alerts and dashboard: PrometheusRule matches rules.yaml, promtool check and test rules, dashboard exprs parse
+	manifests/monitoring/check.sh
 
 fmt: ## format the code
 	$(CARGO) fmt --all

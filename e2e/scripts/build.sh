@@ -5,35 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-# ensure_go: a Go toolchain at GO_VERSION or newer on PATH. An installed go >= 1.21 fetches
-# the pinned one itself (GOTOOLCHAIN, checked against the checksum database); without go, the
-# toolchain module's zip comes from the module proxy into the cache.
-ensure_go() {
-  local have
-  have=$(go env GOVERSION 2>/dev/null || true)
-  have=${have#go}
-  if [ -n "$have" ] && [ "$(printf '%s\n' "$GO_VERSION" "$have" | sort -V | head -1)" = "$GO_VERSION" ]; then
-    export GOTOOLCHAIN=local
-  elif [ -n "$have" ] && [ "$(printf '%s\n' 1.21 "$have" | sort -V | head -1)" = 1.21 ]; then
-    export GOTOOLCHAIN=go$GO_VERSION
-  else
-    local dir=$CACHE/go-$GO_VERSION arch
-    arch=$(uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
-    local mod=v0.0.1-go$GO_VERSION.linux-$arch
-    if [ ! -x "$dir/bin/go" ]; then
-      log "fetching Go $GO_VERSION from the module proxy"
-      mkdir -p "$CACHE/build"
-      curl -fsSL --max-time 600 -o "$CACHE/build/go.zip" \
-        "${GOPROXY_URL:-https://proxy.golang.org}/golang.org/toolchain/@v/$mod.zip"
-      rm -rf "$CACHE/build/go-unzip" && python3 -m zipfile -e "$CACHE/build/go.zip" "$CACHE/build/go-unzip"
-      mv "$CACHE/build/go-unzip/golang.org/toolchain@$mod" "$dir"
-      chmod +x "$dir"/bin/* "$dir"/pkg/tool/*/*
-      rm -rf "$CACHE/build/go.zip" "$CACHE/build/go-unzip"
-    fi
-    export PATH=$dir/bin:$PATH GOTOOLCHAIN=local
-  fi
-}
-ensure_go
+ensure_go # lib.sh
 export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
 # Reuse the user's module and build caches across versions and runs.
 export GOMODCACHE=${GOMODCACHE:-$(go env GOMODCACHE)} GOCACHE=${GOCACHE:-$(go env GOCACHE)}

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help build images test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-sustained bench-token-service bench-fetchers bench-pod-start bench-profile demo lint monitoring fmt docs
+.PHONY: help build images test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-sustained bench-token-service bench-fetchers bench-pod-start bench-profile demo lint monitoring fmt docs chart
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,11 @@ lint: ## rustfmt and clippy, warnings are errors
 # later runs take seconds. `manifests/monitoring/check.sh --write` regenerates prometheusrule.yaml.
 monitoring: ## alerts and dashboard: PrometheusRule matches rules.yaml, promtool check and test rules, dashboard exprs parse
 	manifests/monitoring/check.sh
+
+# helm is built once into ~/.cache/kube2hadoop (charts/helm.sh, about 5 minutes cold); kubectl is
+# the bed's (e2e/scripts/build.sh); then the check takes seconds.
+chart: ## helm lint --strict and template of charts/kube2hadoop, schema checks, drift from manifests/ overlays
+	CARGO=$(CARGO) charts/check-drift.sh
 
 fmt: ## format the code
 	$(CARGO) fmt --all

@@ -9,6 +9,8 @@
 #   install.sh up     install and wait for both Deployments (replaces the bed's registration of
 #                     the local iddecorator process with the Service one)
 #   install.sh down   delete what `up` installed and register the local iddecorator again
+#   install.sh generate   only write the bed's certificates, credentials and config into
+#                     $K2H_INSTALL_DIR (default $STATE/install): helm-install.sh turns them into values
 #
 # Needs the real node (up.sh without K2H_E2E_REAL_NODE=0); starts the Hadoop and LDAP beds if
 # they are not running.
@@ -19,7 +21,7 @@ source "$(dirname "$0")/lib.sh"
 source "$STATE/ports"
 [ -s "$STATE/node/ports" ] ||
   die "the installed manifests run on the real node: start the bed with it (K2H_E2E_REAL_NODE=1)"
-DIR=$STATE/install
+DIR=${K2H_INSTALL_DIR:-$STATE/install}
 PKI=$STATE/pki
 
 kubectl_admin() { "$KUBECTL" --kubeconfig "$STATE/kubeconfig" --context admin --request-timeout=30s "$@"; }
@@ -164,5 +166,6 @@ yaml.safe_dump_all(docs, sys.stdout)' | kubectl_admin delete --ignore-not-found 
 case ${1:-} in
 up) do_up ;;
 down) do_down ;;
-*) die "usage: $0 up|down" ;;
+generate) generate ;;
+*) die "usage: $0 up|down|generate" ;;
 esac

@@ -40,8 +40,8 @@ die_component() {
 
 # ensure_go: a Go toolchain at GO_VERSION or newer on PATH. An installed go >= 1.21 fetches
 # the pinned one itself (GOTOOLCHAIN, checked against the checksum database); without go, the
-# toolchain module's zip comes from the module proxy into the cache. Used by build.sh and
-# manifests/monitoring/check.sh (promtool).
+# toolchain module's zip comes from the module proxy into the cache. Used by build.sh,
+# manifests/monitoring/check.sh (promtool) and charts/helm.sh.
 ensure_go() {
   local have
   have=$(go env GOVERSION 2>/dev/null || true)
@@ -135,3 +135,4 @@ contexts:
 current-context: $name
 KC
 }
+

@@ -11,7 +11,8 @@
 //! - [`hadoop`], [`ldap`]: the Kerberized HDFS and LDAP beds;
 //! - [`token_service`]: token-service processes started by tests, and HTTPS to them;
 //! - [`rogue`]: a hostile mutating webhook served from the test process;
-//! - [`kubectl`], [`cert_manager`]: the manifests checks (`tests/manifests.rs`).
+//! - [`kubectl`], [`cert_manager`]: the manifests checks (`tests/manifests.rs`);
+//! - [`installed`]: kube2hadoop installed as pods (`tests/installed.rs`, `tests/helm.rs`).
 #![forbid(unsafe_code)]
 
 pub mod balancer;
@@ -21,6 +22,7 @@ pub mod events;
 pub mod faults;
 pub mod fixture;
 pub mod hadoop;
+pub mod installed;
 pub mod kubectl;
 pub mod ldap;
 pub mod ledger;

@@ -20,6 +20,7 @@ use e2e::kubectl::{Kubectl, find, items};
 use e2e::wait::{self, Poll};
 use e2e::{Error, ensure};
 use iddecorator::certs::{self, Bundle, CertsArgs};
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::RwLock;
@@ -243,11 +244,16 @@ fn configuration_files_are_accepted_by_the_binaries() -> Result<(), Error> {
         .map_err(|e| Error::Check(format!("{}: {e}", policy_path.display())))?;
 
     // Only the mounted files may be missing here: the keytab, krb5.conf and password.
-    let config = base.join("token-service-config.yaml");
+    config_accepted(&base.join("token-service-config.yaml"))
+}
+
+/// token-service loads the config file at `config`, but for files under /etc/kube2hadoop/ (the
+/// mounts: keytab, krb5.conf, password), which do not exist here.
+fn config_accepted(config: &Path) -> Result<(), Error> {
     let cli = token_service::config::Cli::try_parse_from([
         "token-service",
         "--config",
-        path_str(&config)?,
+        path_str(config)?,
     ])
     .map_err(|e| Error::Check(e.to_string()))?;
     match token_service::config::Settings::load(cli) {
@@ -266,6 +272,62 @@ fn configuration_files_are_accepted_by_the_binaries() -> Result<(), Error> {
             })
         }
     }
+}
+
+/// charts/kube2hadoop with every option (its ci/everything-values.yaml): the policy and config
+/// it renders are read by the binaries' own parsers, so its schema lets through nothing they
+/// refuse and its mount paths are ones they accept. Runs `charts/helm.sh` (built once).
+#[test]
+fn the_charts_configuration_files_are_accepted_by_the_binaries() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(io("create a temporary directory".into()))?;
+    generate_certs(dir.path(), None)?;
+    let file = |name: &str| format!("{}", dir.path().join(name).display());
+    let chart = root().join("charts/kube2hadoop");
+    let out = std::process::Command::new(root().join("charts/helm.sh"))
+        .args([
+            "template",
+            "kube2hadoop",
+            path_str(&chart)?,
+            "-n",
+            "k2h-other",
+            "-f",
+        ])
+        .arg(chart.join("ci/everything-values.yaml"))
+        .args([
+            "--set-file",
+            &format!("certificates.caBundle={}", file("ca.crt")),
+        ])
+        .args([
+            "--set-file",
+            &format!("certificates.iddecorator.cert={}", file("tls.crt")),
+        ])
+        .args([
+            "--set-file",
+            &format!("certificates.iddecorator.key={}", file("tls.key")),
+        ])
+        .output()
+        .map_err(io("run charts/helm.sh".into()))?;
+    ensure(out.status.success(), || {
+        format!("helm template: {}", String::from_utf8_lossy(&out.stderr))
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut files = std::collections::BTreeMap::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let v = Value::deserialize(doc)
+            .map_err(|e| Error::Check(format!("helm template printed bad YAML: {e}")))?;
+        if v["kind"] == "ConfigMap" && v["metadata"]["namespace"] == "k2h-other" {
+            for (key, body) in v["data"].as_object().into_iter().flatten() {
+                files.insert(key.clone(), body.as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    let policy = files.get("policy.yaml").cloned().unwrap_or_default();
+    iddecorator::policy::Policy::from_yaml(&policy)
+        .map_err(|e| Error::Check(format!("the chart's policy.yaml: {e}\n{policy}")))?;
+    let config = dir.path().join("config.yaml");
+    let body = files.get("config.yaml").cloned().unwrap_or_default();
+    std::fs::write(&config, &body).map_err(io(format!("write {}", config.display())))?;
+    config_accepted(&config)
 }
 
 #[tokio::test]

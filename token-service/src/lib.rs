@@ -11,6 +11,9 @@ pub mod config;
 pub mod coverage;
 pub mod directory;
 pub mod error;
+// Test code, never in release binaries: the fuzz target and tests/fuzz_regressions.rs enable
+// `fuzzing`; unit tests see `fuzz` without it.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
 pub mod identity;
 pub mod index;

@@ -21,7 +21,7 @@ KINDS = [
     ("kubeflow.org", "v1", "PaddleJob", "paddlejobs", ["spec.paddleReplicaSpecs.Worker.template"]),
     ("kubeflow.org", "v1", "MXJob", "mxjobs", ["spec.mxReplicaSpecs.Scheduler.template", "spec.mxReplicaSpecs.Worker.template"]),
     ("kubeflow.org", "v1", "JAXJob", "jaxjobs", ["spec.jaxReplicaSpecs.Worker.template"]),
-    # Kinds of iddecorator::fuzz::RICH_POLICY.
+    # Kinds of iddecorator::fuzz::rich_policy().
     ("ray.io", "v1", "RayCluster", "rayclusters", ["spec.headGroupSpec.template", "spec.workerGroupSpecs.0.template"]),
     ("example.com", "v1", "Fanout", "fanouts", ["spec.a.template", "spec.b.template"]),
 ]

@@ -349,30 +349,8 @@ fn count_i32(n: usize) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::tests::arb_token;
+    use crate::fixtures::{self, arb_token};
     use proptest::prelude::*;
-
-    fn sample() -> Credentials {
-        let mut c = Credentials::default();
-        c.add_token(
-            "ha-hdfs:ns1",
-            Token {
-                identifier: vec![0, 1, b'a', 0, 0, 1, 2, 3, 4],
-                password: Secret::from(b"secret-pw".as_slice()),
-                kind: "HDFS_DELEGATION_TOKEN".into(),
-                service: "ha-hdfs:ns1".into(),
-            },
-        );
-        c.add_token(
-            "kms",
-            Token {
-                kind: "kms-dt".into(),
-                ..Token::default()
-            },
-        );
-        c.add_secret_key("spark.key", Secret::from(b"k3y".as_slice()));
-        c
-    }
 
     #[test]
     fn minimal_files() {
@@ -415,7 +393,7 @@ mod tests {
     #[test]
     fn truncated_and_trailing_in_both_formats() {
         for format in [Format::Writable, Format::Protobuf] {
-            let bytes = sample().encode(format);
+            let bytes = fixtures::credentials().encode(format);
             for cut in 0..bytes.len() {
                 let err = Credentials::decode(&bytes[..cut]).unwrap_err();
                 assert!(err.offset <= cut, "{format:?} cut at {cut}: {err}");
@@ -482,7 +460,7 @@ mod tests {
 
     #[test]
     fn add_token_replaces_in_place() {
-        let mut c = sample();
+        let mut c = fixtures::credentials();
         c.add_token("ha-hdfs:ns1", Token::default());
         assert_eq!(c.tokens.len(), 2);
         assert_eq!(c.tokens[0].0, "ha-hdfs:ns1");
@@ -491,7 +469,7 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let shown = format!("{:?}", sample());
+        let shown = format!("{:?}", fixtures::credentials());
         assert!(!shown.contains("secret-pw") && !shown.contains("k3y"));
         assert!(shown.contains("spark.key"));
     }

@@ -1,7 +1,7 @@
 //! Replays what `make fuzz` keeps (`fuzz/corpus/<target>/`, the minimized corpus, and
 //! `fuzz/regressions/<target>/`, minimized crash inputs) through a fuzz entry point, on
-//! stable, for every crate's `tests/fuzz_regressions.rs`. Behind the `fuzz-replay` feature so
-//! only those tests build it. See docs/reliability.md.
+//! stable, for every crate's `tests/fuzz_regressions.rs`. Behind the `fuzzing` feature, so
+//! release builds leave it out. See docs/reliability.md.
 
 use std::path::{Path, PathBuf};
 

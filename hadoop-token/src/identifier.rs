@@ -153,41 +153,10 @@ impl DelegationIdentifier {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::fixtures::{self, arb_identifier};
     use proptest::prelude::*;
-
-    pub fn arb_identifier() -> impl Strategy<Value = DelegationIdentifier> {
-        (
-            (".{0,12}", ".{0,12}", ".{0,12}"),
-            (any::<i64>(), any::<i64>(), any::<i32>(), any::<i32>()),
-        )
-            .prop_map(
-                |((owner, renewer, real_user), (issue_date, max_date, seq, key))| {
-                    DelegationIdentifier {
-                        owner,
-                        renewer,
-                        real_user,
-                        issue_date,
-                        max_date,
-                        sequence_number: seq,
-                        master_key_id: key,
-                    }
-                },
-            )
-    }
-
-    fn sample() -> DelegationIdentifier {
-        DelegationIdentifier {
-            owner: "alice".into(),
-            renewer: "yarn".into(),
-            real_user: "hdfs".into(),
-            issue_date: 1_764_072_000_000,
-            max_date: 1_764_676_800_000,
-            sequence_number: 7,
-            master_key_id: 2,
-        }
-    }
 
     #[test]
     fn writable_layout_and_minimal() {
@@ -196,13 +165,13 @@ pub(crate) mod tests {
         assert_eq!(id, DelegationIdentifier::default());
         assert_eq!(id.encode(IdentifierFormat::Writable), minimal);
 
-        let bytes = sample().encode(IdentifierFormat::Writable);
+        let bytes = fixtures::identifier().encode(IdentifierFormat::Writable);
         assert_eq!(&bytes[..7], &[0, 5, b'a', b'l', b'i', b'c', b'e']);
     }
 
     #[test]
     fn writable_errors_name_offsets() {
-        let bytes = sample().encode(IdentifierFormat::Writable);
+        let bytes = fixtures::identifier().encode(IdentifierFormat::Writable);
         let err =
             DelegationIdentifier::decode(IdentifierFormat::Writable, &bytes[..bytes.len() - 1])
                 .unwrap_err();
@@ -250,17 +219,20 @@ pub(crate) mod tests {
 
     #[test]
     fn kinds_select_formats_and_unknown_stay_opaque() {
-        let w = sample().encode(IdentifierFormat::Writable);
+        let w = fixtures::identifier().encode(IdentifierFormat::Writable);
         for kind in [
             HDFS_DELEGATION_TOKEN,
             WEBHDFS_DELEGATION,
             SWEBHDFS_DELEGATION,
             KMS_DELEGATION_TOKEN,
         ] {
-            assert_eq!(decode(kind, &w).unwrap(), Some(sample()));
+            assert_eq!(decode(kind, &w).unwrap(), Some(fixtures::identifier()));
         }
-        let y = sample().encode(IdentifierFormat::YarnProto);
-        assert_eq!(decode(RM_DELEGATION_TOKEN, &y).unwrap(), Some(sample()));
+        let y = fixtures::identifier().encode(IdentifierFormat::YarnProto);
+        assert_eq!(
+            decode(RM_DELEGATION_TOKEN, &y).unwrap(),
+            Some(fixtures::identifier())
+        );
         assert_eq!(decode("SOMETHING_ELSE", b"\xff\xff").unwrap(), None);
     }
 

@@ -127,38 +127,15 @@ impl Token {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::codec::Problem;
+    use crate::fixtures::{self, arb_token};
     use proptest::prelude::*;
-
-    pub fn arb_token() -> impl Strategy<Value = Token> {
-        (
-            proptest::collection::vec(any::<u8>(), 0..64),
-            proptest::collection::vec(any::<u8>(), 0..32),
-            ".{0,24}",
-            ".{0,24}",
-        )
-            .prop_map(|(identifier, password, kind, service)| Token {
-                identifier,
-                password: Secret::new(password),
-                kind,
-                service,
-            })
-    }
-
-    fn sample() -> Token {
-        Token {
-            identifier: vec![0, 5, b'a', b'l', b'i', b'c', b'e'],
-            password: Secret::from(b"pw".as_slice()),
-            kind: "HDFS_DELEGATION_TOKEN".into(),
-            service: "ha-hdfs:ns1".into(),
-        }
-    }
 
     #[test]
     fn writable_layout() {
-        let bytes = sample().to_writable();
+        let bytes = fixtures::token().to_writable();
         let mut expected = vec![7, 0, 5, b'a', b'l', b'i', b'c', b'e', 2, b'p', b'w', 21];
         expected.extend_from_slice(b"HDFS_DELEGATION_TOKEN");
         expected.push(11);
@@ -171,7 +148,7 @@ pub(crate) mod tests {
         let empty = Token::from_writable(&[0, 0, 0, 0]).unwrap();
         assert_eq!(empty, Token::default());
 
-        let bytes = sample().to_writable();
+        let bytes = fixtures::token().to_writable();
         let err = Token::from_writable(&bytes[..bytes.len() - 1]).unwrap_err();
         assert_eq!(err.offset, 34);
         assert!(matches!(err.problem, Problem::Truncated { needed: 11, .. }));
@@ -196,7 +173,7 @@ pub(crate) mod tests {
 
     #[test]
     fn url_string_accepts_all_base64_variants() {
-        let token = sample();
+        let token = fixtures::token();
         let url = token.to_url_string();
         assert!(!url.contains('=') && !url.contains('+') && !url.contains('/'));
         assert_eq!(Token::from_url_string(&url).unwrap(), token);
@@ -222,7 +199,7 @@ pub(crate) mod tests {
 
     #[test]
     fn debug_hides_password() {
-        let shown = format!("{:?}", sample());
+        let shown = format!("{:?}", fixtures::token());
         assert!(shown.contains("HDFS_DELEGATION_TOKEN"));
         assert!(!shown.contains("pw\"") && !shown.contains("[112, 119]"));
     }

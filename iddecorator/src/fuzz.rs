@@ -3,17 +3,25 @@
 //! a fuzzer reports it. Input that the server would reject before deciding is ignored.
 use crate::decision::{Decision, PodLookup, mutate, validate, validate_only, validate_with};
 use crate::policy::Policy;
+use crate::review;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::core::{
-    DynamicObject,
-    admission::{AdmissionRequest, AdmissionReview},
-};
+use kube::core::{DynamicObject, admission::AdmissionRequest};
 use serde_json::Value;
 use std::sync::OnceLock;
 
-/// A policy exercising everything that changes the decision: username mapping, a changed
-/// trusted-controller list, a custom kind with wildcard template paths, and injection settings.
-pub const RICH_POLICY: &str = r#"
+/// The `injection:` section of [`rich_policy`], every setting changed from its default; on its
+/// own, the policy of the test that checks each setting reaches the fetcher.
+pub const INJECTION_POLICY: &str = r#"
+injection:
+  image: registry.example/k2h/init-fetcher:1.2.3
+  tokenServiceUrl: https://k2h.example:9443
+  caFile: /etc/ssl/k2h-ca.pem
+  deadline: 5m
+  tokenExpirationSeconds: 7200
+"#;
+
+/// The rest of [`rich_policy`].
+const RICH_RULES: &str = r#"
 trustedControllers:
   - {username: system:serviceaccount:kube-system:replicaset-controller, ownerKinds: [apps/ReplicaSet]}
   - {username: system:serviceaccount:kube-system:job-controller, ownerKinds: [batch/Job]}
@@ -27,34 +35,24 @@ kinds:
   - {group: ray.io, kind: RayCluster, templatePaths: [spec.headGroupSpec.template, "spec.workerGroupSpecs[].template"]}
   - {group: example.com, kind: Fanout, templatePaths: ["spec.*.template"]}
   - {group: apps, kind: Deployment, templatePaths: [spec.template]}
-injection:
-  image: registry.example/k2h/init-fetcher:1.2.3
-  tokenServiceUrl: https://k2h.example:9443
-  caFile: /etc/ssl/k2h-ca.pem
-  deadline: 5m
-  tokenExpirationSeconds: 7200
 "#;
+
+/// A policy exercising everything that changes the decision: username mapping, a changed
+/// trusted-controller list, a custom kind with wildcard template paths, and injection settings.
+pub fn rich_policy() -> Policy {
+    Policy::from_yaml(&[RICH_RULES, INJECTION_POLICY].concat())
+        .unwrap_or_else(|e| panic!("fuzz::rich_policy must be valid: {e}"))
+}
 
 fn policies() -> &'static [Policy; 2] {
     static POLICIES: OnceLock<[Policy; 2]> = OnceLock::new();
-    POLICIES.get_or_init(|| {
-        let rich = Policy::from_yaml(RICH_POLICY)
-            .unwrap_or_else(|e| panic!("fuzz::RICH_POLICY must be valid: {e}"));
-        [Policy::default(), rich]
-    })
+    POLICIES.get_or_init(|| [Policy::default(), rich_policy()])
 }
 
-/// Bytes → AdmissionReview (as the server decodes them) → `/mutate` and `/validate` under the
-/// default and the rich policy; see [`check_request`].
+/// Bytes → AdmissionRequest (read by [`review::request_of`], as the server reads a body) →
+/// `/mutate` and `/validate` under the default and the rich policy; see [`check_request`].
 pub fn admission(data: &[u8]) {
-    let Ok(review) = serde_json::from_slice::<AdmissionReview<DynamicObject>>(data) else {
-        return;
-    };
-    // The server's checks before it decides (`server.rs`).
-    if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
-        return;
-    }
-    let Ok(request): Result<AdmissionRequest<DynamicObject>, _> = review.try_into() else {
+    let Ok(request) = review::request_of(data) else {
         return;
     };
     for policy in policies() {

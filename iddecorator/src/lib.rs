@@ -7,11 +7,14 @@
 
 pub mod annotations;
 pub mod decision;
-/// Fuzz entry points (also replayed by `tests/fuzz_regressions.rs`).
+// Test code, never in release binaries: the fuzz targets and tests/fuzz_regressions.rs enable
+// `fuzzing`; unit tests see `fuzz` without it.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
 pub mod injection;
 pub mod pointer;
 pub mod policy;
+pub mod review;
 pub mod trust;
 pub mod username;
 pub mod workload;

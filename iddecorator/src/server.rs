@@ -7,6 +7,7 @@ use crate::decision::{self, Decision};
 use crate::metrics::{Endpoint, Metrics, Outcome};
 use crate::pods::PodReader;
 use crate::policy::Policy;
+use crate::review;
 use arc_swap::ArcSwap;
 use base64::Engine;
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use k2h_http::Readiness;
 use k2h_http::respond::{self, Body, json_error, json_response};
 use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::core::response::StatusSummary;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -95,23 +96,9 @@ async fn admission(app: &App, endpoint: Endpoint, req: &Request<Bytes>) -> Respo
             );
         }
     }
-    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(req.body()) {
+    let request = match review::request_of(req.body()) {
         Ok(r) => r,
-        Err(e) => {
-            return invalid(format!(
-                "body is not an admission.k8s.io/v1 AdmissionReview: {e}"
-            ));
-        }
-    };
-    if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
-        return invalid(format!(
-            "expected apiVersion admission.k8s.io/v1 kind AdmissionReview, got {:?} {:?}",
-            review.types.api_version, review.types.kind
-        ));
-    }
-    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
-        Ok(r) => r,
-        Err(_) => return invalid("the AdmissionReview has no request".into()),
+        Err(e) => return invalid(e.to_string()),
     };
 
     // Only `/validate` decides CONNECTs (the mutating webhook is not registered for them).
@@ -274,8 +261,7 @@ mod tests {
     }
 
     fn pod_request() -> AdmissionRequest<DynamicObject> {
-        let review: AdmissionReview<DynamicObject> = serde_json::from_str(POD_CREATE).unwrap();
-        review.try_into().unwrap()
+        review::request_of(POD_CREATE.as_bytes()).unwrap()
     }
 
     #[tokio::test]

@@ -163,6 +163,15 @@ async fn post(
     (status, v)
 }
 
+/// [`post`] of a JSON body.
+async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: impl Into<reqwest::Body>,
+) -> (reqwest::StatusCode, Value) {
+    post(http, url, body, "application/json").await
+}
+
 fn decoded_patch(review: &Value) -> Vec<Value> {
     assert_eq!(review["response"]["patchType"], "JSONPatch", "{review}");
     let b64 = review["response"]["patch"]
@@ -234,13 +243,7 @@ async fn webhook_over_tls_end_to_end() {
     let base = server.base.clone();
 
     // A Pod CREATE by alice claiming to be bob: the patch stamps alice.
-    let (status, review) = post(
-        &http1,
-        &format!("{base}/mutate"),
-        POD_CREATE,
-        "application/json",
-    )
-    .await;
+    let (status, review) = post_json(&http1, &format!("{base}/mutate"), POD_CREATE).await;
     assert_eq!(status, 200, "{review}");
     let request: Value = serde_json::from_str(POD_CREATE).unwrap();
     assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
@@ -255,13 +258,7 @@ async fn webhook_over_tls_end_to_end() {
     );
 
     // A Deployment CREATE: the pod template is stamped too.
-    let (status, review) = post(
-        &http1,
-        &format!("{base}/mutate"),
-        DEPLOYMENT_CREATE,
-        "application/json",
-    )
-    .await;
+    let (status, review) = post_json(&http1, &format!("{base}/mutate"), DEPLOYMENT_CREATE).await;
     assert_eq!(status, 200, "{review}");
     let request: Value = serde_json::from_str(DEPLOYMENT_CREATE).unwrap();
     let patch = decoded_patch(&review);
@@ -271,13 +268,7 @@ async fn webhook_over_tls_end_to_end() {
     );
 
     // /validate on the unpatched object (annotation says bob, submitter alice): denied, 403.
-    let (status, review) = post(
-        &http1,
-        &format!("{base}/validate"),
-        POD_CREATE,
-        "application/json",
-    )
-    .await;
+    let (status, review) = post_json(&http1, &format!("{base}/validate"), POD_CREATE).await;
     assert_eq!(status, 200, "{review}");
     assert_eq!(review["response"]["allowed"], false, "{review}");
     assert_eq!(review["response"]["status"]["code"], 403);
@@ -290,45 +281,26 @@ async fn webhook_over_tls_end_to_end() {
 
     // Bad input: each gets a JSON error and the server keeps going.
     let mutate = format!("{base}/mutate");
-    let (s, e) = post(&http1, &mutate, "{not json", "application/json").await;
+    let (s, e) = post_json(&http1, &mutate, "{not json").await;
     assert_eq!(s, 400, "{e}");
     assert!(
         e["error"].as_str().unwrap().contains("AdmissionReview"),
         "{e}"
     );
-    let (s, e) = post(
-        &http1,
-        &mutate,
-        vec![0xff_u8, 0x00, 0x13],
-        "application/json",
-    )
-    .await;
+    let (s, e) = post_json(&http1, &mutate, vec![0xff_u8, 0x00, 0x13]).await;
     assert_eq!(s, 400, "{e}");
-    let (s, e) = post(
-        &http1,
-        &mutate,
-        r#"{"apiVersion":"v1","kind":"Pod"}"#,
-        "application/json",
-    )
-    .await;
+    let (s, e) = post_json(&http1, &mutate, r#"{"apiVersion":"v1","kind":"Pod"}"#).await;
     assert_eq!(s, 400, "{e}");
-    let (s, e) = post(
+    let (s, e) = post_json(
         &http1,
         &mutate,
         r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
-        "application/json",
     )
     .await;
     assert_eq!(s, 400, "{e}");
     let (s, e) = post(&http1, &mutate, POD_CREATE, "text/plain").await;
     assert_eq!(s, 415, "{e}");
-    let (s, e) = post(
-        &http1,
-        &mutate,
-        vec![b' '; MAX_BODY + 1],
-        "application/json",
-    )
-    .await;
+    let (s, e) = post_json(&http1, &mutate, vec![b' '; MAX_BODY + 1]).await;
     assert_eq!(s, 413, "{e}");
     let r = http1.get(&mutate).send().await.unwrap();
     assert_eq!(r.status(), 405);
@@ -404,7 +376,7 @@ async fn webhook_over_tls_end_to_end() {
         "k2h_reloads_total{target=\"policy\",result=\"failure\"} 1",
     )
     .await;
-    let (status, review) = post(&http1, &mutate, POD_CREATE, "application/json").await;
+    let (status, review) = post_json(&http1, &mutate, POD_CREATE).await;
     assert_eq!(status, 200, "{review}");
     assert_eq!(review["response"]["allowed"], true);
     write_atomically(&policy, "# still the defaults\n{}\n");

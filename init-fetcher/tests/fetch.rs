@@ -7,13 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hadoop_token::identifier::HDFS_DELEGATION_TOKEN;
-use hadoop_token::{Credentials, DelegationIdentifier, Format, IdentifierFormat, Secret, Token};
+use hadoop_token::Format;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 use rcgen::{CertificateParams, KeyPair};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
+
+mod common;
+use common::stderr;
 
 /// Every wait in these tests is bounded by this.
 const BOUND: Duration = Duration::from_secs(60);
@@ -165,27 +167,50 @@ async fn start(pki: &Pki, script: Script) -> SocketAddr {
     addr
 }
 
-fn credentials(seq: i32) -> Vec<u8> {
-    let id = DelegationIdentifier {
-        owner: "alice".into(),
-        renewer: "yarn".into(),
-        real_user: "hdfs".into(),
-        issue_date: 1_764_072_000_000,
-        max_date: 1_764_676_800_000,
-        sequence_number: seq,
-        master_key_id: 1,
-    };
-    let mut c = Credentials::default();
-    c.add_token(
-        "ha-hdfs:ns1",
-        Token {
-            identifier: id.encode(IdentifierFormat::Writable),
-            password: Secret::from(b"TOPSECRETPASSWORD".as_slice()),
-            kind: HDFS_DELEGATION_TOKEN.into(),
-            service: "ha-hdfs:ns1".into(),
-        },
-    );
-    c.encode(Format::Writable).to_vec()
+/// A credentials file as the service sends it, numbered `seq`.
+fn body(seq: i32) -> Vec<u8> {
+    common::credentials(seq).encode(Format::Writable).to_vec()
+}
+
+/// A fake service answering from `replies`, and a directory for the fetcher's file.
+struct Bed {
+    pki: Pki,
+    script: Script,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    out: PathBuf,
+}
+
+impl Bed {
+    async fn start(replies: Vec<Reply>) -> Bed {
+        let pki = Pki::new();
+        let script = Script::new(replies);
+        let addr = start(&pki, script.clone()).await;
+        let (dir, out) = out_dir();
+        Bed {
+            pki,
+            script,
+            addr,
+            dir,
+            out,
+        }
+    }
+
+    fn fetcher(&self, sub: &str, extra: &[&str]) -> Command {
+        fetcher(sub, self.addr, &self.pki, &self.out, extra)
+    }
+
+    /// Runs the fetcher to its end.
+    async fn run(&self, sub: &str, extra: &[&str]) -> Output {
+        finish(self.fetcher(sub, extra).spawn().unwrap()).await
+    }
+}
+
+/// An empty directory for the fetcher's output, and the file it is to write there.
+fn out_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("token");
+    (dir, out)
 }
 
 fn fetcher(sub: &str, addr: SocketAddr, pki: &Pki, out: &Path, extra: &[&str]) -> Command {
@@ -215,8 +240,15 @@ async fn finish(child: Child) -> Output {
         .expect("init-fetcher runs")
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+#[track_caller]
+fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "{}", stderr(o));
+}
+
+#[track_caller]
+fn assert_logged(o: &Output, text: &str) {
+    let err = stderr(o);
+    assert!(err.contains(text), "{err}");
 }
 
 fn files(dir: &Path) -> Vec<String> {
@@ -240,20 +272,17 @@ fn free_addr() -> SocketAddr {
 /// server is not trusted; garbage is refused before any request.
 #[tokio::test]
 async fn the_ca_can_be_given_inline_in_the_environment() {
-    let pki = Pki::new();
-    let body = credentials(1);
-    let addr = start(&pki, Script::new(vec![ok(body.clone())])).await;
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("token");
+    let body = body(1);
+    let bed = Bed::start(vec![ok(body.clone())]).await;
     let inline = |pem: String| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_init-fetcher"));
         cmd.args([
             "fetch",
             "--url",
-            &format!("https://localhost:{}", addr.port()),
+            &format!("https://localhost:{}", bed.addr.port()),
         ])
         .arg("--out")
-        .arg(&out)
+        .arg(&bed.out)
         .args(["--deadline", "2s", "--max-backoff", "500ms"])
         .env("K2H_FETCH_CA_PEM", pem)
         .stdin(Stdio::null())
@@ -262,46 +291,33 @@ async fn the_ca_can_be_given_inline_in_the_environment() {
         .kill_on_drop(true);
         cmd
     };
-    let pem = std::fs::read_to_string(pki.ca()).unwrap();
+    let pem = std::fs::read_to_string(bed.pki.ca()).unwrap();
     let o = finish(inline(pem).spawn().unwrap()).await;
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(std::fs::read(&out).unwrap(), body);
+    assert_exit(&o, 0);
+    assert_eq!(std::fs::read(&bed.out).unwrap(), body);
     let o = finish(inline("not a certificate".into()).spawn().unwrap()).await;
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("--ca-pem (K2H_FETCH_CA_PEM)"),
-        "{}",
-        stderr(&o)
-    );
+    assert_exit(&o, 1);
+    assert_logged(&o, "--ca-pem (K2H_FETCH_CA_PEM)");
 }
 
 #[tokio::test]
 async fn success_writes_the_file_with_mode_0440_and_sends_the_sa_token() {
     use std::os::unix::fs::PermissionsExt as _;
-    let pki = Pki::new();
-    let body = credentials(1);
-    let script = Script::new(vec![ok(body.clone())]);
-    let addr = start(&pki, script.clone()).await;
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("token");
-    let sa = out_dir.path().join("sa-token");
+    let body = body(1);
+    let bed = Bed::start(vec![ok(body.clone())]).await;
+    let sa = bed.dir.path().join("sa-token");
     std::fs::write(&sa, "header.payload.sig\n").unwrap();
     let sa_arg = sa.to_str().unwrap().to_owned();
-    let o = finish(
-        fetcher("fetch", addr, &pki, &out, &["--sa-token-file", &sa_arg])
-            .spawn()
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(std::fs::read(&out).unwrap(), body);
-    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    let o = bed.run("fetch", &["--sa-token-file", &sa_arg]).await;
+    assert_exit(&o, 0);
+    assert_eq!(std::fs::read(&bed.out).unwrap(), body);
+    let mode = std::fs::metadata(&bed.out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o440);
     assert_eq!(
-        script.requests(),
+        bed.script.requests(),
         [Some("Bearer header.payload.sig".to_owned())]
     );
-    assert_eq!(files(out_dir.path()), ["sa-token", "token"]);
+    assert_eq!(files(bed.dir.path()), ["sa-token", "token"]);
     let err = stderr(&o);
     assert!(err.contains("credentials file written"), "{err}");
     assert!(
@@ -312,141 +328,90 @@ async fn success_writes_the_file_with_mode_0440_and_sends_the_sa_token() {
 
 #[tokio::test]
 async fn refused_fails_fast_with_the_message() {
-    let pki = Pki::new();
-    let script = Script::new(vec![error(
+    let bed = Bed::start(vec![error(
         403,
         "forbidden",
         "pod ml/train has no kube2hadoop.io/user",
-    )]);
-    let addr = start(&pki, script.clone()).await;
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("token");
-    let o = finish(
-        fetcher("fetch", addr, &pki, &out, &["--deadline", "60s"])
-            .spawn()
-            .unwrap(),
-    )
+    )])
     .await;
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("HTTP 403: pod ml/train has no kube2hadoop.io/user"),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(script.requests().len(), 1);
-    assert!(files(out_dir.path()).is_empty());
+    let o = bed.run("fetch", &["--deadline", "60s"]).await;
+    assert_exit(&o, 2);
+    assert_logged(&o, "HTTP 403: pod ml/train has no kube2hadoop.io/user");
+    assert_eq!(bed.script.requests().len(), 1);
+    assert!(files(bed.dir.path()).is_empty());
 }
 
 #[tokio::test]
 async fn an_address_not_known_yet_is_retried_until_the_service_knows_the_pod() {
     // A kubelet starts init containers before the API server has the pod's IP.
-    let pki = Pki::new();
     let unknown = error(
         401,
         "unknown_address",
         "no running pod has address 10.244.0.7",
     );
-    let script = Script::new(vec![unknown.clone(), unknown, ok(credentials(1))]);
-    let addr = start(&pki, script.clone()).await;
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("token");
-    let o = finish(
-        fetcher("fetch", addr, &pki, &out, &["--deadline", "60s"])
-            .spawn()
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(script.requests().len(), 3);
-    assert!(
-        stderr(&o).contains("does not know this pod's address yet"),
-        "{}",
-        stderr(&o)
-    );
+    let bed = Bed::start(vec![unknown.clone(), unknown, ok(body(1))]).await;
+    let o = bed.run("fetch", &["--deadline", "60s"]).await;
+    assert_exit(&o, 0);
+    assert_eq!(bed.script.requests().len(), 3);
+    assert_logged(&o, "does not know this pod's address yet");
 }
 
 #[tokio::test]
 async fn unavailable_then_success() {
-    let pki = Pki::new();
-    let body = credentials(2);
-    let script = Script::new(vec![
+    let body = body(2);
+    let bed = Bed::start(vec![
         error(503, "unavailable", "NameNode unreachable"),
         error(429, "rate_limited", "slow down"),
         ok(body.clone()),
-    ]);
-    let addr = start(&pki, script.clone()).await;
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("token");
+    ])
+    .await;
     // Without --sa-token-file the request carries no Authorization (identity by source IP).
-    let o = finish(fetcher("", addr, &pki, &out, &[]).spawn().unwrap()).await;
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(std::fs::read(&out).unwrap(), body);
-    assert_eq!(script.requests(), [None, None, None]);
-    assert!(
-        stderr(&o).contains("NameNode unreachable"),
-        "{}",
-        stderr(&o)
-    );
+    let o = bed.run("", &[]).await;
+    assert_exit(&o, 0);
+    assert_eq!(std::fs::read(&bed.out).unwrap(), body);
+    assert_eq!(bed.script.requests(), [None, None, None]);
+    assert_logged(&o, "NameNode unreachable");
 }
 
 #[tokio::test]
 async fn service_down_at_first_then_up_before_the_deadline() {
     let pki = Pki::new();
     let addr = free_addr();
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("token");
+    let (_dir, out) = out_dir();
     let child = fetcher("fetch", addr, &pki, &out, &["--deadline", "45s"])
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let body = credentials(3);
+    let body = body(3);
     let script = Script::new(vec![ok(body.clone())]);
     let listener = TcpListener::bind(addr).await.unwrap();
     serve(listener, pki.tls.clone(), script);
     let o = finish(child).await;
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     assert_eq!(std::fs::read(&out).unwrap(), body);
-    assert!(stderr(&o).contains("retrying"), "{}", stderr(&o));
+    assert_logged(&o, "retrying");
 }
 
 #[tokio::test]
 async fn deadline_passes() {
-    let pki = Pki::new();
-    let script = Script::new(vec![error(503, "unavailable", "still starting")]);
-    let addr = start(&pki, script.clone()).await;
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("token");
-    let o = finish(
-        fetcher("fetch", addr, &pki, &out, &["--deadline", "2s"])
-            .spawn()
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let bed = Bed::start(vec![error(503, "unavailable", "still starting")]).await;
+    let o = bed.run("fetch", &["--deadline", "2s"]).await;
+    assert_exit(&o, 3);
     let err = stderr(&o);
     assert!(err.contains("no credentials within 2 s"), "{err}");
     assert!(err.contains("still starting"), "{err}");
-    assert!(script.requests().len() >= 2);
-    assert!(files(out_dir.path()).is_empty());
+    assert!(bed.script.requests().len() >= 2);
+    assert!(files(bed.dir.path()).is_empty());
 }
 
 #[tokio::test]
 async fn garbage_body_writes_nothing() {
-    let pki = Pki::new();
-    let script = Script::new(vec![ok(b"<html>proxy error</html>".to_vec())]);
-    let addr = start(&pki, script).await;
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("token");
-    let o = finish(fetcher("fetch", addr, &pki, &out, &[]).spawn().unwrap()).await;
-    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("not a Hadoop credentials file"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(files(out_dir.path()).is_empty());
+    let bed = Bed::start(vec![ok(b"<html>proxy error</html>".to_vec())]).await;
+    let o = bed.run("fetch", &[]).await;
+    assert_exit(&o, 4);
+    assert_logged(&o, "not a Hadoop credentials file");
+    assert!(files(bed.dir.path()).is_empty());
 }
-
 #[tokio::test]
 async fn bad_configuration_exits_1_with_every_problem() {
     let o = Command::new(env!("CARGO_BIN_EXE_init-fetcher"))
@@ -471,26 +436,17 @@ async fn bad_configuration_exits_1_with_every_problem() {
 
 #[tokio::test]
 async fn refresh_rewrites_on_change_and_stops_on_sigterm() {
-    let pki = Pki::new();
-    let first = credentials(10);
-    let second = credentials(11);
-    let script = Script::new(vec![ok(first.clone()), ok(first.clone())]);
-    let addr = start(&pki, script.clone()).await;
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("token");
-    let child = fetcher(
-        "refresh",
-        addr,
-        &pki,
-        &out,
-        &["--min-interval", "1s", "--max-interval", "1s"],
-    )
-    .spawn()
-    .unwrap();
-    wait_for(&out, &first).await;
-    script.push(error(503, "unavailable", "renewing"));
-    script.push(ok(second.clone()));
-    wait_for(&out, &second).await;
+    let first = body(10);
+    let second = body(11);
+    let bed = Bed::start(vec![ok(first.clone()), ok(first.clone())]).await;
+    let child = bed
+        .fetcher("refresh", &["--min-interval", "1s", "--max-interval", "1s"])
+        .spawn()
+        .unwrap();
+    wait_for(&bed.out, &first).await;
+    bed.script.push(error(503, "unavailable", "renewing"));
+    bed.script.push(ok(second.clone()));
+    wait_for(&bed.out, &second).await;
     let pid = child.id().expect("child still running").to_string();
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -498,11 +454,11 @@ async fn refresh_rewrites_on_change_and_stops_on_sigterm() {
         .unwrap();
     assert!(kill.success());
     let o = finish(child).await;
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let err = stderr(&o);
     assert!(err.contains("refresh failed"), "{err}");
     assert!(err.contains("SIGTERM"), "{err}");
-    assert_eq!(files(out_dir.path()), ["token"]);
+    assert_eq!(files(bed.dir.path()), ["token"]);
     // The second answer was identical to the first: one write for it, not two.
     assert_eq!(err.matches("credentials file written").count(), 2, "{err}");
 }
@@ -519,31 +475,18 @@ async fn wait_for(path: &Path, want: &[u8]) {
 
 #[tokio::test]
 async fn refresh_exits_when_tokens_expire_while_the_service_fails() {
-    let pki = Pki::new();
     let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
-    let mut first = ok(credentials(20));
+    let mut first = ok(body(20));
     first.headers = vec![(
         "x-kube2hadoop-expires",
         soon.format(&time::format_description::well_known::Rfc3339)
             .unwrap(),
     )];
-    let script = Script::new(vec![first, error(502, "upstream", "NameNode down")]);
-    let addr = start(&pki, script).await;
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("token");
-    let o = finish(
-        fetcher(
-            "refresh",
-            addr,
-            &pki,
-            &out,
-            &["--min-interval", "1s", "--max-interval", "1s"],
-        )
-        .spawn()
-        .unwrap(),
-    )
-    .await;
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let bed = Bed::start(vec![first, error(502, "upstream", "NameNode down")]).await;
+    let o = bed
+        .run("refresh", &["--min-interval", "1s", "--max-interval", "1s"])
+        .await;
+    assert_exit(&o, 3);
     let err = stderr(&o);
     assert!(err.contains("the current file is still valid"), "{err}");
     assert!(err.contains("tokens expired at"), "{err}");
@@ -556,8 +499,7 @@ async fn connects_from_the_source_address() {
     let pki = Pki::new();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().join("token");
+    let (_dir, out) = out_dir();
     let child = fetcher(
         "fetch",
         addr,
@@ -576,5 +518,5 @@ async fn connects_from_the_source_address() {
     drop(listener);
     assert_eq!(peer.ip(), std::net::IpAddr::from([127, 0, 0, 2]));
     let o = finish(child).await;
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_exit(&o, 3);
 }

@@ -3,8 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use hadoop_token::identifier::{HDFS_DELEGATION_TOKEN, KMS_DELEGATION_TOKEN};
-use hadoop_token::{Credentials, DelegationIdentifier, Format, IdentifierFormat, Secret, Token};
+use hadoop_token::identifier::KMS_DELEGATION_TOKEN;
+use hadoop_token::{Credentials, Format, Secret};
+
+mod common;
+use common::stderr;
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_init-fetcher"))
@@ -17,39 +20,11 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
+/// Two tokens of alice's (HDFS and KMS) and a secret key.
 fn credentials() -> Credentials {
-    let id = DelegationIdentifier {
-        owner: "alice".into(),
-        renewer: "yarn".into(),
-        real_user: "hdfs/nn@EXAMPLE.COM".into(),
-        issue_date: 1_764_072_000_123,
-        max_date: 1_764_676_800_000,
-        sequence_number: 42,
-        master_key_id: 3,
-    };
-    let mut c = Credentials::default();
-    c.add_token(
-        "ha-hdfs:ns1",
-        Token {
-            identifier: id.encode(IdentifierFormat::Writable),
-            password: Secret::from(b"TOPSECRETPW".as_slice()),
-            kind: HDFS_DELEGATION_TOKEN.into(),
-            service: "ha-hdfs:ns1".into(),
-        },
-    );
-    c.add_token(
-        "kms://http@kms:9600/kms",
-        Token {
-            identifier: id.encode(IdentifierFormat::Writable),
-            password: Secret::from(b"TOPSECRETPW".as_slice()),
-            kind: KMS_DELEGATION_TOKEN.into(),
-            service: "kms://http@kms:9600/kms".into(),
-        },
-    );
+    let mut c = common::credentials(42);
+    let kms = "kms://http@kms:9600/kms";
+    c.add_token(kms, common::token(KMS_DELEGATION_TOKEN, kms, 42));
     c.add_secret_key("app.key", Secret::from(b"SECRETKEYBYTES".as_slice()));
     c
 }

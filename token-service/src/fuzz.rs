@@ -25,7 +25,7 @@ use crate::directory::{Directory, DirectoryError, RunAsStatus, UserStatus};
 use crate::identity::{ReviewedPod, TokenOrigin, by_ip, by_review, review_target};
 use crate::index::{IpLookup, PodIndex};
 use crate::mapping::{MappingRules, valid_account};
-use crate::pod::{OwnerRef, PodFacts, owner_refs};
+use crate::pod::{OwnerRef, PodFacts, owner_object, owner_refs};
 use crate::request::{bearer_token, review_of, wants_json};
 use crate::workload::{
     LookupError, OwnerLookup, OwnerObject, StampedKinds, WorkloadKey, controller_of, reaches,
@@ -323,18 +323,13 @@ impl OwnerLookup for Owners {
             .iter()
             .find(|m| m.name.as_deref() == Some(owner.name.as_str()))
             .map(|m| {
-                let annotation =
-                    |key: &str| m.annotations.as_ref().and_then(|a| a.get(key)).cloned();
-                let user = annotation(k2h_contract::annotations::USER);
-                OwnerObject {
-                    uid: m.uid.clone().unwrap_or_default(),
-                    owners: owner_refs(m),
-                    // The input's stamp when it has one (almost never valid), else a valid one,
-                    // so the fuzzer reaches the rest of the chain checks too.
-                    stamp: annotation(k2h_contract::annotations::STAMP)
-                        .or_else(|| user.as_deref().map(|u| fuzz_keys().sign(ns, u))),
-                    user,
+                let mut object = owner_object(m);
+                // The input's stamp when it has one (almost never valid), else a valid one, so
+                // the fuzzer reaches the rest of the chain checks too.
+                if object.stamp.is_none() {
+                    object.stamp = object.user.as_deref().map(|u| fuzz_keys().sign(ns, u));
                 }
+                object
             });
         Box::pin(async move { Ok(found) })
     }

@@ -15,6 +15,9 @@ pub mod error;
 pub mod events;
 #[cfg(test)]
 mod fixtures;
+// Test code, never in release binaries: the fuzz target and tests/fuzz_regressions.rs enable
+// `fuzzing`; unit tests see `fuzz` without it.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
 pub mod identity;
 pub mod index;

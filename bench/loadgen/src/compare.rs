@@ -16,24 +16,31 @@ const RSS_TARGET_KIB: u64 = 20 * 1024;
 
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
-    /// Report of the server under test (from `run --out`).
-    #[arg(long)]
-    ours: PathBuf,
-    /// Report of the reference server, same fixtures and concurrencies.
-    #[arg(long)]
-    reference: PathBuf,
-    /// Extra facts for the JSON, as key=value (repeatable): versions, date, pinning…
-    #[arg(long = "meta")]
-    meta: Vec<String>,
+    #[command(flatten)]
+    pair: PairArgs,
     /// A JSON file to embed under the given key, as key=path (repeatable).
     #[arg(long = "attach")]
     attach: Vec<String>,
+}
+
+/// Two reports of one session side by side, for `compare` and `sustained-compare`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PairArgs {
+    /// Report of the server under test (`run --out`; `sustained --out` for sustained-compare).
+    #[arg(long)]
+    pub(crate) ours: PathBuf,
+    /// Report of the reference server from the same session, same fixtures and concurrencies.
+    #[arg(long)]
+    pub(crate) reference: PathBuf,
+    /// Extra facts for the JSON, as key=value (repeatable): versions, date, pinning…
+    #[arg(long = "meta")]
+    pub(crate) meta: Vec<String>,
     /// Combined JSON output.
     #[arg(long)]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Also write the table (Markdown) here.
     #[arg(long)]
-    markdown: Option<PathBuf>,
+    pub(crate) markdown: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -89,14 +96,14 @@ struct Check {
 }
 
 pub fn run(args: CompareArgs) -> Result<(), Error> {
-    let ours = load(&args.ours)?;
-    let reference = load(&args.reference)?;
+    let ours = load(&args.pair.ours)?;
+    let reference = load(&args.pair.reference)?;
     let rows = rows(&ours, &reference);
     let checks = checks(&ours, &rows);
     let table = markdown(&ours.target, &reference.target, &rows, &checks);
     print!("{table}");
 
-    let meta = parse_meta(&args.meta)?;
+    let meta = parse_meta(&args.pair.meta)?;
     let mut attached = BTreeMap::new();
     for a in &args.attach {
         let (k, path) = a
@@ -122,7 +129,12 @@ pub fn run(args: CompareArgs) -> Result<(), Error> {
     if let Some(obj) = combined.as_object_mut() {
         obj.extend(attached);
     }
-    write_outputs(&combined, &args.out, &table, args.markdown.as_deref())
+    write_outputs(
+        &combined,
+        &args.pair.out,
+        &table,
+        args.pair.markdown.as_deref(),
+    )
 }
 
 /// `--meta key=value` arguments as a JSON object.

@@ -86,15 +86,33 @@ pub struct CredentialsArgs {
     /// Length of the cached phase.
     #[arg(long, default_value = "5s", value_parser = k2h_contract::duration::parse_arg)]
     duration: Duration,
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+/// The service measured and where its report goes, for `credentials` and `fetchers`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReportArgs {
     /// Service process id, for its CPU time and peak RSS.
     #[arg(long)]
-    pid: Option<u32>,
-    /// Name of this step in the report (e.g. 1000-ip-burst).
+    pub(crate) pid: Option<u32>,
+    /// Name in the report (e.g. 1000-ip-burst).
     #[arg(long)]
-    label: String,
+    pub(crate) label: String,
     /// Write the report as JSON here.
     #[arg(long)]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
+}
+
+impl ReportArgs {
+    /// `report` as JSON to `--out`.
+    pub(crate) fn write(&self, report: &impl Serialize) -> Result<(), Error> {
+        let json = serde_json::to_vec_pretty(report).map_err(|e| Error::Usage(e.to_string()))?;
+        std::fs::write(&self.out, json).map_err(|source| Error::Write {
+            path: self.out.clone(),
+            source,
+        })
+    }
 }
 
 pub(crate) struct Pod {
@@ -217,7 +235,7 @@ impl Tally {
 pub async fn run(args: CredentialsArgs) -> Result<(), Error> {
     let pods = Arc::new(args.service.read_pods()?);
     let target = Arc::new(args.service.target()?);
-    let cpu_before = args.pid.and_then(cpu_seconds);
+    let cpu_before = args.report.pid.and_then(cpu_seconds);
     let started = Instant::now();
     let (tally, concurrency) = match args.phase {
         Phase::Burst => (burst(&target, &pods, args.service.mode).await?, pods.len()),
@@ -234,14 +252,14 @@ pub async fn run(args: CredentialsArgs) -> Result<(), Error> {
         ),
     };
     let wall = started.elapsed().as_secs_f64();
-    let server_cpu_s = match (cpu_before, args.pid.and_then(cpu_seconds)) {
+    let server_cpu_s = match (cpu_before, args.report.pid.and_then(cpu_seconds)) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
     let requests = tally.requests();
     let q = |p: f64| tally.quantile_us(p);
     let report = PhaseReport {
-        label: args.label,
+        label: args.report.label.clone(),
         mode: args.service.mode,
         phase: args.phase,
         pods: pods.len(),
@@ -256,7 +274,7 @@ pub async fn run(args: CredentialsArgs) -> Result<(), Error> {
         wall_s: wall,
         requests_per_s: requests as f64 / wall.max(1e-9),
         server_cpu_s,
-        server_peak_rss_kib: args.pid.and_then(peak_rss_kib),
+        server_peak_rss_kib: args.report.pid.and_then(peak_rss_kib),
     };
     println!(
         "{:<16} {:>5} pods {:>4} conc {:>7} req {:>7} ok {:>8.1} req/s p50 {:>8} us p99 {:>8} us wall {:>6.2} s {:?}",
@@ -274,11 +292,7 @@ pub async fn run(args: CredentialsArgs) -> Result<(), Error> {
     if let Some(e) = &report.first_error {
         println!("  first error: {e}");
     }
-    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Usage(e.to_string()))?;
-    std::fs::write(&args.out, json).map_err(|source| Error::Write {
-        path: args.out.clone(),
-        source,
-    })
+    args.report.write(&report)
 }
 
 /// `IP`, `IP<TAB>TOKEN` or `IP<TAB>TOKEN<TAB>WORKLOAD` per line (TOKEN may be empty or `-`

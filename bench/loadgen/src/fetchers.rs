@@ -4,11 +4,10 @@
 //! own address (IP mode) or with its bound token (SA mode). Per workload it records how many
 //! different answers its pods got: one token set per workload means exactly one.
 use crate::Error;
-use crate::credentials::{Mode, Pod, PodsArgs, Tally, ask};
+use crate::credentials::{Mode, Pod, PodsArgs, ReportArgs, Tally, ask};
 use crate::load::{Target, cpu_seconds, peak_rss_kib};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,15 +21,8 @@ pub struct FetchersArgs {
     /// How long every client keeps fetching.
     #[arg(long, default_value = "60s", value_parser = k2h_contract::duration::parse_arg)]
     duration: Duration,
-    /// Service process id, for its CPU time and peak RSS.
-    #[arg(long)]
-    pid: Option<u32>,
-    /// Name of this run in the report.
-    #[arg(long)]
-    label: String,
-    /// Write the report as JSON here.
-    #[arg(long)]
-    out: PathBuf,
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -75,13 +67,13 @@ pub async fn run(args: FetchersArgs) -> Result<(), Error> {
     let pods = Arc::new(args.service.read_pods()?);
     let clients = args.clients.unwrap_or(pods.len()).max(1);
     let target = Arc::new(args.service.target()?);
-    let cpu_before = args.pid.and_then(cpu_seconds);
+    let cpu_before = args.report.pid.and_then(cpu_seconds);
     let started = Instant::now();
     let (tally, mut workloads) =
         fetch(&target, &pods, args.service.mode, clients, args.duration).await?;
     let wall_s = started.elapsed().as_secs_f64();
     let server_cpu_s = cpu_before
-        .zip(args.pid.and_then(cpu_seconds))
+        .zip(args.report.pid.and_then(cpu_seconds))
         .map(|(a, b)| b - a);
     for pod in pods.iter() {
         workloads.entry(workload_of(pod)).or_default().pods += 1;
@@ -92,7 +84,7 @@ pub async fn run(args: FetchersArgs) -> Result<(), Error> {
     let requests = tally.requests();
     let q = |p: f64| tally.quantile_us(p);
     let report = FetchersReport {
-        label: args.label,
+        label: args.report.label.clone(),
         mode: args.service.mode,
         pods: pods.len(),
         clients,
@@ -112,7 +104,7 @@ pub async fn run(args: FetchersArgs) -> Result<(), Error> {
         server_cpu_ms_per_request: server_cpu_s
             .filter(|_| requests > 0)
             .map(|c| c * 1000.0 / requests as f64),
-        server_peak_rss_kib: args.pid.and_then(peak_rss_kib),
+        server_peak_rss_kib: args.report.pid.and_then(peak_rss_kib),
         same_credentials_per_workload: workloads.values().all(|w| w.distinct_answers == 1),
         workloads,
     };
@@ -139,11 +131,7 @@ pub async fn run(args: FetchersArgs) -> Result<(), Error> {
     if let Some(e) = &report.first_error {
         println!("  first error: {e}");
     }
-    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Usage(e.to_string()))?;
-    std::fs::write(&args.out, json).map_err(|source| Error::Write {
-        path: args.out.clone(),
-        source,
-    })
+    args.report.write(&report)
 }
 
 fn workload_of(pod: &Pod) -> String {

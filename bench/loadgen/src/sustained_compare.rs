@@ -1,11 +1,11 @@
 //! `loadgen sustained-compare`: the two sustained reports of one session (ours, the reference)
 //! → one table with ratios, the issue's target checked for each, one JSON file.
 use crate::Error;
-use crate::compare::{parse_meta, read, write_outputs};
+use crate::compare::{PairArgs, parse_meta, read, write_outputs};
 use crate::sustained::SustainedReport;
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Issue 9: "5,000 admissions/s for 60 s through TLS with zero errors"; reported, never asserted.
 const TARGET_RATE: f64 = 5_000.0;
@@ -15,21 +15,8 @@ const LATE_SHARE: f64 = 0.01;
 
 #[derive(Debug, clap::Args)]
 pub struct SustainedCompareArgs {
-    /// Report of the server under test (`sustained --out`).
-    #[arg(long)]
-    ours: PathBuf,
-    /// Report of the reference server from the same session.
-    #[arg(long)]
-    reference: PathBuf,
-    /// Extra facts for the JSON, as key=value (repeatable).
-    #[arg(long = "meta")]
-    meta: Vec<String>,
-    /// Combined JSON output.
-    #[arg(long)]
-    out: PathBuf,
-    /// Also write the table (Markdown) here.
-    #[arg(long)]
-    markdown: Option<PathBuf>,
+    #[command(flatten)]
+    pair: PairArgs,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,12 +28,12 @@ struct Check {
 }
 
 pub fn run(args: SustainedCompareArgs) -> Result<(), Error> {
-    let ours = load(&args.ours)?;
-    let reference = load(&args.reference)?;
+    let ours = load(&args.pair.ours)?;
+    let reference = load(&args.pair.reference)?;
     let checks = vec![check(&ours), check(&reference)];
     let table = markdown(&ours, &reference, &checks);
     print!("{table}");
-    let meta = parse_meta(&args.meta)?;
+    let meta = parse_meta(&args.pair.meta)?;
     let combined = serde_json::json!({
         "meta": meta,
         "ours": ours.target,
@@ -63,7 +50,12 @@ pub fn run(args: SustainedCompareArgs) -> Result<(), Error> {
         "targets": checks,
         "runs": [ours, reference],
     });
-    write_outputs(&combined, &args.out, &table, args.markdown.as_deref())
+    write_outputs(
+        &combined,
+        &args.pair.out,
+        &table,
+        args.pair.markdown.as_deref(),
+    )
 }
 
 fn ratio(ours: Option<f64>, reference: Option<f64>) -> Option<f64> {

@@ -1,4 +1,7 @@
-//! Realistic AdmissionReview requests for the decision tests, decoded through the real types.
+//! What the decision tests share: realistic AdmissionReview requests, decoded through the real
+//! types, and the steps most tests take with them.
+use super::{Decision, mutate, validate};
+use crate::policy::Policy;
 use k2h_contract::annotations::USER;
 use kube::core::{
     DynamicObject,
@@ -6,8 +9,22 @@ use kube::core::{
 };
 use serde_json::{Value, json};
 
+/// The submitter most tests use.
+pub const ALICE: &str = "alice";
+/// The ReplicaSet controller, trusted by the default policy for pods its ReplicaSets own.
+pub const RS_CONTROLLER: &str = "system:serviceaccount:kube-system:replicaset-controller";
+
 /// (group, version, kind, resource, template paths as JSON pointers for a [`workload`] object).
-pub const KINDS: &[(&str, &str, &str, &str, &[&str])] = &[
+pub type Kind = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+);
+
+/// The kinds [`workload`] builds.
+pub const KINDS: &[Kind] = &[
     ("", "v1", "Pod", "pods", &[]),
     (
         "",
@@ -116,15 +133,7 @@ pub const KINDS: &[(&str, &str, &str, &str, &[&str])] = &[
     ),
 ];
 
-pub fn kind(
-    kind: &str,
-) -> &'static (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static [&'static str],
-) {
+pub fn kind(kind: &str) -> &'static Kind {
     KINDS
         .iter()
         .find(|k| k.2 == kind)
@@ -172,21 +181,27 @@ pub fn workload(kind_name: &str, user: Option<&str>, image: &str) -> Value {
     obj
 }
 
-/// Set `value` at a JSON pointer, creating objects on the way.
+/// Set `value` at a JSON pointer, creating objects (or, for numeric keys, arrays) on the way.
 pub fn set(obj: &mut Value, pointer: &str, value: Value) {
     let mut here = obj;
-    let tokens: Vec<&str> = pointer.split('/').skip(1).collect();
-    let Some((last, parents)) = tokens.split_last() else {
-        *here = value;
-        return;
-    };
-    for t in parents {
-        if here.get(*t).is_none() {
-            here[*t] = json!({});
+    for t in pointer.split('/').skip(1) {
+        if let Ok(n) = t.parse::<usize>() {
+            if !here.is_array() {
+                *here = json!([]);
+            }
+            let a = here.as_array_mut().expect("made an array");
+            while a.len() <= n {
+                a.push(json!({}));
+            }
+            here = &mut a[n];
+        } else {
+            if !here.is_object() {
+                *here = json!({});
+            }
+            here = &mut here[t];
         }
-        here = &mut here[*t];
     }
-    here[*last] = value;
+    *here = value;
 }
 
 /// An AdmissionReview v1 JSON document, as the apiserver sends it.
@@ -289,4 +304,47 @@ pub fn stamp_keys() -> std::sync::Arc<k2h_contract::stamp::Keys> {
         k2h_contract::stamp::Keys::parse("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
             .expect("test key"),
     )
+}
+
+/// The default policy, which most tests decide under.
+pub fn policy() -> Policy {
+    Policy::default()
+}
+
+/// An allow that changes nothing.
+pub fn allow_empty() -> Decision {
+    Decision::Allow {
+        patch: json_patch::Patch(Vec::new()),
+    }
+}
+
+pub fn denied(d: Decision) -> String {
+    match d {
+        Decision::Deny { reason } => reason,
+        other => panic!("expected Deny, got {other:?}"),
+    }
+}
+
+/// Mutate, apply, check the patch applies and `/validate` accepts the result; returns the
+/// patched object.
+pub fn admit(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Value {
+    let Decision::Allow { patch } = mutate(req, policy) else {
+        panic!("mutate denied: {:?}", mutate(req, policy));
+    };
+    let before = req
+        .object
+        .as_ref()
+        .map(|o| serde_json::to_value(o).unwrap());
+    let after = before
+        .as_ref()
+        .map(|o| patched(o, &patch))
+        .unwrap_or(Value::Null);
+    let mut again = req.clone();
+    again.object = Some(serde_json::from_value(after.clone()).unwrap());
+    assert_eq!(
+        validate(&again, policy),
+        allow_empty(),
+        "validate refused {after}"
+    );
+    after
 }

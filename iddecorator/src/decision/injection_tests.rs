@@ -2,44 +2,22 @@
 //! reinvocation, controller-made pods, existing volumes/env, and reserved-name denials.
 use super::fixtures::*;
 use super::*;
+use crate::fuzz::INJECTION_POLICY;
 use crate::injection::{FETCHER, SA_TOKEN_VOLUME, TOKEN_DIR, TOKEN_ENV, TOKEN_FILE, TOKEN_VOLUME};
 use k2h_contract::annotations::REFRESH;
 use serde_json::json;
 
-const ALICE: &str = "alice";
-const RS_CONTROLLER: &str = "system:serviceaccount:kube-system:replicaset-controller";
-
-/// Mutate, apply, validate, then mutate the result again: the second patch must be empty.
+/// [`admit`], then mutate the result again: reinvocation must change nothing.
 fn admit_twice(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Value {
-    let Decision::Allow { patch } = mutate(req, policy) else {
-        panic!("mutate denied: {:?}", mutate(req, policy));
-    };
-    let before = serde_json::to_value(req.object.as_ref().unwrap()).unwrap();
-    let after = patched(&before, &patch);
+    let after = admit(req, policy);
     let mut again = req.clone();
     again.object = Some(serde_json::from_value(after.clone()).unwrap());
     assert_eq!(
-        validate(&again, policy),
-        Decision::Allow {
-            patch: json_patch::Patch(Vec::new())
-        },
-        "validate refused {after}"
-    );
-    assert_eq!(
         mutate(&again, policy),
-        Decision::Allow {
-            patch: json_patch::Patch(Vec::new())
-        },
+        allow_empty(),
         "reinvocation changed {after}"
     );
     after
-}
-
-fn denied(d: Decision) -> String {
-    match d {
-        Decision::Deny { reason } => reason,
-        other => panic!("expected Deny, got {other:?}"),
-    }
 }
 
 fn annotate(obj: &mut Value, site: &str, key: &str) {
@@ -60,6 +38,15 @@ fn names(list: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// The entry of `list` called `name`.
+fn named<'v>(list: &'v Value, name: &str) -> &'v Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap()
+}
+
 /// Checks one injected pod spec; returns the fetcher.
 fn assert_injected(spec: &Value, refresh: bool) -> Value {
     let volumes = &spec["volumes"];
@@ -70,19 +57,8 @@ fn assert_injected(spec: &Value, refresh: bool) -> Value {
             "{v}: {spec}"
         );
     }
-    let token = volumes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == TOKEN_VOLUME)
-        .unwrap();
-    assert_eq!(token["emptyDir"]["medium"], "Memory");
-    let sa = volumes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == SA_TOKEN_VOLUME)
-        .unwrap();
+    assert_eq!(named(volumes, TOKEN_VOLUME)["emptyDir"]["medium"], "Memory");
+    let sa = named(volumes, SA_TOKEN_VOLUME);
     let source = &sa["projected"]["sources"][0]["serviceAccountToken"];
     assert_eq!(source["audience"], "kube2hadoop");
     assert_eq!(source["expirationSeconds"], 3600);
@@ -177,10 +153,6 @@ fn pod_gets_the_whole_injection_and_keeps_its_own_volumes_and_env() {
     assert!(args.windows(2).any(|w| w == ["--file-mode", "0444"]));
 }
 
-fn policy() -> Policy {
-    Policy::default()
-}
-
 #[test]
 fn deployment_job_and_tfjob_templates_are_injected() {
     for kind_name in ["Deployment", "Job", "CronJob", "TFJob"] {
@@ -262,18 +234,8 @@ fn controller_made_pod_from_an_injected_template_is_unchanged() {
     pod["spec"]["initContainers"][0]["env"] = json!([{"name": "HTTPS_PROXY", "value": "p"}]);
     pod["spec"]["initContainers"][0]["terminationMessagePath"] = json!("/dev/termination-log");
     let req = create("Pod", RS_CONTROLLER, pod);
-    assert_eq!(
-        mutate(&req, &policy()),
-        Decision::Allow {
-            patch: json_patch::Patch(Vec::new())
-        }
-    );
-    assert_eq!(
-        validate(&req, &policy()),
-        Decision::Allow {
-            patch: json_patch::Patch(Vec::new())
-        }
-    );
+    assert_eq!(mutate(&req, &policy()), allow_empty());
+    assert_eq!(validate(&req, &policy()), allow_empty());
 }
 
 /// A Deployment that asks for injection but was stored without it (created before iddecorator
@@ -285,9 +247,7 @@ fn controller_made_replicaset_keeps_its_owners_template() {
     let mut rs = workload("ReplicaSet", Some(ALICE), "train:1");
     annotate(&mut rs, "/spec/template", INJECT);
     rs["metadata"]["ownerReferences"] = owner_ref_to("apps/v1", "Deployment", true);
-    let empty = Decision::Allow {
-        patch: json_patch::Patch(Vec::new()),
-    };
+    let empty = allow_empty();
     let req = create("ReplicaSet", DEPLOYMENT_CONTROLLER, rs.clone());
     assert_eq!(mutate(&req, &policy()), empty);
     assert_eq!(validate(&req, &policy()), empty);
@@ -410,17 +370,7 @@ fn user_value_of_the_variable_is_kept() {
 
 #[test]
 fn policy_section_shapes_the_fetcher() {
-    let p = Policy::from_yaml(
-        r#"
-injection:
-  image: registry.example/k2h/init-fetcher:1.2.3
-  tokenServiceUrl: https://k2h.example:9443
-  caFile: /etc/ssl/k2h-ca.pem
-  deadline: 5m
-  tokenExpirationSeconds: 7200
-"#,
-    )
-    .unwrap();
+    let p = Policy::from_yaml(INJECTION_POLICY).unwrap();
     let mut pod = workload("Pod", None, "x");
     annotate(&mut pod, "", INJECT);
     let after = admit_twice(&create("Pod", ALICE, pod), &p);

@@ -404,50 +404,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const ALICE: &str = "alice";
-    const RS_CONTROLLER: &str = "system:serviceaccount:kube-system:replicaset-controller";
     const CRONJOB_CONTROLLER: &str = "system:serviceaccount:kube-system:cronjob-controller";
-
-    fn policy() -> Policy {
-        Policy::default()
-    }
-
-    /// Mutate, apply, check the patch applies and `/validate` accepts the result; returns the
-    /// patched object.
-    fn admit(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Value {
-        let Decision::Allow { patch } = mutate(req, policy) else {
-            panic!("mutate denied: {:?}", mutate(req, policy));
-        };
-        let before = req
-            .object
-            .as_ref()
-            .map(|o| serde_json::to_value(o).unwrap());
-        let after = before
-            .as_ref()
-            .map(|o| patched(o, &patch))
-            .unwrap_or(Value::Null);
-        let mut again = req.clone();
-        again.object = Some(serde_json::from_value(after.clone()).unwrap());
-        assert_eq!(
-            validate(&again, policy),
-            allow_empty(),
-            "validate refused {after}"
-        );
-        after
-    }
-
-    fn allow_empty() -> Decision {
-        Decision::Allow {
-            patch: json_patch::Patch(Vec::new()),
-        }
-    }
-
-    fn denied(d: Decision) -> String {
-        match d {
-            Decision::Deny { reason } => reason,
-            other => panic!("expected Deny, got {other:?}"),
-        }
-    }
 
     fn all_users(obj: &Value, kind_name: &str) -> Vec<Option<String>> {
         let mut sites = vec![""];

@@ -11,43 +11,19 @@
 //! wildcard template paths; per template the annotation shape, the inject/refresh opt-in,
 //! list fields in every shape (including reserved names), and arbitrary JSON where a
 //! template, its metadata or its spec belongs.
+use super::fixtures::{Kind, decode, kind, set, stamp_keys};
 use super::*;
-use crate::fuzz::{RICH_POLICY, check_request};
+use crate::fuzz::{check_request, rich_policy};
 use crate::injection::{FETCHER, SA_TOKEN_VOLUME, TOKEN_ENV, TOKEN_VOLUME};
-use kube::core::admission::AdmissionReview;
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::json;
 
-/// (group, version, kind, resource, template pointers) for objects built by [`object`]; the
-/// last two are kinds of [`RICH_POLICY`] only (the default policy passes them unchanged).
-const KINDS: &[(&str, &str, &str, &str, &[&str])] = &[
-    ("", "v1", "Pod", "pods", &[]),
-    (
-        "apps",
-        "v1",
-        "Deployment",
-        "deployments",
-        &["/spec/template"],
-    ),
-    ("batch", "v1", "Job", "jobs", &["/spec/template"]),
-    (
-        "batch",
-        "v1",
-        "CronJob",
-        "cronjobs",
-        &["/spec/jobTemplate/spec/template"],
-    ),
-    (
-        "kubeflow.org",
-        "v1",
-        "TFJob",
-        "tfjobs",
-        &[
-            "/spec/tfReplicaSpecs/Chief/template",
-            "/spec/tfReplicaSpecs/Worker/template",
-        ],
-    ),
+/// The built-in kinds (of [`super::fixtures::KINDS`]) [`object`] builds.
+const BUILT_IN: [&str; 5] = ["Pod", "Deployment", "Job", "CronJob", "TFJob"];
+
+/// Kinds of [`rich_policy`] only (the default policy passes them unchanged).
+static RICH_KINDS: [Kind; 2] = [
     (
         "ray.io",
         "v1",
@@ -68,6 +44,16 @@ const KINDS: &[(&str, &str, &str, &str, &[&str])] = &[
     ),
 ];
 
+const KIND_COUNT: usize = BUILT_IN.len() + RICH_KINDS.len();
+
+/// The `i`th of the [`KIND_COUNT`] kinds: the built-in ones, then the rich policy's.
+fn kind_at(i: usize) -> &'static Kind {
+    match BUILT_IN.get(i) {
+        Some(name) => kind(name),
+        None => &RICH_KINDS[i - BUILT_IN.len()],
+    }
+}
+
 const CONTROLLERS: &[&str] = &[
     "system:serviceaccount:kube-system:replicaset-controller",
     "system:serviceaccount:kube-system:deployment-controller",
@@ -78,9 +64,7 @@ const CONTROLLERS: &[&str] = &[
 fn policies() -> [Policy; 2] {
     [
         Policy::default(),
-        Policy::from_yaml(RICH_POLICY)
-            .expect("RICH_POLICY is valid")
-            .with_stamp_keys(Some(super::fixtures::stamp_keys())),
+        rich_policy().with_stamp_keys(Some(stamp_keys())),
     ]
 }
 
@@ -317,34 +301,6 @@ fn shape_site(t: &mut Value, site: &Site, top: bool) {
     }
 }
 
-/// Set `value` at a JSON pointer, creating objects (or, for numeric keys, arrays) on the way.
-fn set(obj: &mut Value, pointer: &str, value: Value) {
-    let tokens: Vec<&str> = pointer.split('/').skip(1).collect();
-    let mut here = obj;
-    for (i, t) in tokens.iter().enumerate() {
-        let last = i + 1 == tokens.len();
-        if let Ok(n) = t.parse::<usize>() {
-            if !here.is_array() {
-                *here = json!([]);
-            }
-            let a = here.as_array_mut().expect("made an array");
-            while a.len() <= n {
-                a.push(json!({}));
-            }
-            here = &mut a[n];
-        } else {
-            if !here.is_object() {
-                *here = json!({});
-            }
-            here = &mut here[*t];
-        }
-        if last {
-            *here = value;
-            return;
-        }
-    }
-}
-
 fn owner_refs() -> impl Strategy<Value = Option<Value>> {
     let reference = |controller: Option<bool>| {
         json!({
@@ -372,7 +328,7 @@ fn object_shape() -> impl Strategy<Value = Shape> {
 }
 
 fn object(kind: usize, shape: &Shape) -> Value {
-    let (group, version, name, _, paths) = KINDS[kind];
+    let &(group, version, name, _, paths) = kind_at(kind);
     let mut obj = json!({
         "apiVersion": if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") },
         "kind": name,
@@ -438,7 +394,7 @@ fn username() -> impl Strategy<Value = Option<String>> {
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        0..KINDS.len(),
+        0..KIND_COUNT,
         prop_oneof![
             4 => Just("CREATE"),
             4 => Just("UPDATE"),
@@ -473,7 +429,7 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 fn review(case: &Case, object: Option<Value>, old: Option<Value>) -> Value {
-    let (group, version, kind, resource, _) = KINDS[case.kind];
+    let &(group, version, kind, resource, _) = kind_at(case.kind);
     let mut user = json!({"uid": "014fbff9a07c", "groups": ["system:authenticated"]});
     if let Some(u) = &case.username {
         user["username"] = json!(u);
@@ -493,12 +449,6 @@ fn review(case: &Case, object: Option<Value>, old: Option<Value>) -> Value {
         request["subResource"] = json!(s);
     }
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
-}
-
-fn decode(review: Value) -> AdmissionRequest<DynamicObject> {
-    let review: AdmissionReview<DynamicObject> =
-        serde_json::from_value(review).expect("generated reviews decode");
-    review.try_into().expect("generated reviews have a request")
 }
 
 /// `new` as admitted under `policy` by a CREATE of the same requester, or unchanged when that

@@ -22,7 +22,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, P
 
 use crate::identity::{AUDIENCE, Review};
 use crate::ledger::liveness::{OwnerStatus, StatusLookup, status_of};
-use crate::pod::{OwnerRef, PodFacts, owner_refs};
+use crate::pod::{OwnerRef, PodFacts, owner_object};
 use crate::workload::{LookupError, OwnerLookup, OwnerObject, WorkloadKey, plural};
 
 pub use watch::{
@@ -173,21 +173,7 @@ impl Kube {
         let object = self
             .object(namespace, &owner.api_version, &owner.kind, &owner.name)
             .await?;
-        Ok(object.map(|o| {
-            let annotation = |key: &str| {
-                o.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(key))
-                    .cloned()
-            };
-            OwnerObject {
-                owners: owner_refs(&o.metadata),
-                user: annotation(k2h_contract::annotations::USER),
-                stamp: annotation(k2h_contract::annotations::STAMP),
-                uid: o.metadata.uid.clone().unwrap_or_default(),
-            }
-        }))
+        Ok(object.map(|o| owner_object(&o.metadata)))
     }
 
     async fn workload_status(&self, w: &WorkloadKey) -> Result<OwnerStatus, LookupError> {

@@ -25,8 +25,9 @@ use crate::directory::{Directory, DirectoryError, RunAsStatus, UserStatus};
 use crate::identity::{ReviewedPod, TokenOrigin, by_ip, by_review, review_target};
 use crate::index::{IpLookup, PodIndex};
 use crate::mapping::{MappingRules, valid_account};
-use crate::pod::{OwnerRef, PodFacts, owner_object, owner_refs};
+use crate::pod::{OwnerRef, PodFacts, owner_refs};
 use crate::request::{bearer_token, review_of, wants_json};
+use crate::workload::owner_object;
 use crate::workload::{
     LookupError, OwnerLookup, OwnerObject, StampedKinds, WorkloadKey, controller_of, reaches,
     resolve,

@@ -8,8 +8,6 @@ use k2h_contract::annotations;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::workload::OwnerObject;
-
 /// One `metadata.ownerReferences` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerRef {
@@ -144,17 +142,6 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// An owner object as the workload lookup walks it; its annotations verbatim.
-pub fn owner_object(meta: &ObjectMeta) -> OwnerObject {
-    let annotation = |key: &str| meta.annotations.as_ref().and_then(|a| a.get(key)).cloned();
-    OwnerObject {
-        uid: meta.uid.clone().unwrap_or_default(),
-        owners: owner_refs(meta),
-        user: annotation(annotations::USER),
-        stamp: annotation(annotations::STAMP),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,7 +217,7 @@ mod tests {
                 "name": "web", "uid": "d1", "controller": true}]
         }))
         .expect("meta");
-        let owner = owner_object(&meta);
+        let owner = crate::workload::owner_object(&meta);
         assert_eq!(owner.uid, "rs1");
         assert_eq!(owner.user.as_deref(), Some(""));
         assert_eq!(owner.stamp.as_deref(), Some("v1.x"));

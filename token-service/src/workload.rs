@@ -15,9 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::future::BoxFuture;
 use k2h_contract::kinds::{BUILTIN_STAMPED, group_of};
 use k2h_contract::stamp::Keys;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::error::{ApiError, Kind};
-use crate::pod::{OwnerRef, PodFacts};
+use crate::pod::{OwnerRef, PodFacts, owner_refs};
 
 /// Ownership chains are short (three levels at most in practice); this bounds a cycle.
 const MAX_DEPTH: usize = 8;
@@ -139,6 +140,17 @@ pub struct LookupError {
     pub namespace: String,
     pub name: String,
     pub detail: String,
+}
+
+/// An owner object as the workload lookup walks it; its annotations verbatim.
+pub fn owner_object(meta: &ObjectMeta) -> OwnerObject {
+    let annotation = |key: &str| meta.annotations.as_ref().and_then(|a| a.get(key)).cloned();
+    OwnerObject {
+        uid: meta.uid.clone().unwrap_or_default(),
+        owners: owner_refs(meta),
+        user: annotation(k2h_contract::annotations::USER),
+        stamp: annotation(k2h_contract::annotations::STAMP),
+    }
 }
 
 pub trait OwnerLookup: Send + Sync {

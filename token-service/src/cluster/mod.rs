@@ -22,8 +22,8 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, P
 
 use crate::identity::{AUDIENCE, Review};
 use crate::ledger::liveness::{OwnerStatus, StatusLookup, status_of};
-use crate::pod::{OwnerRef, PodFacts, owner_object};
-use crate::workload::{LookupError, OwnerLookup, OwnerObject, WorkloadKey, plural};
+use crate::pod::{OwnerRef, PodFacts};
+use crate::workload::{LookupError, OwnerLookup, OwnerObject, WorkloadKey, owner_object, plural};
 
 pub use watch::{
     ServedNamespaces, WebhookRegistration, watch_namespaces, watch_pods, watch_retry_delay,

@@ -46,7 +46,8 @@ docs: ## regenerate docs/cli.md from the binaries' --help
 	docs/gen-cli.sh
 
 # Empty: every e2e test file (webhook, Hadoop formats and client, token service, manifests), then
-# the manifests installed as pods (install.sh, tests/installed.rs; on the real node only).
+# the manifests installed as pods (install.sh, tests/installed.rs; on the real node only), then
+# the Helm chart installed, upgraded and uninstalled (helm-install.sh, tests/helm.rs).
 E2E_SUITE ?=
 
 # The bed always comes down, also when bring-up or the suite fails; logs of a failed run stay in
@@ -54,7 +55,7 @@ E2E_SUITE ?=
 e2e: ## start the test bed, run the e2e suite, stop the bed
 	@set -euo pipefail; \
 	$(CARGO) build -p iddecorator; $(CARGO) test -p e2e $(E2E_SUITE) --no-run; \
-	$(CARGO) test -p e2e --test installed --no-run; e2e/scripts/images.sh; \
+	$(CARGO) test -p e2e --test installed --test helm --no-run; e2e/scripts/images.sh; \
 	t0=$$SECONDS; t1=; t2=; \
 	trap 'rc=$$?; echo "e2e: bring-up $$(($${t1:-$$SECONDS} - t0))s, suite $$(($${t2:-$$SECONDS} - $${t1:-$$SECONDS}))s, installed $$(($$SECONDS - $${t2:-$$SECONDS}))s"; \
 	  e2e/scripts/hadoop-down.sh || true; e2e/scripts/ldap-down.sh 2>/dev/null || true; \
@@ -62,7 +63,8 @@ e2e: ## start the test bed, run the e2e suite, stop the bed
 	e2e/scripts/up.sh; t1=$$SECONDS; \
 	source e2e/.state/env; $(CARGO) test -p e2e $(E2E_SUITE); t2=$$SECONDS; \
 	if [ -z "$(E2E_SUITE)" ] && [ -n "$${K2H_E2E_NODE:-}" ]; then \
-	  e2e/scripts/install.sh up; $(CARGO) test -p e2e --test installed; fi
+	  e2e/scripts/install.sh up; $(CARGO) test -p e2e --test installed; \
+	  e2e/scripts/install.sh down; $(CARGO) test -p e2e --test helm; fi
 
 e2e-up: ## build (first time: long) and start the local test bed; then `source e2e/.state/env`
 	e2e/scripts/up.sh

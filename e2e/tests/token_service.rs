@@ -248,7 +248,7 @@ async fn refusals_by_sa_token_say_why() {
         };
         let bob = service
             .credentials(
-                None,
+                Some(pod_ip(&find(&team, "-bob"))),
                 Some(&bound_token(&bed.admin, &find(&team, "-bob")).await?),
                 true,
             )
@@ -263,7 +263,7 @@ async fn refusals_by_sa_token_say_why() {
 
         let refused = service
             .credentials(
-                None,
+                Some(pod_ip(&find(&team, "-runas"))),
                 Some(&bound_token(&bed.admin, &find(&team, "-runas")).await?),
                 false,
             )
@@ -293,7 +293,7 @@ async fn refusals_by_sa_token_say_why() {
         let unserved = running_pods(&bed.admin, UNSERVED_NAMESPACE, id, 1).await?;
         let answer = service
             .credentials(
-                None,
+                Some(pod_ip(&unserved[0])),
                 Some(&bound_token(&bed.admin, &unserved[0]).await?),
                 false,
             )

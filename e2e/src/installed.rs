@@ -222,16 +222,26 @@ pub async fn lose_one_replica_each(bed: &Bed, node: &RealNode) -> Result<(), Err
             .await
             .step(format!("deleting pod {victim} of {name}"))?;
         // Gone, not just terminating: a victim still in its preStop sleep would serve.
-        let api = Api::<Pod>::namespaced(bed.admin.clone(), INSTALL_NAMESPACE);
-        crate::wait::until(&format!("pod {victim} to be gone"), RUN_TIMEOUT, || async {
-            Ok::<_, Error>(
-                match api.get_opt(&victim).await.step("reading the victim")? {
-                    None => crate::wait::Poll::Ready(()),
-                    Some(_) => crate::wait::Poll::Pending("still terminating".into()),
-                },
-            )
-        })
-        .await?;
+        pod_gone(bed, &victim).await?;
     }
     Ok(())
+}
+
+/// Waits until pod `name` of the install no longer exists: one still in its preStop sleep may
+/// still be served requests, and its log (with their audit lines) goes with it.
+pub async fn pod_gone(bed: &Bed, name: &str) -> Result<(), Error> {
+    let api = Api::<Pod>::namespaced(bed.admin.clone(), INSTALL_NAMESPACE);
+    crate::wait::until(&format!("pod {name} to be gone"), RUN_TIMEOUT, || async {
+        Ok::<_, Error>(
+            match api
+                .get_opt(name)
+                .await
+                .step(format!("reading pod {name}"))?
+            {
+                None => crate::wait::Poll::Ready(()),
+                Some(_) => crate::wait::Poll::Pending("still terminating".into()),
+            },
+        )
+    })
+    .await
 }

@@ -15,7 +15,7 @@ use std::process::Command;
 
 use e2e::hadoop::{Cluster, e2e_dir, show};
 use e2e::installed::{
-    INSTALL_NAMESPACE, alice_writes_and_reads, bobs_forgery_is_refused, ready_replicas,
+    INSTALL_NAMESPACE, alice_writes_and_reads, bobs_forgery_is_refused, pod_gone, ready_replicas,
 };
 use e2e::pods::{RealNode, create_hadoop_conf};
 use e2e::{Bed, Error, KubeStep, NAMESPACE, TestId, ensure};
@@ -85,6 +85,10 @@ async fn upgrade_rolls_token_service(bed: &Bed, node: &RealNode) -> Result<(), E
     ensure(before.is_disjoint(&after), || {
         format!("token-service pods {before:?} survived a config change: {after:?}")
     })?;
+    // The old ones gone too: one in its preStop sleep could serve alice and take its log along.
+    for old in &before {
+        pod_gone(bed, old).await?;
+    }
     let config = Api::<ConfigMap>::namespaced(bed.admin.clone(), INSTALL_NAMESPACE)
         .get("token-service-config")
         .await

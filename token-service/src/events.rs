@@ -164,13 +164,6 @@ pub trait EventSink: Send + Sync {
     fn emit(&self, regarding: &WorkloadKey, happened: Happened);
 }
 
-/// No Events (`--events=false`, and tests).
-pub struct NoEvents;
-
-impl EventSink for NoEvents {
-    fn emit(&self, _: &WorkloadKey, _: Happened) {}
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help build images test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-sustained bench-token-service bench-fetchers bench-pod-start bench-profile demo lint monitoring fmt docs chart
+.PHONY: help build images test unit e2e e2e-up e2e-down e2e-kind bench bench-webhook bench-sustained bench-token-service bench-fetchers bench-scale bench-pod-start bench-profile demo lint monitoring fmt docs chart
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -95,6 +95,9 @@ bench-fetchers: ## only the sustained-fetch part of bench-token-service (500 cli
 
 bench-token-service: ## token-service at 100 and 1,000 pods (BENCH_TS_10K=1 adds 10,000) and init-fetcher; uses a running `make e2e-up` bed, else brings one up and down
 	CARGO=$(CARGO) bench/token-service.sh
+
+bench-scale: ## token-service at 1,000 / 5,000 / 10,000 pods, BEFORE=path/to/older/token-service side by side (needs a running `make e2e-up` bed) → results/token-service-scale.*
+	CARGO=$(CARGO) bench/token-service-scale.sh
 
 bench-webhook: ## only the side-by-side webhook part of `make bench` (no control plane)
 	CARGO=$(CARGO) BENCH_APISERVER=0 bench/run.sh

@@ -148,6 +148,11 @@ impl SharedIndex {
         self.len() == 0
     }
 
+    /// A live pod of this uid is indexed, and the index follows the API server.
+    pub fn holds_live(&self, uid: &str) -> bool {
+        self.read(|i| i.listed && i.current && i.index.by_uid.contains_key(uid))
+    }
+
     /// The indexed (live) pods of `namespace`: the ledger asks whether a workload still runs.
     pub fn pods_in(&self, namespace: &str) -> Vec<Arc<PodFacts>> {
         self.read(|i| {

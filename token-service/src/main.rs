@@ -18,7 +18,9 @@ use token_service::clock::system_clock;
 use token_service::cluster::events::KubeEvents;
 use token_service::cluster::lease::{self, LeaseConfig};
 use token_service::cluster::secrets::KubeSecrets;
-use token_service::cluster::{Kube, KubeWorkloads, watch_namespaces, watch_pods, watch_webhook};
+use token_service::cluster::{
+    Kube, KubeWorkloads, WatchedTops, watch_namespaces, watch_pods, watch_webhook,
+};
 use token_service::config::{Cli, DirectorySettings, Settings};
 use token_service::coverage;
 use token_service::directory::Directory;
@@ -248,6 +250,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         &settings.mutating_webhook,
     );
     let kube = Arc::new(Kube::new(client.clone(), settings.kube_timeout));
+    let tops = Arc::new(WatchedTops::new(client.clone()));
     let ledger_cfg = &settings.ledger;
     let ledger = Ledger::new(
         Arc::new(KubeSecrets::new(
@@ -296,6 +299,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         workloads: Arc::new(KubeWorkloads {
             kube: kube.clone(),
             index: index.clone(),
+            tops,
             stamped: settings.stamped.clone(),
         }),
         leader,

@@ -9,6 +9,7 @@
 pub mod events;
 pub mod lease;
 pub mod secrets;
+pub mod tops;
 pub mod watch;
 pub mod workloads;
 
@@ -25,6 +26,7 @@ use crate::ledger::liveness::{OwnerStatus, StatusLookup, status_of};
 use crate::pod::{OwnerRef, PodFacts};
 use crate::workload::{LookupError, OwnerLookup, OwnerObject, WorkloadKey, owner_object, plural};
 
+pub use tops::WatchedTops;
 pub use watch::{
     ServedNamespaces, WebhookRegistration, watch_namespaces, watch_pods, watch_retry_delay,
     watch_webhook,

@@ -1,26 +1,48 @@
-//! The ledger's Secrets at the API server ([`SecretApi`] of `ledger::store`), listed by the
-//! ledger's labels and written with resourceVersion checks.
+//! The ledger's Secrets at the API server ([`SecretApi`] of `ledger::store`), selected by the
+//! ledger's labels and written with resourceVersion checks. The reconciler's list comes from a
+//! watch (no API read per pass); while the watch has not listed or is broken, from a read.
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
 
 use super::bounded;
+use super::watch::{Freshness, reflect};
 use crate::ledger::StoreError;
 use crate::ledger::store::{LEDGER_VERSION, MANAGED_BY, SecretApi, name_of};
 
 pub struct KubeSecrets {
     api: Api<Secret>,
     timeout: Duration,
+    watched: Store<Secret>,
+    fresh: Freshness,
+}
+
+fn selector() -> String {
+    format!(
+        "{}={},{}={}",
+        MANAGED_BY.0, MANAGED_BY.1, LEDGER_VERSION.0, LEDGER_VERSION.1
+    )
 }
 
 impl KubeSecrets {
+    /// Starts the watch of the ledger's Secrets in `namespace`.
     pub fn new(client: kube::Client, namespace: &str, timeout: Duration) -> KubeSecrets {
+        let api = Api::namespaced(client, namespace);
+        let (watched, writer) = reflector::store::<Secret>();
+        let config = watcher::Config::default()
+            .labels(&selector())
+            .list_semantic(watcher::ListSemantic::MostRecent);
+        let fresh = reflect(api.clone(), config, writer, "ledger Secret");
         KubeSecrets {
-            api: Api::namespaced(client, namespace),
+            api,
             timeout,
+            watched,
+            fresh,
         }
     }
 
@@ -53,10 +75,13 @@ impl SecretApi for KubeSecrets {
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<Secret>, StoreError>> {
         Box::pin(async move {
-            let params = ListParams::default().labels(&format!(
-                "{}={},{}={}",
-                MANAGED_BY.0, MANAGED_BY.1, LEDGER_VERSION.0, LEDGER_VERSION.1
-            ));
+            // A watched copy may trail a write by moments; a write based on it then fails its
+            // resourceVersion check and waits for the next pass, which is what a read between
+            // two writers would give too.
+            if self.fresh.is_ready() && self.fresh.is_current() {
+                return Ok(self.watched.state().iter().map(|s| (**s).clone()).collect());
+            }
+            let params = ListParams::default().labels(&selector());
             let list = self.call("list", "(all)", self.api.list(&params)).await?;
             Ok(list.items)
         })

@@ -21,17 +21,17 @@ use crate::pod::PodFacts;
 /// Whether a reflector's store follows the API server: `ready` once a complete list has been
 /// seen, `current` while no watch error has happened since the last complete list.
 #[derive(Clone, Default)]
-struct Freshness {
+pub(super) struct Freshness {
     ready: Arc<AtomicBool>,
     current: Arc<AtomicBool>,
 }
 
 impl Freshness {
-    fn is_ready(&self) -> bool {
+    pub(super) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
 
-    fn is_current(&self) -> bool {
+    pub(super) fn is_current(&self) -> bool {
         self.current.load(Ordering::SeqCst)
     }
 }
@@ -40,7 +40,7 @@ impl Freshness {
 /// resumed: events may have been lost (an admin narrowing the webhook while the connection was
 /// cut), so the store counts as stale from the first error until a new watcher has relisted
 /// everything.
-fn reflect<K>(
+pub(super) fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
     mut writer: reflector::store::Writer<K>,
@@ -208,7 +208,7 @@ pub fn watch_pods(client: kube::Client, index: SharedIndex) {
 }
 
 /// What [`relist_forever`] hands on: an event, or the end of a watch that failed.
-enum Watched<K> {
+pub(super) enum Watched<K> {
     Event(watcher::Event<K>),
     Broken,
 }
@@ -218,7 +218,7 @@ enum Watched<K> {
 /// watcher relists everything, after a backoff that resets once a complete list was seen.
 /// `what` and `refusing` name the watch and its consequence in the warning; `on` gets every
 /// event, then [`Watched::Broken`] at the first error.
-fn relist_forever<K>(
+pub(super) fn relist_forever<K>(
     api: Api<K>,
     config: watcher::Config,
     what: &'static str,

@@ -1,20 +1,25 @@
 //! Liveness of ledger workloads, as the reconciler asks for it: the adapter's lookups and the
-//! pod index handed to the pure rules of [`crate::ledger::liveness`].
+//! pod index handed to the pure rules of [`crate::ledger::liveness`]. A workload's status
+//! comes from the watches (the pod index for bare pods, [`WatchedTops`] for the rest) and from
+//! a read only while those cannot answer.
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
 use super::Kube;
+use super::tops::WatchedTops;
 use crate::index::SharedIndex;
 use crate::ledger::lifecycle::Liveness;
-use crate::ledger::liveness::judge;
+use crate::ledger::liveness::{OwnerStatus, StatusLookup, judge};
 use crate::ledger::reconcile::WorkloadState;
-use crate::workload::{StampedKinds, WorkloadKey};
+use crate::pod::OwnerRef;
+use crate::workload::{LookupError, OwnerLookup, OwnerObject, StampedKinds, WorkloadKey};
 
 pub struct KubeWorkloads {
     pub kube: Arc<Kube>,
     pub index: SharedIndex,
+    pub tops: Arc<WatchedTops>,
     pub stamped: StampedKinds,
 }
 
@@ -24,12 +29,32 @@ impl WorkloadState for KubeWorkloads {
         w: &'a WorkloadKey,
         submitter: Option<&'a str>,
     ) -> BoxFuture<'a, Liveness> {
-        Box::pin(judge(
-            w,
-            submitter,
-            &self.index,
-            self.kube.as_ref(),
-            &self.stamped,
-        ))
+        Box::pin(judge(w, submitter, &self.index, self, &self.stamped))
+    }
+}
+
+impl StatusLookup for KubeWorkloads {
+    fn status<'a>(&'a self, w: &'a WorkloadKey) -> BoxFuture<'a, Result<OwnerStatus, LookupError>> {
+        Box::pin(async move {
+            // A bare pod the index holds runs; one it lacks may be pending without an
+            // address, so only a read tells.
+            if self.index.holds_live(&w.uid) {
+                return Ok(OwnerStatus::Running);
+            }
+            match self.tops.status(w) {
+                Some(status) => Ok(status),
+                None => self.kube.status(w).await,
+            }
+        })
+    }
+}
+
+impl OwnerLookup for KubeWorkloads {
+    fn get<'a>(
+        &'a self,
+        namespace: &'a str,
+        owner: &'a OwnerRef,
+    ) -> BoxFuture<'a, Result<Option<OwnerObject>, LookupError>> {
+        self.kube.get(namespace, owner)
     }
 }

@@ -1,0 +1,308 @@
+#!/usr/bin/env bash
+# `make bench-scale`: token-service at cluster scale (issue 17), two builds side by side in one
+# run on the `make e2e-up` control plane (a running bed is used and left up) and a private
+# Kerberized HDFS. BEFORE and AFTER are token-service binaries (default: AFTER the release
+# build of this tree; BEFORE unset runs AFTER alone). Nothing here asserts on timing.
+#
+# Steps (BENCH_SCALE_STEPS, default 1000,5000,10000 pods, 5 pods per workload): alice's
+# Deployments on kwok nodes; at each step, for each binary: a fresh service with an empty
+# ledger (RSS once its index holds every pod), one cold request per workload from one of its
+# pods (every workload gets its ledger entry), the ledger at rest for BENCH_SCALE_REST seconds
+# (60: two reconcile passes) counting the API server's GET and LIST requests, RSS and VmHWM,
+# then BENCH_SCALE_CACHED (5s) of 500 workers asking back to back (p99, CPU per request). At
+# the last step: a burst of 1,000 new pods of one new workload (how far the index trails the
+# Deployment), then all 1,000 ask at once (one DT call per service, p99).
+#
+# Results: bench/results/token-service-scale.{json,md} and token-service-scale.png (RSS and p99
+# against pods, matplotlib from a private venv). Namespaces bench-scale, bench-scale-ledger
+# and nodes bench-scale-node-* are deleted at the end.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+results=${BENCH_RESULTS:-$here/results}
+steps=${BENCH_SCALE_STEPS:-1000,5000,10000}
+per_workload=${BENCH_SCALE_PODS_PER_WORKLOAD:-5}
+rest=${BENCH_SCALE_REST:-60}
+cached=${BENCH_SCALE_CACHED:-5s}
+burst_pods=${BENCH_SCALE_BURST:-1000}
+after=${AFTER:-$root/target/release/token-service}
+before=${BEFORE:-}
+export K2H_HADOOP_STATE=${K2H_HADOOP_STATE:-/tmp/bench-hadoop}
+ns=bench-scale
+ledger_ns=bench-scale-ledger
+mkdir -p "$results"
+die() { echo "bench-scale: $*" >&2; exit 1; }
+
+state=${K2H_E2E_STATE_DIR:-$root/e2e/.state}
+[[ -s $state/env ]] || die "no test bed: run make e2e-up first"
+# shellcheck source=/dev/null
+source "$state/env"
+kubectl() { "$K2H_E2E_KUBECTL" --kubeconfig "$KUBECONFIG" --context admin "$@"; }
+as_alice() { "$K2H_E2E_KUBECTL" --kubeconfig "$KUBECONFIG" --context alice "$@"; }
+[[ ${BENCH_BUILD:-1} == 0 ]] || cargo build --release -p token-service -p loadgen
+loadgen=$root/target/release/loadgen
+[[ -x $after ]] || die "no token-service at $after"
+
+work=$(mktemp -d)
+service_pid=""
+stop_service() {
+  if [[ -n $service_pid ]] && kill -0 "$service_pid" 2>/dev/null; then
+    kill -TERM "$service_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$service_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$service_pid" 2>/dev/null || true
+  fi
+  service_pid=""
+}
+cleanup() {
+  stop_service
+  echo "bench-scale: removing $ns, $ledger_ns and nodes bench-scale-node-*" >&2
+  kubectl delete namespace "$ns" "$ledger_ns" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  for _ in $(seq 300); do
+    [[ $(kubectl get pods -n "$ns" --no-headers 2>/dev/null | wc -l) == 0 ]] && break
+    sleep 2
+  done
+  kubectl delete nodes -l k2h-bench=scale --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  "$root/e2e/scripts/hadoop-down.sh" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cluster=$("$root/e2e/scripts/hadoop-up.sh")
+audit_log=$(jq -r .audit_log "$cluster")
+
+max_step=$(tr ',' '\n' <<<"$steps" | sort -n | tail -1)
+nodes=$(((max_step + burst_pods) / 400 + 1))
+{
+  cat <<EOF
+apiVersion: v1
+kind: Namespace
+metadata: {name: $ns, labels: {k2h-bench: scale}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: $ledger_ns, labels: {k2h-bench: scale}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: alice-edit, namespace: $ns}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
+EOF
+  for ((i = 0; i < nodes; i++)); do
+    cat <<EOF
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: bench-scale-node-$i
+  annotations: {kwok.x-k8s.io/node: fake}
+  labels: {type: kwok, k2h-bench: scale, kubernetes.io/hostname: bench-scale-node-$i, kubernetes.io/os: linux}
+spec:
+  podCIDR: 127.102.$((2 * i)).0/23
+  podCIDRs: [127.102.$((2 * i)).0/23]
+  taints: [{key: k2h-bench, value: scale, effect: NoSchedule}]
+EOF
+  done
+} | kubectl apply -f - >/dev/null
+kubectl wait --for=condition=Ready --timeout=120s node -l k2h-bench=scale >/dev/null
+for _ in $(seq 60); do kubectl get serviceaccount default -n "$ns" >/dev/null 2>&1 && break; sleep 1; done
+
+# deployments FROM TO REPLICAS: alice's Deployments w-FROM..w-(TO-1).
+deployments() {
+  for ((i = $1; i < $2; i++)); do
+    cat <<EOF
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: w-$i, namespace: $ns}
+spec:
+  replicas: $3
+  selector: {matchLabels: {app: w-$i}}
+  template:
+    metadata: {labels: {app: w-$i, bench: scale, workload: w-$i}}
+    spec:
+      nodeSelector: {k2h-bench: scale}
+      tolerations: [{key: k2h-bench, operator: Equal, value: scale, effect: NoSchedule}]
+      automountServiceAccountToken: false
+      containers: [{name: app, image: registry.invalid/app:1}]
+EOF
+  done
+}
+running() {
+  kubectl get pods -n "$ns" -l "$1" --field-selector=status.phase=Running --no-headers 2>/dev/null | wc -l
+}
+wait_running() { # SELECTOR COUNT SECONDS
+  local deadline=$((SECONDS + $3))
+  while (($(running "$1") < $2)); do
+    ((SECONDS < deadline)) || die "fewer than $2 pods running ($1) after $3 s"
+    sleep 2
+  done
+}
+
+"$loadgen" certs --dir "$work"
+config=$work/config.yaml
+jq '{nameservices: [.nameservices | to_entries[] | {name: (.value.name // "nn\(.key)"),
+      namenodes: [.value.namenodes[] | {http, rpc}]}],
+     kerberos: {principal: .service_principal, keytab: .service_keytab, krb5Conf: .krb5_conf},
+     identityModes: ["ip"]}' "$cluster" >"$config"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+url=https://127.0.0.1:$port
+metric() { curl -s --max-time 5 --cacert "$work/ca.crt" "$url/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+cpu_s() { awk '{sub(/.*\) /, ""); split($0, f, " "); printf "%.2f", (f[12] + f[13]) / 100}' "/proc/$1/stat"; }
+dt_calls() { local c; c=$(grep -c 'cmd=getDelegationToken' "$audit_log" 2>/dev/null) || true; echo "${c:-0}"; }
+# GET and LIST requests the API server has answered (every client; at rest the service's), as
+# JSON {"VERB resource": count}.
+api_reads() {
+  curl -s --max-time 10 --cacert "$K2H_E2E_CA" --cert "$K2H_E2E_PKI/admin.crt" \
+    --key "$K2H_E2E_PKI/admin.key" "$K2H_E2E_APISERVER/metrics" |
+    awk '/^apiserver_request_total\{/ && /verb="(GET|LIST)"/ {
+        match($0, /resource="[^"]*"/); r = substr($0, RSTART + 10, RLENGTH - 11)
+        match($0, /verb="[^"]*"/); v = substr($0, RSTART + 6, RLENGTH - 7)
+        s[v " " r] += $NF }
+      END {printf "{"; sep = ""; for (k in s) {printf "%s\"%s\": %d", sep, k, s[k]; sep = ","} print "}"}'
+}
+# reads_between BEFORE_JSON AFTER_JSON SECONDS: per minute, in total and by verb and resource.
+reads_between() {
+  jq -n --argjson a "$1" --argjson b "$2" --argjson s "$3" '
+    [$b | to_entries[] | {key, value: ((.value - ($a[.key] // 0)) * 60 / $s | round)} | select(.value > 0)]
+    | {total: (map(.value) | add // 0), by: from_entries}'
+}
+
+start_service() { # NAME BINARY
+  stop_service
+  kubectl delete secrets,leases --all -n "$ledger_ns" >/dev/null 2>&1 || true
+  RUST_LOG=info "$2" --config "$config" \
+    --listen "127.0.0.1:$port" --tls-cert-file "$work/tls.crt" --tls-key-file "$work/tls.key" \
+    --stamp-key-file "$K2H_E2E_PKI/stamp.key" --kubeconfig "$KUBECONFIG" --kube-context admin \
+    --namespace-selector "kubernetes.io/metadata.name in ($ns)" --ledger-namespace "$ledger_ns" \
+    --audit-log "$work/$1.audit" --pod-rate 10000000 --pod-burst 100000 --log-format json \
+    </dev/null >/dev/null 2>"$work/$1.log" &
+  service_pid=$!
+  "$loadgen" wait-ready --url "$url/readyz" --ca "$work/ca.crt" --timeout 300s ||
+    { tail -20 "$work/$1.log" >&2; die "token-service not ready"; }
+}
+
+# pods_file SELECTOR OUT [one]: IP<TAB><TAB>workload of running pods (one: one per workload).
+pods_file() {
+  kubectl get pods -n "$ns" -l "$1" --field-selector=status.phase=Running \
+    -o jsonpath='{range .items[*]}{.status.podIP} {.metadata.labels.workload}{"\n"}{end}' |
+    awk -v one="${3:-}" 'NF == 2 && (one == "" || !seen[$2]++) {printf "%s\t-\t%s\n", $1, $2}' >"$2"
+}
+
+measure() { # STEP LABEL BINARY
+  local n=$1 label=$2 bin=$3 name="$1-$2" w=$(($1 / per_workload))
+  start_service "$name" "$bin"
+  local indexed t0
+  indexed=$(metric kube2hadoop_indexed_pods)
+  sleep 5
+  local rss_index hwm_index
+  rss_index=$(status_kib "$service_pid" VmRSS) hwm_index=$(status_kib "$service_pid" VmHWM)
+  # Every workload's first request: its ledger entry.
+  local dt0
+  dt0=$(dt_calls)
+  "$loadgen" credentials --url "$url/v1/credentials" --ca "$work/ca.crt" --pods "$work/one-$n" \
+    --mode ip --phase burst --pid "$service_pid" --label "$name-issue" --out "$work/$name-issue.json"
+  sleep 2
+  # At rest: nobody asks; the ledger's passes run.
+  local cpu0 reads0 reads1
+  cpu0=$(cpu_s "$service_pid")
+  reads0=$(api_reads)
+  sleep "$rest"
+  reads1=$(api_reads)
+  local entries
+  entries=$(metric kube2hadoop_ledger_entries)
+  local cpu_rest
+  cpu_rest=$(awk -v a="$cpu0" -v b="$(cpu_s "$service_pid")" 'BEGIN {printf "%.2f", b - a}')
+  local rss_rest hwm_rest
+  rss_rest=$(status_kib "$service_pid" VmRSS) hwm_rest=$(status_kib "$service_pid" VmHWM)
+  "$loadgen" credentials --url "$url/v1/credentials" --ca "$work/ca.crt" --pods "$work/all-$n" \
+    --mode ip --phase cached --concurrency 500 --duration "$cached" \
+    --pid "$service_pid" --label "$name-cached" --out "$work/$name-cached.json"
+  jq -n --argjson n "$n" --arg svc "$label" --argjson w "$w" \
+    --argjson indexed "${indexed:-null}" --argjson entries "${entries:-null}" \
+    --argjson dt "$(($(dt_calls) - dt0))" \
+    --argjson reads "$(reads_between "$reads0" "$reads1" "$rest")" --argjson cpu_rest "$cpu_rest" \
+    --argjson rss_index "$rss_index" --argjson hwm_index "$hwm_index" \
+    --argjson rss_rest "$rss_rest" --argjson hwm_rest "$hwm_rest" \
+    --argjson rss "$(status_kib "$service_pid" VmRSS)" --argjson hwm "$(status_kib "$service_pid" VmHWM)" \
+    --slurpfile issue "$work/$name-issue.json" --slurpfile cached "$work/$name-cached.json" \
+    '{pods: $n, service: $svc, workloads: $w, indexed_pods: $indexed, ledger_entries: $entries,
+      namenode_dt_calls: $dt, api_reads_per_min_at_rest: $reads.total, api_reads_by: $reads.by,
+      cpu_s_at_rest: $cpu_rest, rss_kib_index_only: $rss_index, vmhwm_kib_index_only: $hwm_index,
+      rss_kib_at_rest: $rss_rest, vmhwm_kib_at_rest: $hwm_rest, rss_kib: $rss, vmhwm_kib: $hwm,
+      issue: $issue[0], cached: $cached[0]}' >"$work/m-$name.json"
+  echo "step $n $label: $(jq -c '{indexed_pods, ledger_entries, namenode_dt_calls, api_reads_per_min_at_rest, rss_kib_index_only, rss_kib_at_rest, vmhwm_kib}' "$work/m-$name.json")"
+  stop_service
+}
+
+# Baseline: API reads at rest with no service running.
+b0=$(api_reads); sleep 30; b1=$(api_reads)
+baseline=$(reads_between "$b0" "$b1" 30)
+echo "baseline: $(jq -c . <<<"$baseline") GET+LIST per minute without a service"
+
+have=0
+for n in $(tr ',' '\n' <<<"$steps" | sort -n); do
+  w=$((n / per_workload))
+  deployments "$have" "$w" "$per_workload" | as_alice apply -f - >/dev/null
+  have=$w
+  wait_running bench=scale "$n" $((120 + n / 10))
+  pods_file bench=scale "$work/all-$n"
+  pods_file bench=scale "$work/one-$n" one
+  echo "step $n: $(wc -l <"$work/all-$n") pods running, $(wc -l <"$work/one-$n") workloads"
+  [[ -z $before ]] || measure "$n" before "$before"
+  measure "$n" after "$after"
+done
+
+# A burst of new pods, one workload: how far the index trails, then all ask at once.
+start_service burst "$after"
+base=$(metric kube2hadoop_indexed_pods)
+cpu0=$(cpu_s "$service_pid")
+t0=$(date +%s%N)
+cat <<EOF | as_alice apply -f - >/dev/null
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: burst, namespace: $ns}
+spec:
+  replicas: $burst_pods
+  selector: {matchLabels: {app: burst}}
+  template:
+    metadata: {labels: {app: burst, workload: burst}}
+    spec:
+      nodeSelector: {k2h-bench: scale}
+      tolerations: [{key: k2h-bench, operator: Equal, value: scale, effect: NoSchedule}]
+      automountServiceAccountToken: false
+      containers: [{name: app, image: registry.invalid/app:1}]
+EOF
+ready_at="" indexed_at=""
+deadline=$((SECONDS + 300))
+while ((SECONDS < deadline)) && [[ -z $ready_at || -z $indexed_at ]]; do
+  now=$(date +%s%N)
+  [[ -n $ready_at ]] || [[ $(kubectl get deployment burst -n "$ns" -o jsonpath='{.status.readyReplicas}') != "$burst_pods" ]] || ready_at=$now
+  [[ -n $indexed_at ]] || (($(v=$(metric kube2hadoop_indexed_pods); echo "${v:-0}") < base + burst_pods)) || indexed_at=$now
+  sleep 0.5
+done
+ms() { [[ -n $1 ]] && echo $((($1 - t0) / 1000000)) || echo null; }
+pods_file app=burst "$work/burst"
+dt0=$(dt_calls)
+"$loadgen" credentials --url "$url/v1/credentials" --ca "$work/ca.crt" --pods "$work/burst" \
+  --mode ip --phase burst --pid "$service_pid" --label burst --out "$work/burst.json"
+sleep 2
+jq -n --argjson ready "$(ms "$ready_at")" --argjson indexed "$(ms "$indexed_at")" \
+  --argjson pods "$burst_pods" --argjson dt "$(($(dt_calls) - dt0))" \
+  --argjson cpu "$(awk -v a="$cpu0" -v b="$(cpu_s "$service_pid")" 'BEGIN {printf "%.2f", b - a}')" \
+  --argjson hwm "$(status_kib "$service_pid" VmHWM)" --slurpfile b "$work/burst.json" \
+  '{pods: $pods, deployment_ready_ms: $ready, index_full_ms: $indexed,
+    index_lag_ms: (if $indexed and $ready then $indexed - $ready else null end),
+    service_cpu_s: $cpu, namenode_dt_calls: $dt, vmhwm_kib: $hwm, answers: $b[0]}' >"$work/burst-summary.json"
+echo "burst: $(jq -c '{deployment_ready_ms, index_full_ms, index_lag_ms, namenode_dt_calls}' "$work/burst-summary.json")"
+stop_service
+
+jq -n --arg when "$(date -u +%FT%TZ)" --arg cpu "$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))" \
+  --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --argjson baseline "$baseline" \
+  --arg before "${before:-none}" --arg after "$after" \
+  --slurpfile m <(cat "$work"/m-*.json) --slurpfile burst "$work/burst-summary.json" \
+  '{when: $when, cpu: $cpu, load_after: $load, before: $before, after: $after,
+    api_reads_per_min_without_service: $baseline.total, api_reads_without_service_by: $baseline.by, steps: ($m | sort_by(.pods, .service)),
+    burst: $burst[0]}' >"$results/token-service-scale.json"
+"$here/token-service-scale-report.sh" "$results/token-service-scale.json"

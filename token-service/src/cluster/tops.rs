@@ -1,0 +1,295 @@
+//! The top objects of ledger workloads, watched, so the reconciler learns whether a workload
+//! runs from memory instead of one API read per entry and pass (2,000 entries every 30 s
+//! were 4,000 reads a minute at rest).
+//!
+//! One watch per kind, started the first time the ledger asks about a workload of that kind:
+//! a cluster whose ledger holds only Deployments watches only Deployments. Each object is kept
+//! as its uid and whether it finished, nothing else. Until a watch has listed, and from any
+//! watch error until its next complete list, [`WatchedTops::status`] answers `None` and the
+//! caller reads the object as before: a stale copy never decides a cancellation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::watcher;
+
+use super::watch::{Watched, relist_forever};
+use crate::ledger::liveness::{OwnerStatus, is_finished};
+use crate::workload::{WorkloadKey, plural};
+
+/// At most this many kinds are watched; more fall back to reads. The ledger only holds the
+/// top kinds of stamped chains, a handful in practice.
+const MAX_KINDS: usize = 32;
+
+/// What is kept of one object: enough for [`crate::ledger::liveness::status_of`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Top {
+    uid: String,
+    finished: bool,
+}
+
+type Key = (String, String);
+
+/// The objects of one kind as the watch delivered them, with a relist buffered so an answer
+/// never comes from half a list.
+#[derive(Debug, Default)]
+pub struct Tops {
+    objects: HashMap<Key, Top>,
+    relist: Option<HashMap<Key, Top>>,
+    listed: bool,
+    current: bool,
+}
+
+/// One watch event, reduced to what [`Tops`] keeps.
+#[derive(Debug, Clone)]
+pub enum TopEvent {
+    Init,
+    InitApply(Key, String, bool),
+    InitDone,
+    Apply(Key, String, bool),
+    Delete(Key),
+    Broken,
+}
+
+impl Tops {
+    pub fn on_event(&mut self, event: TopEvent) {
+        match event {
+            TopEvent::Init => self.relist = Some(HashMap::new()),
+            TopEvent::InitApply(key, uid, finished) => {
+                if let Some(buffer) = self.relist.as_mut() {
+                    buffer.insert(key, Top { uid, finished });
+                }
+            }
+            TopEvent::InitDone => {
+                if let Some(buffer) = self.relist.take() {
+                    self.objects = buffer;
+                    self.listed = true;
+                    self.current = true;
+                }
+            }
+            TopEvent::Apply(key, uid, finished) => {
+                self.objects.insert(key, Top { uid, finished });
+            }
+            TopEvent::Delete(key) => {
+                self.objects.remove(&key);
+            }
+            TopEvent::Broken => {
+                self.current = false;
+                self.relist = None;
+            }
+        }
+    }
+
+    /// `w`'s status from the watched objects; `None` while they may be stale.
+    pub fn status(&self, w: &WorkloadKey) -> Option<OwnerStatus> {
+        if !(self.listed && self.current) {
+            return None;
+        }
+        let key = (w.namespace.clone(), w.name.clone());
+        Some(match self.objects.get(&key) {
+            Some(top) if top.uid == w.uid && top.finished => OwnerStatus::Finished,
+            Some(top) if top.uid == w.uid => OwnerStatus::Running,
+            // Absent, or recreated under the same name: `w` is gone.
+            _ => OwnerStatus::Gone,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+}
+
+/// The event a watched object makes, for `kind`.
+fn reduce(kind: &str, event: watcher::Event<DynamicObject>) -> Option<TopEvent> {
+    let facts = |o: &DynamicObject| {
+        let key = (o.metadata.namespace.clone()?, o.metadata.name.clone()?);
+        let uid = o.metadata.uid.clone()?;
+        Some((key, uid, is_finished(kind, o.data.get("status"))))
+    };
+    Some(match event {
+        watcher::Event::Init => TopEvent::Init,
+        watcher::Event::InitDone => TopEvent::InitDone,
+        watcher::Event::InitApply(o) => {
+            let (key, uid, finished) = facts(&o)?;
+            TopEvent::InitApply(key, uid, finished)
+        }
+        watcher::Event::Apply(o) => {
+            let (key, uid, finished) = facts(&o)?;
+            TopEvent::Apply(key, uid, finished)
+        }
+        watcher::Event::Delete(o) => TopEvent::Delete(facts(&o)?.0),
+    })
+}
+
+/// The kinds watched so far, each with its objects.
+pub struct WatchedTops {
+    client: kube::Client,
+    kinds: Mutex<HashMap<Key, Arc<RwLock<Tops>>>>,
+}
+
+impl WatchedTops {
+    pub fn new(client: kube::Client) -> WatchedTops {
+        WatchedTops {
+            client,
+            kinds: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `w`'s status from its kind's watch, starting that watch if none runs yet; `None` until
+    /// the watch has listed or while it is broken (then read the object instead).
+    pub fn status(&self, w: &WorkloadKey) -> Option<OwnerStatus> {
+        // Bare pods are followed by the pod index, not here.
+        if w.kind == "Pod" && w.api_version == "v1" {
+            return None;
+        }
+        let tops = self.watch(&w.api_version, &w.kind)?;
+        let tops = tops.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        tops.status(w)
+    }
+
+    /// Objects held, over every kind (a gauge).
+    pub fn len(&self) -> usize {
+        let kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
+        kinds
+            .values()
+            .map(|t| t.read().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn watch(&self, api_version: &str, kind: &str) -> Option<Arc<RwLock<Tops>>> {
+        let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (api_version.to_owned(), kind.to_owned());
+        if let Some(tops) = kinds.get(&key) {
+            return Some(tops.clone());
+        }
+        if kinds.len() >= MAX_KINDS {
+            return None;
+        }
+        let tops = Arc::new(RwLock::new(Tops::default()));
+        kinds.insert(key, tops.clone());
+        self.start(api_version, kind, tops.clone());
+        Some(tops)
+    }
+
+    fn start(&self, api_version: &str, kind: &str, tops: Arc<RwLock<Tops>>) {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, &plural(kind));
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+        let config = watcher::Config::default().list_semantic(watcher::ListSemantic::MostRecent);
+        let kind = kind.to_owned();
+        tracing::info!(%kind, %api_version, "watching workloads of this kind for the ledger");
+        relist_forever(
+            api,
+            config,
+            "workload",
+            "reading workloads one by one",
+            move |watched| {
+                let event = match watched {
+                    Watched::Event(e) => reduce(&kind, e),
+                    Watched::Broken => Some(TopEvent::Broken),
+                };
+                if let Some(event) = event {
+                    tops.write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .on_event(event);
+                }
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::workload;
+
+    fn key(name: &str) -> Key {
+        ("team-a".into(), name.into())
+    }
+
+    fn listed(objects: &[(&str, &str, bool)]) -> Tops {
+        let mut tops = Tops::default();
+        tops.on_event(TopEvent::Init);
+        for (name, uid, finished) in objects {
+            tops.on_event(TopEvent::InitApply(key(name), (*uid).into(), *finished));
+        }
+        tops.on_event(TopEvent::InitDone);
+        tops
+    }
+
+    #[test]
+    fn nothing_is_answered_before_the_first_complete_list() {
+        let mut tops = Tops::default();
+        let w = workload("web");
+        assert_eq!(tops.status(&w), None);
+        tops.on_event(TopEvent::Init);
+        tops.on_event(TopEvent::InitApply(key("web"), "uid-web".into(), false));
+        assert_eq!(tops.status(&w), None, "half a list decides nothing");
+        tops.on_event(TopEvent::InitDone);
+        assert_eq!(tops.status(&w), Some(OwnerStatus::Running));
+    }
+
+    #[test]
+    fn running_finished_gone_and_recreated() {
+        let tops = listed(&[("web", "uid-web", false), ("job", "uid-job", true)]);
+        let w = workload;
+        assert_eq!(tops.status(&w("web")), Some(OwnerStatus::Running));
+        assert_eq!(tops.status(&w("job")), Some(OwnerStatus::Finished));
+        assert_eq!(tops.status(&w("gone")), Some(OwnerStatus::Gone));
+        let older = WorkloadKey {
+            uid: "uid-older-web".into(),
+            ..w("web")
+        };
+        assert_eq!(
+            tops.status(&older),
+            Some(OwnerStatus::Gone),
+            "a successor under the same name is not the ledger's workload"
+        );
+    }
+
+    #[test]
+    fn events_after_the_list_are_followed() {
+        let mut tops = listed(&[("web", "uid-web", false)]);
+        let w = workload("web");
+        tops.on_event(TopEvent::Apply(key("web"), "uid-web".into(), true));
+        assert_eq!(tops.status(&w), Some(OwnerStatus::Finished));
+        tops.on_event(TopEvent::Delete(key("web")));
+        assert_eq!(tops.status(&w), Some(OwnerStatus::Gone));
+    }
+
+    #[test]
+    fn a_broken_watch_answers_nothing_until_a_complete_relist() {
+        let mut tops = listed(&[("web", "uid-web", false)]);
+        let w = workload("web");
+        tops.on_event(TopEvent::Broken);
+        assert_eq!(tops.status(&w), None, "deleted meanwhile? a read must tell");
+        tops.on_event(TopEvent::Init);
+        assert_eq!(tops.status(&w), None);
+        tops.on_event(TopEvent::InitDone);
+        assert_eq!(
+            tops.status(&w),
+            Some(OwnerStatus::Gone),
+            "the relist replaced the objects"
+        );
+    }
+
+    #[test]
+    fn objects_without_namespace_name_or_uid_are_ignored() {
+        let o = DynamicObject {
+            types: None,
+            metadata: Default::default(),
+            data: serde_json::json!({}),
+        };
+        assert!(reduce("Deployment", watcher::Event::Apply(o)).is_none());
+    }
+}

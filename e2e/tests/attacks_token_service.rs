@@ -17,7 +17,9 @@
 //!   pods are (re)created after the namespace is covered: refused `stamp_invalid` (only
 //!   iddecorator's key signs a user);
 //! - a ledger Secret forged at the name of bob's workload with alice's record: bob's pod never
-//!   gets alice's tokens.
+//!   gets alice's tokens;
+//! - a pod's bound token answered from the TokenReview cache, then its pod deleted, or its
+//!   service account deleted and created again: refused at once, well within the cache's TTL.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -26,8 +28,9 @@ use e2e::fixture::Fixture;
 use e2e::hadoop::Cluster;
 use e2e::ledger::LedgerNamespace;
 use e2e::objects::{self, TEST_LABEL, uid_of};
-use e2e::pods::{running, token_request};
+use e2e::pods::{bound_token, running, token_request};
 use e2e::token_service::{Answer, Launcher, Options};
+use e2e::wait::{Poll, until};
 use e2e::{Bed, Error, KubeStep, NAMESPACE, TestId, ensure};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -842,4 +845,204 @@ async fn a_forged_ledger_secret_is_never_served() {
     alice_id.cleanup(&bed.admin).await;
     fx.teardown(service).await;
     result.expect("forged ledger Secret");
+}
+
+/// The token service's Prometheus text.
+async fn metrics_of(service: &Service) -> Result<String, Error> {
+    let answer = service
+        .launcher
+        .request("GET", "/metrics", None, None, false)
+        .await
+        .map_err(|e| Error::Check(format!("GET /metrics: {e}")))?;
+    Ok(String::from_utf8_lossy(&answer.body).into_owned())
+}
+
+/// The value of one series (`name{labels}` as written) in Prometheus text; 0 when absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+const CACHE_HITS: &str = r#"kube2hadoop_token_review_cache_lookups_total{result="hit"}"#;
+const CACHE_ENTRIES: &str = "kube2hadoop_token_review_cache_entries";
+/// Long, so that a refusal can only come from the revocation, never from the entry expiring.
+const CACHE_TTL_SECONDS: u64 = 300;
+
+/// A service for these tests: the TokenReview cache on, with a TTL of [`CACHE_TTL_SECONDS`].
+async fn caching_service(ledger: &LedgerNamespace) -> Service {
+    Service::start(ledger, |o| {
+        o.config("tokenReviewCacheTtlSeconds", json!(CACHE_TTL_SECONDS))
+    })
+    .await
+}
+
+/// A pod of alice's running as `service_account`, with the projected token volume injection
+/// mounts (kubelets mint only the audiences a pod's volumes name).
+async fn run_token_pod(
+    bed: &Bed,
+    id: &TestId,
+    suffix: &str,
+    service_account: Option<&str>,
+) -> Result<Pod, Error> {
+    let mut pod = test_pod(id, suffix, "alice", None)?;
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.service_account_name = service_account.map(str::to_owned);
+        spec.volumes = Some(vec![
+            serde_json::from_value(json!({
+                "name": "kube2hadoop-token",
+                "projected": {"sources": [{"serviceAccountToken": {
+                    "audience": "kube2hadoop", "expirationSeconds": 600, "path": "token"}}]},
+            }))
+            .map_err(|source| Error::Manifest {
+                kind: "Volume",
+                source,
+            })?,
+        ]);
+    }
+    run_pod(bed, &bed.alice, NAMESPACE, &pod, "alice").await
+}
+
+/// Asks twice from the pod with its token: served both times, the second from the cache.
+async fn served_from_the_cache(service: &Service, pod: &Pod, token: &str) -> Result<(), Error> {
+    for n in 0..2 {
+        let answer = service.ask(Some(ip_of(pod)?), Some(token)).await;
+        ensure(answer.status == 200 && user_of(&answer) == "alice", || {
+            format!(
+                "request {n} of alice's pod with its token: {}",
+                answer.text()
+            )
+        })?;
+    }
+    let text = metrics_of(service).await?;
+    ensure(
+        sample(&text, CACHE_HITS) >= 1.0 && sample(&text, CACHE_ENTRIES) == 1.0,
+        || format!("the second request was not answered from the cache:\n{text}"),
+    )
+}
+
+/// Waits until the service's watch saw the revocation and dropped the cached review (a request
+/// racing the watch event by milliseconds is not what these tests are about).
+async fn cache_emptied(service: &Service, what: &str) -> Result<(), Error> {
+    until(
+        &format!("the token service to drop the cached review after {what}"),
+        Duration::from_secs(10),
+        || async {
+            let text = metrics_of(service).await?;
+            let entries = sample(&text, CACHE_ENTRIES);
+            Ok::<_, Error>(if entries == 0.0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{entries} entries"))
+            })
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_identity_ends_when_its_pod_is_deleted() {
+    let fx = Fixture::new("atk-cpod").await;
+    let (bed, id) = (&fx.bed, &fx.id);
+    let service = caching_service(&fx.ledger).await;
+    let result = async {
+        let pod = run_token_pod(bed, id, "cached", None).await?;
+        let token = bound_token(&bed.admin, &pod).await?;
+        served_from_the_cache(&service, &pod, &token).await?;
+        let started = std::time::Instant::now();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        Api::<Pod>::namespaced(bed.admin.clone(), NAMESPACE)
+            .delete(&name, &DeleteParams::default().grace_period(0))
+            .await
+            .step("admin deletes the pod")?;
+        cache_emptied(&service, "the pod's deletion").await?;
+        // Its token, from its address: the API server may still authenticate it from its own
+        // cache, but the pod is gone.
+        let answer = service.ask(Some(ip_of(&pod)?), Some(&token)).await;
+        ensure(
+            answer.status >= 400
+                && ["pod_not_found", "token_rejected"].contains(&answer.code().as_str()),
+            || format!("the deleted pod's token: {}", answer.text()),
+        )?;
+        let elapsed = started.elapsed();
+        ensure(elapsed.as_secs() < CACHE_TTL_SECONDS, || {
+            format!("refused only after {elapsed:?}, past the cache's TTL")
+        })?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    fx.teardown(service).await;
+    result.expect("a cached identity and its deleted pod");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_identity_ends_when_its_service_account_is_deleted_or_recreated() {
+    let fx = Fixture::new("atk-csa").await;
+    let (bed, id) = (&fx.bed, &fx.id);
+    let service = caching_service(&fx.ledger).await;
+    let accounts: Api<ServiceAccount> = Api::namespaced(bed.admin.clone(), NAMESPACE);
+    let sa_name = format!("{}-sa", id.name());
+    let account = || -> Result<ServiceAccount, Error> {
+        serde_json::from_value(json!({
+            "metadata": {"name": sa_name, "labels": {TEST_LABEL: id.name()}},
+        }))
+        .map_err(|source| Error::Manifest {
+            kind: "ServiceAccount",
+            source,
+        })
+    };
+    let result = async {
+        accounts
+            .create(&PostParams::default(), &account()?)
+            .await
+            .step("admin creates the pod's service account")?;
+        let pod = run_token_pod(bed, id, "cached", Some(&sa_name)).await?;
+        let token = bound_token(&bed.admin, &pod).await?;
+        served_from_the_cache(&service, &pod, &token).await?;
+        let started = std::time::Instant::now();
+        accounts
+            .delete(&sa_name, &DeleteParams::default())
+            .await
+            .step("admin deletes the service account")?;
+        cache_emptied(&service, "the service account's deletion").await?;
+        // The API server may still authenticate it from its own cache (10 s): the service asks
+        // the API server whether the account exists.
+        let answer = service.ask(Some(ip_of(&pod)?), Some(&token)).await;
+        ensure(
+            answer.status == 401
+                && ["service_account_deleted", "token_rejected"].contains(&answer.code().as_str()),
+            || format!("the token of a deleted service account: {}", answer.text()),
+        )?;
+        // Created again under the same name: a new uid, which the old token does not name.
+        accounts
+            .create(&PostParams::default(), &account()?)
+            .await
+            .step("admin creates the service account again")?;
+        let answer = service.ask(Some(ip_of(&pod)?), Some(&token)).await;
+        ensure(
+            answer.status == 401
+                && ["service_account_replaced", "token_rejected"].contains(&answer.code().as_str()),
+            || {
+                format!(
+                    "the token of a recreated service account: {}",
+                    answer.text()
+                )
+            },
+        )?;
+        let elapsed = started.elapsed();
+        ensure(elapsed.as_secs() < CACHE_TTL_SECONDS, || {
+            format!("refused only after {elapsed:?}, past the cache's TTL")
+        })?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    let _ = accounts.delete(&sa_name, &DeleteParams::default()).await;
+    fx.teardown(service).await;
+    result.expect("a cached identity and its deleted service account");
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::accounts::AccountLookup;
 use crate::error::{ApiError, Kind};
 use crate::index::IpLookup;
 use crate::pod::PodFacts;
@@ -60,6 +61,8 @@ impl VerifiedPod {
 pub struct Review {
     pub authenticated: bool,
     pub username: Option<String>,
+    /// `status.user.uid`: for a service-account token, the account's uid.
+    pub uid: Option<String>,
     pub audiences: Vec<String>,
     pub extra: BTreeMap<String, Vec<String>>,
     pub error: Option<String>,
@@ -73,6 +76,8 @@ pub struct ReviewedPod {
     pub name: String,
     pub uid: String,
     pub username: String,
+    /// The account's uid as the review reported it, if it did.
+    pub service_account_uid: Option<String>,
 }
 
 fn unauthenticated(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -137,6 +142,7 @@ pub fn review_target(review: &Review) -> Result<ReviewedPod, ApiError> {
         name,
         uid,
         username,
+        service_account_uid: review.uid.clone().filter(|u| !u.is_empty()),
     })
 }
 
@@ -155,6 +161,28 @@ pub enum TokenOrigin {
 pub fn by_review(
     target: ReviewedPod,
     pod: Option<PodFacts>,
+    served: &dyn Fn(&str) -> bool,
+    origin: TokenOrigin,
+    peer: Option<IpAddr>,
+) -> Result<VerifiedPod, ApiError> {
+    verify_reviewed(&target, pod.map(Arc::new), served, origin, peer)
+}
+
+/// As [`by_review`], for a review the cache kept (`crate::review_cache`) and the pod as the
+/// pod index holds it now: every check a fresh review gets runs again.
+pub fn by_cached_review(
+    target: &ReviewedPod,
+    pod: Arc<PodFacts>,
+    served: &dyn Fn(&str) -> bool,
+    origin: TokenOrigin,
+    peer: Option<IpAddr>,
+) -> Result<VerifiedPod, ApiError> {
+    verify_reviewed(target, Some(pod), served, origin, peer)
+}
+
+fn verify_reviewed(
+    target: &ReviewedPod,
+    pod: Option<Arc<PodFacts>>,
     served: &dyn Fn(&str) -> bool,
     origin: TokenOrigin,
     peer: Option<IpAddr>,
@@ -199,10 +227,64 @@ pub fn by_review(
     }
     check_served(&pod, served)?;
     Ok(VerifiedPod {
-        pod: Arc::new(pod),
+        pod,
         method: Method::SaToken,
-        service_account: Some(target.username),
+        service_account: Some(target.username.clone()),
     })
+}
+
+/// Whether the ServiceAccount watch settles the account a fresh review named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountCheck {
+    /// It exists with the reviewed uid, or the watch is not current (then the review alone
+    /// decides, as without the watch).
+    Settled,
+    /// The watch says it is gone or has another uid: the API server itself is asked, as its
+    /// own token cache may answer for up to 10 s after a deletion, and the watch may lag.
+    AskTheApi,
+}
+
+pub fn account_check(target: &ReviewedPod, now: &AccountLookup) -> AccountCheck {
+    match now {
+        AccountLookup::Stale => AccountCheck::Settled,
+        AccountLookup::Present(uid)
+            if target
+                .service_account_uid
+                .as_ref()
+                .is_none_or(|reviewed| reviewed == uid) =>
+        {
+            AccountCheck::Settled
+        }
+        AccountLookup::Present(_) | AccountLookup::Absent => AccountCheck::AskTheApi,
+    }
+}
+
+/// The account as the API server has it now (`Some(uid)`, `None`: not found) must be the one
+/// the review named: deleting a service account, or deleting and recreating it, revokes its
+/// tokens.
+pub fn account_confirmed(target: &ReviewedPod, live_uid: Option<&str>) -> Result<(), ApiError> {
+    let shown = format!("{}/{}", target.namespace, target.service_account);
+    match live_uid {
+        None => Err(unauthenticated(
+            "service_account_deleted",
+            format!("service account {shown} of this token was deleted, which revokes its tokens"),
+        )),
+        Some(uid)
+            if target
+                .service_account_uid
+                .as_ref()
+                .is_some_and(|r| r != uid) =>
+        {
+            Err(unauthenticated(
+                "service_account_replaced",
+                format!(
+                    "service account {shown} was deleted and created again since this token was \
+                     issued, which revokes its tokens"
+                ),
+            ))
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 /// Under [`TokenOrigin::Pod`], the caller's address must be one of the pod's.
@@ -322,6 +404,7 @@ mod tests {
         Review {
             authenticated: true,
             username: Some("system:serviceaccount:team-a:default".into()),
+            uid: Some("sa1".into()),
             audiences: vec![AUDIENCE.into()],
             extra: BTreeMap::from([
                 (EXTRA_POD_NAME.into(), vec!["web-1".into()]),
@@ -477,6 +560,66 @@ mod tests {
         )
         .expect_err("replay");
         assert_eq!(e.code, "token_origin_mismatch");
+    }
+
+    #[test]
+    fn a_cached_review_is_checked_like_a_fresh_one() {
+        let target = review_target(&review()).expect("target");
+        assert_eq!(target.service_account_uid.as_deref(), Some("sa1"));
+        let live = Arc::new(pod("web-1", "u1", PEER));
+        let v = by_cached_review(&target, live.clone(), &all, TokenOrigin::Pod, Some(peer()))
+            .expect("ok");
+        assert_eq!(v.method(), Method::SaToken);
+        let elsewhere: IpAddr = "127.100.0.66".parse().expect("ip");
+        let e = by_cached_review(&target, live, &all, TokenOrigin::Pod, Some(elsewhere))
+            .expect_err("replayed");
+        assert_eq!(e.code, "token_origin_mismatch");
+        let e = by_cached_review(
+            &target,
+            Arc::new(pod("web-1", "u9", PEER)),
+            &all,
+            TokenOrigin::Pod,
+            Some(peer()),
+        )
+        .expect_err("replaced");
+        assert_eq!(e.code, "pod_replaced");
+    }
+
+    #[test]
+    fn a_deleted_or_recreated_service_account_revokes_its_tokens() {
+        let target = review_target(&review()).expect("target");
+        let present = |uid: &str| AccountLookup::Present(uid.into());
+        assert_eq!(
+            account_check(&target, &present("sa1")),
+            AccountCheck::Settled
+        );
+        assert_eq!(
+            account_check(&target, &AccountLookup::Stale),
+            AccountCheck::Settled,
+            "without a current watch the review decides alone"
+        );
+        for now in [present("sa2"), AccountLookup::Absent] {
+            assert_eq!(account_check(&target, &now), AccountCheck::AskTheApi);
+        }
+        assert!(account_confirmed(&target, Some("sa1")).is_ok());
+        let e = account_confirmed(&target, None).expect_err("deleted");
+        assert_eq!(
+            (e.code, e.kind),
+            ("service_account_deleted", Kind::Unauthenticated)
+        );
+        let e = account_confirmed(&target, Some("sa2")).expect_err("recreated");
+        assert_eq!(e.code, "service_account_replaced");
+        // A review that reported no uid: only existence can be checked.
+        let mut r = review();
+        r.uid = None;
+        let unknown = review_target(&r).expect("target");
+        assert_eq!(unknown.service_account_uid, None);
+        assert_eq!(
+            account_check(&unknown, &present("sa2")),
+            AccountCheck::Settled
+        );
+        assert!(account_confirmed(&unknown, Some("sa2")).is_ok());
+        assert!(account_confirmed(&unknown, None).is_err());
     }
 
     #[test]

@@ -130,6 +130,13 @@ impl SharedIndex {
         self.read(|i| (i.listed && i.current).then(|| i.index.lookup(ip)))
     }
 
+    /// The live pod with `uid`, or `None` while the index may be stale (as
+    /// [`Self::lookup_current`]): `Some(None)` means the index, following the API server,
+    /// holds no live pod with that uid.
+    pub fn pod_current(&self, uid: &str) -> Option<Option<Arc<PodFacts>>> {
+        self.read(|i| (i.listed && i.current).then(|| i.index.by_uid.get(uid).cloned()))
+    }
+
     /// A complete list has been seen (it may have gone stale since: see [`Self::is_current`]).
     pub fn is_ready(&self) -> bool {
         self.read(|i| i.listed)
@@ -363,5 +370,21 @@ mod tests {
             Some(IpLookup::One(p)) if p.name == "new" && p.uid == "u2"
         ));
         assert_eq!(shared.len(), 1);
+    }
+
+    #[test]
+    fn a_pod_by_uid_is_answered_only_from_a_current_index() {
+        let shared = SharedIndex::default();
+        let mut writer = IndexWriter::new(shared.clone());
+        assert_eq!(shared.pod_current("u1"), None, "not listed yet");
+        writer.on_event(IndexEvent::Init);
+        writer.on_event(IndexEvent::InitApply(pod("a", "u1", "127.100.0.1")));
+        writer.on_event(IndexEvent::InitDone);
+        assert!(matches!(shared.pod_current("u1"), Some(Some(p)) if p.name == "a"));
+        assert_eq!(shared.pod_current("u2"), Some(None));
+        writer.on_event(IndexEvent::Delete(pod("a", "u1", "127.100.0.1")));
+        assert_eq!(shared.pod_current("u1"), Some(None));
+        writer.on_event(IndexEvent::Broken);
+        assert_eq!(shared.pod_current("u1"), None, "stale");
     }
 }

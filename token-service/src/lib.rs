@@ -4,6 +4,7 @@
 
 pub mod hadoop;
 
+pub mod accounts;
 pub mod audit;
 pub mod authorize;
 pub mod clock;
@@ -29,5 +30,6 @@ pub mod metrics;
 pub mod pod;
 pub mod ratelimit;
 pub mod request;
+pub mod review_cache;
 pub mod server;
 pub mod workload;

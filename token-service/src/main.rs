@@ -12,6 +12,7 @@ use k2h_http::tls::watch_cert_files;
 use k2h_http::{Readiness, ServeConfig, init_logging, serve, server_config};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use prometheus_client::registry::Registry;
+use token_service::accounts::SharedAccounts;
 use token_service::audit::AuditSink;
 use token_service::authorize::Policy;
 use token_service::clock::system_clock;
@@ -19,7 +20,8 @@ use token_service::cluster::events::KubeEvents;
 use token_service::cluster::lease::{self, LeaseConfig};
 use token_service::cluster::secrets::KubeSecrets;
 use token_service::cluster::{
-    Kube, KubeWorkloads, WatchedTops, watch_namespaces, watch_pods, watch_webhook,
+    Kube, KubeWorkloads, WatchedTops, watch_namespaces, watch_pods, watch_service_accounts,
+    watch_webhook,
 };
 use token_service::config::{Cli, DirectorySettings, Settings};
 use token_service::coverage;
@@ -39,6 +41,7 @@ use token_service::ledger::reconcile::{ReconcileConfig, Reconciler};
 use token_service::ledger::{Ledger, Persist};
 use token_service::metrics::Metrics;
 use token_service::ratelimit::{Limit, RateLimiter};
+use token_service::review_cache::ReviewCache;
 use token_service::server::{App, handle};
 
 /// Set on the re-executed process, so a mismatch that survives the re-exec is an error, not a loop.
@@ -241,8 +244,26 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     let signal = k2h_http::signal::shutdown_signal()?;
     cert_watcher.spawn(TLS_RELOAD);
 
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let reviews = ReviewCache::new(
+        settings.review_cache,
+        system_clock(),
+        metrics.review_cache_observer(),
+    );
     let index = SharedIndex::default();
-    watch_pods(client.clone(), index.clone());
+    let forget = reviews.clone();
+    watch_pods(client.clone(), index.clone(), move |uid| {
+        forget.forget_pod(uid)
+    });
+    // Only bound tokens name service accounts: no watch without them.
+    let accounts = SharedAccounts::default();
+    if settings.modes.sa_token {
+        let forget = reviews.clone();
+        watch_service_accounts(client.clone(), accounts.clone(), move |ns, name| {
+            forget.forget_account(ns, name)
+        });
+    }
     let namespaces = watch_namespaces(client.clone(), &settings.namespace_selector);
     let webhook = watch_webhook(
         client.clone(),
@@ -275,8 +296,6 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         settings.kube_timeout,
     );
 
-    let mut registry = Registry::default();
-    let metrics = Metrics::register(&mut registry);
     k2h_http::expiry::register(&mut registry, "token-service", resolver);
     let events: Arc<dyn EventSink> = KubeEvents::start(
         client,
@@ -320,6 +339,8 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         cluster: kube.clone(),
         owners: kube,
         index,
+        accounts,
+        reviews,
         served: Arc::new(move |ns| served.is_served(ns)),
         // One definition of what is covered: the webhook as registered, read now.
         covered: {
@@ -363,6 +384,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     tracing::info!(
         listen = %settings.listen,
         sa_token = settings.modes.sa_token,
+        token_review_cache_ttl = ?settings.review_cache.ttl,
         ip = settings.modes.ip,
         namespaces = %settings.namespace_selector,
         webhook = %format!("{}/{}", settings.webhook_configuration, settings.mutating_webhook),

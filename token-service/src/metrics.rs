@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests by outcome and identity method, Hadoop call latency, cache size,
-//! the ledger's size and its renewals, re-issues, cancellations and failures.
+//! the TokenReview cache's lookups, drops and size, the ledger's size and its renewals,
+//! re-issues, cancellations and failures.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::review_cache::{CacheEvent, CacheObserver};
 
 /// Told about each Hadoop call: operation, success, how long it took.
 pub type CallObserver = Arc<dyn Fn(&'static str, bool, Duration) + Send + Sync>;
@@ -52,6 +55,19 @@ pub struct EventLabels {
     pub result: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReviewLookupLabels {
+    /// `hit`, `miss` (a full TokenReview follows) or `bypassed` (an entry exists, but a watch
+    /// it is checked against is not current: a full TokenReview follows).
+    pub result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReviewDropLabels {
+    /// `expired`, `pod_gone`, `sa_gone` or `evicted` (the cache was full).
+    pub reason: String,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
@@ -68,6 +84,9 @@ pub struct Metrics {
     pub ledger_failing: Gauge,
     pub ledger_actions: Family<LedgerLabels, Counter>,
     pub events: Family<EventLabels, Counter>,
+    pub review_cache_lookups: Family<ReviewLookupLabels, Counter>,
+    pub review_cache_drops: Family<ReviewDropLabels, Counter>,
+    pub review_cache_entries: Gauge,
 }
 
 impl Metrics {
@@ -86,6 +105,9 @@ impl Metrics {
             ledger_failing: Gauge::default(),
             ledger_actions: Family::default(),
             events: Family::default(),
+            review_cache_lookups: Family::default(),
+            review_cache_drops: Family::default(),
+            review_cache_entries: Gauge::default(),
         };
         registry.register(
             "kube2hadoop_token_requests",
@@ -142,7 +164,51 @@ impl Metrics {
             "Kubernetes Events about workloads' tokens, by what became of them",
             m.events.clone(),
         );
+        registry.register(
+            "kube2hadoop_token_review_cache_lookups",
+            "Service-account token requests by what the TokenReview cache had for them",
+            m.review_cache_lookups.clone(),
+        );
+        registry.register(
+            "kube2hadoop_token_review_cache_drops",
+            "TokenReview cache entries dropped, by reason",
+            m.review_cache_drops.clone(),
+        );
+        registry.register(
+            "kube2hadoop_token_review_cache_entries",
+            "TokenReview results cached",
+            m.review_cache_entries.clone(),
+        );
         m
+    }
+
+    /// Counts what the TokenReview cache reports.
+    pub fn review_cache_observer(&self) -> CacheObserver {
+        let (lookups, drops) = (
+            self.review_cache_lookups.clone(),
+            self.review_cache_drops.clone(),
+        );
+        Arc::new(move |event| {
+            let lookup = |result: &str| {
+                lookups
+                    .get_or_create(&ReviewLookupLabels {
+                        result: result.to_owned(),
+                    })
+                    .inc();
+            };
+            match event {
+                CacheEvent::Hit => lookup("hit"),
+                CacheEvent::Miss => lookup("miss"),
+                CacheEvent::Bypassed => lookup("bypassed"),
+                CacheEvent::Dropped(reason) => {
+                    drops
+                        .get_or_create(&ReviewDropLabels {
+                            reason: reason.as_str().to_owned(),
+                        })
+                        .inc();
+                }
+            }
+        })
     }
 
     pub fn event(&self, result: &str) {
@@ -198,6 +264,9 @@ mod tests {
         m.request("issued", "ip");
         (m.observer())("obtain", true, Duration::from_millis(20));
         m.ledger_action("renewed");
+        let observe = m.review_cache_observer();
+        observe(CacheEvent::Hit);
+        observe(CacheEvent::Dropped(crate::review_cache::DropReason::SaGone));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
         assert!(
@@ -210,6 +279,14 @@ mod tests {
         );
         assert!(
             text.contains(r#"kube2hadoop_ledger_actions_total{outcome="renewed"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"kube2hadoop_token_review_cache_lookups_total{result="hit"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"kube2hadoop_token_review_cache_drops_total{reason="sa_gone"} 1"#),
             "{text}"
         );
     }

@@ -41,6 +41,7 @@ pub fn review_of(status: Option<TokenReviewStatus>) -> Review {
     Review {
         authenticated: status.authenticated.unwrap_or(false),
         username: user.username,
+        uid: user.uid,
         audiences: status.audiences.unwrap_or_default(),
         extra: user.extra.unwrap_or_default(),
         error: status.error,

@@ -14,6 +14,7 @@ use http::{HeaderValue, Method as HttpMethod, Request, Response, StatusCode, hea
 use k2h_http::{Body, Readiness, json_response};
 use prometheus_client::registry::Registry;
 
+use crate::accounts::SharedAccounts;
 use crate::audit::{AuditEvent, AuditSink, now_rfc3339, rfc3339_ms};
 use crate::authorize::{Policy, Principal, authorize};
 use crate::cluster::{Cluster, KubeError};
@@ -28,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::pod::{PodFacts, canonical};
 use crate::ratelimit::RateLimiter;
 use crate::request;
+use crate::review_cache::{Found, PodNow, ReviewCache, TokenDigest, token_expiry_ms};
 use crate::workload::{OwnerLookup, StampedKinds, WorkloadKey, resolve};
 
 pub const EXPIRES_HEADER: &str = "x-kube2hadoop-expires";
@@ -50,6 +52,11 @@ pub struct App {
     pub cluster: Arc<dyn Cluster>,
     pub owners: Arc<dyn OwnerLookup>,
     pub index: SharedIndex,
+    /// ServiceAccount uids, from a watch: a cached review is used only while its account is
+    /// as reviewed, and a fresh review of a deleted account is refused.
+    pub accounts: SharedAccounts,
+    /// Successful TokenReviews of pod-bound tokens, reused instead of the API round trip.
+    pub reviews: ReviewCache,
     /// The configured `namespaceSelector`: an extra narrowing of what the webhook covers.
     pub served: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     /// Whether iddecorator's webhook covers the pod (`crate::coverage::check`), and which
@@ -90,6 +97,9 @@ pub async fn handle(app: Arc<App>, req: Request<Bytes>) -> Response<Body> {
         (&HttpMethod::GET, "/metrics") => {
             app.metrics.cached_workloads.set(app.issuer.cached() as i64);
             app.metrics.indexed_pods.set(app.index.len() as i64);
+            app.metrics
+                .review_cache_entries
+                .set(app.reviews.len() as i64);
             k2h_http::respond::metrics(&app.registry)
         }
         (&HttpMethod::POST, CREDENTIALS_PATH) => credentials(&app, &req).await,
@@ -239,18 +249,7 @@ async fn identify(
             ));
         }
         let token = request::bearer_token(value)?;
-        let review = app
-            .cluster
-            .review(token)
-            .await
-            .map_err(kubernetes_unavailable)?;
-        let target = identity::review_target(&review)?;
-        let pod = app
-            .cluster
-            .pod(&target.namespace, &target.name)
-            .await
-            .map_err(kubernetes_unavailable)?;
-        return identity::by_review(target, pod, &served, app.modes.sa_token_origin, peer);
+        return by_token(app, token, &served, peer).await;
     }
     if !app.modes.ip {
         return Err(ApiError::new(
@@ -292,6 +291,61 @@ async fn identify(
         known => known,
     };
     identity::by_ip(lookup, peer, &served)
+}
+
+/// Identification by bound service-account token: a cached review if the pod index and the
+/// ServiceAccount watch show its pod and account as reviewed, else a TokenReview and a read of
+/// the pod. Either way the pod then gets the same checks (`identity`).
+async fn by_token(
+    app: &App,
+    token: &str,
+    served: &(dyn Fn(&str) -> bool + Sync),
+    peer: Option<IpAddr>,
+) -> Result<VerifiedPod, ApiError> {
+    let origin = app.modes.sa_token_origin;
+    let digest = TokenDigest::of(token);
+    let found = app.reviews.lookup(&digest, |cached| {
+        let target = &cached.target;
+        let pod = match app.index.pod_current(&target.uid) {
+            None => PodNow::Stale,
+            Some(None) => PodNow::Absent,
+            Some(Some(pod)) => PodNow::Present(pod),
+        };
+        let account = app
+            .accounts
+            .lookup(&target.namespace, &target.service_account);
+        (pod, account)
+    });
+    if let Found::Hit(cached, pod) = found {
+        return identity::by_cached_review(&cached.target, pod, served, origin, peer);
+    }
+    let review = app
+        .cluster
+        .review(token)
+        .await
+        .map_err(kubernetes_unavailable)?;
+    let target = identity::review_target(&review)?;
+    let pod = app
+        .cluster
+        .pod(&target.namespace, &target.name)
+        .await
+        .map_err(kubernetes_unavailable)?;
+    let verified = identity::by_review(target.clone(), pod, served, origin, peer)?;
+    // The API server caches its own token reviews (10 s by default): a token of a deleted
+    // account may still pass one. The watch tells; the API server confirms what it says.
+    let account = app
+        .accounts
+        .lookup(&target.namespace, &target.service_account);
+    if identity::account_check(&target, &account) == identity::AccountCheck::AskTheApi {
+        let live = app
+            .cluster
+            .service_account(&target.namespace, &target.service_account)
+            .await
+            .map_err(kubernetes_unavailable)?;
+        identity::account_confirmed(&target, live.as_deref())?;
+    }
+    app.reviews.insert(digest, &target, token_expiry_ms(token));
+    Ok(verified)
 }
 
 /// A pod's init container may ask before the watch has brought the pod's address to the
@@ -402,12 +456,13 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use futures::future::BoxFuture;
     use http_body_util::BodyExt;
 
     use super::*;
+    use crate::accounts::{AccountEvent, AccountFacts, AccountsWriter};
     use crate::directory::static_users::StaticUsers;
     use crate::fixtures::pod;
     use crate::fixtures::{FakeSource, RecordedEvents};
@@ -420,17 +475,26 @@ mod tests {
     use crate::workload::{LookupError, OwnerObject};
 
     struct FakeCluster {
-        pod: Option<PodFacts>,
+        /// The pod any review names, as a read finds it (`None`: deleted).
+        pod: std::sync::Mutex<Option<PodFacts>>,
         /// What a live list by address finds (pods the index has not seen).
         live: Vec<PodFacts>,
+        /// The uid of team-a/default as the API server has it (`None`: deleted).
+        account: std::sync::Mutex<Option<String>>,
+        reviews: AtomicUsize,
+        account_reads: AtomicUsize,
     }
 
     impl Cluster for FakeCluster {
         fn review<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Review, KubeError>> {
+            self.reviews.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
+                // Like the API server's own token cache, it still says yes for a token whose
+                // account went: only the service's own check refuses it.
                 Ok(Review {
-                    authenticated: token == "good",
+                    authenticated: token == "good" || token == GOOD_JWT,
                     username: Some("system:serviceaccount:team-a:default".into()),
+                    uid: Some("sa1".into()),
                     audiences: vec![identity::AUDIENCE.into()],
                     extra: BTreeMap::from([
                         (
@@ -452,12 +516,23 @@ mod tests {
             _: &'a str,
             _: &'a str,
         ) -> BoxFuture<'a, Result<Option<PodFacts>, KubeError>> {
-            Box::pin(async move { Ok(self.pod.clone()) })
+            let pod = self.pod.lock().expect("pod").clone();
+            Box::pin(std::future::ready(Ok(pod)))
         }
 
         fn pods_at(&self, ip: IpAddr) -> BoxFuture<'_, Result<Vec<PodFacts>, KubeError>> {
             let at = self.live.iter().filter(|p| p.ips.contains(&ip)).cloned();
             Box::pin(std::future::ready(Ok(at.collect())))
+        }
+
+        fn service_account<'a>(
+            &'a self,
+            _: &'a str,
+            name: &'a str,
+        ) -> BoxFuture<'a, Result<Option<String>, KubeError>> {
+            self.account_reads.fetch_add(1, Ordering::SeqCst);
+            let uid = self.account.lock().expect("account").clone();
+            Box::pin(std::future::ready(Ok(uid.filter(|_| name == "default"))))
         }
     }
 
@@ -483,8 +558,14 @@ mod tests {
     /// Label of test pods the webhook's objectSelector leaves out.
     const UNCOVERED: &str = "test.kube2hadoop.io/uncovered";
 
+    /// A bound token as the API server mints them: a JWT whose payload has `exp` (far ahead).
+    const GOOD_JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDB9.c2ln";
+
     struct Bed {
         app: Arc<App>,
+        cluster: Arc<FakeCluster>,
+        accounts: AccountsWriter,
+        pods: IndexWriter,
         source: Arc<FakeSource>,
         events: Arc<RecordedEvents>,
         ready: Arc<AtomicBool>,
@@ -508,6 +589,22 @@ mod tests {
             writer.on_event(IndexEvent::InitApply(p));
         }
         writer.on_event(IndexEvent::InitDone);
+        let accounts = SharedAccounts::default();
+        let mut accounts_writer = AccountsWriter::new(accounts.clone());
+        accounts_writer.on_event(AccountEvent::Init);
+        accounts_writer.on_event(AccountEvent::InitApply(AccountFacts {
+            namespace: "team-a".into(),
+            name: "default".into(),
+            uid: "sa1".into(),
+        }));
+        accounts_writer.on_event(AccountEvent::InitDone);
+        let cluster = Arc::new(FakeCluster {
+            pod: std::sync::Mutex::new(Some(pod("web-1", "u1", "127.100.0.1"))),
+            live,
+            account: std::sync::Mutex::new(Some("sa1".into())),
+            reviews: AtomicUsize::new(0),
+            account_reads: AtomicUsize::new(0),
+        });
         let source = Arc::new(FakeSource::default());
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
@@ -516,13 +613,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let audit_path = dir.path().join("audit.log");
         let events = Arc::new(RecordedEvents::default());
+        let reviews = ReviewCache::new(
+            crate::review_cache::ReviewCacheConfig::default(),
+            Arc::new(|| 1_000_000),
+            metrics.review_cache_observer(),
+        );
         let app = App {
-            cluster: Arc::new(FakeCluster {
-                pod: Some(pod("web-1", "u1", "127.100.0.1")),
-                live,
-            }),
+            cluster: cluster.clone(),
             owners: Arc::new(AliceOwners),
             index,
+            accounts,
+            reviews,
             served: Arc::new(|ns| ns == "team-a"),
             covered: Arc::new(|p| {
                 if p.labels.contains_key(UNCOVERED) {
@@ -568,6 +669,9 @@ mod tests {
         };
         Bed {
             app: Arc::new(app),
+            cluster,
+            accounts: accounts_writer,
+            pods: writer,
             source,
             events,
             ready,
@@ -845,5 +949,101 @@ mod tests {
             StatusCode::METHOD_NOT_ALLOWED
         );
         assert_eq!(call(&bed, get("/nope")).await.0, StatusCode::NOT_FOUND);
+    }
+
+    fn sa_event(uid: &str) -> AccountFacts {
+        AccountFacts {
+            namespace: "team-a".into(),
+            name: "default".into(),
+            uid: uid.into(),
+        }
+    }
+
+    const BEARER: &str = "Bearer eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDB9.c2ln";
+
+    #[tokio::test]
+    async fn a_cached_review_saves_the_round_trips_but_not_the_checks() {
+        let mut bed = bed(vec![pod("web-1", "u1", "127.100.0.1")]);
+        let reviews = || bed.cluster.reviews.load(Ordering::SeqCst);
+        for _ in 0..2 {
+            let (status, _, body) = call(&bed, request("127.100.0.1", Some(BEARER), None)).await;
+            assert_eq!(status, StatusCode::OK, "{body:?}");
+        }
+        assert_eq!(
+            reviews(),
+            1,
+            "the second request was answered from the cache"
+        );
+        assert_eq!(bed.app.reviews.len(), 1);
+        // Cached or not, the token counts only from its pod.
+        let (status, _, body) = call(&bed, request("10.0.0.9", Some(BEARER), None)).await;
+        assert_eq!(
+            (status, error_of(&body).0.as_str()),
+            (StatusCode::UNAUTHORIZED, "token_origin_mismatch")
+        );
+        assert_eq!(reviews(), 1);
+        let get = Request::get("/metrics").body(Bytes::new()).expect("req");
+        let text = String::from_utf8_lossy(&call(&bed, get).await.2).into_owned();
+        for want in [
+            r#"kube2hadoop_token_review_cache_lookups_total{result="hit"} 2"#,
+            r#"kube2hadoop_token_review_cache_lookups_total{result="miss"} 1"#,
+            "kube2hadoop_token_review_cache_entries 1",
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
+        }
+
+        // The pod is deleted: the index sees it, the cache never answers for it again, and the
+        // full review finds no pod.
+        *bed.cluster.pod.lock().expect("pod") = None;
+        bed.pods
+            .on_event(IndexEvent::Delete(pod("web-1", "u1", "127.100.0.1")));
+        let (status, _, body) = call(&bed, request("127.100.0.1", Some(BEARER), None)).await;
+        assert_eq!(
+            (status, error_of(&body).0.as_str()),
+            (StatusCode::NOT_FOUND, "pod_not_found")
+        );
+        assert_eq!(reviews(), 2);
+        assert!(bed.app.reviews.is_empty(), "a refused review is not cached");
+    }
+
+    #[tokio::test]
+    async fn a_deleted_or_recreated_service_account_is_refused_cached_or_not() {
+        let mut bed = bed(vec![pod("web-1", "u1", "127.100.0.1")]);
+        let (status, _, body) = call(&bed, request("127.100.0.1", Some(BEARER), None)).await;
+        assert_eq!(status, StatusCode::OK, "{body:?}");
+        assert_eq!(bed.cluster.account_reads.load(Ordering::SeqCst), 0);
+        // Deleted: the watch says so, the API server confirms; its review still says yes.
+        *bed.cluster.account.lock().expect("account") = None;
+        bed.accounts.on_event(AccountEvent::Delete(sa_event("sa1")));
+        let (status, _, body) = call(&bed, request("127.100.0.1", Some(BEARER), None)).await;
+        assert_eq!(
+            (status, error_of(&body).0.as_str()),
+            (StatusCode::UNAUTHORIZED, "service_account_deleted")
+        );
+        assert_eq!(bed.cluster.reviews.load(Ordering::SeqCst), 2);
+        assert!(bed.app.reviews.is_empty());
+        // Created again under the same name: a new uid, which the old token does not name.
+        *bed.cluster.account.lock().expect("account") = Some("sa2".into());
+        bed.accounts.on_event(AccountEvent::Apply(sa_event("sa2")));
+        let (status, _, body) = call(&bed, request("127.100.0.1", Some(BEARER), None)).await;
+        assert_eq!(
+            (status, error_of(&body).0.as_str()),
+            (StatusCode::UNAUTHORIZED, "service_account_replaced")
+        );
+        assert!(bed.app.reviews.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stale_service_account_watch_bypasses_the_cache() {
+        let mut bed = bed(vec![pod("web-1", "u1", "127.100.0.1")]);
+        let (status, _, _) = call(&bed, request("127.100.0.1", Some(BEARER), None)).await;
+        assert_eq!(status, StatusCode::OK);
+        bed.accounts.on_event(AccountEvent::Broken);
+        // Deleted while the watch is down: the cache cannot tell, so the API server decides
+        // (here its review still says yes, and nothing is known to ask further).
+        let (status, _, _) = call(&bed, request("127.100.0.1", Some(BEARER), None)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(bed.cluster.reviews.load(Ordering::SeqCst), 2);
+        assert_eq!(bed.cluster.account_reads.load(Ordering::SeqCst), 0);
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 
 use crate::identity::{AUDIENCE, Review};
@@ -29,7 +29,7 @@ use crate::workload::{LookupError, OwnerLookup, OwnerObject, WorkloadKey, owner_
 pub use tops::WatchedTops;
 pub use watch::{
     ServedNamespaces, WebhookRegistration, watch_namespaces, watch_pods, watch_retry_delay,
-    watch_webhook,
+    watch_service_accounts, watch_webhook,
 };
 pub use workloads::KubeWorkloads;
 
@@ -84,6 +84,13 @@ pub trait Cluster: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<PodFacts>, KubeError>>;
     /// The pods holding `ip` now, read from the API server itself.
     fn pods_at(&self, ip: IpAddr) -> BoxFuture<'_, Result<Vec<PodFacts>, KubeError>>;
+    /// The uid of ServiceAccount `namespace/name` (`None`: it does not exist), read from the
+    /// API server itself.
+    fn service_account<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, KubeError>>;
 }
 
 /// The API server, through one client and one timeout.
@@ -128,6 +135,19 @@ impl Kube {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let pod = self.call("read the pod", api.get_opt(name)).await?;
         Ok(pod.as_ref().map(PodFacts::from_pod))
+    }
+
+    async fn get_service_account(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<String>, KubeError> {
+        // Metadata only: the uid is all that is compared.
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+        let found = self
+            .call("read the service account", api.get_metadata_opt(name))
+            .await?;
+        Ok(found.map(|sa| sa.metadata.uid.unwrap_or_default()))
     }
 
     async fn list_pods_at(&self, ip: IpAddr) -> Result<Vec<PodFacts>, KubeError> {
@@ -206,6 +226,14 @@ impl Cluster for Kube {
 
     fn pods_at(&self, ip: IpAddr) -> BoxFuture<'_, Result<Vec<PodFacts>, KubeError>> {
         Box::pin(self.list_pods_at(ip))
+    }
+
+    fn service_account<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, KubeError>> {
+        Box::pin(self.get_service_account(namespace, name))
     }
 }
 

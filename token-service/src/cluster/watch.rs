@@ -1,5 +1,5 @@
-//! The watches: pods into the by-IP index, the served namespaces, and iddecorator's webhook
-//! registration. A failed watch is never resumed from its last resource version: what depends
+//! The watches: pods into the by-IP index, the served namespaces, iddecorator's webhook
+//! registration, and ServiceAccounts' uids (metadata only) for the TokenReview cache. A failed watch is never resumed from its last resource version: what depends
 //! on it is refused until a new watcher has relisted everything.
 
 use std::collections::BTreeMap;
@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::Api;
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 
+use crate::accounts::{AccountEvent, AccountFacts, AccountsWriter, SharedAccounts};
 use crate::coverage::Registration;
 use crate::index::{IndexEvent, IndexWriter, SharedIndex};
 use crate::pod::PodFacts;
@@ -172,14 +173,18 @@ pub fn watch_retry_delay(failures: u32) -> Duration {
 }
 
 /// Starts the pod watch that feeds `index` (all namespaces: a duplicate address anywhere
-/// must make an address ambiguous).
+/// must make an address ambiguous). `on_gone` hears the uid of every pod deleted.
 ///
 /// A watch that fails is not resumed from its last resource version: events may have been
 /// lost in between (an API server restart, a cut connection) and an address freed and reused
 /// meanwhile would still lead to its old pod. The index is marked stale at the first error
 /// (lookups refuse) and a new watcher relists everything, with a consistent read, before the
 /// index answers again.
-pub fn watch_pods(client: kube::Client, index: SharedIndex) {
+pub fn watch_pods(
+    client: kube::Client,
+    index: SharedIndex,
+    mut on_gone: impl FnMut(&str) + Send + 'static,
+) {
     let api = Api::<Pod>::all(client);
     let config = watcher::Config::default().list_semantic(watcher::ListSemantic::MostRecent);
     let mut writer = IndexWriter::new(index);
@@ -194,7 +199,9 @@ pub fn watch_pods(client: kube::Client, index: SharedIndex) {
                     IndexEvent::Apply(PodFacts::from_pod(&p))
                 }
                 Watched::Event(watcher::Event::Delete(p)) => {
-                    IndexEvent::Delete(PodFacts::from_pod(&p))
+                    let pod = PodFacts::from_pod(&p);
+                    on_gone(&pod.uid);
+                    IndexEvent::Delete(pod)
                 }
                 Watched::Event(watcher::Event::Init) => IndexEvent::Init,
                 Watched::Event(watcher::Event::InitApply(p)) => {
@@ -202,6 +209,46 @@ pub fn watch_pods(client: kube::Client, index: SharedIndex) {
                 }
                 Watched::Event(watcher::Event::InitDone) => IndexEvent::InitDone,
                 Watched::Broken => IndexEvent::Broken,
+            })
+        },
+    );
+}
+
+/// Starts the ServiceAccount watch that feeds `accounts`: metadata only (all namespaces: a
+/// pod's namespace may be served by labels the watch cannot select on), of which each account's
+/// uid is kept. `on_gone` hears `(namespace, name)` of every account deleted.
+pub fn watch_service_accounts(
+    client: kube::Client,
+    accounts: SharedAccounts,
+    mut on_gone: impl FnMut(&str, &str) + Send + 'static,
+) {
+    let api = Api::<PartialObjectMeta<ServiceAccount>>::all(client);
+    let config = watcher::Config::default().list_semantic(watcher::ListSemantic::MostRecent);
+    let mut writer = AccountsWriter::new(accounts);
+    let facts = |sa: &PartialObjectMeta<ServiceAccount>| AccountFacts {
+        namespace: sa.metadata.namespace.clone().unwrap_or_default(),
+        name: sa.metadata.name.clone().unwrap_or_default(),
+        uid: sa.metadata.uid.clone().unwrap_or_default(),
+    };
+    relist_forever(
+        api,
+        config,
+        "service account",
+        "reviewing every token afresh",
+        move |watched| {
+            writer.on_event(match watched {
+                Watched::Event(watcher::Event::Apply(sa)) => AccountEvent::Apply(facts(&sa)),
+                Watched::Event(watcher::Event::Delete(sa)) => {
+                    let gone = facts(&sa);
+                    on_gone(&gone.namespace, &gone.name);
+                    AccountEvent::Delete(gone)
+                }
+                Watched::Event(watcher::Event::Init) => AccountEvent::Init,
+                Watched::Event(watcher::Event::InitApply(sa)) => {
+                    AccountEvent::InitApply(facts(&sa))
+                }
+                Watched::Event(watcher::Event::InitDone) => AccountEvent::InitDone,
+                Watched::Broken => AccountEvent::Broken,
             })
         },
     );

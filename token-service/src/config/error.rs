@@ -82,6 +82,16 @@ pub enum ConfigError {
          ({lease:?}), or two replicas could both act as leader"
     )]
     RenewDeadline { deadline: Duration, lease: Duration },
+    #[error(
+        "--token-review-cache-ttl ({value:?}) must be at most {max:?}: a cached review stands \
+         in for a recent one (0 turns the cache off)"
+    )]
+    ReviewCacheTtl { value: Duration, max: Duration },
+    #[error(
+        "--token-review-cache-size {value} must be between 1 and {max} (turn the cache off \
+         with --token-review-cache-ttl 0)"
+    )]
+    ReviewCacheSize { value: usize, max: usize },
     #[error("stampedKinds entry {entry} is not `group/Kind` (e.g. ray.io/RayJob)")]
     StampedKind { entry: String },
 }

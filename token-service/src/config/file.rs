@@ -36,6 +36,8 @@ pub struct FileConfig {
     pub max_hadoop_calls: Option<usize>,
     pub hadoop_timeout_seconds: Option<u64>,
     pub kube_timeout_seconds: Option<u64>,
+    pub token_review_cache_ttl_seconds: Option<u64>,
+    pub token_review_cache_size: Option<usize>,
     pub ledger_namespace: Option<String>,
     pub ledger_period_seconds: Option<u64>,
     pub lease_duration_seconds: Option<u64>,

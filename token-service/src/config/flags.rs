@@ -130,6 +130,15 @@ pub struct Cli {
     /// Timeout of each Kubernetes API call (`10s`; a bare number is seconds) [default: 10s].
     #[arg(long, env = "TOKEN_SERVICE_KUBE_TIMEOUT")]
     pub kube_timeout: Option<String>,
+    /// How long a successful TokenReview of a pod's bound token is reused instead of asking the
+    /// API server again (`10s`, `1m`; at most 5m; `0` turns the cache off); never past the
+    /// token's own expiry, and only while the pod and its service account are seen unchanged
+    /// [default: 10s, as the API server's own token cache].
+    #[arg(long, env = "TOKEN_SERVICE_TOKEN_REVIEW_CACHE_TTL")]
+    pub token_review_cache_ttl: Option<String>,
+    /// TokenReview results kept at most; the oldest goes first (1 to 1000000) [default: 10000].
+    #[arg(long, env = "TOKEN_SERVICE_TOKEN_REVIEW_CACHE_SIZE")]
+    pub token_review_cache_size: Option<String>,
     /// Timeout of each LDAP operation (`5s`; a bare number is seconds) [default: 5s].
     #[arg(long, env = "TOKEN_SERVICE_LDAP_TIMEOUT")]
     pub ldap_timeout: Option<String>,

@@ -14,6 +14,7 @@ use crate::hadoop::webhdfs::{NameNode, NameServiceConfig};
 use crate::identity::TokenOrigin;
 use crate::issuer::IssuerConfig;
 use crate::ratelimit::Limit;
+use crate::review_cache::{self, ReviewCacheConfig};
 use crate::server::Modes;
 use crate::workload::StampedKinds;
 
@@ -143,6 +144,23 @@ impl Settings {
             file.kube_timeout_seconds,
             Duration::from_secs(10),
         );
+        let review_cache = ReviewCacheConfig {
+            ttl: duration(
+                &mut errors,
+                "token-review-cache-ttl",
+                cli.token_review_cache_ttl.as_ref(),
+                file.token_review_cache_ttl_seconds,
+                review_cache::DEFAULT_TTL,
+            ),
+            max_entries: number(
+                &mut errors,
+                "token-review-cache-size",
+                cli.token_review_cache_size.as_ref(),
+                file.token_review_cache_size,
+                review_cache::DEFAULT_MAX_ENTRIES,
+            ),
+        };
+        check_review_cache(&mut errors, &review_cache);
         let seconds = |errors: &mut Errors, flag, cli: Option<&String>, file, default| {
             duration(errors, flag, cli, file, Duration::from_secs(default))
         };
@@ -206,6 +224,7 @@ impl Settings {
             issuer,
             hadoop_timeout,
             kube_timeout,
+            review_cache,
             log_format: cli.log_format,
             log: cli.log,
             ledger,
@@ -402,6 +421,21 @@ fn hadoop_services(
         }
     }
     (nameservices, kms)
+}
+
+fn check_review_cache(errors: &mut Errors, cache: &ReviewCacheConfig) {
+    if cache.ttl > review_cache::MAX_TTL {
+        errors.push(ConfigError::ReviewCacheTtl {
+            value: cache.ttl,
+            max: review_cache::MAX_TTL,
+        });
+    }
+    if cache.max_entries == 0 || cache.max_entries > review_cache::MAX_ENTRIES {
+        errors.push(ConfigError::ReviewCacheSize {
+            value: cache.max_entries,
+            max: review_cache::MAX_ENTRIES,
+        });
+    }
 }
 
 fn check_ledger(errors: &mut Errors, ledger: &LedgerSettings) {

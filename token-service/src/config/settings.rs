@@ -14,6 +14,7 @@ use crate::hadoop::webhdfs::NameServiceConfig;
 use crate::issuer::IssuerConfig;
 use crate::mapping::MappingRules;
 use crate::ratelimit::Limit;
+use crate::review_cache::ReviewCacheConfig;
 use crate::server::Modes;
 use crate::workload::StampedKinds;
 
@@ -45,6 +46,8 @@ pub struct Settings {
     pub issuer: IssuerConfig,
     pub hadoop_timeout: Duration,
     pub kube_timeout: Duration,
+    /// The TokenReview cache (`ttl` zero: off).
+    pub review_cache: ReviewCacheConfig,
     pub log_format: LogFormat,
     pub log: Option<String>,
     pub ledger: LedgerSettings,

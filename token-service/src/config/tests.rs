@@ -595,3 +595,76 @@ fn the_help_states_the_defaults_in_force() {
         assert!(help.contains(default), "the help does not state {default}");
     }
 }
+
+#[test]
+fn the_token_review_cache_defaults_to_10s_and_is_bounded() {
+    use crate::review_cache::ReviewCacheConfig;
+    let with = |extra: &[&str], yaml: &str| {
+        let mut args = TLS.to_vec();
+        args.extend_from_slice(extra);
+        resolve(cli(&args), file(&format!("{SERVICES}{yaml}")))
+    };
+    let s = with(&[], "").expect("valid");
+    assert_eq!(
+        s.review_cache,
+        ReviewCacheConfig {
+            ttl: Duration::from_secs(10),
+            max_entries: 10_000
+        }
+    );
+    let s = with(
+        &[],
+        "tokenReviewCacheTtlSeconds: 300\ntokenReviewCacheSize: 50\n",
+    )
+    .expect("file");
+    assert_eq!(
+        (s.review_cache.ttl, s.review_cache.max_entries),
+        (Duration::from_secs(300), 50)
+    );
+    let s = with(
+        &[
+            "--token-review-cache-ttl",
+            "0",
+            "--token-review-cache-size",
+            "1",
+        ],
+        "tokenReviewCacheTtlSeconds: 300\n",
+    )
+    .expect("flags win");
+    assert_eq!(
+        (s.review_cache.ttl, s.review_cache.max_entries),
+        (Duration::ZERO, 1)
+    );
+    let Err(e) = with(
+        &[
+            "--token-review-cache-ttl",
+            "5m1s",
+            "--token-review-cache-size",
+            "0",
+        ],
+        "",
+    ) else {
+        panic!("a TTL over 5m and an empty cache accepted");
+    };
+    assert!(
+        matches!(
+            e.0.as_slice(),
+            [
+                ConfigError::ReviewCacheTtl { .. },
+                ConfigError::ReviewCacheSize { value: 0, .. }
+            ]
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("at most 300s"), "{e}");
+    let Err(e) = with(&["--token-review-cache-size", "many"], "") else {
+        panic!("not a number accepted");
+    };
+    assert!(matches!(
+        e.0.as_slice(),
+        [ConfigError::NotANumber {
+            flag: "token-review-cache-size",
+            ..
+        }]
+    ));
+}

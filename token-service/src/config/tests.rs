@@ -274,6 +274,8 @@ fn ldap_pool_and_cache_default_and_come_from_flags_or_file() {
         (8, Duration::from_secs(60), 7),
         "a flag wins over the file"
     );
+    let (_, cache) = pool_and_cache(ldap_with(&["--ldap-cache-ttl", "0"], "").expect("valid"));
+    assert!(!cache.enabled(), "0 disables the cache");
 }
 
 #[test]

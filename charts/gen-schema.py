@@ -56,7 +56,9 @@ config = obj({
   "kms": arr(obj({"name": S, "urls": arr(S, minItems=1), "tokenService": S}, ["name", "urls", "tokenService"])),
   "ldap": obj({k: S for k in ["url", "bindDn", "baseDn", "groupBaseDn", "userFilter", "nameAttribute",
                                "groupFilter", "runAsFilter", "allowedGroup", "caFile"]} |
-              {"starttls": B, "timeoutSeconds": I}),
+              {"starttls": B, "timeoutSeconds": I, "poolSize": {"type": "integer", "minimum": 1},
+               "cacheTtlSeconds": {"type": "integer", "minimum": 0},
+               "cacheMaxEntries": {"type": "integer", "minimum": 0}}),
   "usersFile": S,
   "superusers": strs,
   "userMapping": obj({"denyPrefixes": strs, "stripPrefixes": strs, "stripRealm": B, "realms": strs, "lowercase": B}),

@@ -4,6 +4,9 @@
 //!
 //! - LDAP down: requests fail closed with a 503 naming the directory (never a 403 "unknown
 //!   user", never a token), also when slapd hangs; the same process recovers when it is back.
+//!   Directory answers are cached (30 s) and connections pooled: a stopped slapd closes them,
+//!   which empties the cache at once; a hung one is found by the first check the cache cannot
+//!   answer, which empties it too.
 //! - kube-apiserver restarted, and the token service's watch cut while pods change: no request
 //!   is answered from a stale pod index. An address freed and handed to a new pod (kwok reuses
 //!   the freed address of a node's podCIDR: see `ip_reuse_node`) maps to the new pod and its
@@ -225,16 +228,23 @@ async fn ldap_down_fails_closed_with_the_reason_and_recovers_without_restart() {
 
         mark(t0, "served after slapd is back");
         // A hung directory (accepts connections, never answers): the timeout, not a hang.
+        // alice's answer is cached now and a hung server closes no connection, so nothing has
+        // noticed the outage yet (the window the cache documents): bob's first check, which
+        // the cache cannot answer, finds it, and that failure empties the cache, so alice is
+        // refused too.
+        let (_, bobs) = run_pod(bed, &bed.bob, id, "hung", "bob", None).await?;
         let pid = restart::ldap_pid();
         restart::signal(pid, "STOP");
         guard.paused = Some(pid);
-        let hung = credentials(&launcher, early).await?;
-        ensure(
-            hung.status == 503
-                && hung.code() == "directory_unavailable"
-                && hung.text().contains("did not answer within 3s"),
-            || format!("with slapd paused: {}", hung.text()),
-        )?;
+        for (what, ip) in [("bob, not cached", bobs), ("alice, cached before", early)] {
+            let hung = credentials(&launcher, ip).await?;
+            ensure(
+                hung.status == 503
+                    && hung.code() == "directory_unavailable"
+                    && hung.text().contains("did not answer within 3s"),
+                || format!("{what}, with slapd paused: {}", hung.text()),
+            )?;
+        }
         restart::signal(pid, "CONT");
         guard.paused = None;
         until_served(

@@ -25,9 +25,10 @@ use token_service::cluster::{
 };
 use token_service::config::{Cli, DirectorySettings, Settings};
 use token_service::coverage;
-use token_service::directory::Directory;
+use token_service::directory::cached::Cached;
 use token_service::directory::ldap::Ldap;
 use token_service::directory::static_users::StaticUsers;
+use token_service::directory::{Directory, Failures};
 use token_service::events::EventSink;
 use token_service::hadoop::auth::{Authenticator, NoAuth};
 use token_service::hadoop::http::{Caller, HttpConfig, build_client};
@@ -39,7 +40,7 @@ use token_service::index::SharedIndex;
 use token_service::issuer::Issuer;
 use token_service::ledger::reconcile::{ReconcileConfig, Reconciler};
 use token_service::ledger::{Ledger, Persist};
-use token_service::metrics::Metrics;
+use token_service::metrics::{DirectoryMetrics, Metrics};
 use token_service::ratelimit::{Limit, RateLimiter};
 use token_service::review_cache::ReviewCache;
 use token_service::server::{App, handle};
@@ -166,10 +167,18 @@ async fn kube_client(settings: &Settings) -> Result<kube::Client, StartError> {
     kube::Client::try_from(config).map_err(|e| err(&e))
 }
 
-fn directory(settings: &Settings) -> Result<Arc<dyn Directory>, StartError> {
+fn directory(
+    settings: &Settings,
+    metrics: &DirectoryMetrics,
+) -> Result<Arc<dyn Directory>, StartError> {
     Ok(match &settings.directory {
-        DirectorySettings::Ldap(cfg) => {
-            Arc::new(Ldap::new((**cfg).clone()).map_err(|e| StartError::Directory(e.to_string()))?)
+        DirectorySettings::Ldap { ldap, cache } => {
+            // The pool tells the cache of connections the server closed; the cache notes
+            // failed checks itself.
+            let failures = Failures::default();
+            let ldap = Ldap::observed((**ldap).clone(), failures.clone(), metrics.clone())
+                .map_err(|e| StartError::Directory(e.to_string()))?;
+            Arc::new(Cached::new(ldap, *cache, failures, metrics.clone()))
         }
         DirectorySettings::Static(Some(path)) => {
             Arc::new(StaticUsers::load(path).map_err(|e| StartError::Directory(e.to_string()))?)
@@ -223,7 +232,9 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     let tls = server_config(resolver.clone())?;
     let stamp_keys = stamp_keys(&settings.stamp_key_file)?;
     let client = kube_client(&settings).await?;
-    let directory = directory(&settings)?;
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let directory = directory(&settings, &metrics.directory)?;
     let source = token_source(&settings)?;
     let open_audit = || match &settings.audit_log {
         Some(path) => AuditSink::file(path).map_err(|source| StartError::Audit {

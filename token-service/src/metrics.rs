@@ -1,6 +1,6 @@
 //! Prometheus metrics: requests by outcome and identity method, Hadoop call latency, cache size,
 //! the TokenReview cache's lookups, drops and size, the ledger's size and its renewals,
-//! re-issues, cancellations and failures.
+//! re-issues, cancellations and failures, the directory's answer cache and LDAP connections.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,6 +68,109 @@ pub struct ReviewDropLabels {
     pub reason: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LookupLabels {
+    /// `hit` or `miss`.
+    pub result: String,
+}
+
+/// The directory's answer cache and its LDAP connections. Unregistered (`Default`) in tests
+/// and wherever nobody scrapes them.
+#[derive(Clone)]
+pub struct DirectoryMetrics {
+    pub cache_lookups: Family<LookupLabels, Counter>,
+    pub cache_entries: Gauge,
+    /// Each clear follows a failed directory call or a lost connection.
+    pub cache_clears: Counter,
+    /// Calls that reached the directory (cache misses), by operation and result.
+    pub queries: Family<CallLabels, Histogram>,
+    pub connections_opened: Counter,
+    pub connect_failures: Counter,
+    /// Connections ended by the server or the network, not by the pool.
+    pub connections_lost: Counter,
+    /// Connections open now (the pool's in use, plus any still finishing after being dropped).
+    pub connections_open: Gauge,
+}
+
+impl Default for DirectoryMetrics {
+    fn default() -> DirectoryMetrics {
+        DirectoryMetrics {
+            cache_lookups: Family::default(),
+            cache_entries: Gauge::default(),
+            cache_clears: Counter::default(),
+            queries: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+            }),
+            connections_opened: Counter::default(),
+            connect_failures: Counter::default(),
+            connections_lost: Counter::default(),
+            connections_open: Gauge::default(),
+        }
+    }
+}
+
+impl DirectoryMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "kube2hadoop_directory_cache_lookups",
+            "Directory answers looked up in the cache, by result (hit or miss)",
+            self.cache_lookups.clone(),
+        );
+        registry.register(
+            "kube2hadoop_directory_cache_entries",
+            "Directory answers cached",
+            self.cache_entries.clone(),
+        );
+        registry.register(
+            "kube2hadoop_directory_cache_clears",
+            "Times the answer cache was emptied because the directory failed or a connection was lost",
+            self.cache_clears.clone(),
+        );
+        registry.register(
+            "kube2hadoop_directory_query_seconds",
+            "Latency of directory checks not answered from the cache, by operation and result",
+            self.queries.clone(),
+        );
+        registry.register(
+            "kube2hadoop_ldap_connections_opened",
+            "LDAP connections opened and bound",
+            self.connections_opened.clone(),
+        );
+        registry.register(
+            "kube2hadoop_ldap_connect_failures",
+            "LDAP connections that could not be opened or bound",
+            self.connect_failures.clone(),
+        );
+        registry.register(
+            "kube2hadoop_ldap_connections_lost",
+            "LDAP connections closed by the server or the network while pooled",
+            self.connections_lost.clone(),
+        );
+        registry.register(
+            "kube2hadoop_ldap_connections",
+            "LDAP connections open now (at most the pool size, plus any finishing after a failure)",
+            self.connections_open.clone(),
+        );
+    }
+
+    pub fn lookup(&self, hit: bool) {
+        self.cache_lookups
+            .get_or_create(&LookupLabels {
+                result: if hit { "hit" } else { "miss" }.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn query(&self, op: &str, ok: bool, elapsed: Duration) {
+        self.queries
+            .get_or_create(&CallLabels {
+                op: op.to_owned(),
+                result: if ok { "ok" } else { "error" }.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
@@ -87,6 +190,7 @@ pub struct Metrics {
     pub review_cache_lookups: Family<ReviewLookupLabels, Counter>,
     pub review_cache_drops: Family<ReviewDropLabels, Counter>,
     pub review_cache_entries: Gauge,
+    pub directory: DirectoryMetrics,
 }
 
 impl Metrics {
@@ -108,6 +212,7 @@ impl Metrics {
             review_cache_lookups: Family::default(),
             review_cache_drops: Family::default(),
             review_cache_entries: Gauge::default(),
+            directory: DirectoryMetrics::default(),
         };
         registry.register(
             "kube2hadoop_token_requests",
@@ -179,6 +284,7 @@ impl Metrics {
             "TokenReview results cached",
             m.review_cache_entries.clone(),
         );
+        m.directory.register(registry);
         m
     }
 
@@ -267,6 +373,8 @@ mod tests {
         let observe = m.review_cache_observer();
         observe(CacheEvent::Hit);
         observe(CacheEvent::Dropped(crate::review_cache::DropReason::SaGone));
+        m.directory.lookup(true);
+        m.directory.connections_open.inc();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
         assert!(
@@ -289,5 +397,10 @@ mod tests {
             text.contains(r#"kube2hadoop_token_review_cache_drops_total{reason="sa_gone"} 1"#),
             "{text}"
         );
+        assert!(
+            text.contains(r#"kube2hadoop_directory_cache_lookups_total{result="hit"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("kube2hadoop_ldap_connections 1"), "{text}");
     }
 }

@@ -9,7 +9,9 @@ use token_service::directory::ldap::{
     DEFAULT_GROUP_FILTER, DEFAULT_NAME_ATTRIBUTE, DEFAULT_RUN_AS_FILTER, DEFAULT_USER_FILTER, Ldap,
     LdapConfig,
 };
-use token_service::directory::{Directory, DirectoryError, RunAsStatus, UserStatus};
+use token_service::directory::pool::DEFAULT_POOL_SIZE;
+use token_service::directory::{Directory, DirectoryError, Failures, RunAsStatus, UserStatus};
+use token_service::metrics::DirectoryMetrics;
 use zeroize::Zeroizing;
 
 fn bed() -> HashMap<String, String> {
@@ -47,6 +49,7 @@ fn config(env: &HashMap<String, String>, password: &str) -> LdapConfig {
         starttls: false,
         ca_file: None,
         timeout: Duration::from_secs(5),
+        pool_size: DEFAULT_POOL_SIZE,
     }
 }
 
@@ -123,4 +126,30 @@ async fn a_wrong_bind_password_is_a_bind_error() {
     let e = ldap.user("alice").await.expect_err("bad password");
     assert!(matches!(e, DirectoryError::Bind { .. }), "{e}");
     assert!(!e.to_string().contains("wrong"), "{e}");
+}
+
+/// Many concurrent checks ride a few connections (ldap3 multiplexes operations on each); the
+/// times printed compare one connection with the default pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checks_share_a_few_connections() {
+    let env = bed();
+    for size in [1, DEFAULT_POOL_SIZE] {
+        let metrics = DirectoryMetrics::default();
+        let mut cfg = config(&env, &password(&env));
+        cfg.pool_size = size;
+        let ldap = Ldap::observed(cfg, Failures::default(), metrics.clone()).expect("ldap");
+        let started = std::time::Instant::now();
+        let checks = futures::future::join_all((0..400).map(|_| ldap.user("alice"))).await;
+        let elapsed = started.elapsed();
+        for check in checks {
+            assert_eq!(
+                check.expect("alice"),
+                UserStatus::Allowed {
+                    name: "alice".into()
+                }
+            );
+        }
+        assert_eq!(metrics.connections_opened.get(), size as u64);
+        eprintln!("pool of {size}: 400 concurrent user checks (800 searches) in {elapsed:?}");
+    }
 }

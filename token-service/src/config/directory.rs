@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::directory::cache::{CacheConfig, DEFAULT_MAX_ENTRIES, DEFAULT_TTL};
 use crate::directory::ldap::{
     DEFAULT_GROUP_FILTER, DEFAULT_NAME_ATTRIBUTE, DEFAULT_RUN_AS_FILTER, DEFAULT_USER_FILTER,
     LdapConfig,
@@ -13,8 +14,9 @@ use super::error::ConfigError;
 use super::file::FileLdap;
 use super::flags::Cli;
 use super::host::{HostFacts, NamedFiles};
-use super::resolve::{Errors, check_readable, required};
+use super::resolve::{Errors, check_readable, duration, number, required};
 use super::settings::DirectorySettings;
+use crate::directory::pool::DEFAULT_POOL_SIZE;
 
 pub(super) fn directory_settings(
     errors: &mut Errors,
@@ -72,7 +74,33 @@ pub(super) fn directory_settings(
         .or(file.group_base_dn)
         .or_else(|| base.clone())
         .unwrap_or_default();
-    DirectorySettings::Ldap(Box::new(LdapConfig {
+    let pool_size = number(
+        errors,
+        "ldap-pool-size",
+        cli.ldap_pool_size.as_ref(),
+        file.pool_size,
+        DEFAULT_POOL_SIZE,
+    );
+    if pool_size == 0 {
+        errors.push(ConfigError::LdapPoolSize { value: pool_size });
+    }
+    let cache = CacheConfig {
+        ttl: duration(
+            errors,
+            "ldap-cache-ttl",
+            cli.ldap_cache_ttl.as_ref(),
+            file.cache_ttl_seconds,
+            DEFAULT_TTL,
+        ),
+        max_entries: number(
+            errors,
+            "ldap-cache-max-entries",
+            cli.ldap_cache_max_entries.as_ref(),
+            file.cache_max_entries,
+            DEFAULT_MAX_ENTRIES,
+        ),
+    };
+    let ldap = Box::new(LdapConfig {
         url,
         bind_dn: bind_dn.unwrap_or_default(),
         bind_password: bind_password.unwrap_or_default(),
@@ -100,7 +128,9 @@ pub(super) fn directory_settings(
         starttls: cli.ldap_starttls || file.starttls.unwrap_or(false),
         ca_file: named.ldap_ca_file.clone(),
         timeout,
-    }))
+        pool_size,
+    });
+    DirectorySettings::Ldap { ldap, cache }
 }
 
 /// The password read from `path` at startup. An empty one would make many servers treat the

@@ -73,6 +73,8 @@ pub enum ConfigError {
          there (an empty password would bind anonymously)"
     )]
     EmptyLdapPassword { path: PathBuf },
+    #[error("--ldap-pool-size must be at least 1 (not {value})")]
+    LdapPoolSize { value: usize },
     #[error("--ledger-period ({value:?}) must be at least 1s")]
     LedgerPeriod { value: Duration },
     #[error("--{flag} must be a whole number of seconds, at least 1s (not {value:?})")]

@@ -152,4 +152,10 @@ pub struct FileLdap {
     pub starttls: Option<bool>,
     pub ca_file: Option<PathBuf>,
     pub timeout_seconds: Option<u64>,
+    /// Connections kept open [default: 4].
+    pub pool_size: Option<usize>,
+    /// How long an answer is reused; 0 disables [default: 30].
+    pub cache_ttl_seconds: Option<u64>,
+    /// Answers cached at most; 0 disables [default: 10000].
+    pub cache_max_entries: Option<usize>,
 }

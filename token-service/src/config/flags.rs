@@ -142,6 +142,17 @@ pub struct Cli {
     /// Timeout of each LDAP operation (`5s`; a bare number is seconds) [default: 5s].
     #[arg(long, env = "TOKEN_SERVICE_LDAP_TIMEOUT")]
     pub ldap_timeout: Option<String>,
+    /// LDAP connections kept open and shared by all checks, at least 1 [default: 4].
+    #[arg(long, env = "TOKEN_SERVICE_LDAP_POOL_SIZE")]
+    pub ldap_pool_size: Option<String>,
+    /// How long a directory answer (a user allowed or not, a run-as allowed or not) is reused
+    /// (`30s`; 0 disables): a user disabled in LDAP keeps access this long at most. Errors are
+    /// never cached, and a failed check or lost connection empties the cache [default: 30s].
+    #[arg(long, env = "TOKEN_SERVICE_LDAP_CACHE_TTL")]
+    pub ldap_cache_ttl: Option<String>,
+    /// Directory answers cached at most; the oldest go first (0 disables) [default: 10000].
+    #[arg(long, env = "TOKEN_SERVICE_LDAP_CACHE_MAX_ENTRIES")]
+    pub ldap_cache_max_entries: Option<String>,
     /// Log line format.
     #[arg(long, env = "TOKEN_SERVICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

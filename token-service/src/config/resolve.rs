@@ -240,7 +240,7 @@ impl Settings {
 }
 
 /// A number flag, else the file's value, else `default`.
-fn number<T: std::str::FromStr>(
+pub(super) fn number<T: std::str::FromStr>(
     errors: &mut Errors,
     flag: &'static str,
     cli: Option<&String>,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use k2h_http::LogFormat;
 
+use crate::directory::cache::CacheConfig;
 use crate::directory::ldap::LdapConfig;
 use crate::hadoop::kms::KmsConfig;
 use crate::hadoop::spnego::KerberosConfig;
@@ -19,7 +20,11 @@ use crate::server::Modes;
 use crate::workload::StampedKinds;
 
 pub enum DirectorySettings {
-    Ldap(Box<LdapConfig>),
+    Ldap {
+        ldap: Box<LdapConfig>,
+        /// Of the directory's answers.
+        cache: CacheConfig,
+    },
     /// `None`: the embedded demo file.
     Static(Option<PathBuf>),
 }

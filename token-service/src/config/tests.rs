@@ -204,17 +204,111 @@ fn with_ldap_password_read_as(line: Result<&str, &str>) -> Result<Settings, Conf
 #[test]
 fn ldap_settings_read_the_password_file_and_hide_it() {
     let s = with_ldap_password("s3cret\n").expect("valid");
-    let DirectorySettings::Ldap(ldap) = s.directory else {
+    let DirectorySettings::Ldap { ldap, .. } = s.directory else {
         panic!("expected LDAP");
     };
     assert_eq!(ldap.bind_password.as_str(), "s3cret");
     assert_eq!(ldap.group_base, "dc=k2h");
     assert!(!format!("{ldap:?}").contains("s3cret"));
     let s = with_ldap_password_read_as(Ok("s3cret")).expect("valid");
-    let DirectorySettings::Ldap(ldap) = s.directory else {
+    let DirectorySettings::Ldap { ldap, .. } = s.directory else {
         panic!("expected LDAP");
     };
     assert_eq!(ldap.bind_password.as_str(), "s3cret");
+}
+
+/// LDAP settings from `ldap_cli` plus `args`, the password as read at startup.
+fn ldap_with(args: &[&str], yaml: &str) -> Result<Settings, ConfigErrors> {
+    let mut host = HostFacts::default();
+    host.first_lines
+        .insert(PASSWORD_FILE.into(), Ok(Zeroizing::new("pw".into())));
+    let mut cli = ldap_cli(PASSWORD_FILE);
+    let extra = Cli::try_parse_from(std::iter::once("token-service").chain(args.iter().copied()))
+        .expect("flags parse");
+    cli.ldap_pool_size = extra.ldap_pool_size;
+    cli.ldap_cache_ttl = extra.ldap_cache_ttl;
+    cli.ldap_cache_max_entries = extra.ldap_cache_max_entries;
+    Settings::resolve(cli, file(&format!("{SERVICES}{yaml}")), host)
+}
+
+fn pool_and_cache(s: Settings) -> (usize, crate::directory::cache::CacheConfig) {
+    match s.directory {
+        DirectorySettings::Ldap { ldap, cache } => (ldap.pool_size, cache),
+        DirectorySettings::Static(_) => panic!("expected LDAP"),
+    }
+}
+
+#[test]
+fn ldap_pool_and_cache_default_and_come_from_flags_or_file() {
+    use crate::directory::cache::CacheConfig;
+    let defaults = ldap_with(&[], "").expect("valid");
+    assert_eq!(
+        pool_and_cache(defaults),
+        (
+            4,
+            CacheConfig {
+                ttl: Duration::from_secs(30),
+                max_entries: 10_000
+            }
+        )
+    );
+    let file_keys = "ldap: {poolSize: 2, cacheTtlSeconds: 0, cacheMaxEntries: 50}\n";
+    let from_file = ldap_with(&[], file_keys).expect("valid");
+    let (size, cache) = pool_and_cache(from_file);
+    assert_eq!(
+        (size, cache.ttl, cache.max_entries),
+        (2, Duration::ZERO, 50)
+    );
+    assert!(!cache.enabled());
+    let flags = [
+        "--ldap-pool-size",
+        "8",
+        "--ldap-cache-ttl",
+        "1m",
+        "--ldap-cache-max-entries",
+        "7",
+    ];
+    let (size, cache) = pool_and_cache(ldap_with(&flags, file_keys).expect("valid"));
+    assert_eq!(
+        (size, cache.ttl, cache.max_entries),
+        (8, Duration::from_secs(60), 7),
+        "a flag wins over the file"
+    );
+    let (_, cache) = pool_and_cache(ldap_with(&["--ldap-cache-ttl", "0"], "").expect("valid"));
+    assert!(!cache.enabled(), "0 disables the cache");
+}
+
+#[test]
+fn bad_ldap_pool_and_cache_values_are_refused_together() {
+    let e = ldap_with(
+        &[
+            "--ldap-pool-size",
+            "0",
+            "--ldap-cache-ttl",
+            "soon",
+            "--ldap-cache-max-entries=-1",
+        ],
+        "",
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        e.0.iter()
+            .any(|e| matches!(e, ConfigError::LdapPoolSize { value: 0 })),
+        "{e}"
+    );
+    assert!(
+        e.0.iter().any(
+            |e| matches!(e, ConfigError::NotADuration { flag, .. } if *flag == "ldap-cache-ttl")
+        ),
+        "{e}"
+    );
+    assert!(
+        e.0.iter().any(
+            |e| matches!(e, ConfigError::NotANumber { flag, .. } if *flag == "ldap-cache-max-entries")
+        ),
+        "{e}"
+    );
 }
 
 #[test]

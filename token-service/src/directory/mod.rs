@@ -1,8 +1,16 @@
 //! Whether a user may have tokens, and which headless accounts they may run as: asked of LDAP,
 //! or of a static file when no directory is configured.
 
+pub mod cache;
+pub mod cached;
+#[cfg(test)]
+mod fake_ldap;
 pub mod ldap;
+pub mod pool;
 pub mod static_users;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::future::BoxFuture;
 
@@ -30,7 +38,8 @@ pub enum RunAsStatus {
     },
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Cloned so requests that waited on one failed connection attempt all get its error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DirectoryError {
     #[error(
         "LDAP server {url} is unreachable or failed: {detail}; check that it is up and the URL"
@@ -50,6 +59,35 @@ pub enum DirectoryError {
          base DN or the user filter)"
     )]
     Ambiguous { filter: String, count: usize },
+}
+
+impl DirectoryError {
+    /// Whether the connection it happened on can no longer be trusted (as opposed to an
+    /// answer the directory gave that we cannot use).
+    pub fn is_connection_failure(&self) -> bool {
+        match self {
+            DirectoryError::Unavailable { .. }
+            | DirectoryError::Timeout { .. }
+            | DirectoryError::Bind { .. } => true,
+            DirectoryError::NoName { .. } | DirectoryError::Ambiguous { .. } => false,
+        }
+    }
+}
+
+/// A count of the directory failures noticed so far, shared by whoever notices them (a failed
+/// call, a connection the server closed) and the answer cache, which forgets everything when
+/// the count moves.
+#[derive(Debug, Clone, Default)]
+pub struct Failures(Arc<AtomicU64>);
+
+impl Failures {
+    pub fn note(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 pub trait Directory: Send + Sync {

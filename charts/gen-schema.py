@@ -64,7 +64,7 @@ config = obj({
   "userMapping": obj({"denyPrefixes": strs, "stripPrefixes": strs, "stripRealm": B, "realms": strs, "lowercase": B}),
   **{k: {"type": "integer", "minimum": 0} for k in ["podRate", "podBurst", "maxHadoopCalls", "hadoopTimeoutSeconds",
       "kubeTimeoutSeconds", "ledgerPeriodSeconds", "leaseDurationSeconds", "leaseRenewDeadlineSeconds"]},
-  "tokenReviewCacheTtlSeconds": {"type": "integer", "minimum": 0, "maximum": 300},
+  "tokenReviewCacheTtlSeconds": {"type": "integer", "minimum": 0, "maximum": 60},
   "tokenReviewCacheSize": {"type": "integer", "minimum": 1, "maximum": 1000000},
 }, ["kerberos"], desc="token-service/config.example.yaml, but the mounted paths and stampedKinds, which the chart sets")
 def cred(field, desc, pattern=None):

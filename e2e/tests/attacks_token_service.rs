@@ -873,7 +873,7 @@ fn sample(text: &str, series: &str) -> f64 {
 const CACHE_HITS: &str = r#"kube2hadoop_token_review_cache_lookups_total{result="hit"}"#;
 const CACHE_ENTRIES: &str = "kube2hadoop_token_review_cache_entries";
 /// Long, so that a refusal can only come from the revocation, never from the entry expiring.
-const CACHE_TTL_SECONDS: u64 = 300;
+const CACHE_TTL_SECONDS: u64 = 60;
 
 /// A service for these tests: the TokenReview cache on, with a TTL of [`CACHE_TTL_SECONDS`].
 async fn caching_service(ledger: &LedgerNamespace) -> Service {

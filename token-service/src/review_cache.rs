@@ -32,7 +32,7 @@ use crate::pod::PodFacts;
 /// options): reusing a review this long adds no staleness an API server does not already have.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
 /// Longer than this, a review is no longer a recent answer; refused in the configuration.
-pub const MAX_TTL: Duration = Duration::from_secs(300);
+pub const MAX_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 /// About 100 bytes an entry beyond its strings: a million is a few hundred MB.
 pub const MAX_ENTRIES: usize = 1_000_000;

@@ -309,6 +309,8 @@ async fn by_token(
         let pod = match app.index.pod_current(&target.uid) {
             None => PodNow::Stale,
             Some(None) => PodNow::Absent,
+            // An address another live pod claims too: ask the API server (bypass).
+            Some(Some(pod)) if !sole_holder(app, origin, peer, &pod.uid) => PodNow::Stale,
             Some(Some(pod)) => PodNow::Present(pod),
         };
         let account = app
@@ -346,6 +348,20 @@ async fn by_token(
     }
     app.reviews.insert(digest, &target, token_expiry_ms(token));
     Ok(verified)
+}
+
+/// Whether the index gives the caller's address to the cached pod alone. A deleted pod's
+/// address reused before the index saw the deletion is claimed twice: such a request gets a
+/// fresh review and a read of the pod, not the cached identity (origin `any` checks no address).
+fn sole_holder(app: &App, origin: TokenOrigin, peer: Option<IpAddr>, uid: &str) -> bool {
+    match (origin, peer) {
+        (TokenOrigin::Pod, Some(ip)) => matches!(
+            app.index.lookup_current(ip),
+            Some(IpLookup::One(holder)) if holder.uid == uid
+        ),
+        (TokenOrigin::Pod, None) => false,
+        (TokenOrigin::Any, _) => true,
+    }
 }
 
 /// A pod's init container may ask before the watch has brought the pod's address to the
@@ -981,11 +997,16 @@ mod tests {
             (status, error_of(&body).0.as_str()),
             (StatusCode::UNAUTHORIZED, "token_origin_mismatch")
         );
-        assert_eq!(reviews(), 1);
+        assert_eq!(
+            reviews(),
+            2,
+            "from another address the cached identity is not used: a fresh review"
+        );
         let get = Request::get("/metrics").body(Bytes::new()).expect("req");
         let text = String::from_utf8_lossy(&call(&bed, get).await.2).into_owned();
         for want in [
-            r#"kube2hadoop_token_review_cache_lookups_total{result="hit"} 2"#,
+            r#"kube2hadoop_token_review_cache_lookups_total{result="hit"} 1"#,
+            r#"kube2hadoop_token_review_cache_lookups_total{result="bypassed"} 1"#,
             r#"kube2hadoop_token_review_cache_lookups_total{result="miss"} 1"#,
             "kube2hadoop_token_review_cache_entries 1",
         ] {
@@ -1002,8 +1023,31 @@ mod tests {
             (status, error_of(&body).0.as_str()),
             (StatusCode::NOT_FOUND, "pod_not_found")
         );
-        assert_eq!(reviews(), 2);
+        assert_eq!(reviews(), 3);
         assert!(bed.app.reviews.is_empty(), "a refused review is not cached");
+    }
+
+    #[tokio::test]
+    async fn a_cached_identity_is_not_used_from_an_address_another_pod_claims_too() {
+        let mut bed = bed(vec![pod("web-1", "u1", "127.100.0.1")]);
+        let reviews = || bed.cluster.reviews.load(Ordering::SeqCst);
+        let (status, _, body) = call(&bed, request("127.100.0.1", Some(BEARER), None)).await;
+        assert_eq!(status, StatusCode::OK, "{body:?}");
+        // A new pod holds the address too (the old holder's deletion not seen yet): the
+        // cached identity is not enough, the API server is asked again.
+        bed.pods
+            .on_event(IndexEvent::Apply(pod("other", "u2", "127.100.0.1")));
+        let (status, _, body) = call(&bed, request("127.100.0.1", Some(BEARER), None)).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the read pod still holds it: {body:?}"
+        );
+        assert_eq!(reviews(), 2, "a fresh review, not the cached one");
+        let get = Request::get("/metrics").body(Bytes::new()).expect("req");
+        let text = String::from_utf8_lossy(&call(&bed, get).await.2).into_owned();
+        let bypassed = r#"kube2hadoop_token_review_cache_lookups_total{result="bypassed"} 1"#;
+        assert!(text.contains(bypassed), "{text}");
     }
 
     #[tokio::test]

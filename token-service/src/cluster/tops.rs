@@ -6,12 +6,15 @@
 //! a cluster whose ledger holds only Deployments watches only Deployments. Each object is kept
 //! as its uid and whether it finished, nothing else. Until a watch has listed, and from any
 //! watch error until its next complete list, [`WatchedTops::status`] answers `None` and the
-//! caller reads the object as before: a stale copy never decides a cancellation.
+//! caller reads the object as before. A watch may also trail without an error, so the caller
+//! takes only "running" from it and confirms "finished" or "gone" with a read: a stale copy
+//! never decides a cancellation.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
 
 use super::watch::{Watched, relist_forever};
@@ -104,12 +107,50 @@ impl Tops {
     }
 }
 
+/// Kinds whose objects never finish: their watch needs metadata only (a Deployment's pod
+/// template is most of it). Jobs, the training operator's jobs and custom kinds have a status.
+fn never_finishes(api_version: &str, kind: &str) -> bool {
+    matches!(
+        (api_version, kind),
+        (
+            "apps/v1",
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
+        ) | ("v1", "ReplicationController")
+            | ("batch/v1", "CronJob")
+    )
+}
+
+/// What [`reduce`] needs of a watched object, full or metadata only.
+trait Watchable {
+    fn meta(&self) -> &kube::api::ObjectMeta;
+    fn status(&self) -> Option<&serde_json::Value>;
+}
+
+impl Watchable for DynamicObject {
+    fn meta(&self) -> &kube::api::ObjectMeta {
+        &self.metadata
+    }
+    fn status(&self) -> Option<&serde_json::Value> {
+        self.data.get("status")
+    }
+}
+
+impl Watchable for PartialObjectMeta<DynamicObject> {
+    fn meta(&self) -> &kube::api::ObjectMeta {
+        &self.metadata
+    }
+    fn status(&self) -> Option<&serde_json::Value> {
+        None
+    }
+}
+
 /// The event a watched object makes, for `kind`.
-fn reduce(kind: &str, event: watcher::Event<DynamicObject>) -> Option<TopEvent> {
-    let facts = |o: &DynamicObject| {
-        let key = (o.metadata.namespace.clone()?, o.metadata.name.clone()?);
-        let uid = o.metadata.uid.clone()?;
-        Some((key, uid, is_finished(kind, o.data.get("status"))))
+fn reduce<O: Watchable>(kind: &str, event: watcher::Event<O>) -> Option<TopEvent> {
+    let facts = |o: &O| {
+        let meta = o.meta();
+        let key = (meta.namespace.clone()?, meta.name.clone()?);
+        let uid = meta.uid.clone()?;
+        Some((key, uid, is_finished(kind, o.status())))
     };
     Some(match event {
         watcher::Event::Init => TopEvent::Init,
@@ -184,27 +225,48 @@ impl WatchedTops {
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let resource = ApiResource::from_gvk_with_plural(&gvk, &plural(kind));
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
         let config = watcher::Config::default().list_semantic(watcher::ListSemantic::MostRecent);
-        let kind = kind.to_owned();
-        tracing::info!(%kind, %api_version, "watching workloads of this kind for the ledger");
-        relist_forever(
-            api,
-            config,
-            "workload",
-            "reading workloads one by one",
-            move |watched| {
-                let event = match watched {
-                    Watched::Event(e) => reduce(&kind, e),
-                    Watched::Broken => Some(TopEvent::Broken),
-                };
-                if let Some(event) = event {
-                    tops.write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .on_event(event);
-                }
-            },
-        );
+        let metadata_only = never_finishes(api_version, kind);
+        tracing::info!(%kind, %api_version, metadata_only, "watching workloads of this kind for the ledger");
+        if metadata_only {
+            // An Api of PartialObjectMeta lists and watches metadata only.
+            let api: Api<PartialObjectMeta<DynamicObject>> =
+                Api::all_with(self.client.clone(), &resource);
+            relist_forever(
+                api,
+                config,
+                "workload",
+                "reading workloads one by one",
+                follow(kind.to_owned(), tops),
+            );
+        } else {
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+            relist_forever(
+                api,
+                config,
+                "workload",
+                "reading workloads one by one",
+                follow(kind.to_owned(), tops),
+            );
+        }
+    }
+}
+
+/// Applies a watch's events for `kind` to `tops`.
+fn follow<O: Watchable>(
+    kind: String,
+    tops: Arc<RwLock<Tops>>,
+) -> impl FnMut(Watched<O>) + Send + 'static {
+    move |watched| {
+        let event = match watched {
+            Watched::Event(e) => reduce(&kind, e),
+            Watched::Broken => Some(TopEvent::Broken),
+        };
+        if let Some(event) = event {
+            tops.write()
+                .unwrap_or_else(|p| p.into_inner())
+                .on_event(event);
+        }
     }
 }
 
@@ -280,6 +342,18 @@ mod tests {
             tops.status(&w),
             Some(OwnerStatus::Gone),
             "the relist replaced the objects"
+        );
+    }
+
+    #[test]
+    fn only_kinds_that_never_finish_are_watched_by_metadata() {
+        assert!(never_finishes("apps/v1", "Deployment"));
+        assert!(never_finishes("batch/v1", "CronJob"));
+        assert!(!never_finishes("batch/v1", "Job"));
+        assert!(!never_finishes("kubeflow.org/v1", "TFJob"));
+        assert!(
+            !never_finishes("ray.io/v1", "RayCluster"),
+            "custom kinds may finish"
         );
     }
 

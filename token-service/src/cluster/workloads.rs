@@ -1,7 +1,7 @@
 //! Liveness of ledger workloads, as the reconciler asks for it: the adapter's lookups and the
 //! pod index handed to the pure rules of [`crate::ledger::liveness`]. A workload's status
-//! comes from the watches (the pod index for bare pods, [`WatchedTops`] for the rest) and from
-//! a read only while those cannot answer.
+//! comes from the watches (the pod index for bare pods, [`WatchedTops`] for the rest) when
+//! they say it runs, and from a read while they cannot answer or before it counts as ended.
 
 use std::sync::Arc;
 
@@ -42,8 +42,11 @@ impl StatusLookup for KubeWorkloads {
                 return Ok(OwnerStatus::Running);
             }
             match self.tops.status(w) {
-                Some(status) => Ok(status),
-                None => self.kube.status(w).await,
+                Some(OwnerStatus::Running) => Ok(OwnerStatus::Running),
+                // A watch can trail without an error (a half-open connection, a lagging API
+                // server): what would end a workload's tokens is confirmed by a consistent
+                // read, about one read per cancellation.
+                Some(_) | None => self.kube.status(w).await,
             }
         })
     }

@@ -131,7 +131,7 @@ pub struct Cli {
     #[arg(long, env = "TOKEN_SERVICE_KUBE_TIMEOUT")]
     pub kube_timeout: Option<String>,
     /// How long a successful TokenReview of a pod's bound token is reused instead of asking the
-    /// API server again (`10s`, `1m`; at most 5m; `0` turns the cache off); never past the
+    /// API server again (`10s`, `1m`; at most 1m; `0` turns the cache off); never past the
     /// token's own expiry, and only while the pod and its service account are seen unchanged
     /// [default: 10s, as the API server's own token cache].
     #[arg(long, env = "TOKEN_SERVICE_TOKEN_REVIEW_CACHE_TTL")]

@@ -708,12 +708,12 @@ fn the_token_review_cache_defaults_to_10s_and_is_bounded() {
     );
     let s = with(
         &[],
-        "tokenReviewCacheTtlSeconds: 300\ntokenReviewCacheSize: 50\n",
+        "tokenReviewCacheTtlSeconds: 60\ntokenReviewCacheSize: 50\n",
     )
     .expect("file");
     assert_eq!(
         (s.review_cache.ttl, s.review_cache.max_entries),
-        (Duration::from_secs(300), 50)
+        (Duration::from_secs(60), 50)
     );
     let s = with(
         &[
@@ -722,7 +722,7 @@ fn the_token_review_cache_defaults_to_10s_and_is_bounded() {
             "--token-review-cache-size",
             "1",
         ],
-        "tokenReviewCacheTtlSeconds: 300\n",
+        "tokenReviewCacheTtlSeconds: 60\n",
     )
     .expect("flags win");
     assert_eq!(
@@ -732,13 +732,13 @@ fn the_token_review_cache_defaults_to_10s_and_is_bounded() {
     let Err(e) = with(
         &[
             "--token-review-cache-ttl",
-            "5m1s",
+            "61s",
             "--token-review-cache-size",
             "0",
         ],
         "",
     ) else {
-        panic!("a TTL over 5m and an empty cache accepted");
+        panic!("a TTL over 1m and an empty cache accepted");
     };
     assert!(
         matches!(
@@ -750,7 +750,7 @@ fn the_token_review_cache_defaults_to_10s_and_is_bounded() {
         ),
         "{e}"
     );
-    assert!(e.to_string().contains("at most 300s"), "{e}");
+    assert!(e.to_string().contains("at most 60s"), "{e}");
     let Err(e) = with(&["--token-review-cache-size", "many"], "") else {
         panic!("not a number accepted");
     };

@@ -142,6 +142,19 @@ impl Reconciler {
                 .workloads
                 .liveness(&entry.record.workload, entry.record.submitter.as_deref())
                 .await;
+            if let Action::WaitUntil(_) = lifecycle::decide(&entry.record.facts(now_ms, liveness)) {
+                continue;
+            }
+            // The list may trail this replica's own writes (it comes from a watch): decide
+            // and act on the record as stored now, about one read per action.
+            let entry = match self.ledger.reread(&entry).await {
+                Ok(Some(fresh)) => fresh,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(workload = %entry.record.workload, error = %e, "ledger entry not re-read; next pass");
+                    continue;
+                }
+            };
             let action = lifecycle::decide(&entry.record.facts(now_ms, liveness));
             let result = match action {
                 Action::WaitUntil(_) => continue,

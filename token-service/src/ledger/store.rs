@@ -211,6 +211,22 @@ impl Ledger {
         Ok(out)
     }
 
+    /// `entry` as stored now (`None`: deleted, or no longer readable as ours). The list may come
+    /// from a watch that trails this replica's own writes; an action is taken on this.
+    pub async fn reread(&self, entry: &Entry) -> Result<Option<Entry>, StoreError> {
+        let Some(secret) = self.api.get(&entry.name).await? else {
+            return Ok(None);
+        };
+        match from_secret(&secret) {
+            Ok(fresh) if fresh.record.workload == entry.record.workload => Ok(Some(fresh)),
+            Ok(_) => Ok(None),
+            Err(e) => {
+                tracing::error!(error = %e, "skipping a ledger Secret");
+                Ok(None)
+            }
+        }
+    }
+
     /// Writes `record` and `issued` over `entry`'s Secret, if nobody changed it since it was read.
     pub async fn update(
         &self,

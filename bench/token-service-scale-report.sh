@@ -29,6 +29,13 @@ jq -r '
      "- per ledger entry: \(per(($b.rss_kib_at_rest - $b.rss_kib_index_only) * 1024; $b.ledger_entries)) B (RSS at rest less RSS with the index only, at \($b.pods) pods)"
    else "- one step only" end),
   "",
+  "### SA-token mode against IP mode, answers from the ledger (500 workers, fresh TLS connection per request)",
+  "| pods | service | IP req/s | IP CPU ms/req | SA req/s | SA CPU ms/req | SA/IP throughput | SA/IP CPU per request | errors |",
+  "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+  (.modes[]? | def cpu(x): if x.server_cpu_s and x.requests > 0 then x.server_cpu_s * 1000 / x.requests else null end;
+    def r2: if . == null then "–" else (. * 100 | round / 100 | tostring) end;
+    "| \(.pods) | \(.service) | \(.ip.requests_per_s | round) | \(cpu(.ip) | r2) | \(.sa.requests_per_s | round) | \(cpu(.sa) | r2) | \(.sa.requests_per_s / .ip.requests_per_s | r2) | \(if cpu(.sa) and cpu(.ip) then cpu(.sa) / cpu(.ip) else null end | r2) | \((.ip.requests - .ip.ok) + (.sa.requests - .sa.ok)) |"),
+  "",
   "### A burst of new pods in one workload",
   (.burst | "| pods | Deployment ready s | index full s | lag s | DT calls | ok | errors | p50 ms | p99 ms | service CPU s | VmHWM MiB |",
    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

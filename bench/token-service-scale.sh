@@ -13,6 +13,12 @@
 # the last step: a burst of 1,000 new pods of one new workload (how far the index trails the
 # Deployment), then all 1,000 ask at once (one DT call per service, p99).
 #
+# SA-token mode (issue 17's TokenReview cache), at the first step unless BENCH_SCALE_SA=0: every
+# pod's bound token is minted (TokenRequest as its kwok node, certificates signed here with the
+# bed's CA), then for each binary a fresh service with both identity modes answers BENCH_SCALE_CACHED
+# of 500 workers from the ledger in IP mode, then in SA mode: requests/s and CPU per request,
+# and SA against IP as a ratio.
+#
 # Results: bench/results/token-service-scale.{json,md} and token-service-scale.png (RSS and p99
 # against pods, matplotlib from a private venv). Namespaces bench-scale, bench-scale-ledger
 # and nodes bench-scale-node-* are deleted at the end.
@@ -20,7 +26,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 results=${BENCH_RESULTS:-$here/results}
-steps=${BENCH_SCALE_STEPS:-1000,5000,10000}
+# Largest first: one creation of the pods, then deletions (faster than creating each step's).
+steps=${BENCH_SCALE_STEPS:-10000,5000,1000}
+sa_step=${BENCH_SCALE_SA_STEP:-1000}
 per_workload=${BENCH_SCALE_PODS_PER_WORKLOAD:-5}
 rest=${BENCH_SCALE_REST:-60}
 cached=${BENCH_SCALE_CACHED:-5s}
@@ -114,7 +122,7 @@ deployments() {
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: w-$i, namespace: $ns}
+metadata: {name: w-$i, namespace: $ns, labels: {bench: scale}}
 spec:
   replicas: $3
   selector: {matchLabels: {app: w-$i}}
@@ -128,14 +136,23 @@ spec:
 EOF
   done
 }
-running() {
-  kubectl get pods -n "$ns" -l "$1" --field-selector=status.phase=Running --no-headers 2>/dev/null | wc -l
+# ensure_workloads W: exactly Deployments w-0..w-(W-1), extra ones deleted (steps may shrink).
+ensure_workloads() {
+  deployments 0 "$1" "$per_workload" | as_alice apply -f - >/dev/null
+  local extra
+  extra=$(kubectl get deployments -n "$ns" -l bench=scale -o name |
+    awk -F/ -v w="$1" '{n = substr($2, 3) + 0} n >= w {print}')
+  [[ -z $extra ]] || xargs kubectl delete -n "$ns" --wait=false >/dev/null <<<"$extra"
 }
-wait_running() { # SELECTOR COUNT SECONDS
-  local deadline=$((SECONDS + $3))
-  while (($(running "$1") < $2)); do
-    ((SECONDS < deadline)) || die "fewer than $2 pods running ($1) after $3 s"
-    sleep 2
+# wait_pods N SECONDS: exactly N bench pods, all running (deleted ones gone).
+wait_pods() {
+  local deadline=$((SECONDS + $2)) all run
+  while :; do
+    all=$(kubectl get pods -n "$ns" -l bench=scale --no-headers 2>/dev/null | wc -l)
+    run=$(kubectl get pods -n "$ns" -l bench=scale --field-selector=status.phase=Running --no-headers 2>/dev/null | wc -l)
+    [[ $all == "$1" && $run == "$1" ]] && return 0
+    ((SECONDS < deadline)) || die "wanted $1 running bench pods, have $run running of $all after $2 s"
+    sleep 3
   done
 }
 
@@ -145,6 +162,7 @@ jq '{nameservices: [.nameservices | to_entries[] | {name: (.value.name // "nn\(.
       namenodes: [.value.namenodes[] | {http, rpc}]}],
      kerberos: {principal: .service_principal, keytab: .service_keytab, krb5Conf: .krb5_conf},
      identityModes: ["ip"]}' "$cluster" >"$config"
+jq '.identityModes = ["sa-token", "ip"] | .saTokenOrigin = "any"' "$config" >"$work/config-sa.yaml"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url=https://127.0.0.1:$port
 metric() { curl -s --max-time 5 --cacert "$work/ca.crt" "$url/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
@@ -169,7 +187,8 @@ reads_between() {
     | {total: (map(.value) | add // 0), by: from_entries}'
 }
 
-start_service() { # NAME BINARY
+start_service() { # NAME BINARY [CONFIG]
+  local config=${3:-$config}
   stop_service
   kubectl delete secrets,leases --all -n "$ledger_ns" >/dev/null 2>&1 || true
   RUST_LOG=info "$2" --config "$config" \
@@ -236,30 +255,61 @@ measure() { # STEP LABEL BINARY
   stop_service
 }
 
+# node_certs: a client certificate per bench node, as its kubelet has (only a pod's node may
+# mint its bound tokens for audience kube2hadoop).
+node_certs() {
+  local node
+  for node in $(kubectl get nodes -l k2h-bench=scale -o jsonpath='{.items[*].metadata.name}'); do
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/node-$node.key" \
+      -subj "/O=system:nodes/CN=system:node:$node" 2>/dev/null |
+      openssl x509 -req -CA "$K2H_E2E_PKI/ca.crt" -CAkey "$K2H_E2E_PKI/ca.key" -CAcreateserial \
+        -CAserial "$work/ca.srl" -days 1 -out "$work/node-$node.crt" 2>/dev/null
+  done
+}
+# mint_tokens OUT: IP<TAB>bound token<TAB>workload for every running bench pod (8 at once).
+mint_tokens() {
+  kubectl get pods -n "$ns" -l bench=scale --field-selector=status.phase=Running \
+    -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.uid} {.status.podIP} {.spec.nodeName} {.metadata.labels.workload}{"\n"}{end}' |
+    awk 'NF == 5' | W="$work" NS="$ns" xargs -P 8 -L 1 bash -c '
+      body="{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenRequest\",\"spec\":{\"audiences\":[\"kube2hadoop\"],\"expirationSeconds\":3600,\"boundObjectRef\":{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"name\":\"$0\",\"uid\":\"$1\"}}}"
+      tok=$(curl -s --max-time 10 --cacert "$K2H_E2E_CA" --cert "$W/node-$3.crt" --key "$W/node-$3.key" \
+        -H "Content-Type: application/json" -X POST --data "$body" \
+        "$K2H_E2E_APISERVER/api/v1/namespaces/$NS/serviceaccounts/default/token" | jq -r ".status.token // empty")
+      [[ -n $tok ]] && printf "%s\t%s\t%s\n" "$2" "$tok" "$4"' >"$1"
+}
+# sa_vs_ip STEP LABEL BINARY: answers from the ledger in IP then SA mode, one fresh service.
+sa_vs_ip() {
+  local n=$1 name="$1-$2-modes"
+  start_service "$name" "$3" "$work/config-sa.yaml"
+  "$loadgen" credentials --url "$url/v1/credentials" --ca "$work/ca.crt" --pods "$work/one-$n" \
+    --mode ip --phase burst --pid "$service_pid" --label "$name-issue" --out "$work/$name-issue.json"
+  local mode
+  for mode in ip sa; do
+    local pods=$work/all-$n
+    [[ $mode == sa ]] && pods=$work/tokens-$n
+    "$loadgen" credentials --url "$url/v1/credentials" --ca "$work/ca.crt" --pods "$pods" \
+      --mode "$mode" --phase cached --concurrency 500 --duration "$cached" \
+      --pid "$service_pid" --label "$name-$mode" --out "$work/$name-$mode.json"
+  done
+  jq -n --argjson n "$n" --arg svc "$2" --slurpfile ip "$work/$name-ip.json" --slurpfile sa "$work/$name-sa.json" \
+    --argjson hwm "$(status_kib "$service_pid" VmHWM)" \
+    '{pods: $n, service: $svc, ip: $ip[0], sa: $sa[0], vmhwm_kib: $hwm}' >"$work/modes-$name.json"
+  stop_service
+}
+
 # Baseline: API reads at rest with no service running.
 b0=$(api_reads); sleep 30; b1=$(api_reads)
 baseline=$(reads_between "$b0" "$b1" 30)
 echo "baseline: $(jq -c . <<<"$baseline") GET+LIST per minute without a service"
 
-have=0
-for n in $(tr ',' '\n' <<<"$steps" | sort -n); do
-  w=$((n / per_workload))
-  deployments "$have" "$w" "$per_workload" | as_alice apply -f - >/dev/null
-  have=$w
-  wait_running bench=scale "$n" $((120 + n / 10))
-  pods_file bench=scale "$work/all-$n"
-  pods_file bench=scale "$work/one-$n" one
-  echo "step $n: $(wc -l <"$work/all-$n") pods running, $(wc -l <"$work/one-$n") workloads"
-  [[ -z $before ]] || measure "$n" before "$before"
-  measure "$n" after "$after"
-done
-
-# A burst of new pods, one workload: how far the index trails, then all ask at once.
-start_service burst "$after"
-base=$(metric kube2hadoop_indexed_pods)
-cpu0=$(cpu_s "$service_pid")
-t0=$(date +%s%N)
-cat <<EOF | as_alice apply -f - >/dev/null
+# burst: 1,000 new pods of one new workload while the service runs: how far the index trails
+# the Deployment; then all ask at once (one DT call, p99). The workload is deleted after.
+burst() {
+  start_service burst "$after"
+  base=$(metric kube2hadoop_indexed_pods)
+  cpu0=$(cpu_s "$service_pid")
+  t0=$(date +%s%N)
+  cat <<EOF | as_alice apply -f - >/dev/null
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: burst, namespace: $ns}
@@ -274,35 +324,62 @@ spec:
       automountServiceAccountToken: false
       containers: [{name: app, image: registry.invalid/app:1}]
 EOF
-ready_at="" indexed_at=""
-deadline=$((SECONDS + 300))
-while ((SECONDS < deadline)) && [[ -z $ready_at || -z $indexed_at ]]; do
-  now=$(date +%s%N)
-  [[ -n $ready_at ]] || [[ $(kubectl get deployment burst -n "$ns" -o jsonpath='{.status.readyReplicas}') != "$burst_pods" ]] || ready_at=$now
-  [[ -n $indexed_at ]] || (($(v=$(metric kube2hadoop_indexed_pods); echo "${v:-0}") < base + burst_pods)) || indexed_at=$now
-  sleep 0.5
+  ready_at="" indexed_at=""
+  deadline=$((SECONDS + 300))
+  while ((SECONDS < deadline)) && [[ -z $ready_at || -z $indexed_at ]]; do
+    now=$(date +%s%N)
+    [[ -n $ready_at ]] || [[ $(kubectl get deployment burst -n "$ns" -o jsonpath='{.status.readyReplicas}') != "$burst_pods" ]] || ready_at=$now
+    [[ -n $indexed_at ]] || (($(v=$(metric kube2hadoop_indexed_pods); echo "${v:-0}") < base + burst_pods)) || indexed_at=$now
+    sleep 0.5
+  done
+  ms() { [[ -n $1 ]] && echo $((($1 - t0) / 1000000)) || echo null; }
+  pods_file app=burst "$work/burst"
+  dt0=$(dt_calls)
+  "$loadgen" credentials --url "$url/v1/credentials" --ca "$work/ca.crt" --pods "$work/burst" \
+    --mode ip --phase burst --pid "$service_pid" --label burst --out "$work/burst.json"
+  sleep 2
+  jq -n --argjson ready "$(ms "$ready_at")" --argjson indexed "$(ms "$indexed_at")" \
+    --argjson pods "$burst_pods" --argjson dt "$(($(dt_calls) - dt0))" \
+    --argjson cpu "$(awk -v a="$cpu0" -v b="$(cpu_s "$service_pid")" 'BEGIN {printf "%.2f", b - a}')" \
+    --argjson hwm "$(status_kib "$service_pid" VmHWM)" --slurpfile b "$work/burst.json" \
+    '{pods: $pods, deployment_ready_ms: $ready, index_full_ms: $indexed,
+      index_lag_ms: (if $indexed and $ready then $indexed - $ready else null end),
+      service_cpu_s: $cpu, namenode_dt_calls: $dt, vmhwm_kib: $hwm, answers: $b[0]}' >"$work/burst-summary.json"
+  echo "burst: $(jq -c '{deployment_ready_ms, index_full_ms, index_lag_ms, namenode_dt_calls}' "$work/burst-summary.json")"
+  stop_service
+  kubectl delete deployment burst -n "$ns" --wait=false >/dev/null
+  for _ in $(seq 150); do
+    [[ $(kubectl get pods -n "$ns" -l app=burst --no-headers 2>/dev/null | wc -l) == 0 ]] && break
+    sleep 2
+  done
+}
+
+for n in $(tr ',' '\n' <<<"$steps"); do
+  w=$((n / per_workload))
+  ensure_workloads "$w"
+  wait_pods "$n" $((180 + n / 10))
+  pods_file bench=scale "$work/all-$n"
+  pods_file bench=scale "$work/one-$n" one
+  echo "step $n: $(wc -l <"$work/all-$n") pods running, $(wc -l <"$work/one-$n") workloads"
+  [[ -z $before ]] || measure "$n" before "$before"
+  measure "$n" after "$after"
+  if [[ ${BENCH_SCALE_SA:-1} == 1 && $n == "$sa_step" ]]; then
+    node_certs
+    mint_tokens "$work/tokens-$n"
+    echo "step $n: minted $(wc -l <"$work/tokens-$n") bound tokens"
+    [[ -z $before ]] || sa_vs_ip "$n" before "$before"
+    sa_vs_ip "$n" after "$after"
+  fi
+  [[ $n != "$max_step" ]] || burst
 done
-ms() { [[ -n $1 ]] && echo $((($1 - t0) / 1000000)) || echo null; }
-pods_file app=burst "$work/burst"
-dt0=$(dt_calls)
-"$loadgen" credentials --url "$url/v1/credentials" --ca "$work/ca.crt" --pods "$work/burst" \
-  --mode ip --phase burst --pid "$service_pid" --label burst --out "$work/burst.json"
-sleep 2
-jq -n --argjson ready "$(ms "$ready_at")" --argjson indexed "$(ms "$indexed_at")" \
-  --argjson pods "$burst_pods" --argjson dt "$(($(dt_calls) - dt0))" \
-  --argjson cpu "$(awk -v a="$cpu0" -v b="$(cpu_s "$service_pid")" 'BEGIN {printf "%.2f", b - a}')" \
-  --argjson hwm "$(status_kib "$service_pid" VmHWM)" --slurpfile b "$work/burst.json" \
-  '{pods: $pods, deployment_ready_ms: $ready, index_full_ms: $indexed,
-    index_lag_ms: (if $indexed and $ready then $indexed - $ready else null end),
-    service_cpu_s: $cpu, namenode_dt_calls: $dt, vmhwm_kib: $hwm, answers: $b[0]}' >"$work/burst-summary.json"
-echo "burst: $(jq -c '{deployment_ready_ms, index_full_ms, index_lag_ms, namenode_dt_calls}' "$work/burst-summary.json")"
-stop_service
+
 
 jq -n --arg when "$(date -u +%FT%TZ)" --arg cpu "$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))" \
   --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --argjson baseline "$baseline" \
   --arg before "${before:-none}" --arg after "$after" \
   --slurpfile m <(cat "$work"/m-*.json) --slurpfile burst "$work/burst-summary.json" \
+  --slurpfile modes <(cat "$work"/modes-*.json 2>/dev/null) \
   '{when: $when, cpu: $cpu, load_after: $load, before: $before, after: $after,
     api_reads_per_min_without_service: $baseline.total, api_reads_without_service_by: $baseline.by, steps: ($m | sort_by(.pods, .service)),
-    burst: $burst[0]}' >"$results/token-service-scale.json"
+    burst: $burst[0], modes: $modes}' >"$results/token-service-scale.json"
 "$here/token-service-scale-report.sh" "$results/token-service-scale.json"

@@ -11,6 +11,7 @@ pub mod lease;
 pub mod secrets;
 pub mod tops;
 pub mod watch;
+pub mod watched_pod;
 pub mod workloads;
 
 use std::net::IpAddr;

@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 
+use super::watched_pod::WatchedPod;
 use crate::accounts::{AccountEvent, AccountFacts, AccountsWriter, SharedAccounts};
 use crate::coverage::Registration;
 use crate::index::{IndexEvent, IndexWriter, SharedIndex};
-use crate::pod::PodFacts;
 
 /// Whether a reflector's store follows the API server: `ready` once a complete list has been
 /// seen, `current` while no watch error has happened since the last complete list.
@@ -185,7 +185,7 @@ pub fn watch_pods(
     index: SharedIndex,
     mut on_gone: impl FnMut(&str) + Send + 'static,
 ) {
-    let api = Api::<Pod>::all(client);
+    let api = Api::<WatchedPod>::all(client);
     let config = watcher::Config::default().list_semantic(watcher::ListSemantic::MostRecent);
     let mut writer = IndexWriter::new(index);
     relist_forever(
@@ -195,18 +195,14 @@ pub fn watch_pods(
         "refusing address lookups",
         move |watched| {
             writer.on_event(match watched {
-                Watched::Event(watcher::Event::Apply(p)) => {
-                    IndexEvent::Apply(PodFacts::from_pod(&p))
-                }
+                Watched::Event(watcher::Event::Apply(p)) => IndexEvent::Apply(p.facts()),
                 Watched::Event(watcher::Event::Delete(p)) => {
-                    let pod = PodFacts::from_pod(&p);
+                    let pod = p.facts();
                     on_gone(&pod.uid);
                     IndexEvent::Delete(pod)
                 }
                 Watched::Event(watcher::Event::Init) => IndexEvent::Init,
-                Watched::Event(watcher::Event::InitApply(p)) => {
-                    IndexEvent::InitApply(PodFacts::from_pod(&p))
-                }
+                Watched::Event(watcher::Event::InitApply(p)) => IndexEvent::InitApply(p.facts()),
                 Watched::Event(watcher::Event::InitDone) => IndexEvent::InitDone,
                 Watched::Broken => IndexEvent::Broken,
             })

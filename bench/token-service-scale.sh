@@ -8,7 +8,7 @@
 # Deployments on kwok nodes; at each step, for each binary: a fresh service with an empty
 # ledger (RSS once its index holds every pod), one cold request per workload from one of its
 # pods (every workload gets its ledger entry), the ledger at rest for BENCH_SCALE_REST seconds
-# (60: two reconcile passes) counting the API server's GET and LIST requests, RSS and VmHWM,
+# (100: three reconcile passes, and longer than the 90 s an idle pooled API connection lives) counting the API server's GET and LIST requests, RSS and VmHWM,
 # then BENCH_SCALE_CACHED (5s) of 500 workers asking back to back (p99, CPU per request). At
 # the last step: a burst of 1,000 new pods of one new workload (how far the index trails the
 # Deployment), then all 1,000 ask at once (one DT call per service, p99).
@@ -30,7 +30,7 @@ results=${BENCH_RESULTS:-$here/results}
 steps=${BENCH_SCALE_STEPS:-10000,5000,1000}
 sa_step=${BENCH_SCALE_SA_STEP:-1000}
 per_workload=${BENCH_SCALE_PODS_PER_WORKLOAD:-5}
-rest=${BENCH_SCALE_REST:-60}
+rest=${BENCH_SCALE_REST:-100}
 cached=${BENCH_SCALE_CACHED:-5s}
 burst_pods=${BENCH_SCALE_BURST:-1000}
 after=${AFTER:-$root/target/release/token-service}

@@ -75,6 +75,28 @@ pub async fn bounded<T>(
     }
 }
 
+/// At most this many request-path and ledger calls are in flight at once. A burst (2,000
+/// workloads' first requests, each walking its owner chain) otherwise opens one connection per
+/// concurrent call, and the client pool keeps every one of them for 90 s after: most of the
+/// service's memory after the burst, and a load the API server did not need. The Lease and
+/// Events have their own paths and never wait here.
+pub const CONCURRENT_CALLS: usize = 32;
+static CALL_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_CALLS);
+
+/// [`bounded`], waiting for one of [`CONCURRENT_CALLS`] slots first (within the same timeout).
+pub async fn limited<T>(
+    timeout: Duration,
+    what: &str,
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, KubeError> {
+    bounded(timeout, what, async {
+        // The semaphore is never closed, so acquiring only waits.
+        let _slot = CALL_SLOTS.acquire().await;
+        call.await
+    })
+    .await
+}
+
 /// What the request path asks of the API server.
 pub trait Cluster: Send + Sync {
     fn review<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Review, KubeError>>;
@@ -110,7 +132,7 @@ impl Kube {
         what: &str,
         call: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, KubeError> {
-        bounded(self.timeout, what, call).await
+        limited(self.timeout, what, call).await
     }
 
     async fn token_review(&self, token: &str) -> Result<Review, KubeError> {

@@ -10,7 +10,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 
-use super::bounded;
+use super::limited;
 use super::watch::{Freshness, reflect};
 use crate::ledger::StoreError;
 use crate::ledger::store::{LEDGER_VERSION, MANAGED_BY, SecretApi, name_of};
@@ -54,7 +54,7 @@ impl KubeSecrets {
         name: &str,
         call: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, StoreError> {
-        bounded(self.timeout, op, call).await.map_err(|e| {
+        limited(self.timeout, op, call).await.map_err(|e| {
             if e.is_conflict() {
                 StoreError::Conflict(name.to_owned())
             } else {

@@ -57,7 +57,7 @@ config = obj({
   "ldap": obj({k: S for k in ["url", "bindDn", "baseDn", "groupBaseDn", "userFilter", "nameAttribute",
                                "groupFilter", "runAsFilter", "allowedGroup", "caFile"]} |
               {"starttls": B, "timeoutSeconds": I, "poolSize": {"type": "integer", "minimum": 1},
-               "cacheTtlSeconds": {"type": "integer", "minimum": 0},
+               "cacheTtlSeconds": {"type": "integer", "minimum": 0, "maximum": 300},
                "cacheMaxEntries": {"type": "integer", "minimum": 0}}),
   "usersFile": S,
   "superusers": strs,

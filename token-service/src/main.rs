@@ -259,8 +259,6 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     cert_watcher.spawn(TLS_RELOAD);
     memory::spawn_trim();
 
-    let mut registry = Registry::default();
-    let metrics = Metrics::register(&mut registry);
     let reviews = ReviewCache::new(
         settings.review_cache,
         system_clock(),

@@ -21,6 +21,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use tokio::sync::Semaphore;
 
 use crate::identity::{AUDIENCE, Review};
 use crate::ledger::liveness::{OwnerStatus, StatusLookup, status_of};
@@ -49,6 +50,9 @@ pub enum Cause {
     Timeout(Duration),
     #[error("{0}")]
     Api(kube::Error),
+    /// The service's own limit on calls in flight was reached and stayed so.
+    #[error("no free slot among the service's concurrent API calls within {}s", .0.as_secs())]
+    Busy(Duration),
 }
 
 impl KubeError {
@@ -75,26 +79,36 @@ pub async fn bounded<T>(
     }
 }
 
-/// At most this many request-path and ledger calls are in flight at once. A burst (2,000
-/// workloads' first requests, each walking its owner chain) otherwise opens one connection per
-/// concurrent call, and the client pool keeps every one of them for 90 s after: most of the
-/// service's memory after the burst, and a load the API server did not need. The Lease and
-/// Events have their own paths and never wait here.
-pub const CONCURRENT_CALLS: usize = 32;
-static CALL_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_CALLS);
+/// At most this many request-path calls, and ledger calls, are in flight at once (separate
+/// slots: a burst of requests never holds up the ledger's writes). A burst (2,000 workloads'
+/// first requests, each walking its owner chain) otherwise opens one connection per concurrent
+/// call, and the client pool keeps every one of them for 90 s after: most of the service's
+/// memory after the burst, and a load the API server did not need. The Lease and Events have
+/// their own paths and never wait here.
+pub const REQUEST_CALLS: usize = 32;
+pub const LEDGER_CALLS: usize = 8;
+pub(crate) static REQUEST_SLOTS: Semaphore = Semaphore::const_new(REQUEST_CALLS);
+pub(crate) static LEDGER_SLOTS: Semaphore = Semaphore::const_new(LEDGER_CALLS);
 
-/// [`bounded`], waiting for one of [`CONCURRENT_CALLS`] slots first (within the same timeout).
+/// [`bounded`], once one of `slots` is free. The wait has its own limit (`timeout` again), so
+/// a call that starts gets the whole of its timeout: a write is never cut short by a queue.
 pub async fn limited<T>(
+    slots: &'static Semaphore,
     timeout: Duration,
     what: &str,
     call: impl Future<Output = Result<T, kube::Error>>,
 ) -> Result<T, KubeError> {
-    bounded(timeout, what, async {
-        // The semaphore is never closed, so acquiring only waits.
-        let _slot = CALL_SLOTS.acquire().await;
-        call.await
-    })
-    .await
+    let _slot = match tokio::time::timeout(timeout, slots.acquire()).await {
+        Ok(Ok(slot)) => slot,
+        // The semaphores are static and never closed; a wait that ends without a slot is busy.
+        Ok(Err(_)) | Err(_) => {
+            return Err(KubeError {
+                what: what.to_owned(),
+                cause: Cause::Busy(timeout),
+            });
+        }
+    };
+    bounded(timeout, what, call).await
 }
 
 /// What the request path asks of the API server.
@@ -132,7 +146,7 @@ impl Kube {
         what: &str,
         call: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, KubeError> {
-        limited(self.timeout, what, call).await
+        limited(&REQUEST_SLOTS, self.timeout, what, call).await
     }
 
     async fn token_review(&self, token: &str) -> Result<Review, KubeError> {
@@ -186,6 +200,13 @@ impl Kube {
         Ok(list.items.iter().map(PodFacts::from_pod).collect())
     }
 
+    fn dynamic(&self, namespace: &str, api_version: &str, kind: &str) -> Api<DynamicObject> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, &plural(kind));
+        Api::namespaced_with(self.client.clone(), namespace, &resource)
+    }
+
     /// The object of `kind` (in `api_version`) named `name`: the one lookup behind both owner
     /// chains and workload status. Its failure names the object, as [`LookupError`] does.
     async fn object(
@@ -195,11 +216,7 @@ impl Kube {
         kind: &str,
         name: &str,
     ) -> Result<Option<DynamicObject>, LookupError> {
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, &plural(kind));
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), namespace, &resource);
+        let api = self.dynamic(namespace, api_version, kind);
         self.call("read", api.get_opt(name))
             .await
             .map_err(|e| LookupError {
@@ -210,15 +227,24 @@ impl Kube {
             })
     }
 
+    /// An owner's metadata only (what [`owner_object`] reads): a large pod template is neither
+    /// sent nor parsed on every request.
     async fn get_owner(
         &self,
         namespace: &str,
         owner: &OwnerRef,
     ) -> Result<Option<OwnerObject>, LookupError> {
-        let object = self
-            .object(namespace, &owner.api_version, &owner.kind, &owner.name)
-            .await?;
-        Ok(object.map(|o| owner_object(&o.metadata)))
+        let api = self.dynamic(namespace, &owner.api_version, &owner.kind);
+        let found = self
+            .call("read", api.get_metadata_opt(&owner.name))
+            .await
+            .map_err(|e| LookupError {
+                kind: owner.kind.clone(),
+                namespace: namespace.to_owned(),
+                name: owner.name.clone(),
+                detail: e.cause.to_string(),
+            })?;
+        Ok(found.map(|o| owner_object(&o.metadata)))
     }
 
     async fn workload_status(&self, w: &WorkloadKey) -> Result<OwnerStatus, LookupError> {

@@ -10,8 +10,8 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 
-use super::limited;
 use super::watch::{Freshness, reflect};
+use super::{LEDGER_SLOTS, limited};
 use crate::ledger::StoreError;
 use crate::ledger::store::{LEDGER_VERSION, MANAGED_BY, SecretApi, name_of};
 
@@ -54,17 +54,19 @@ impl KubeSecrets {
         name: &str,
         call: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, StoreError> {
-        limited(self.timeout, op, call).await.map_err(|e| {
-            if e.is_conflict() {
-                StoreError::Conflict(name.to_owned())
-            } else {
-                StoreError::Api {
-                    op,
-                    name: name.to_owned(),
-                    detail: e.cause.to_string(),
+        limited(&LEDGER_SLOTS, self.timeout, op, call)
+            .await
+            .map_err(|e| {
+                if e.is_conflict() {
+                    StoreError::Conflict(name.to_owned())
+                } else {
+                    StoreError::Api {
+                        op,
+                        name: name.to_owned(),
+                        detail: e.cause.to_string(),
+                    }
                 }
-            }
-        })
+            })
     }
 }
 

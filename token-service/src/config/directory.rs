@@ -100,6 +100,12 @@ pub(super) fn directory_settings(
             DEFAULT_MAX_ENTRIES,
         ),
     };
+    if cache.ttl > crate::directory::cache::MAX_TTL {
+        errors.push(ConfigError::LdapCacheTtl {
+            value: cache.ttl,
+            max: crate::directory::cache::MAX_TTL,
+        });
+    }
     let ldap = Box::new(LdapConfig {
         url,
         bind_dn: bind_dn.unwrap_or_default(),

@@ -75,6 +75,10 @@ pub enum ConfigError {
     EmptyLdapPassword { path: PathBuf },
     #[error("--ldap-pool-size must be at least 1 (not {value})")]
     LdapPoolSize { value: usize },
+    #[error(
+        "--ldap-cache-ttl ({value:?}) must be at most {max:?}: a user disabled in the directory would keep being served that long"
+    )]
+    LdapCacheTtl { value: Duration, max: Duration },
     #[error("--ledger-period ({value:?}) must be at least 1s")]
     LedgerPeriod { value: Duration },
     #[error("--{flag} must be a whole number of seconds, at least 1s (not {value:?})")]

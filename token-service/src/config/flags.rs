@@ -146,8 +146,9 @@ pub struct Cli {
     #[arg(long, env = "TOKEN_SERVICE_LDAP_POOL_SIZE")]
     pub ldap_pool_size: Option<String>,
     /// How long a directory answer (a user allowed or not, a run-as allowed or not) is reused
-    /// (`30s`; 0 disables): a user disabled in LDAP keeps access this long at most. Errors are
-    /// never cached, and a failed check or lost connection empties the cache [default: 30s].
+    /// (`30s`; 0 disables; at most 5m): a user disabled in LDAP still gets new workloads served
+    /// this long at most. Errors are never cached, and a failed check or lost connection
+    /// empties the cache [default: 30s].
     #[arg(long, env = "TOKEN_SERVICE_LDAP_CACHE_TTL")]
     pub ldap_cache_ttl: Option<String>,
     /// Directory answers cached at most; the oldest go first (0 disables) [default: 10000].

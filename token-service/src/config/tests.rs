@@ -312,6 +312,18 @@ fn bad_ldap_pool_and_cache_values_are_refused_together() {
 }
 
 #[test]
+fn an_ldap_cache_ttl_over_five_minutes_is_refused() {
+    let e = ldap_with(&["--ldap-cache-ttl", "6m"], "")
+        .err()
+        .expect("refused");
+    assert!(
+        e.0.iter()
+            .any(|e| matches!(e, ConfigError::LdapCacheTtl { .. })),
+        "{e}"
+    );
+}
+
+#[test]
 fn an_empty_ldap_password_is_refused() {
     let e = with_ldap_password("\n")
         .err()

@@ -9,6 +9,9 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+/// Longer, and a user disabled in the directory keeps getting new workloads served for too
+/// long; refused in the configuration.
+pub const MAX_TTL: Duration = Duration::from_secs(300);
 /// An entry is a name or two and a small enum: 10 000 of them are about a megabyte.
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 
@@ -73,6 +76,10 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
             return;
         }
         self.expire(at);
+        // An answer to a question asked later is newer: a slow earlier answer never undoes it.
+        if self.entries.get(&key).is_some_and(|e| e.stored.0 > at) {
+            return;
+        }
         if let Some(old) = self.entries.remove(&key) {
             self.order.remove(&old.stored);
         }
@@ -151,6 +158,16 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c.get(&"alice", t0 + secs(40)), Some(2));
         assert_eq!(c.get(&"alice", t0 + secs(50)), None);
+    }
+
+    #[test]
+    fn a_slow_answer_to_an_earlier_question_never_replaces_a_newer_one() {
+        let t0 = Instant::now();
+        let mut c = cache(30, 10);
+        // Asked at t0 (allowed then), answered late; asked again at t0+5 (refused now).
+        c.insert("alice", 2, t0 + secs(5));
+        c.insert("alice", 1, t0);
+        assert_eq!(c.get(&"alice", t0 + secs(6)), Some(2));
     }
 
     #[test]

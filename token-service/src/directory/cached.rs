@@ -10,7 +10,7 @@
 //! can be answered from the cache, again for at most the TTL.
 
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 
@@ -35,6 +35,7 @@ enum Answer {
 
 pub struct Cached<D> {
     inner: D,
+    ttl: Duration,
     state: Mutex<State>,
     failures: Failures,
     metrics: DirectoryMetrics,
@@ -63,6 +64,7 @@ impl<D: Directory> Cached<D> {
         let seen = failures.count();
         Cached {
             inner,
+            ttl: cfg.ttl,
             state: Mutex::new(State {
                 cache: TtlCache::new(cfg),
                 seen,
@@ -109,7 +111,11 @@ impl<D: Directory> Cached<D> {
         match &result {
             // Not when a failure was noticed while asking: the answer may predate the outage,
             // and the cache was (or is about to be) emptied of everything else from before it.
-            Ok(answer) if self.failures.count() == failures => {
+            // Nor when it took longer than the TTL: it would be stored already stale.
+            Ok(answer)
+                if self.failures.count() == failures
+                    && now().saturating_duration_since(asked) < self.ttl =>
+            {
                 let mut state = self.state(failures);
                 state.cache.insert(question, answer.clone(), asked);
                 self.metrics.cache_entries.set(state.cache.len() as i64);

@@ -148,8 +148,9 @@ impl Reconciler {
             // The list may trail this replica's own writes (it comes from a watch): decide
             // and act on the record as stored now, about one read per action.
             let entry = match self.ledger.reread(&entry).await {
-                Ok(Some(fresh)) => fresh,
-                Ok(None) => continue,
+                // Liveness was judged for the listed record's user: another user now, next pass.
+                Ok(Some(fresh)) if fresh.record.submitter == entry.record.submitter => fresh,
+                Ok(_) => continue,
                 Err(e) => {
                     tracing::warn!(workload = %entry.record.workload, error = %e, "ledger entry not re-read; next pass");
                     continue;

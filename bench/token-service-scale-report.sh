@@ -17,10 +17,10 @@ jq -r '
   "### At rest with every workload in the ledger, and answers from the ledger",
   "| pods | workloads | service | indexed | ledger entries | DT calls | API reads/min at rest | CPU s at rest | RSS index only MiB | RSS at rest MiB | VmHWM MiB | cached req/s | cached p99 ms | CPU ms/req | issue p99 ms | errors |",
   "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-  (.steps[] | "| \(.pods) | \(.workloads) | \(.service) | \(.indexed_pods) | \(.ledger_entries) | \(.namenode_dt_calls) | \(.api_reads_per_min_at_rest | round) | \(.cpu_s_at_rest) | \(.rss_kib_index_only | mib) | \(.rss_kib_at_rest | mib) | \(.vmhwm_kib | mib) | \(.cached.requests_per_s | round) | \(.cached.p99_us | ms) | \(if .cached.server_cpu_s and .cached.requests > 0 then (.cached.server_cpu_s * 1000 / .cached.requests * 100 | round / 100) else "–" end) | \(.issue.p99_us | ms) | \((.issue.requests - .issue.ok) + (.cached.requests - .cached.ok)) |"),
+  (.steps[] | "| \(.pods) | \(.workloads) | \(.service) | \(.indexed_pods) | \(.ledger_entries) | \(.namenode_dt_calls) | \(.api_reads_per_min_at_rest | round) | \(.cpu_s_at_rest // "–") | \(.rss_kib_index_only | mib) | \(.rss_kib_at_rest | mib) | \(.vmhwm_kib | mib) | \(.cached.requests_per_s | round) | \(.cached.p99_us | ms) | \(if .cached.server_cpu_s and .cached.requests > 0 then (.cached.server_cpu_s * 1000 / .cached.requests * 100 | round / 100) else "–" end) | \(.issue.p99_us | ms) | \((.issue.requests - .issue.ok) + (.cached.requests - .cached.ok)) |"),
   "",
   "API reads at rest by verb and resource (per minute):",
-  (.steps[] | "- \(.pods) pods, \(.service): \(.api_reads_by | to_entries | map("\(.key) \(.value)") | join(", "))"),
+  (.steps[] | select(.api_reads_by != {}) | "- \(.pods) pods, \(.service): \(.api_reads_by | to_entries | map("\(.key) \(.value)") | join(", "))"),
   "",
   "### Bytes per indexed pod and per ledger entry (after, slope between the smallest and largest step)",
   (.steps | map(select(.service == "after")) | sort_by(.pods) | if length >= 2 then
@@ -39,7 +39,7 @@ jq -r '
   "### A burst of new pods in one workload",
   (.burst | "| pods | Deployment ready s | index full s | lag s | DT calls | ok | errors | p50 ms | p99 ms | service CPU s | VmHWM MiB |",
    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-   "| \(.pods) | \(.deployment_ready_ms | ms) | \(.index_full_ms | ms) | \(.index_lag_ms | ms) | \(.namenode_dt_calls) | \(.answers.ok) | \(.answers.requests - .answers.ok) | \(.answers.p50_us | ms) | \(.answers.p99_us | ms) | \(.service_cpu_s) | \(.vmhwm_kib | mib) |")
+   "| \(.pods) | \(.deployment_ready_ms | ms) | \(.index_full_ms | ms) | \(.index_lag_ms | ms) | \(.namenode_dt_calls) | \(.answers.ok) | \(.answers.requests - .answers.ok) | \(.answers.p50_us | ms) | \(.answers.p99_us | ms) | \(.service_cpu_s // "–") | \(.vmhwm_kib | mib) |")
 ' "$json" | tee "$md"
 
 venv=${XDG_CACHE_HOME:-$HOME/.cache}/kube2hadoop/plot-venv

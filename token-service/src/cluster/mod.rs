@@ -111,6 +111,14 @@ pub async fn limited<T>(
     bounded(timeout, what, call).await
 }
 
+/// The API resource of `kind` in `api_version` (`apps/v1`, `v1`), its plural as the stamped
+/// kinds spell it.
+pub(crate) fn resource_of(api_version: &str, kind: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    ApiResource::from_gvk_with_plural(&gvk, &plural(kind))
+}
+
 /// What the request path asks of the API server.
 pub trait Cluster: Send + Sync {
     fn review<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Review, KubeError>>;
@@ -201,14 +209,29 @@ impl Kube {
     }
 
     fn dynamic(&self, namespace: &str, api_version: &str, kind: &str) -> Api<DynamicObject> {
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, &plural(kind));
+        let resource = resource_of(api_version, kind);
         Api::namespaced_with(self.client.clone(), namespace, &resource)
     }
 
-    /// The object of `kind` (in `api_version`) named `name`: the one lookup behind both owner
-    /// chains and workload status. Its failure names the object, as [`LookupError`] does.
+    /// One read of the object `kind`/`name`; its failure names the object, as [`LookupError`]
+    /// does.
+    async fn read_named<T>(
+        &self,
+        namespace: &str,
+        kind: &str,
+        name: &str,
+        call: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, LookupError> {
+        self.call("read", call).await.map_err(|e| LookupError {
+            kind: kind.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            detail: e.cause.to_string(),
+        })
+    }
+
+    /// The object of `kind` (in `api_version`) named `name`, whole: workload status needs its
+    /// `status`.
     async fn object(
         &self,
         namespace: &str,
@@ -217,14 +240,8 @@ impl Kube {
         name: &str,
     ) -> Result<Option<DynamicObject>, LookupError> {
         let api = self.dynamic(namespace, api_version, kind);
-        self.call("read", api.get_opt(name))
+        self.read_named(namespace, kind, name, api.get_opt(name))
             .await
-            .map_err(|e| LookupError {
-                kind: kind.to_owned(),
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-                detail: e.cause.to_string(),
-            })
     }
 
     /// An owner's metadata only (what [`owner_object`] reads): a large pod template is neither
@@ -236,14 +253,13 @@ impl Kube {
     ) -> Result<Option<OwnerObject>, LookupError> {
         let api = self.dynamic(namespace, &owner.api_version, &owner.kind);
         let found = self
-            .call("read", api.get_metadata_opt(&owner.name))
-            .await
-            .map_err(|e| LookupError {
-                kind: owner.kind.clone(),
-                namespace: namespace.to_owned(),
-                name: owner.name.clone(),
-                detail: e.cause.to_string(),
-            })?;
+            .read_named(
+                namespace,
+                &owner.kind,
+                &owner.name,
+                api.get_metadata_opt(&owner.name),
+            )
+            .await?;
         Ok(found.map(|o| owner_object(&o.metadata)))
     }
 

@@ -13,13 +13,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, DynamicObject};
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
 
+use super::resource_of;
 use super::watch::{Watched, relist_forever};
 use crate::ledger::liveness::{OwnerStatus, is_finished};
-use crate::workload::{WorkloadKey, plural};
+use crate::workload::WorkloadKey;
 
 /// At most this many kinds are watched; more fall back to reads. The ledger only holds the
 /// top kinds of stamped chains, a handful in practice.
@@ -222,9 +223,7 @@ impl WatchedTops {
     }
 
     fn start(&self, api_version: &str, kind: &str, tops: Arc<RwLock<Tops>>) {
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, &plural(kind));
+        let resource = resource_of(api_version, kind);
         let config = watcher::Config::default().list_semantic(watcher::ListSemantic::MostRecent);
         let metadata_only = never_finishes(api_version, kind);
         tracing::info!(%kind, %api_version, metadata_only, "watching workloads of this kind for the ledger");

@@ -26,6 +26,8 @@ use kube::api::{Api, DeleteParams, ListParams};
 
 const RELEASE: &str = "kube2hadoop";
 const WEBHOOK_CONFIGURATION: &str = "kube2hadoop-iddecorator";
+/// How long the garbage collector may take to finish a foreground deletion on the real node.
+const GONE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// What the upgrade changes: the replica count and one config value (the default podRate is 30).
 const UPGRADE: [&str; 4] = [
     "--set",
@@ -102,17 +104,40 @@ async fn upgrade_rolls_token_service(bed: &Bed, node: &RealNode) -> Result<(), E
     })
 }
 
-/// After `helm uninstall`: no Deployment left, and the webhook registration is the bed's again
-/// (by URL, to the local iddecorator process).
+/// After `helm uninstall`: every Deployment is deleted (gone, or marked for deletion and gone
+/// soon after), and the webhook registration is the bed's again (by URL, to the local
+/// iddecorator process).
 async fn uninstalled(bed: &Bed) -> Result<(), Error> {
+    let api = Api::<Deployment>::namespaced(bed.admin.clone(), INSTALL_NAMESPACE);
     for name in ["iddecorator", "token-service"] {
-        let left = Api::<Deployment>::namespaced(bed.admin.clone(), INSTALL_NAMESPACE)
+        // `--cascade foreground` keeps a Deployment, marked for deletion, until the garbage
+        // collector has removed its ReplicaSets and pods; Helm's `--wait` may return before
+        // that (CI saw it once). A Deployment not even marked was never deleted: that fails.
+        let left = api
             .get_opt(name)
             .await
             .step(format!("reading Deployment {name}"))?;
-        ensure(left.is_none(), || {
-            format!("Deployment {name} outlived helm uninstall")
-        })?;
+        ensure(
+            left.is_none_or(|d| d.metadata.deletion_timestamp.is_some()),
+            || format!("Deployment {name} outlived helm uninstall, not marked for deletion"),
+        )?;
+        e2e::wait::until(
+            &format!("Deployment {name} to be gone after helm uninstall"),
+            GONE_TIMEOUT,
+            || async {
+                Ok::<_, Error>(
+                    match api
+                        .get_opt(name)
+                        .await
+                        .step(format!("reading Deployment {name}"))?
+                    {
+                        None => e2e::wait::Poll::Ready(()),
+                        Some(_) => e2e::wait::Poll::Pending("marked for deletion".into()),
+                    },
+                )
+            },
+        )
+        .await?;
     }
     let registration = Api::<MutatingWebhookConfiguration>::all(bed.admin.clone())
         .get(WEBHOOK_CONFIGURATION)

@@ -41,6 +41,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 use serde_json::json;
 use token_service::ledger::store::secret_name;
+use token_service::services::Selection;
 use token_service::workload::WorkloadKey;
 
 /// Not covered by the shipped webhook (`k2h_contract::coverage::DEFAULT_EXCLUDED_NAMESPACES`).
@@ -794,7 +795,11 @@ async fn a_forged_ledger_secret_is_never_served() {
         })?;
         let secrets: Api<Secret> = Api::namespaced(bed.admin.clone(), ledger.name());
         let alices_secret = secrets
-            .get(&secret_name(&workload_of(&alices), "alice"))
+            .get(&secret_name(
+                &workload_of(&alices),
+                "alice",
+                &Selection::All,
+            ))
             .await
             .step("reading alice's ledger Secret")?;
 
@@ -806,7 +811,7 @@ async fn a_forged_ledger_secret_is_never_served() {
             .step("bob creates a Deployment")?;
         let mut forged = alices_secret.clone();
         forged.metadata = kube::api::ObjectMeta {
-            name: Some(secret_name(&workload_of(&bobs), "bob")),
+            name: Some(secret_name(&workload_of(&bobs), "bob", &Selection::All)),
             namespace: Some(ledger.name().into()),
             labels: alices_secret.metadata.labels.clone(),
             annotations: alices_secret.metadata.annotations.clone(),

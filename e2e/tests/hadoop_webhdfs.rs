@@ -24,6 +24,7 @@ use token_service::hadoop::kms::{Kms, KmsConfig};
 use token_service::hadoop::spnego::{self, KerberosConfig, Spnego};
 use token_service::hadoop::webhdfs::{NameNode, NameServiceConfig, WebHdfs};
 use token_service::hadoop::{Federation, HadoopError, TokenEndpoint, TokenSource};
+use token_service::services::Selection;
 
 const CHILD_MARKER: &str = "K2H_E2E_KERBEROS_CHILD";
 
@@ -167,7 +168,10 @@ async fn kms_token_lifecycle_against_a_real_kms() {
     .expect("KMS config");
     let source = Federation::new(vec![Arc::new(kms) as Arc<dyn TokenEndpoint>]).expect("config");
 
-    let set = source.obtain("alice").await.expect("a KMS token for alice");
+    let set = source
+        .obtain("alice", &Selection::All)
+        .await
+        .expect("a KMS token for alice");
     let token = set.tokens[0].to_token().expect("the KMS token decodes");
     assert_eq!(token.kind, "kms-dt");
     assert_eq!(token.service, kms_json.uri);
@@ -246,7 +250,10 @@ async fn lifecycle(cluster_json: &Path, cluster: &Cluster, krb: KerberosConfig) 
         .collect();
 
     // Obtain as the service principal for alice: one token per namespace, named for RPC.
-    let set = source.obtain("alice").await.expect("tokens for alice");
+    let set = source
+        .obtain("alice", &Selection::All)
+        .await
+        .expect("tokens for alice");
     assert_eq!(set.tokens.len(), rpcs.len());
     let mut creds = Credentials::default();
     let mut latest_initial_expiry = 0;
@@ -288,7 +295,7 @@ async fn lifecycle(cluster_json: &Path, cluster: &Cluster, krb: KerberosConfig) 
 
     // Refused impersonation is typed and names the setting.
     let refused = source
-        .obtain("carol")
+        .obtain("carol", &Selection::All)
         .await
         .expect_err("carol is not allowed");
     assert!(

@@ -13,4 +13,5 @@ pub mod coverage;
 pub mod duration;
 pub mod kinds;
 pub mod names;
+pub mod services;
 pub mod stamp;

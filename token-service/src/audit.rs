@@ -28,6 +28,9 @@ pub struct AuditEvent {
     pub hadoop_user: Option<String>,
     pub run_as: Option<String>,
     pub workload: Option<String>,
+    /// The services the pod chose (`kube2hadoop.io/services`, canonical); absent for every
+    /// configured service.
+    pub services: Option<String>,
     pub tokens: Vec<TokenInfo>,
 }
 

@@ -55,6 +55,7 @@ pub fn pod(name: &str, uid: &str, ip: &str) -> PodFacts {
         user: Some("alice".into()),
         stamp: Some(stamp_keys().sign("team-a", "alice")),
         run_as: None,
+        services: None,
         owners: Vec::new(),
         labels: BTreeMap::new(),
     }
@@ -130,7 +131,13 @@ pub fn issued(owner: &str, seq: i32, expires_at_ms: u64) -> Arc<Issued> {
         per_token: vec![("hdfs:ns1".into(), expires_at_ms)],
     };
     let set = token_set(owner, seq);
-    let issued = Issued::obtained(owner, Some(owner.into()), &set, Expiry::Renewed(&renewal));
+    let issued = Issued::obtained(
+        owner,
+        Some(owner.into()),
+        crate::services::Selection::All,
+        &set,
+        Expiry::Renewed(&renewal),
+    );
     Arc::new(issued.expect("the fixture's token encodes"))
 }
 
@@ -205,7 +212,11 @@ pub fn forgotten() -> SetError {
 }
 
 impl TokenSource for FakeSource {
-    fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<TokenSet, SetError>> {
+    fn obtain<'a>(
+        &'a self,
+        user: &'a str,
+        _: &'a crate::services::Selection,
+    ) -> BoxFuture<'a, Result<TokenSet, SetError>> {
         Box::pin(async move {
             let n = self.obtained.fetch_add(1, Ordering::SeqCst) as i32;
             if let Some(gate) = &self.gate {

@@ -6,6 +6,7 @@ use hadoop_token::{Credentials, Format};
 use zeroize::Zeroizing;
 
 use crate::hadoop::{Renewal, TokenSet};
+use crate::services::Selection;
 
 /// The public description of one token: everything but its password.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -40,6 +41,8 @@ pub struct Issued {
     pub file: Zeroizing<Vec<u8>>,
     /// Kept for the ledger: renew and cancel need the tokens as issued.
     pub set: TokenSet,
+    /// The services the set was obtained from, as its pods chose them.
+    pub selection: Selection,
 }
 
 impl std::fmt::Debug for Issued {
@@ -47,6 +50,7 @@ impl std::fmt::Debug for Issued {
         f.debug_struct("Issued")
             .field("hadoop_user", &self.hadoop_user)
             .field("submitter", &self.submitter)
+            .field("selection", &self.selection)
             .field("tokens", &self.tokens)
             .field("expires_at_ms", &self.expires_at_ms)
             .field("file", &"<redacted>")
@@ -74,6 +78,7 @@ impl Issued {
     pub fn obtained(
         hadoop_user: &str,
         submitter: Option<String>,
+        selection: Selection,
         set: &TokenSet,
         expiry: Expiry<'_>,
     ) -> Result<Issued, Unencodable> {
@@ -105,6 +110,7 @@ impl Issued {
             expires_at_ms,
             file,
             set: set.clone(),
+            selection,
         })
     }
 }
@@ -171,8 +177,14 @@ mod tests {
             expires_at_ms: 5_000,
             per_token: vec![("hdfs:ns1".into(), 5_000)],
         };
-        let issued =
-            Issued::obtained("alice", None, &set, Expiry::Renewed(&renewal)).expect("encodes");
+        let issued = Issued::obtained(
+            "alice",
+            None,
+            Selection::All,
+            &set,
+            Expiry::Renewed(&renewal),
+        )
+        .expect("encodes");
         assert_eq!(issued.expires_at_ms, 5_000);
         assert_eq!(issued.tokens[0].expires_at_ms, Some(5_000));
         assert_eq!(issued.tokens[0].sequence_number, Some(7));
@@ -186,6 +198,7 @@ mod tests {
             Issued::obtained(
                 "alice",
                 None,
+                Selection::All,
                 &set,
                 Expiry::Assumed {
                     now_ms,
@@ -201,6 +214,7 @@ mod tests {
         let none = Issued::obtained(
             "alice",
             None,
+            Selection::All,
             &empty,
             Expiry::Assumed {
                 now_ms: 1,
@@ -227,6 +241,7 @@ mod tests {
             expires_at_ms: 1,
             file: Zeroizing::new(b"HDTS-secret".to_vec()),
             set: TokenSet::default(),
+            selection: Selection::All,
         };
         assert!(!format!("{issued:?}").contains("HDTS-secret"));
     }

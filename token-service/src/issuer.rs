@@ -20,6 +20,7 @@ use crate::issued::{Expiry, Issued};
 use crate::ledger::lifecycle::{self, Action, Liveness};
 use crate::ledger::{Entry, Loaded, Persist, Saved, Serving, StoreError};
 use crate::metrics::{CallObserver, observed};
+use crate::services::Selection;
 use crate::workload::WorkloadKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +70,8 @@ enum Slot {
     InFlight(Fetch),
 }
 
-type CacheKey = (WorkloadKey, String);
+/// (workload, Hadoop user, services): one set each.
+type CacheKey = (WorkloadKey, String, Selection);
 
 struct Inner {
     source: Arc<dyn TokenSource>,
@@ -118,15 +120,16 @@ impl Issuer {
         }
     }
 
-    /// The credentials of `workload` for `hadoop_user`, asked by a pod of `submitter` (the
-    /// owner chain proved it is the workload's): cached, joined or fetched.
+    /// The credentials of `workload` for `hadoop_user` from `services`, asked by a pod of
+    /// `submitter` (the owner chain proved it is the workload's): cached, joined or fetched.
     pub async fn credentials(
         &self,
         workload: &WorkloadKey,
         hadoop_user: &str,
         submitter: &str,
+        services: &Selection,
     ) -> Result<(Arc<Issued>, Outcome), ApiError> {
-        let key = (workload.clone(), hadoop_user.to_owned());
+        let key = (workload.clone(), hadoop_user.to_owned(), services.clone());
         let (fetch, outcome) = {
             let mut cache = self.inner.lock_cache();
             match cache.get(&key).cloned() {
@@ -158,7 +161,7 @@ impl Issuer {
     fn start(&self, key: CacheKey, submitter: String) -> Fetch {
         let inner = Arc::clone(&self.inner);
         let task = tokio::spawn(async move {
-            let result = inner.fetch(&key.0, &key.1, &submitter).await;
+            let result = inner.fetch(&key.0, &key.1, &submitter, &key.2).await;
             let mut cache = inner.lock_cache();
             match &result {
                 Ok(issued) => {
@@ -186,7 +189,11 @@ impl Issuer {
 
 impl Serving for Issuer {
     fn replace(&self, workload: &WorkloadKey, issued: Arc<Issued>) {
-        let key = (workload.clone(), issued.hadoop_user.clone());
+        let key = (
+            workload.clone(),
+            issued.hadoop_user.clone(),
+            issued.selection.clone(),
+        );
         let mut cache = self.inner.lock_cache();
         // A fetch in flight will fill the slot itself, from the ledger.
         if !matches!(cache.get(&key), Some(Slot::InFlight(_))) {
@@ -194,8 +201,8 @@ impl Serving for Issuer {
         }
     }
 
-    fn forget(&self, workload: &WorkloadKey, hadoop_user: &str) {
-        let key = (workload.clone(), hadoop_user.to_owned());
+    fn forget(&self, workload: &WorkloadKey, hadoop_user: &str, services: &Selection) {
+        let key = (workload.clone(), hadoop_user.to_owned(), services.clone());
         let mut cache = self.inner.lock_cache();
         if matches!(cache.get(&key), Some(Slot::Ready(_))) {
             cache.remove(&key);
@@ -220,12 +227,13 @@ impl Inner {
         workload: &WorkloadKey,
         user: &str,
         submitter: &str,
+        services: &Selection,
     ) -> Result<Arc<Issued>, ApiError> {
         let Some(ledger) = &self.ledger else {
-            return self.obtain(user, submitter).await.map(Arc::new);
+            return self.obtain(user, submitter, services).await.map(Arc::new);
         };
         match ledger
-            .load(workload, user)
+            .load(workload, user, services)
             .await
             .map_err(|e| ledger_unavailable(&e))?
         {
@@ -237,7 +245,7 @@ impl Inner {
             }
             None => {}
         }
-        let ours = Arc::new(self.obtain(user, submitter).await?);
+        let ours = Arc::new(self.obtain(user, submitter, services).await?);
         match ledger.save(workload, &ours).await {
             Ok(Saved::Ours) => Ok(ours),
             Ok(Saved::Replaced(old)) => {
@@ -326,9 +334,14 @@ impl Inner {
             })
     }
 
-    async fn obtain(&self, user: &str, submitter: &str) -> Result<Issued, ApiError> {
+    async fn obtain(
+        &self,
+        user: &str,
+        submitter: &str,
+        services: &Selection,
+    ) -> Result<Issued, ApiError> {
         let _slot = self.hadoop_slot().await?;
-        let obtained = observed(&*self.observe, "obtain", self.source.obtain(user)).await;
+        let obtained = observed(&*self.observe, "obtain", self.source.obtain(user, services)).await;
         let set = obtained.map_err(|e| obtain_error(user, &e))?;
         let renewed = observed(&*self.observe, "renew", self.source.renew(&set)).await;
         let expiry = match &renewed {
@@ -341,8 +354,14 @@ impl Inner {
                 }
             }
         };
-        Issued::obtained(user, Some(submitter.to_owned()), &set, expiry)
-            .map_err(|e| ApiError::new(Kind::Upstream, "hadoop_bad_token", e.to_string()))
+        Issued::obtained(
+            user,
+            Some(submitter.to_owned()),
+            services.clone(),
+            &set,
+            expiry,
+        )
+        .map_err(|e| ApiError::new(Kind::Upstream, "hadoop_bad_token", e.to_string()))
     }
 }
 
@@ -404,11 +423,11 @@ mod tests {
         let source = Arc::new(FakeSource::default());
         let issuer = issuer(Arc::clone(&source), Arc::new(AtomicU64::new(0)));
         let (first, o1) = issuer
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(&workload("web"), "alice", "alice", &Selection::All)
             .await
             .expect("first");
         let (second, o2) = issuer
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(&workload("web"), "alice", "alice", &Selection::All)
             .await
             .expect("second");
         assert_eq!((o1, o2), (Outcome::Issued, Outcome::Reused));
@@ -422,7 +441,7 @@ mod tests {
         assert_eq!(format, Format::Writable);
         assert_eq!(creds.tokens[0].0, "ha-hdfs:ns1");
         issuer
-            .credentials(&workload("db"), "alice", "alice")
+            .credentials(&workload("db"), "alice", "alice", &Selection::All)
             .await
             .expect("other workload");
         assert_eq!(
@@ -444,7 +463,11 @@ mod tests {
         let calls: Vec<_> = (0..5)
             .map(|_| {
                 let (issuer, w) = (issuer.clone(), w.clone());
-                tokio::spawn(async move { issuer.credentials(&w, "alice", "alice").await })
+                tokio::spawn(async move {
+                    issuer
+                        .credentials(&w, "alice", "alice", &Selection::All)
+                        .await
+                })
             })
             .collect();
         while source.obtained.load(Ordering::SeqCst) == 0 {
@@ -471,12 +494,12 @@ mod tests {
         });
         let issuer = issuer(Arc::clone(&source), Arc::new(AtomicU64::new(0)));
         let e = issuer
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(&workload("web"), "alice", "alice", &Selection::All)
             .await
             .expect_err("down");
         assert_eq!((e.status().as_u16(), e.code), (502, "hadoop_failed"));
         issuer
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(&workload("web"), "alice", "alice", &Selection::All)
             .await
             .expect_err("down again");
         assert_eq!(
@@ -514,12 +537,12 @@ mod tests {
         let now = Arc::new(AtomicU64::new(0));
         let issuer = issuer(Arc::clone(&source), Arc::clone(&now));
         issuer
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(&workload("web"), "alice", "alice", &Selection::All)
             .await
             .expect("first");
         now.store(4_999_500, Ordering::SeqCst);
         let (_, outcome) = issuer
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(&workload("web"), "alice", "alice", &Selection::All)
             .await
             .expect("again");
         assert_eq!(outcome, Outcome::Issued);
@@ -585,7 +608,7 @@ mod tests {
         let b = LedgerBed::new();
         let (first, _) = b
             .issuer()
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(&workload("web"), "alice", "alice", &Selection::All)
             .await
             .expect("issue");
         assert_eq!(b.record().await.expires_at_ms, 2_000_000);
@@ -594,9 +617,11 @@ mod tests {
         let calls: Vec<_> = (0..3)
             .map(|_| {
                 let issuer = restarted.clone();
-                tokio::spawn(
-                    async move { issuer.credentials(&workload("web"), "alice", "alice").await },
-                )
+                tokio::spawn(async move {
+                    issuer
+                        .credentials(&workload("web"), "alice", "alice", &Selection::All)
+                        .await
+                })
             })
             .collect();
         for call in calls {
@@ -633,13 +658,13 @@ mod tests {
         let b = LedgerBed::new();
         let issuer = b.issuer();
         issuer
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(&workload("web"), "alice", "alice", &Selection::All)
             .await
             .expect("issue");
         b.source.forgotten.lock().expect("lock").push(40);
         b.now.store(2_500_000, Ordering::SeqCst);
         let (served, outcome) = issuer
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(&workload("web"), "alice", "alice", &Selection::All)
             .await
             .expect("replace");
         assert_eq!(outcome, Outcome::Issued);
@@ -659,13 +684,13 @@ mod tests {
     async fn a_set_past_its_max_date_is_replaced_without_a_renewal() {
         let b = LedgerBed::new();
         b.issuer()
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(&workload("web"), "alice", "alice", &Selection::All)
             .await
             .expect("issue");
         b.now.store(9_500_000, Ordering::SeqCst);
         let (served, _) = b
             .issuer()
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(&workload("web"), "alice", "alice", &Selection::All)
             .await
             .expect("replace");
         assert_eq!(served.tokens[0].sequence_number, Some(41));

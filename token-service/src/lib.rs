@@ -32,4 +32,5 @@ pub mod ratelimit;
 pub mod request;
 pub mod review_cache;
 pub mod server;
+pub mod services;
 pub mod workload;

@@ -38,6 +38,7 @@ use token_service::hadoop::http::{Caller, HttpConfig, build_client};
 use token_service::hadoop::kms::Kms;
 use token_service::hadoop::spnego::{self, Spnego};
 use token_service::hadoop::webhdfs::WebHdfs;
+use token_service::hadoop::yarn::Yarn;
 use token_service::hadoop::{Federation, TokenEndpoint};
 use token_service::index::SharedIndex;
 use token_service::issuer::Issuer;
@@ -222,6 +223,11 @@ fn token_source(settings: &Settings) -> Result<Arc<Federation>, StartError> {
             Kms::new(kms.clone(), caller.clone()).map_err(|e| err(&e))?,
         ));
     }
+    for yarn in &settings.yarn {
+        endpoints.push(Arc::new(
+            Yarn::new(yarn.clone(), caller.clone()).map_err(|e| err(&e))?,
+        ));
+    }
     Ok(Arc::new(Federation::new(endpoints).map_err(|e| err(&e))?))
 }
 
@@ -379,6 +385,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
             mapping: settings.mapping.clone(),
             superusers: settings.superusers.clone(),
         },
+        services: settings.services.clone(),
         directory,
         issuer,
         pod_limit: RateLimiter::new(settings.pod_limit),

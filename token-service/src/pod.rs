@@ -46,6 +46,8 @@ pub struct PodFacts {
     pub stamp: Option<String>,
     /// `kube2hadoop.io/run-as`, the headless account asked for.
     pub run_as: Option<String>,
+    /// `kube2hadoop.io/services`, verbatim: which Hadoop services to get tokens from.
+    pub services: Option<String>,
     pub owners: Vec<OwnerRef>,
     /// `metadata.labels`: the webhook's objectSelector is matched against them.
     pub labels: BTreeMap<String, String>,
@@ -110,6 +112,7 @@ impl PodFacts {
             // A blank run-as asks for nothing; any other value is kept as written and must be
             // an account name (authorization refuses `" svc-etl"`).
             run_as: annotation(annotations::RUN_AS).filter(|v| !v.trim().is_empty()),
+            services: annotation(annotations::SERVICES),
             owners: owner_refs(meta),
             labels: meta.labels.clone().unwrap_or_default(),
         }

@@ -30,6 +30,7 @@ use crate::pod::{PodFacts, canonical};
 use crate::ratelimit::RateLimiter;
 use crate::request;
 use crate::review_cache::{Found, PodNow, ReviewCache, TokenDigest, token_expiry_ms};
+use crate::services::ServicesPolicy;
 use crate::workload::{OwnerLookup, StampedKinds, WorkloadKey, resolve};
 
 pub const EXPIRES_HEADER: &str = "x-kube2hadoop-expires";
@@ -68,6 +69,8 @@ pub struct App {
     /// Verify `kube2hadoop.io/stamp` on the pod and its owner chain.
     pub stamp_keys: k2h_contract::stamp::Keys,
     pub policy: Policy,
+    /// Which services a pod may choose, and what it gets without choosing.
+    pub services: ServicesPolicy,
     pub directory: Arc<dyn Directory>,
     pub issuer: Issuer,
     pub pod_limit: RateLimiter,
@@ -207,12 +210,19 @@ async fn issue(
     let principal: Principal = authorize(pod, &app.policy, app.directory.as_ref()).await?;
     event.hadoop_user = Some(principal.hadoop_user.clone());
     event.run_as = principal.run_as.clone();
+    let services = app.services.select(pod.services.as_deref())?;
+    event.services = services.stored();
     let workload: WorkloadKey =
         resolve(pod, app.owners.as_ref(), &stamped, &app.stamp_keys).await?;
     event.workload = Some(workload.to_string());
     *regarding = Some(workload.clone());
     app.issuer
-        .credentials(&workload, &principal.hadoop_user, &principal.submitter)
+        .credentials(
+            &workload,
+            &principal.hadoop_user,
+            &principal.submitter,
+            &services,
+        )
         .await
 }
 
@@ -662,6 +672,10 @@ mod tests {
                 mapping: MappingRules::default(),
                 superusers: ["hdfs".to_owned()].into(),
             },
+            services: ServicesPolicy {
+                configured: ["hdfs"].into(),
+                default: None,
+            },
             directory: Arc::new(StaticUsers::embedded()),
             issuer: Issuer::new(
                 source.clone(),
@@ -873,6 +887,41 @@ mod tests {
         assert!(reasons.iter().all(|(_, r)| *r == "TokensRefused"));
         assert_eq!(reasons[0].0, "x");
         assert!(!reasons.iter().any(|(n, _)| n.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn a_pod_chooses_configured_services_only_and_the_audit_says_which() {
+        let mut chosen = pod("c", "u1", "127.100.0.1");
+        chosen.services = Some(" HDFS ".into());
+        let mut unconfigured = pod("y", "u2", "127.100.0.2");
+        unconfigured.services = Some("hdfs,yarn".into());
+        let mut unknown = pod("u", "u3", "127.100.0.3");
+        unknown.services = Some("hdfs,ftp".into());
+        let bed = bed(vec![
+            chosen,
+            unconfigured,
+            unknown,
+            pod("d", "u4", "127.100.0.4"),
+        ]);
+        let (status, _, body) = call(&bed, request("127.100.0.1", None, None)).await;
+        assert_eq!(status, StatusCode::OK, "{body:?}");
+        let (status, _, body) = call(&bed, request("127.100.0.2", None, None)).await;
+        let (code, message) = error_of(&body);
+        assert_eq!(
+            (status.as_u16(), code.as_str()),
+            (403, "service_not_configured")
+        );
+        assert!(message.contains("yarn"), "{message}");
+        let (status, _, body) = call(&bed, request("127.100.0.3", None, None)).await;
+        assert_eq!(
+            (status.as_u16(), error_of(&body).0.as_str()),
+            (403, "bad_services_annotation")
+        );
+        let (status, _, _) = call(&bed, request("127.100.0.4", None, None)).await;
+        assert_eq!(status, StatusCode::OK);
+        let lines = audit_lines(&bed);
+        assert_eq!(lines[0]["services"], "hdfs");
+        assert_eq!(lines[3]["services"], serde_json::Value::Null);
     }
 
     #[tokio::test]

@@ -55,7 +55,12 @@ struct Meta {
     deletion_timestamp: Option<Time>,
 }
 
-const READ_ANNOTATIONS: [&str; 3] = [annotations::USER, annotations::STAMP, annotations::RUN_AS];
+const READ_ANNOTATIONS: [&str; 4] = [
+    annotations::USER,
+    annotations::STAMP,
+    annotations::RUN_AS,
+    annotations::SERVICES,
+];
 
 fn slim_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
     let m = Meta::deserialize(d)?;

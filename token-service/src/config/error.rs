@@ -59,11 +59,20 @@ pub enum ConfigError {
     #[error("--principal and --keytab go together: set both or neither")]
     HalfKerberos,
     #[error(
-        "no Hadoop service configured: list `nameservices` (and/or `kms`) in the --config file"
+        "no Hadoop service configured: list `nameservices`, `kms` or `yarn` in the --config file"
     )]
     NoHadoopService,
     #[error("nameservice {nameservice}: no namenodes listed")]
     NoNameNodes { nameservice: String },
+    #[error("--default-services {value:?} {reason}")]
+    DefaultServices { value: String, reason: String },
+    #[error(
+        "--default-services names {names}, which no configured provider issues; configure it \
+         (nameservices, kms, yarn) or leave it out of the default"
+    )]
+    DefaultServiceMissing { names: String },
+    #[error("yarn {cluster}: no resourceManagers listed")]
+    NoResourceManagers { cluster: String },
     #[error("--ldap-url {url:?} must start with ldap:// or ldaps://")]
     LdapScheme { url: String },
     #[error("the LDAP user filter {filter:?} must contain {{user}}")]

@@ -26,6 +26,10 @@ pub struct FileConfig {
     pub renewer: Option<String>,
     pub nameservices: Vec<FileNameService>,
     pub kms: Vec<FileKms>,
+    /// YARN clusters whose ResourceManager issues `RM_DELEGATION_TOKEN`s.
+    pub yarn: Vec<FileYarn>,
+    /// What a pod without `kube2hadoop.io/services` gets [default: every configured service].
+    pub default_services: Option<Vec<String>>,
     pub ldap: Option<FileLdap>,
     pub users_file: Option<PathBuf>,
     pub superusers: Option<Vec<String>>,
@@ -133,6 +137,25 @@ pub struct FileKms {
     pub name: String,
     pub urls: Vec<String>,
     pub token_service: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileYarn {
+    pub name: String,
+    /// One, or the HA group in `yarn.resourcemanager.ha.rm-ids` order.
+    pub resource_managers: Vec<FileResourceManager>,
+    #[serde(default)]
+    pub token_service: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileResourceManager {
+    /// `yarn.resourcemanager.webapp.address` (or `.https.address`) as a URL.
+    pub http: String,
+    /// `yarn.resourcemanager.address`.
+    pub rpc: String,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

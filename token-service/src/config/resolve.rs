@@ -2,6 +2,7 @@
 //! file or the environment (`host.rs` did), so every rule is unit-testable. Every bad value
 //! is collected, not just the first, so one start attempt shows them all.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -11,16 +12,18 @@ use k2h_contract::coverage::{MUTATING_WEBHOOK, WEBHOOK_CONFIGURATION};
 use crate::hadoop::kms::KmsConfig;
 use crate::hadoop::spnego::KerberosConfig;
 use crate::hadoop::webhdfs::{NameNode, NameServiceConfig};
+use crate::hadoop::yarn::{ResourceManager, YarnConfig};
 use crate::identity::TokenOrigin;
 use crate::issuer::IssuerConfig;
 use crate::ratelimit::Limit;
 use crate::review_cache::{self, ReviewCacheConfig};
 use crate::server::Modes;
+use crate::services::ServicesPolicy;
 use crate::workload::StampedKinds;
 
 use super::directory::directory_settings;
 use super::error::{ConfigError, ConfigErrors};
-use super::file::{FileConfig, FileKms, FileNameService};
+use super::file::{FileConfig, FileKms, FileNameService, FileYarn};
 use super::flags::Cli;
 use super::host::{HostFacts, NamedFiles};
 use super::settings::{LedgerSettings, Settings};
@@ -90,8 +93,11 @@ impl Settings {
             .or(file.renewer)
             .or_else(|| kerberos.as_ref().map(|k| short_name(&k.principal)))
             .unwrap_or_else(|| "kube2hadoop".into());
-        let (nameservices, kms) =
-            hadoop_services(&mut errors, file.nameservices, file.kms, &renewer);
+        let (nameservices, kms, yarn) = hadoop_services(
+            &mut errors,
+            (file.nameservices, file.kms, file.yarn),
+            &renewer,
+        );
 
         let superusers = cli
             .superusers
@@ -103,6 +109,13 @@ impl Settings {
             })
             .or(file.superusers.map(|v| v.into_iter().collect()))
             .unwrap_or_else(|| DEFAULT_SUPERUSERS.iter().map(|s| (*s).to_owned()).collect());
+
+        let services = services_policy(
+            &mut errors,
+            cli.default_services
+                .or(file.default_services.map(|v| v.join(","))),
+            (!nameservices.is_empty(), !kms.is_empty(), !yarn.is_empty()),
+        );
 
         let pod_limit = Limit {
             per_minute: number(
@@ -216,9 +229,11 @@ impl Settings {
             kerberos,
             nameservices,
             kms,
+            yarn,
             directory,
             mapping: file.user_mapping.unwrap_or_default(),
             superusers,
+            services,
             audit_log: cli.audit_log.or(file.audit_log),
             pod_limit,
             issuer,
@@ -381,10 +396,9 @@ fn short_name(principal: &str) -> String {
 
 fn hadoop_services(
     errors: &mut Errors,
-    nameservices: Vec<FileNameService>,
-    kms: Vec<FileKms>,
+    (nameservices, kms, yarn): (Vec<FileNameService>, Vec<FileKms>, Vec<FileYarn>),
     renewer: &str,
-) -> (Vec<NameServiceConfig>, Vec<KmsConfig>) {
+) -> (Vec<NameServiceConfig>, Vec<KmsConfig>, Vec<YarnConfig>) {
     let nameservices: Vec<_> = nameservices
         .into_iter()
         .map(|ns| NameServiceConfig {
@@ -410,8 +424,31 @@ fn hadoop_services(
             token_service: k.token_service,
         })
         .collect();
-    if nameservices.is_empty() && kms.is_empty() {
+    let yarn: Vec<_> = yarn
+        .into_iter()
+        .map(|y| YarnConfig {
+            name: y.name,
+            resource_managers: y
+                .resource_managers
+                .into_iter()
+                .map(|rm| ResourceManager {
+                    http: rm.http,
+                    rpc: rm.rpc,
+                })
+                .collect(),
+            renewer: renewer.to_owned(),
+            token_service: y.token_service,
+        })
+        .collect();
+    if nameservices.is_empty() && kms.is_empty() && yarn.is_empty() {
         errors.push(ConfigError::NoHadoopService);
+    }
+    for y in &yarn {
+        if y.resource_managers.is_empty() {
+            errors.push(ConfigError::NoResourceManagers {
+                cluster: y.name.clone(),
+            });
+        }
     }
     for ns in &nameservices {
         if ns.namenodes.is_empty() {
@@ -420,7 +457,42 @@ fn hadoop_services(
             });
         }
     }
-    (nameservices, kms)
+    (nameservices, kms, yarn)
+}
+
+/// Which services are configured, and the default a pod without a choice gets: only
+/// configured ones.
+fn services_policy(
+    errors: &mut Errors,
+    default: Option<String>,
+    (hdfs, kms, yarn): (bool, bool, bool),
+) -> ServicesPolicy {
+    let configured: BTreeSet<&'static str> = [(hdfs, "hdfs"), (kms, "kms"), (yarn, "yarn")]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+    let default = default.and_then(|value| match k2h_contract::services::parse(&value) {
+        Ok(names) => {
+            let missing: Vec<_> = names.difference(&configured).copied().collect();
+            if !missing.is_empty() {
+                errors.push(ConfigError::DefaultServiceMissing {
+                    names: missing.join(", "),
+                });
+            }
+            Some(names)
+        }
+        Err(e) => {
+            errors.push(ConfigError::DefaultServices {
+                value,
+                reason: e.to_string(),
+            });
+            None
+        }
+    });
+    ServicesPolicy {
+        configured,
+        default,
+    }
 }
 
 fn check_review_cache(errors: &mut Errors, cache: &ReviewCacheConfig) {

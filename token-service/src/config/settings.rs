@@ -12,11 +12,13 @@ use crate::directory::ldap::LdapConfig;
 use crate::hadoop::kms::KmsConfig;
 use crate::hadoop::spnego::KerberosConfig;
 use crate::hadoop::webhdfs::NameServiceConfig;
+use crate::hadoop::yarn::YarnConfig;
 use crate::issuer::IssuerConfig;
 use crate::mapping::MappingRules;
 use crate::ratelimit::Limit;
 use crate::review_cache::ReviewCacheConfig;
 use crate::server::Modes;
+use crate::services::ServicesPolicy;
 use crate::workload::StampedKinds;
 
 pub enum DirectorySettings {
@@ -43,9 +45,12 @@ pub struct Settings {
     pub kerberos: Option<KerberosConfig>,
     pub nameservices: Vec<NameServiceConfig>,
     pub kms: Vec<KmsConfig>,
+    pub yarn: Vec<YarnConfig>,
     pub directory: DirectorySettings,
     pub mapping: MappingRules,
     pub superusers: BTreeSet<String>,
+    /// Which services are configured, and what a pod without a choice gets.
+    pub services: ServicesPolicy,
     pub audit_log: Option<PathBuf>,
     pub pod_limit: Limit,
     pub issuer: IssuerConfig,

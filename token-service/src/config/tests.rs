@@ -511,6 +511,7 @@ fn the_example_file_is_valid() {
     let file: FileConfig = serde_yaml_ng::from_str(text).expect("example parses");
     assert_eq!(file.nameservices[0].namenodes.len(), 2);
     assert_eq!(file.kms.len(), 1);
+    assert_eq!(file.yarn[0].resource_managers.len(), 2);
     assert!(file.ldap.is_some() && file.user_mapping.is_some());
     assert_eq!(file.stamped_kinds.len(), 2);
     let kinds: Result<Vec<_>, _> = file.stamped_kinds.iter().map(KindSpec::parse).collect();
@@ -773,4 +774,23 @@ fn the_token_review_cache_defaults_to_10s_and_is_bounded() {
             ..
         }]
     ));
+}
+
+#[test]
+fn a_yarn_cluster_alone_is_a_hadoop_service_and_needs_a_resource_manager() {
+    let yarn = "yarn:\n  - name: y1\n    resourceManagers:\n      - {http: \"http://127.0.0.1:8088\", rpc: \"127.0.0.1:8032\"}\n";
+    let s = resolve(cli(&TLS), file(yarn)).expect("valid");
+    assert_eq!(s.yarn[0].resource_managers[0].rpc, "127.0.0.1:8032");
+    assert_eq!(s.yarn[0].renewer, "kube2hadoop");
+    let Err(e) = resolve(
+        cli(&TLS),
+        file("yarn:\n  - name: y1\n    resourceManagers: []\n"),
+    ) else {
+        panic!("a YARN cluster without RMs was accepted");
+    };
+    assert!(
+        e.to_string()
+            .contains("yarn y1: no resourceManagers listed"),
+        "{e}"
+    );
 }

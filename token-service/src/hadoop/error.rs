@@ -35,6 +35,21 @@ pub enum HadoopError {
         nameservice: String,
         attempts: Vec<HadoopError>,
     },
+    #[error("YARN {cluster}: no active ResourceManager answered ({})", summary(.attempts))]
+    NoActiveResourceManager {
+        cluster: String,
+        attempts: Vec<HadoopError>,
+    },
+    #[error(
+        "{source_label}: the token issued is not the user's: asked for {asked:?}, the server \
+         issued it to {owner:?}; the server ignored doAs (check that its proxy-user support is \
+         on); the token was cancelled"
+    )]
+    WrongOwner {
+        source_label: String,
+        asked: String,
+        owner: String,
+    },
     #[error(
         "{endpoint}: the service may not act for this user: allow it with \
          hadoop.proxyuser.{superuser}.hosts and hadoop.proxyuser.{superuser}.groups (or .users) \
@@ -117,7 +132,8 @@ impl HadoopError {
             | HadoopError::Timeout { .. }
             | HadoopError::Http { .. }
             | HadoopError::Standby { .. } => true,
-            HadoopError::NoActiveNameNode { attempts, .. } => {
+            HadoopError::NoActiveNameNode { attempts, .. }
+            | HadoopError::NoActiveResourceManager { attempts, .. } => {
                 !attempts.is_empty() && attempts.iter().all(HadoopError::is_transient)
             }
             HadoopError::Auth { source, .. } => source.is_transient(),

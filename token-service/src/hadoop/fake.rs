@@ -22,6 +22,9 @@ pub struct Seen {
     pub path: String,
     pub query: HashMap<String, String>,
     pub authorization: Option<String>,
+    /// Headers by lower-case name (the last value of a repeated one).
+    pub headers: HashMap<String, String>,
+    pub body: String,
 }
 
 pub enum Reply {
@@ -83,7 +86,7 @@ impl FakeServer {
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let handler = Arc::clone(&handler);
                         let log = Arc::clone(&log);
-                        async move { Ok::<_, Infallible>(answer(&req, &*handler, &log).await) }
+                        async move { Ok::<_, Infallible>(answer(req, &*handler, &log).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -104,7 +107,7 @@ impl FakeServer {
 }
 
 async fn answer(
-    req: &hyper::Request<hyper::body::Incoming>,
+    req: hyper::Request<hyper::body::Incoming>,
     handler: &Handler,
     log: &Mutex<Vec<Seen>>,
 ) -> hyper::Response<Full<Bytes>> {
@@ -117,7 +120,7 @@ async fn answer(
                 .unwrap_or_default()
         })
         .unwrap_or_default();
-    let seen = Seen {
+    let mut seen = Seen {
         method: req.method().to_string(),
         path: req.uri().path().to_owned(),
         query,
@@ -126,7 +129,17 @@ async fn answer(
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        headers: req
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect(),
+        body: String::new(),
     };
+    seen.body = http_body_util::BodyExt::collect(req.into_body())
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+        .unwrap_or_default();
     log.lock().expect("log lock").push(seen.clone());
     let (status, negotiate, body) = match handler(&seen) {
         Reply::Json(status, body) => (status, None, body),

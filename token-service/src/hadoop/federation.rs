@@ -7,6 +7,7 @@ use futures::future::{BoxFuture, join_all};
 
 use super::error::HadoopError;
 use super::{IssuedToken, Renewal, SetError, TokenEndpoint, TokenSet, TokenSource};
+use crate::services::Selection;
 
 pub struct Federation {
     endpoints: Vec<Arc<dyn TokenEndpoint>>,
@@ -40,13 +41,33 @@ impl Federation {
             })
     }
 
-    async fn obtain_all(&self, user: &str) -> Result<TokenSet, SetError> {
-        let results = join_all(self.endpoints.iter().map(|e| e.obtain(user))).await;
+    async fn obtain_all(&self, user: &str, services: &Selection) -> Result<TokenSet, SetError> {
+        let chosen: Vec<_> = self
+            .endpoints
+            .iter()
+            .filter(|e| services.includes(e.service_name()))
+            .collect();
+        if chosen.is_empty() {
+            // The request path refuses unconfigured services first; this guards the rest.
+            return Err(SetError {
+                failures: vec![(
+                    services.to_string(),
+                    HadoopError::Config(format!("no configured service among {services}")),
+                )],
+            });
+        }
+        let results = join_all(chosen.iter().map(|e| e.obtain(user))).await;
         let mut tokens = Vec::new();
         let mut failures = Vec::new();
-        for (endpoint, result) in self.endpoints.iter().zip(results) {
+        for (endpoint, result) in chosen.iter().zip(results) {
             match result {
-                Ok(t) => tokens.push(t),
+                Ok(t) => {
+                    if let Err(e) = check_owner(user, &t) {
+                        failures.push((endpoint.source().to_owned(), e));
+                    }
+                    // Kept even when wrong, so that it is cancelled with the rest below.
+                    tokens.push(t);
+                }
                 Err(e) => failures.push((endpoint.source().to_owned(), e)),
             }
         }
@@ -115,9 +136,34 @@ impl Federation {
     }
 }
 
+/// A token must name `user` as its owner. A server that ignores `doAs` (a proxy-user filter
+/// left out of its web server) would issue it to this service itself: handing out such a
+/// token gives a pod the superuser's rights. Kinds whose identifier we cannot read, and tokens
+/// that do not parse (they cannot be written to a file either), are left to the encoder.
+fn check_owner(user: &str, token: &IssuedToken) -> Result<(), HadoopError> {
+    let Ok(parsed) = token.to_token() else {
+        return Ok(());
+    };
+    let wrong = |owner: String| HadoopError::WrongOwner {
+        source_label: token.source.clone(),
+        asked: user.to_owned(),
+        owner,
+    };
+    match hadoop_token::identifier::decode(&parsed.kind, &parsed.identifier) {
+        Ok(Some(id)) if id.owner == user => Ok(()),
+        Ok(Some(id)) => Err(wrong(id.owner)),
+        Ok(None) => Ok(()),
+        Err(_) => Err(wrong("<an identifier that does not decode>".into())),
+    }
+}
+
 impl TokenSource for Federation {
-    fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<TokenSet, SetError>> {
-        Box::pin(self.obtain_all(user))
+    fn obtain<'a>(
+        &'a self,
+        user: &'a str,
+        services: &'a Selection,
+    ) -> BoxFuture<'a, Result<TokenSet, SetError>> {
+        Box::pin(self.obtain_all(user, services))
     }
 
     fn renew<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<Renewal, SetError>> {
@@ -172,7 +218,7 @@ mod tests {
         let (_a, ea) = namespace("ns1", "T1", 2_000, true).await;
         let (_b, eb) = namespace("ns2", "T2", 1_000, true).await;
         let fed = Federation::new(vec![ea, eb]).expect("config");
-        let set = fed.obtain("alice").await.expect("tokens");
+        let set = fed.obtain("alice", &Selection::All).await.expect("tokens");
         let services: Vec<_> = set.tokens.iter().map(|t| t.service.as_str()).collect();
         assert_eq!(services, ["ha-hdfs:ns1", "ha-hdfs:ns2"]);
         let renewal = fed.renew(&set).await.expect("renewed");
@@ -192,7 +238,7 @@ mod tests {
         let (b, eb) = namespace("ns2", "T2", 1, true).await;
         let (c, ec) = namespace("ns3", "T3", 1, false).await;
         let fed = Federation::new(vec![ea, eb, ec]).expect("config");
-        let set = fed.obtain("alice").await.expect("tokens");
+        let set = fed.obtain("alice", &Selection::All).await.expect("tokens");
         let err = fed.cancel(&set).await.expect_err("two cancels fail");
         let failed: Vec<_> = err.failures.iter().map(|(s, _)| s.as_str()).collect();
         assert_eq!(failed, ["hdfs:ns1", "hdfs:ns3"]);
@@ -227,13 +273,102 @@ mod tests {
         .expect("config");
         let fed = Federation::new(vec![eg, Arc::new(eb)]).expect("config");
         let err = fed
-            .obtain("alice")
+            .obtain("alice", &Selection::All)
             .await
             .expect_err("ns2 has no active NameNode");
         assert_eq!(err.failures.len(), 1);
         assert_eq!(err.failures[0].0, "hdfs:ns2");
         let ops: Vec<_> = good.seen().iter().map(|s| s.query["op"].clone()).collect();
         assert_eq!(ops, ["GETDELEGATIONTOKEN", "CANCELDELEGATIONTOKEN"]);
+    }
+
+    #[tokio::test]
+    async fn a_token_issued_to_anyone_but_the_user_is_cancelled_and_refused() {
+        // A NameNode that ignores doas issues the token to the caller: the superuser.
+        let ours = crate::fixtures::url_string("kube2hadoop", 7);
+        let server = FakeServer::start(move |seen| match seen.query["op"].as_str() {
+            "GETDELEGATIONTOKEN" => fake::token_reply(&ours),
+            _ => Reply::Json(200, serde_json::Value::Null),
+        })
+        .await;
+        let hdfs = WebHdfs::new(
+            NameServiceConfig {
+                name: "ns1".into(),
+                namenodes: vec![NameNode {
+                    http: server.url(),
+                    rpc: "127.0.0.1:8020".into(),
+                }],
+                renewer: "kube2hadoop".into(),
+                token_service: None,
+            },
+            fake::caller(Duration::from_secs(5)),
+        )
+        .expect("config");
+        let fed = Federation::new(vec![Arc::new(hdfs)]).expect("config");
+        let err = fed
+            .obtain("alice", &Selection::All)
+            .await
+            .expect_err("not alice's token");
+        assert!(
+            matches!(&err.failures[0].1, HadoopError::WrongOwner { owner, .. } if owner == "kube2hadoop"),
+            "{err:?}"
+        );
+        let ops: Vec<_> = server
+            .seen()
+            .iter()
+            .map(|s| s.query["op"].clone())
+            .collect();
+        assert_eq!(ops, ["GETDELEGATIONTOKEN", "CANCELDELEGATIONTOKEN"]);
+        let alices = crate::fixtures::url_string("alice", 8);
+        let server = FakeServer::start(move |_| fake::token_reply(&alices)).await;
+        let hdfs = WebHdfs::new(
+            NameServiceConfig {
+                name: "ns1".into(),
+                namenodes: vec![NameNode {
+                    http: server.url(),
+                    rpc: "127.0.0.1:8020".into(),
+                }],
+                renewer: "kube2hadoop".into(),
+                token_service: None,
+            },
+            fake::caller(Duration::from_secs(5)),
+        )
+        .expect("config");
+        let fed = Federation::new(vec![Arc::new(hdfs)]).expect("config");
+        fed.obtain("alice", &Selection::All)
+            .await
+            .expect("alice's own token");
+    }
+
+    #[tokio::test]
+    async fn only_the_selected_kinds_are_asked() {
+        let (a, ea) = namespace("ns1", "T1", 1, true).await;
+        let kms_server = FakeServer::start(|_| fake::token_reply("K1")).await;
+        let kms = crate::hadoop::kms::Kms::new(
+            crate::hadoop::kms::KmsConfig {
+                name: "kms".into(),
+                urls: vec![kms_server.url()],
+                renewer: "kube2hadoop".into(),
+                token_service: "kms://http@localhost:9600/kms".into(),
+            },
+            fake::caller(Duration::from_secs(5)),
+        )
+        .expect("config");
+        let fed = Federation::new(vec![ea, Arc::new(kms)]).expect("config");
+        let set = fed
+            .obtain("alice", &Selection::Only(["kms"].into()))
+            .await
+            .expect("kms only");
+        let sources: Vec<_> = set.tokens.iter().map(|t| t.source.as_str()).collect();
+        assert_eq!(sources, ["kms:kms"]);
+        assert!(a.seen().is_empty(), "HDFS was not chosen, so not asked");
+        let err = fed
+            .obtain("alice", &Selection::Only(["yarn"].into()))
+            .await
+            .expect_err("no YARN configured");
+        assert!(err.to_string().contains("yarn"), "{err}");
+        let all = fed.obtain("alice", &Selection::All).await.expect("all");
+        assert_eq!(all.tokens.len(), 2);
     }
 
     #[tokio::test]

@@ -1,4 +1,5 @@
-//! One authenticated, time-bounded HTTP call to a Hadoop REST endpoint (WebHDFS or KMS).
+//! One authenticated, time-bounded HTTP call to a Hadoop REST endpoint (WebHDFS, KMS, the
+//! ResourceManager).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -118,7 +119,16 @@ impl Endpoint {
     }
 }
 
-/// Sends calls with an authenticator; shared by the WebHDFS and KMS clients.
+/// What a call sends besides its query string.
+#[derive(Default, Clone)]
+pub struct Extras<'a> {
+    /// One request header, e.g. the ResourceManager's `Hadoop-YARN-RM-Delegation-Token`.
+    /// Marked sensitive: it may hold a token.
+    pub header: Option<(&'static str, &'a str)>,
+    pub json: Option<serde_json::Value>,
+}
+
+/// Sends calls with an authenticator; shared by the WebHDFS, KMS and ResourceManager clients.
 #[derive(Clone)]
 pub struct Caller {
     client: reqwest::Client,
@@ -153,10 +163,24 @@ impl Caller {
         op: &str,
         query: &[(&str, &str)],
     ) -> Result<Vec<u8>, HadoopError> {
+        self.call_with(method, endpoint, path, op, query, Extras::default())
+            .await
+    }
+
+    /// [`Caller::call`] with a header and a JSON body, as the ResourceManager's REST API wants.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        endpoint: &Endpoint,
+        path: &str,
+        op: &str,
+        query: &[(&str, &str)],
+        extras: Extras<'_>,
+    ) -> Result<Vec<u8>, HadoopError> {
         let what = format!("{} {op}", endpoint.label());
         match tokio::time::timeout(
             self.timeout,
-            self.exchange(method, endpoint, path, &what, query),
+            self.exchange(method, endpoint, path, &what, query, extras),
         )
         .await
         {
@@ -175,6 +199,7 @@ impl Caller {
         path: &str,
         what: &str,
         query: &[(&str, &str)],
+        extras: Extras<'_>,
     ) -> Result<Vec<u8>, HadoopError> {
         let auth_err = |source| HadoopError::Auth {
             endpoint: what.to_owned(),
@@ -186,6 +211,17 @@ impl Caller {
             .request(method, endpoint.join(path))
             .query(query)
             .timeout(self.timeout);
+        if let Some((name, value)) = extras.header {
+            let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+                HadoopError::Config(format!("{what}: the value for header {name} is not valid"))
+            })?;
+            // It carries a token: keep it out of any header dump.
+            value.set_sensitive(true);
+            request = request.header(name, value);
+        }
+        if let Some(json) = extras.json {
+            request = request.json(&json);
+        }
         let mut mutual = None;
         if let Some(ex) = exchange {
             request = request.header(reqwest::header::AUTHORIZATION, ex.authorization);

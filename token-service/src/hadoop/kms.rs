@@ -88,6 +88,10 @@ impl TokenEndpoint for Kms {
         &self.source
     }
 
+    fn service_name(&self) -> &'static str {
+        "kms"
+    }
+
     fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<IssuedToken, HadoopError>> {
         Box::pin(async move {
             check_user(user)?;

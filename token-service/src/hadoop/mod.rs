@@ -3,8 +3,8 @@
 //!
 //! Layers, bottom up: [`auth`] (who we are: SPNEGO or nothing), [`http`] (one bounded,
 //! authenticated call with Hadoop's errors typed), [`webhdfs`] and [`kms`] (one token endpoint
-//! each, HA-aware), [`federation`] (one token per namespace, bundled). The token service sees
-//! only [`TokenSource`].
+//! each, HA-aware), [`yarn`] (the ResourceManager's REST API), [`federation`] (one token per
+//! provider a workload selected, bundled). The token service sees only [`TokenSource`].
 
 pub mod auth;
 pub mod error;
@@ -14,11 +14,14 @@ pub mod kms;
 pub mod spnego;
 pub mod tokens;
 pub mod webhdfs;
+pub mod yarn;
 
 #[cfg(test)]
 mod fake;
 
 use futures::future::BoxFuture;
+
+use crate::services::Selection;
 
 pub use error::HadoopError;
 pub use federation::Federation;
@@ -26,23 +29,49 @@ pub use tokens::{IssuedToken, Renewal, SetError, TokenSet};
 
 /// Where a workload's tokens come from; the token service is tested against a fake of it.
 pub trait TokenSource: Send + Sync {
-    /// One token from every configured service, issued to `user`. All or nothing: tokens
-    /// already issued are cancelled when another service fails.
-    fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<TokenSet, SetError>>;
+    /// One token from every configured service that `services` includes, issued to `user`.
+    /// All or nothing: tokens already issued are cancelled when another service fails.
+    fn obtain<'a>(
+        &'a self,
+        user: &'a str,
+        services: &'a Selection,
+    ) -> BoxFuture<'a, Result<TokenSet, SetError>>;
     /// Renews every token; the set's expiry is the earliest one.
     fn renew<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<Renewal, SetError>>;
     /// Cancels every token, attempting all of them whatever fails.
     fn cancel<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<(), SetError>>;
 }
 
-/// One server (or HA group) that issues one kind of token.
+/// One server (or HA group) that issues one kind of token: a provider. Adding a Hadoop
+/// service is adding an implementation (and its configuration), nothing else.
 pub trait TokenEndpoint: Send + Sync {
     /// Matches [`IssuedToken::source`] of the tokens it issues.
     fn source(&self) -> &str;
+    /// The name workloads select it by in `kube2hadoop.io/services`, one of
+    /// [`k2h_contract::services::KNOWN`].
+    fn service_name(&self) -> &'static str;
     fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<IssuedToken, HadoopError>>;
     /// Returns the new expiry in ms since the epoch.
     fn renew<'a>(&'a self, token: &'a IssuedToken) -> BoxFuture<'a, Result<u64, HadoopError>>;
     fn cancel<'a>(&'a self, token: &'a IssuedToken) -> BoxFuture<'a, Result<(), HadoopError>>;
+}
+
+/// An RPC address as `SecurityUtil.buildTokenService` names it with `use_ip` true (Hadoop's
+/// default): `ip:port`. `what` names the server in the error.
+async fn rpc_token_service(what: &str, rpc: &str) -> Result<String, HadoopError> {
+    let addrs: Vec<_> = tokio::net::lookup_host(rpc)
+        .await
+        .map_err(|e| {
+            HadoopError::Config(format!("{what} RPC address {rpc:?} does not resolve: {e}"))
+        })?
+        .collect();
+    // Hadoop's scripts run Java with IPv4 preferred, so its clients name the IPv4 address.
+    let addr = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .ok_or_else(|| HadoopError::Config(format!("{what} RPC address {rpc:?} has no IP")))?;
+    Ok(format!("{}:{}", addr.ip(), addr.port()))
 }
 
 /// `doas` names a Hadoop user; refuse what cannot be one before it reaches a server.

@@ -13,7 +13,7 @@ use reqwest::Method;
 
 use super::error::HadoopError;
 use super::http::{Caller, Endpoint};
-use super::{IssuedToken, TokenEndpoint, check_user, parse_expiry, parse_token};
+use super::{IssuedToken, TokenEndpoint, check_user, parse_expiry, parse_token, rpc_token_service};
 
 pub const HDFS_KIND: &str = "HDFS_DELEGATION_TOKEN";
 const HA_SERVICE_PREFIX: &str = "ha-hdfs:";
@@ -77,24 +77,7 @@ impl WebHdfs {
         if self.cfg.namenodes.len() > 1 {
             return Ok(format!("{HA_SERVICE_PREFIX}{}", self.cfg.name));
         }
-        let rpc = &self.cfg.namenodes[0].rpc;
-        let addrs: Vec<_> = tokio::net::lookup_host(rpc.as_str())
-            .await
-            .map_err(|e| {
-                HadoopError::Config(format!(
-                    "NameNode RPC address {rpc:?} does not resolve: {e}"
-                ))
-            })?
-            .collect();
-        // Hadoop's scripts run Java with IPv4 preferred, so its clients name the IPv4 address.
-        let addr = addrs
-            .iter()
-            .find(|a| a.is_ipv4())
-            .or(addrs.first())
-            .ok_or_else(|| {
-                HadoopError::Config(format!("NameNode RPC address {rpc:?} has no IP"))
-            })?;
-        Ok(format!("{}:{}", addr.ip(), addr.port()))
+        rpc_token_service("NameNode", &self.cfg.namenodes[0].rpc).await
     }
 
     /// Runs `op` against the NameNodes, active one first, skipping standbys and dead ones.
@@ -161,6 +144,10 @@ impl WebHdfs {
 impl TokenEndpoint for WebHdfs {
     fn source(&self) -> &str {
         &self.source
+    }
+
+    fn service_name(&self) -> &'static str {
+        "hdfs"
     }
 
     fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<IssuedToken, HadoopError>> {

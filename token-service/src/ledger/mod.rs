@@ -19,6 +19,7 @@ use futures::future::BoxFuture;
 
 use crate::hadoop::{Renewal, TokenSet};
 use crate::issued::Issued;
+use crate::services::Selection;
 use crate::workload::WorkloadKey;
 
 pub use record::Record;
@@ -48,16 +49,17 @@ pub trait Serving: Send + Sync {
     /// Serve `issued` from now on: the ledger renewed or re-issued the workload's set.
     fn replace(&self, workload: &WorkloadKey, issued: Arc<Issued>);
     /// Serve nothing for it any more: the set was cancelled.
-    fn forget(&self, workload: &WorkloadKey, hadoop_user: &str);
+    fn forget(&self, workload: &WorkloadKey, hadoop_user: &str, services: &Selection);
 }
 
 /// The issuer's view of the ledger.
 pub trait Persist: Send + Sync {
-    /// The stored set of the workload, if any.
+    /// The stored set of the workload for `user` and `services`, if any.
     fn load<'a>(
         &'a self,
         workload: &'a WorkloadKey,
         user: &'a str,
+        services: &'a Selection,
     ) -> BoxFuture<'a, Result<Option<Loaded>, StoreError>>;
     /// Stores a set just obtained.
     fn save<'a>(

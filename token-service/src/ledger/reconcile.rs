@@ -232,7 +232,11 @@ impl Reconciler {
             Err(e) => return Err(ReconcileError::Renew(e)),
         };
         let record = entry.record.renewed(&renewal, now_ms);
-        let issued = record.serve(entry.issued.file.clone(), entry.issued.set.clone());
+        let issued = record.serve(
+            entry.issued.file.clone(),
+            entry.issued.set.clone(),
+            entry.issued.selection.clone(),
+        );
         let stored = self.ledger.update(entry, &record, &issued).await?;
         self.serving.replace(&record.workload, stored.issued);
         self.metrics.ledger_action("renewed");
@@ -247,7 +251,9 @@ impl Reconciler {
 
     async fn reissue(&self, entry: &Entry, now_ms: u64) -> Result<(), ReconcileError> {
         let user = &entry.record.hadoop_user;
-        let obtained = observed(self.observe(), "obtain", self.source.obtain(user)).await;
+        // Exactly the services the workload's pods chose, as when the set was first issued.
+        let services = &entry.issued.selection;
+        let obtained = observed(self.observe(), "obtain", self.source.obtain(user, services)).await;
         let set = obtained.map_err(ReconcileError::Reissue)?;
         // The new set's expiry from the interval the server granted the old one: no renewal
         // call just to learn it.
@@ -255,7 +261,8 @@ impl Reconciler {
             now_ms,
             interval_ms: entry.record.interval_ms(),
         };
-        let issued = match Issued::obtained(user, entry.record.submitter.clone(), &set, expiry) {
+        let submitter = entry.record.submitter.clone();
+        let issued = match Issued::obtained(user, submitter, services.clone(), &set, expiry) {
             Ok(issued) => issued,
             Err(e) => {
                 self.cancel_quietly(&set).await;
@@ -307,8 +314,11 @@ impl Reconciler {
             );
         }
         self.ledger.remove(entry).await?;
-        self.serving
-            .forget(&entry.record.workload, &entry.record.hadoop_user);
+        self.serving.forget(
+            &entry.record.workload,
+            &entry.record.hadoop_user,
+            &entry.issued.selection,
+        );
         self.metrics.ledger_action("cancelled");
         self.record(
             "cancelled",
@@ -396,7 +406,11 @@ mod tests {
     }
 
     impl TokenSource for Hadoop {
-        fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<TokenSet, SetError>> {
+        fn obtain<'a>(
+            &'a self,
+            user: &'a str,
+            _: &'a crate::services::Selection,
+        ) -> BoxFuture<'a, Result<TokenSet, SetError>> {
             Box::pin(async move {
                 let n = self.obtained.fetch_add(1, Ordering::SeqCst) as i32;
                 Ok(token_set(user, 40 + n))
@@ -545,12 +559,22 @@ mod tests {
     async fn a_restarted_or_second_replica_serves_the_ledger_set_without_hadoop() {
         let b = bed();
         let (first, _) = issuer(&b)
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(
+                &workload("web"),
+                "alice",
+                "alice",
+                &crate::services::Selection::All,
+            )
             .await
             .expect("issue");
         assert_eq!(b.hadoop.obtained.load(Ordering::SeqCst), 1);
         let (again, _) = issuer(&b)
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(
+                &workload("web"),
+                "alice",
+                "alice",
+                &crate::services::Selection::All,
+            )
             .await
             .expect("from the ledger");
         assert_eq!(b.hadoop.obtained.load(Ordering::SeqCst), 1, "no second set");
@@ -568,6 +592,7 @@ mod tests {
             &'a self,
             _: &'a WorkloadKey,
             _: &'a str,
+            _: &'a crate::services::Selection,
         ) -> BoxFuture<'a, Result<Option<crate::ledger::Loaded>, StoreError>> {
             Box::pin(async { Ok(None) })
         }
@@ -593,7 +618,12 @@ mod tests {
     async fn a_replica_that_loses_the_create_race_cancels_its_set_and_serves_the_winner() {
         let b = bed();
         issuer(&b)
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(
+                &workload("web"),
+                "alice",
+                "alice",
+                &crate::services::Selection::All,
+            )
             .await
             .expect("issue");
         let late = Issuer::with_ledger(
@@ -604,7 +634,12 @@ mod tests {
             Some(Arc::new(LateReader(b.r.ledger.clone()))),
         );
         let (served, _) = late
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(
+                &workload("web"),
+                "alice",
+                "alice",
+                &crate::services::Selection::All,
+            )
             .await
             .expect("serve");
         assert_eq!(
@@ -624,7 +659,12 @@ mod tests {
     async fn renews_at_ninety_percent_and_serves_the_new_expiry() {
         let b = bed();
         issuer(&b)
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(
+                &workload("web"),
+                "alice",
+                "alice",
+                &crate::services::Selection::All,
+            )
             .await
             .expect("issue");
         let renewed_at_issue = b.hadoop.renewed.load(Ordering::SeqCst);
@@ -643,7 +683,12 @@ mod tests {
         );
         let (served, _) = b
             .issuer
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(
+                &workload("web"),
+                "alice",
+                "alice",
+                &crate::services::Selection::All,
+            )
             .await
             .expect("serve");
         assert_eq!(served.expires_at_ms, 1_038_000);
@@ -671,7 +716,12 @@ mod tests {
     async fn reissues_before_the_max_date_then_cancels_the_old_set() {
         let b = bed();
         issuer(&b)
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(
+                &workload("web"),
+                "alice",
+                "alice",
+                &crate::services::Selection::All,
+            )
             .await
             .expect("issue");
         // Renewed until the last full window: 8 990 s, 10 s before the max date.
@@ -696,7 +746,12 @@ mod tests {
         );
         let (served, _) = b
             .issuer
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(
+                &workload("web"),
+                "alice",
+                "alice",
+                &crate::services::Selection::All,
+            )
             .await
             .expect("serve");
         assert_eq!(served.tokens[0].sequence_number, Some(41));
@@ -707,7 +762,12 @@ mod tests {
     async fn a_gone_workload_is_cancelled_and_its_secret_deleted() {
         let b = bed();
         issuer(&b)
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(
+                &workload("web"),
+                "alice",
+                "alice",
+                &crate::services::Selection::All,
+            )
             .await
             .expect("issue");
         b.workloads
@@ -746,7 +806,12 @@ mod tests {
     async fn a_failed_renewal_backs_off_is_recorded_and_never_drops_the_set() {
         let b = bed();
         issuer(&b)
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(
+                &workload("web"),
+                "alice",
+                "alice",
+                &crate::services::Selection::All,
+            )
             .await
             .expect("issue");
         b.hadoop.fail_renew.store(true, Ordering::SeqCst);
@@ -791,7 +856,12 @@ mod tests {
     async fn a_set_the_server_forgot_is_reissued_at_once_and_cancelled_without_retries() {
         let b = bed();
         issuer(&b)
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(
+                &workload("web"),
+                "alice",
+                "alice",
+                &crate::services::Selection::All,
+            )
             .await
             .expect("issue");
         b.hadoop.forgotten.store(true, Ordering::SeqCst);
@@ -811,7 +881,12 @@ mod tests {
         // still knows the set: renewing keeps the file the pods hold working.
         let b = bed();
         issuer(&b)
-            .credentials(&workload("web"), "alice", "alice")
+            .credentials(
+                &workload("web"),
+                "alice",
+                "alice",
+                &crate::services::Selection::All,
+            )
             .await
             .expect("issue");
         let expires = b.record().await.expires_at_ms;

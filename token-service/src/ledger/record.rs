@@ -2,6 +2,9 @@
 //! in its Secret, and every change the loop makes to it (issued, renewed, re-issued, failed;
 //! a cancelled set's record is deleted). [`super::lifecycle`] decides which change is due.
 
+use k2h_contract::services::ServicesError;
+
+use crate::services::Selection;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +28,10 @@ pub struct Record {
     #[serde(default, rename = "kube_user", skip_serializing_if = "Option::is_none")]
     pub submitter: Option<String>,
     pub tokens: Vec<TokenInfo>,
+    /// The pods' `kube2hadoop.io/services` choice, canonical (`hdfs,yarn`); absent for every
+    /// configured service (and in records of older versions, which had no choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<String>,
     pub issued_at_ms: u64,
     /// When the current renew window began: issue or last renewal.
     pub window_start_ms: u64,
@@ -49,6 +56,7 @@ impl Record {
             hadoop_user: issued.hadoop_user.clone(),
             submitter: issued.submitter.clone(),
             tokens: issued.tokens.clone(),
+            services: issued.selection.stored(),
             issued_at_ms: now_ms,
             window_start_ms: now_ms,
             expires_at_ms: issued.expires_at_ms,
@@ -95,8 +103,14 @@ impl Record {
         record
     }
 
-    /// The set this record describes, served with its file and tokens.
-    pub fn serve(&self, file: Zeroizing<Vec<u8>>, set: TokenSet) -> Arc<Issued> {
+    /// The set this record describes, served with its file and tokens. `selection` is
+    /// [`Record::selection`], read once when the entry was decoded.
+    pub fn serve(
+        &self,
+        file: Zeroizing<Vec<u8>>,
+        set: TokenSet,
+        selection: Selection,
+    ) -> Arc<Issued> {
         Arc::new(Issued {
             hadoop_user: self.hadoop_user.clone(),
             submitter: self.submitter.clone(),
@@ -104,7 +118,13 @@ impl Record {
             expires_at_ms: self.expires_at_ms,
             file,
             set,
+            selection,
         })
+    }
+
+    /// The services of the set, as stored.
+    pub fn selection(&self) -> Result<Selection, ServicesError> {
+        Selection::from_stored(self.services.as_deref())
     }
 
     pub fn interval_ms(&self) -> u64 {

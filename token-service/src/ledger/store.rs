@@ -16,6 +16,7 @@ use super::{Loaded, Persist, Saved};
 use crate::clock::Clock;
 use crate::hadoop::{IssuedToken, Renewal, TokenSet};
 use crate::issued::Issued;
+use crate::services::Selection;
 use crate::workload::WorkloadKey;
 
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kube2hadoop-token-service");
@@ -68,11 +69,17 @@ pub struct Entry {
 /// `k2h-` and 32 hex digits (128 bits) of the SHA-256 of the key: the same name on every
 /// replica and every build, and no way to make two keys share a Secret on purpose (the record
 /// inside is checked against the key as well).
-pub fn secret_name(workload: &WorkloadKey, user: &str) -> String {
-    let text = format!(
+///
+/// A set of every configured service keeps the name it had before workloads could choose.
+pub fn secret_name(workload: &WorkloadKey, user: &str, services: &Selection) -> String {
+    let mut text = format!(
         "{}\n{}\n{}\n{}\n{}\n{user}",
         workload.namespace, workload.api_version, workload.kind, workload.name, workload.uid
     );
+    if let Some(chosen) = services.stored() {
+        text.push_str("\nservices=");
+        text.push_str(&chosen);
+    }
     let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
     let hex: String = digest.as_ref()[..16]
         .iter()
@@ -98,7 +105,7 @@ pub fn to_secret(namespace: &str, record: &Record, issued: &Issued) -> Result<Se
     let w = &record.workload;
     Ok(Secret {
         metadata: ObjectMeta {
-            name: Some(secret_name(w, &record.hadoop_user)),
+            name: Some(secret_name(w, &record.hadoop_user, &issued.selection)),
             namespace: Some(namespace.to_owned()),
             labels: Some(BTreeMap::from([
                 (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
@@ -138,7 +145,10 @@ pub fn from_secret(secret: &Secret) -> Result<Entry, StoreError> {
     };
     let record: Record =
         serde_json::from_slice(field(KEY_RECORD)?).map_err(|e| corrupt(format!("record: {e}")))?;
-    if secret_name(&record.workload, &record.hadoop_user) != name {
+    let selection = record
+        .selection()
+        .map_err(|e| corrupt(format!("record: its services {e}")))?;
+    if secret_name(&record.workload, &record.hadoop_user, &selection) != name {
         return Err(corrupt("its record names another workload".into()));
     }
     let stored: Vec<StoredToken> =
@@ -149,7 +159,7 @@ pub fn from_secret(secret: &Secret) -> Result<Entry, StoreError> {
             .map(|t| IssuedToken::new(t.source, t.kind, t.service, t.url_string))
             .collect(),
     };
-    let issued = record.serve(Zeroizing::new(field(KEY_FILE)?.to_vec()), set);
+    let issued = record.serve(Zeroizing::new(field(KEY_FILE)?.to_vec()), set, selection);
     Ok(Entry {
         name,
         resource_version: secret.metadata.resource_version.clone(),
@@ -245,20 +255,29 @@ impl Ledger {
 
     fn secret(&self, record: &Record, issued: &Issued) -> Result<Secret, StoreError> {
         to_secret(&self.namespace, record, issued).map_err(|detail| StoreError::Corrupt {
-            name: secret_name(&record.workload, &record.hadoop_user),
+            name: secret_name(&record.workload, &record.hadoop_user, &issued.selection),
             detail,
         })
     }
 
-    /// The Secret at the name of (`workload`, `user`), and whether its record is for exactly
-    /// that workload (uid, kind, name, …) and user.
-    async fn find(&self, workload: &WorkloadKey, user: &str) -> Result<Found, StoreError> {
-        let name = secret_name(workload, user);
+    /// The Secret at the name of (`workload`, `user`, `services`), and whether its record is
+    /// for exactly that workload (uid, kind, name, …), user and choice of services.
+    async fn find(
+        &self,
+        workload: &WorkloadKey,
+        user: &str,
+        services: &Selection,
+    ) -> Result<Found, StoreError> {
+        let name = secret_name(workload, user, services);
         let Some(secret) = self.api.get(&name).await? else {
             return Ok(Found::Absent);
         };
         let why = match from_secret(&secret) {
-            Ok(entry) if entry.record.workload == *workload && entry.record.hadoop_user == user => {
+            Ok(entry)
+                if entry.record.workload == *workload
+                    && entry.record.hadoop_user == user
+                    && entry.issued.selection == *services =>
+            {
                 return Ok(Found::Ours(Box::new(entry)));
             }
             Ok(entry) => format!(
@@ -283,9 +302,10 @@ impl Persist for Ledger {
         &'a self,
         workload: &'a WorkloadKey,
         user: &'a str,
+        services: &'a Selection,
     ) -> BoxFuture<'a, Result<Option<Loaded>, StoreError>> {
         Box::pin(async move {
-            Ok(match self.find(workload, user).await? {
+            Ok(match self.find(workload, user, services).await? {
                 Found::Ours(e) if self.usable(&e) => Some(Loaded::Usable(e.issued)),
                 Found::Ours(e) => Some(Loaded::Expired(e)),
                 // Someone else's set, or garbage: a new set is obtained and saved over it.
@@ -308,7 +328,10 @@ impl Persist for Ledger {
                 Err(e) => return Err(e),
             }
             // Someone stored a set first: theirs wins unless it is already dead, or not theirs.
-            let existing = match self.find(workload, &issued.hadoop_user).await? {
+            let existing = match self
+                .find(workload, &issued.hadoop_user, &issued.selection)
+                .await?
+            {
                 Found::Ours(existing) => existing,
                 Found::Absent => {
                     self.api.create(&secret).await?;
@@ -337,13 +360,20 @@ impl Persist for Ledger {
     ) -> BoxFuture<'a, Result<Arc<Issued>, StoreError>> {
         Box::pin(async move {
             let record = expired.record.renewed(renewal, (self.clock)());
-            let issued = record.serve(expired.issued.file.clone(), expired.issued.set.clone());
+            let issued = record.serve(
+                expired.issued.file.clone(),
+                expired.issued.set.clone(),
+                expired.issued.selection.clone(),
+            );
             match self.update(expired, &record, &issued).await {
                 Ok(stored) => Ok(stored.issued),
                 // The reconciler or another replica acted first (renewed or replaced the set):
                 // what it recorded, if it can be served.
                 Err(StoreError::Conflict(name)) => {
-                    match self.find(&record.workload, &record.hadoop_user).await? {
+                    match self
+                        .find(&record.workload, &record.hadoop_user, &issued.selection)
+                        .await?
+                    {
                         Found::Ours(now) if self.usable(&now) => Ok(now.issued),
                         _ => Err(StoreError::Conflict(name)),
                     }
@@ -366,7 +396,11 @@ mod tests {
     }
 
     async fn usable(l: &Ledger) -> Arc<Issued> {
-        match l.load(&workload("web"), "alice").await.expect("load") {
+        match l
+            .load(&workload("web"), "alice", &Selection::All)
+            .await
+            .expect("load")
+        {
             Some(Loaded::Usable(issued)) => issued,
             Some(Loaded::Expired(_)) => panic!("expired by its record"),
             None => panic!("no entry"),
@@ -383,14 +417,60 @@ mod tests {
 
     #[test]
     fn names_are_stable_valid_and_distinct() {
-        let a = secret_name(&workload("web"), "alice");
-        assert_eq!(a, secret_name(&workload("web"), "alice"));
-        assert_ne!(a, secret_name(&workload("web"), "bob"));
-        assert_ne!(a, secret_name(&workload("db"), "alice"));
+        let a = secret_name(&workload("web"), "alice", &Selection::All);
+        assert_eq!(a, secret_name(&workload("web"), "alice", &Selection::All));
+        assert_ne!(a, secret_name(&workload("web"), "bob", &Selection::All));
+        assert_ne!(a, secret_name(&workload("db"), "alice", &Selection::All));
+        let hdfs = Selection::Only(["hdfs"].into());
+        assert_ne!(a, secret_name(&workload("web"), "alice", &hdfs));
+        // Every service is what sets were before workloads chose: their names must not move.
+        assert_eq!(a, "k2h-3eb75bc23b630c0bbb859e49c765a72f", "{a}");
         assert_eq!(a.len(), 36);
         assert!(
             a.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
+    }
+
+    #[tokio::test]
+    async fn sets_of_other_services_are_other_entries() {
+        let api = Arc::new(FakeSecrets::default());
+        let l = ledger(Arc::clone(&api), Arc::new(AtomicU64::new(1_000)));
+        let all = issued(40, 5_000);
+        let only = Arc::new(
+            Issued::obtained(
+                "alice",
+                Some("alice".into()),
+                Selection::Only(["hdfs"].into()),
+                &crate::fixtures::token_set("alice", 41),
+                crate::issued::Expiry::Assumed {
+                    now_ms: 1_000,
+                    interval_ms: 4_000,
+                },
+            )
+            .expect("encodes"),
+        );
+        assert!(matches!(
+            l.save(&workload("web"), &all).await,
+            Ok(Saved::Ours)
+        ));
+        assert!(matches!(
+            l.save(&workload("web"), &only).await,
+            Ok(Saved::Ours)
+        ));
+        let Some(Loaded::Usable(back)) = l
+            .load(&workload("web"), "alice", &only.selection)
+            .await
+            .expect("load")
+        else {
+            panic!("the hdfs-only set is stored");
+        };
+        assert_eq!(back.selection, only.selection);
+        assert_eq!(back.tokens, only.tokens);
+        assert_eq!(
+            usable(&l).await.tokens,
+            all.tokens,
+            "the other set is untouched"
         );
     }
 
@@ -458,7 +538,9 @@ mod tests {
         now.store(6_000, Ordering::SeqCst);
         assert!(
             matches!(
-                l.load(&workload("web"), "alice").await.expect("load"),
+                l.load(&workload("web"), "alice", &Selection::All)
+                    .await
+                    .expect("load"),
                 Some(Loaded::Expired(_))
             ),
             "expired"
@@ -484,7 +566,7 @@ mod tests {
     async fn a_record_of_another_workload_or_user_is_never_served_and_is_replaced() {
         let api = Arc::new(FakeSecrets::default());
         let l = ledger(Arc::clone(&api), Arc::new(AtomicU64::new(1_000)));
-        let target = secret_name(&workload("web"), "alice");
+        let target = secret_name(&workload("web"), "alice", &Selection::All);
         let mut same_name_other_uid = workload("web");
         same_name_other_uid.uid = "uid-of-an-older-web".into();
         let mut bobs = issued(77, 5_000);
@@ -503,7 +585,7 @@ mod tests {
                 .expect("lock")
                 .insert(target.clone(), forged);
             assert!(
-                l.load(&workload("web"), "alice")
+                l.load(&workload("web"), "alice", &Selection::All)
                     .await
                     .expect("load")
                     .is_none(),
@@ -527,7 +609,7 @@ mod tests {
             .expect("lock")
             .insert(target.clone(), junk);
         assert!(
-            l.load(&workload("web"), "alice")
+            l.load(&workload("web"), "alice", &Selection::All)
                 .await
                 .expect("load")
                 .is_none()
@@ -543,7 +625,7 @@ mod tests {
     fn names_are_a_truncated_sha256_of_the_key() {
         // `printf 'team-a\napps/v1\nDeployment\nweb\nuid-web\nalice' | sha256sum`, 16 bytes.
         assert_eq!(
-            secret_name(&workload("web"), "alice"),
+            secret_name(&workload("web"), "alice", &Selection::All),
             "k2h-3eb75bc23b630c0bbb859e49c765a72f"
         );
     }
@@ -580,7 +662,10 @@ mod tests {
             .await
             .expect("save");
         now.store(6_000, Ordering::SeqCst);
-        let Some(Loaded::Expired(expired)) = l.load(&workload("web"), "alice").await.expect("load")
+        let Some(Loaded::Expired(expired)) = l
+            .load(&workload("web"), "alice", &Selection::All)
+            .await
+            .expect("load")
         else {
             panic!("expired by its record");
         };
@@ -602,7 +687,10 @@ mod tests {
         );
         // Whoever wrote first left it expired (a failure recorded): nothing to serve, retry.
         now.store(30_000, Ordering::SeqCst);
-        let Some(Loaded::Expired(expired)) = l.load(&workload("web"), "alice").await.expect("load")
+        let Some(Loaded::Expired(expired)) = l
+            .load(&workload("web"), "alice", &Selection::All)
+            .await
+            .expect("load")
         else {
             panic!("expired by its record");
         };

@@ -338,6 +338,57 @@ async fn only_the_pods_user_changes_what_runs_in_it() -> Result<(), Error> {
     .await
 }
 
+fn services_patch(services: &str) -> Value {
+    json!({"metadata": {"annotations": {"kube2hadoop.io/services": services}}})
+}
+
+/// `kube2hadoop.io/services` decides which of alice's tokens her pod's file holds: a co-tenant
+/// may not widen (or narrow) it on her running pod, and a value naming no known service is
+/// refused where its writer sees it.
+#[tokio::test]
+async fn only_the_pods_user_changes_its_services_and_only_to_known_ones() -> Result<(), Error> {
+    scenario("svc", async |bed, id| {
+        let pod = alices_running_pod(bed, id).await?;
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let pp = PatchParams::default();
+        let bobs = pods(&bed.bob)
+            .patch(&name, &pp, &Patch::Merge(&services_patch("hdfs,kms,yarn")))
+            .await;
+        let message = refusal(bobs, "bob changing the services of alice's pod")?;
+        ensure(
+            message.contains("bob may not change what runs in this pod: it belongs to alice"),
+            || format!("bob's services change was refused with something else: {message}"),
+        )?;
+        let stored = pods(&bed.admin)
+            .get(&name)
+            .await
+            .step("reading alice's pod")?;
+        let services = stored
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("kube2hadoop.io/services"));
+        ensure(services.is_none(), || {
+            format!("alice's pod now asks for {services:?}")
+        })?;
+        let unknown = pods(&bed.alice)
+            .patch(&name, &pp, &Patch::Merge(&services_patch("hdfs,ftp")))
+            .await;
+        let message = refusal(unknown, "alice naming an unknown service")?;
+        ensure(
+            message.contains("kube2hadoop.io/services at /metadata/annotations")
+                && message.contains("\"ftp\""),
+            || format!("the unknown service was refused with something else: {message}"),
+        )?;
+        pods(&bed.alice)
+            .patch(&name, &pp, &Patch::Merge(&services_patch("hdfs")))
+            .await
+            .step("alice choosing hdfs for her own pod")?;
+        Ok(())
+    })
+    .await
+}
+
 /// exec, attach, port-forward and an HTTP proxy request by `context` into `pod`; returns
 /// (command, success, kubectl stderr) for each. Past admission they fail on the bed: kwok's
 /// nodes serve no streams, and the apiserver proxies to no kwok pod address.

@@ -399,3 +399,97 @@ async fn pods_are_identified_by_source_address_and_impostors_refused() {
     fx.teardown(service).await;
     result.expect("identification by source address");
 }
+
+/// Token kinds in a credentials file, sorted.
+fn kinds_in(file: &[u8]) -> Vec<String> {
+    let creds = hadoop_token::Credentials::decode(file).expect("the service serves an HDTS file");
+    let mut kinds: Vec<_> = creds.tokens.iter().map(|(_, t)| t.kind.clone()).collect();
+    kinds.sort();
+    kinds
+}
+
+/// `kube2hadoop.io/services` on the real control plane: with HDFS and the KMS configured and
+/// `defaultServices: [hdfs]`, each of alice's pods gets exactly the tokens it chose (the
+/// default without a choice), each choice is its own ledger entry recording it, and a service
+/// this token service does not issue is refused with a code the pod's owner can act on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_pod_gets_exactly_the_services_it_chose() {
+    let fx = Fixture::new("ts-svc").await;
+    let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
+    let cluster = Cluster::shared();
+    let kms: Vec<_> = cluster
+        .kms
+        .iter()
+        .enumerate()
+        .map(|(i, k)| serde_json::json!({"name": format!("kms{i}"), "urls": [k.http], "tokenService": k.uri}))
+        .collect();
+    assert!(!kms.is_empty(), "the shared Hadoop bed runs a KMS (--kms)");
+    let launcher = Options::new(&[NAMESPACE], ledger.name())
+        .pod_rate(600, 50)
+        .config("kms", serde_json::json!(kms))
+        .config("defaultServices", serde_json::json!(["hdfs"]))
+        .prepare(&cluster);
+    let service = Service {
+        process: launcher.start(0).await,
+        launcher,
+    };
+    let result = async {
+        let api: Api<Pod> = Api::namespaced(bed.alice.clone(), NAMESPACE);
+        let cases = [
+            ("none", None, Ok(vec!["HDFS_DELEGATION_TOKEN"])),
+            ("kms", Some("kms"), Ok(vec!["kms-dt"])),
+            ("both", Some(" KMS,hdfs"), Ok(vec!["HDFS_DELEGATION_TOKEN", "kms-dt"])),
+            ("yarn", Some("hdfs,yarn"), Err("service_not_configured")),
+        ];
+        for (suffix, services, _) in &cases {
+            let mut pod = objects::pod(id, &format!("{}-{suffix}", id.name()), "alice")?;
+            if let Some(s) = services {
+                pod.metadata
+                    .annotations
+                    .get_or_insert_default()
+                    .insert("kube2hadoop.io/services".into(), (*s).into());
+            }
+            api.create(&PostParams::default(), &pod)
+                .await
+                .step(format!("alice creates pod {suffix}"))?;
+        }
+        for (suffix, services, want) in cases {
+            let name = format!("{}-{suffix}", id.name());
+            let (_, ip) = e2e::pods::running(&bed.admin, NAMESPACE, &name, std::time::Duration::from_secs(60)).await?;
+            let answer = service.credentials(Some(ip), None, false).await;
+            match want {
+                Ok(kinds) => {
+                    ensure(answer.status == 200, || {
+                        format!("pod {suffix}: {}\n{}", answer.text(), service.log_text())
+                    })?;
+                    let got = kinds_in(&answer.body);
+                    ensure(got == kinds, || {
+                        format!("pod {suffix} ({services:?}) got tokens {got:?}, expected {kinds:?}")
+                    })?;
+                    let records = ledger.records(bed, &format!("Pod {NAMESPACE}/{name}")).await?;
+                    let stored: Vec<_> = records.iter().map(|r| r["services"].clone()).collect();
+                    let expected = match suffix {
+                        "kms" => serde_json::json!("kms"),
+                        _ if services.is_some() => serde_json::json!("hdfs,kms"),
+                        _ => serde_json::json!("hdfs"),
+                    };
+                    ensure(stored == [expected.clone()], || {
+                        format!("pod {suffix}: ledger records say services {stored:?}, expected [{expected}]")
+                    })?;
+                }
+                Err(code) => {
+                    ensure(answer.status == 403 && answer.code() == code, || {
+                        format!("pod {suffix}: expected 403 {code}, got {} {}", answer.status, answer.text())
+                    })?;
+                    ensure(answer.text().contains("yarn"), || {
+                        format!("the refusal does not name the service: {}", answer.text())
+                    })?;
+                }
+            }
+        }
+        Ok::<_, Error>(())
+    }
+    .await;
+    fx.teardown(service).await;
+    result.expect("each pod gets exactly the services it chose");
+}

@@ -29,7 +29,7 @@ use crate::pointer::Path;
 use crate::policy::Policy;
 use crate::username::UsernameError;
 pub use access::{PodLookup, pod_to_read};
-use k2h_contract::annotations::{INJECT, STAMP, USER};
+use k2h_contract::annotations::{INJECT, SERVICES, STAMP, USER};
 use k2h_contract::kinds::group_of;
 use kube::core::{
     DynamicObject,
@@ -83,6 +83,12 @@ enum Refusal {
         "{requester} may not change what runs in this pod: it belongs to {owner} (its {USER}) and its containers may hold {owner}'s credentials; only {owner}, the controller that manages the pod, or a pod-access admin (podAccessAdmins in the iddecorator policy) may. Create a pod of your own instead"
     )]
     PodTakeover { owner: String, requester: String },
+    #[error("{SERVICES} at {path} {source}")]
+    Services {
+        path: String,
+        #[source]
+        source: k2h_contract::services::ServicesError,
+    },
     #[error(
         "{key} at {path} is {actual} but iddecorator decided {desired}; a mutating webhook after iddecorator changed it, remove that change"
     )]
@@ -315,6 +321,11 @@ fn plan(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Result<Plan, 
         Rule::Submitter => Some(policy.map_username(username)?),
         Rule::KeepIncoming | Rule::RestoreOld => None,
     };
+    // What a submitter writes is checked now, where they see the answer, rather than when a
+    // pod asks token-service; what a controller copies was checked when it was written.
+    if rule == Rule::Submitter {
+        check_services(&object, &now.sites)?;
+    }
     // A Pod's new spec runs with the memory volume and token file it already has, so stamping
     // the updater would hand them the owner's credentials: only the owner (or an admin) may.
     if let (true, Some(requester), Some(old)) = (workload.is_pod(), &submitter, &old)
@@ -357,6 +368,22 @@ fn plan(req: &AdmissionRequest<DynamicObject>, policy: &Policy) -> Result<Plan, 
         sites,
         inject,
     })
+}
+
+/// Every `kube2hadoop.io/services` the object carries (its own metadata, each template) must
+/// name services kube2hadoop knows. Whether this cluster's token service issues them is
+/// token-service's to say.
+fn check_services(object: &Value, sites: &[(Path, Option<String>)]) -> Result<(), Refusal> {
+    for (site, _) in sites {
+        let at = site.keys(&["metadata", "annotations", SERVICES]);
+        if let Some(value) = at.lookup(object).and_then(Value::as_str) {
+            k2h_contract::services::parse(value).map_err(|source| Refusal::Services {
+                path: site.keys(&["metadata", "annotations"]).to_string(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// `pods/ephemeralcontainers`: adding a container to a running pod runs code with its tokens,
@@ -524,6 +551,43 @@ mod tests {
             rs,
         );
         assert_eq!(mutate(&req, &policy()), allow_empty());
+    }
+
+    #[test]
+    fn a_submitter_s_services_annotation_must_name_known_services() {
+        let mut deploy = workload("Deployment", None, "busybox");
+        deploy["spec"]["template"]["metadata"]["annotations"] = json!({SERVICES: "hdfs,ftp"});
+        let reason = denied(mutate(
+            &create("Deployment", ALICE, deploy.clone()),
+            &policy(),
+        ));
+        assert!(
+            reason.contains("kube2hadoop.io/services at /spec/template/metadata/annotations")
+                && reason.contains("\"ftp\""),
+            "{reason}"
+        );
+        assert_eq!(
+            denied(validate(
+                &create("Deployment", ALICE, deploy.clone()),
+                &policy()
+            )),
+            reason
+        );
+        deploy["spec"]["template"]["metadata"]["annotations"] = json!({SERVICES: " YARN,hdfs"});
+        let after = admit(&create("Deployment", ALICE, deploy), &policy());
+        assert_eq!(
+            after.pointer("/spec/template/metadata/annotations/kube2hadoop.io~1services"),
+            Some(&json!(" YARN,hdfs")),
+            "a valid value is kept as written"
+        );
+        // A controller copies what its owner carries; that was checked when it was written.
+        let mut pod = workload("Pod", Some(ALICE), "busybox");
+        pod["metadata"]["ownerReferences"] = owner_ref(true);
+        pod["metadata"]["annotations"][SERVICES] = json!("ftp");
+        assert_eq!(
+            mutate(&create("Pod", RS_CONTROLLER, pod), &policy()),
+            allow_empty()
+        );
     }
 
     const OPERATOR: &str = "system:serviceaccount:kubeflow:training-operator";

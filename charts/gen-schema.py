@@ -54,6 +54,10 @@ config = obj({
   "nameservices": arr(obj({"name": {"type": "string", "minLength": 1},
       "namenodes": arr(obj({"http": S, "rpc": S}, ["http", "rpc"]), minItems=1), "tokenService": S}, ["name", "namenodes"])),
   "kms": arr(obj({"name": S, "urls": arr(S, minItems=1), "tokenService": S}, ["name", "urls", "tokenService"])),
+  "yarn": arr(obj({"name": {"type": "string", "minLength": 1},
+      "resourceManagers": arr(obj({"http": S, "rpc": S}, ["http", "rpc"]), minItems=1), "tokenService": S},
+      ["name", "resourceManagers"])),
+  "defaultServices": arr({"type": "string", "enum": ["hdfs", "kms", "yarn"]}, minItems=1),
   "ldap": obj({k: S for k in ["url", "bindDn", "baseDn", "groupBaseDn", "userFilter", "nameAttribute",
                                "groupFilter", "runAsFilter", "allowedGroup", "caFile"]} |
               {"starttls": B, "timeoutSeconds": I, "poolSize": {"type": "integer", "minimum": 1},

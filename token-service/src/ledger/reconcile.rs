@@ -390,6 +390,8 @@ mod tests {
         renewed: AtomicUsize,
         cancelled: Mutex<Vec<i32>>,
         fail_renew: AtomicBool,
+        /// The services each obtain asked for, in order.
+        asked: Mutex<Vec<crate::services::Selection>>,
     }
 
     fn seq(set: &TokenSet) -> i32 {
@@ -409,9 +411,10 @@ mod tests {
         fn obtain<'a>(
             &'a self,
             user: &'a str,
-            _: &'a crate::services::Selection,
+            services: &'a crate::services::Selection,
         ) -> BoxFuture<'a, Result<TokenSet, SetError>> {
             Box::pin(async move {
+                self.asked.lock().expect("lock").push(services.clone());
                 let n = self.obtained.fetch_add(1, Ordering::SeqCst) as i32;
                 Ok(token_set(user, 40 + n))
             })
@@ -492,6 +495,7 @@ mod tests {
             renewed: AtomicUsize::new(0),
             cancelled: Mutex::new(Vec::new()),
             fail_renew: AtomicBool::new(false),
+            asked: Mutex::new(Vec::new()),
         });
         let secrets = Arc::new(FakeSecrets::default());
         let ledger = Ledger::new(secrets.clone(), "kube2hadoop".into(), clock.clone());
@@ -710,6 +714,23 @@ mod tests {
         b.leader.store(false, Ordering::SeqCst);
         b.r.pass().await.expect("pass");
         assert!(b.metrics().contains("kube2hadoop_ledger_leader 0"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reissue_asks_for_exactly_the_services_the_set_was_issued_from() {
+        let b = bed();
+        let hdfs = crate::services::Selection::Only(["hdfs"].into());
+        issuer(&b)
+            .credentials(&workload("web"), "alice", "alice", &hdfs)
+            .await
+            .expect("issue");
+        assert_eq!(b.record().await.services.as_deref(), Some("hdfs"));
+        b.at(MAX_DATE - 10_000);
+        assert_eq!(b.r.pass().await.expect("pass"), [Action::Reissue]);
+        let r = b.record().await;
+        assert_eq!(r.services.as_deref(), Some("hdfs"), "the choice is kept");
+        assert_eq!(r.reissues, 1);
+        assert_eq!(*b.hadoop.asked.lock().expect("lock"), [hdfs.clone(), hdfs]);
     }
 
     #[tokio::test(start_paused = true)]

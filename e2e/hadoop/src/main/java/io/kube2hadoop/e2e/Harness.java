@@ -18,6 +18,11 @@ import java.util.concurrent.TimeUnit;
  */
 public final class Harness {
   private static final long DAY_MS = TimeUnit.DAYS.toMillis(1);
+  /**
+   * The RM's web services (Jersey 1) log INFO lines to java.util.logging, outside log4j. Held
+   * here: JUL keeps loggers weakly, and a collected one would forget its level.
+   */
+  private static final java.util.logging.Logger JERSEY = java.util.logging.Logger.getLogger("com.sun.jersey");
 
   private Harness() {}
 
@@ -35,6 +40,7 @@ public final class Harness {
   }
 
   private static void run(Flags flags) throws Exception {
+    JERSEY.setLevel(java.util.logging.Level.WARNING);
     File workDir = new File(flags.get("workdir", "")).getAbsoluteFile();
     if (flags.get("workdir", "").isEmpty() || !workDir.isDirectory()) {
       throw new Flags.UsageException("--workdir must name an existing directory");

@@ -128,6 +128,12 @@ final class SecureYarn implements AutoCloseable {
     conf.setBoolean(YarnConfiguration.NM_VMEM_CHECK_ENABLED, false);
     conf.setFloat(YarnConfiguration.NM_MAX_PER_DISK_UTILIZATION_PERCENTAGE, 99.9f);
     conf.set("yarn.scheduler.capacity.maximum-am-resource-percent", "0.5");
+    // A quick stop: the NodeManager waits for its applications' cleanup on shutdown (kill delay +
+    // kill wait + 1 s); an application stays with it until its container logs are deleted, and a
+    // pending deletion holds its stop for 10 s. So container logs go as soon as an app ends.
+    conf.setLong(YarnConfiguration.NM_SLEEP_DELAY_BEFORE_SIGKILL_MS, 100);
+    conf.setLong(YarnConfiguration.NM_PROCESS_KILL_WAIT_MS, 500);
+    conf.setLong(YarnConfiguration.NM_LOG_RETAIN_SECONDS, 0);
     return conf;
   }
 

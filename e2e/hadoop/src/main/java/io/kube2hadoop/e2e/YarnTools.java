@@ -36,7 +36,7 @@ final class YarnTools {
 
   /** Lines "id user state name", after "as OWNER" (the owner of the RM token the client picks). */
   static void apps(Configuration base, Flags f) throws Exception {
-    YarnConfiguration conf = new YarnConfiguration(base);
+    YarnConfiguration conf = yarnConf(base);
     loadTokens(conf, f);
     System.out.println("as " + tokenOwner(conf));
     try (YarnClient c = client(conf)) {
@@ -55,7 +55,7 @@ final class YarnTools {
    * authorised.
    */
   static void submit(Configuration base, Flags f) throws Exception {
-    YarnConfiguration conf = new YarnConfiguration(base);
+    YarnConfiguration conf = yarnConf(base);
     loadTokens(conf, f);
     String name = f.get("name", null);
     if (name == null) {
@@ -93,7 +93,7 @@ final class YarnTools {
    * YarnClient.getRMDelegationToken over RPC; the token gets the service a client selects it by.
    */
   static void token(Configuration base, Flags f) throws Exception {
-    YarnConfiguration conf = new YarnConfiguration(base);
+    YarnConfiguration conf = yarnConf(base);
     String principal = f.get("principal", conf.get(ClientTools.SERVICE_PRINCIPAL_KEY));
     String keytab = f.get("keytab", conf.get(ClientTools.SERVICE_KEYTAB_KEY));
     String doAs = f.get("doas", "alice");
@@ -121,7 +121,8 @@ final class YarnTools {
 
   /** An RM REST "token" (urlString) into a credentials file: kind RM_DELEGATION_TOKEN, a service. */
   static void wrap(Configuration base, Flags f) throws Exception {
-    YarnConfiguration conf = new YarnConfiguration(base);
+    // An explicit --service needs no RM; the default is the bed's token_service.
+    YarnConfiguration conf = f.get("service", null) != null ? new YarnConfiguration(base) : yarnConf(base);
     String url = f.get("url-string", null);
     String out = f.get("out", null);
     if (url == null || out == null) {
@@ -135,6 +136,15 @@ final class YarnTools {
     Credentials creds = new Credentials();
     creds.addToken(new Text(f.get("alias", service)), t);
     Creds.store(conf, creds, new File(out), f);
+  }
+
+  /** The bed's RM, from yarn-site.xml; without it YarnClient would retry 0.0.0.0:8032 for 15 minutes. */
+  private static YarnConfiguration yarnConf(Configuration base) throws IOException {
+    YarnConfiguration conf = new YarnConfiguration(base);
+    if (conf.getResource("yarn-site.xml") == null || conf.get(YarnConfiguration.RM_PRINCIPAL) == null) {
+      throw new IOException("no yarn-site.xml with the ResourceManager in HADOOP_CONF_DIR: start the bed with hadoop-up.sh --yarn");
+    }
+    return conf;
   }
 
   private static void loadTokens(Configuration conf, Flags f) throws IOException {

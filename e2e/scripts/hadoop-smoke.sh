@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Proves the bed end to end with stock tools: kinit + curl SPNEGO gets a WebHDFS token for alice by
 # proxy; a Hadoop client holding only a token file lists /user/alice and is refused /user/bob;
-# after cancel the token is refused; with --kms, the KMS issues tokens too. Starts the bed if needed (same flags as hadoop-up.sh), leaves
-# it running. Prints "N passed, N failed"; exit 1 if anything failed.
+# after cancel the token is refused; with --kms, the KMS issues tokens too; with --yarn, the RM's
+# REST API issues, renews and cancels an RM token for alice that a stock YarnClient uses. Starts
+# the bed if needed (same flags as hadoop-up.sh), leaves it running. Prints "N passed, N failed";
+# exit 1 if anything failed.
 set -euo pipefail
 here=$(dirname "$0")
 json=$("$here/hadoop-up.sh" "$@")
@@ -56,6 +58,26 @@ if [[ $(jq '.kms | length' "$json") -gt 0 ]]; then
     sh -c "curl -sSf --max-time 30 --negotiate -u : '$kms/v1/?op=GETDELEGATIONTOKEN&doas=alice&renewer=kube2hadoop' | jq -e '.Token.urlString | length > 20'"
   check "KMS: a stock client collects a kms-dt with its HDFS token" \
     sh -c "'$client' creds-write-real '$tmp/kms.tok' | grep -q 'kind=kms-dt'"
+fi
+if [[ $(jq '.yarn' "$json") != null ]]; then
+  rm_http=$(jq -r '.yarn.resourcemanagers[0].http' "$json")
+  rm_dt=$rm_http/ws/v1/cluster/delegation-token
+  check "YARN: curl --negotiate POST delegation-token doAs=alice" \
+    sh -c "curl -sSf --max-time 30 --negotiate -u : -X POST -H 'Content-Type: application/json' -d '{\"renewer\":\"kube2hadoop\"}' '$rm_dt?doAs=alice' >'$tmp/rm.json'"
+  check "YARN: the token is alice's, renewer kube2hadoop" jq -e '.owner == "alice" and .renewer == "kube2hadoop" and .kind == "RM_DELEGATION_TOKEN"' "$tmp/rm.json"
+  check "YARN: impersonating carol is refused" \
+    sh -c "curl -sS --max-time 30 --negotiate -u : -X POST -H 'Content-Type: application/json' -d '{}' '$rm_dt?doAs=carol' | grep -q 'not allowed to impersonate'"
+  check "YARN: renew as the renewer" sh -c \
+    "curl -sSf --max-time 30 --negotiate -u : -X POST -H \"Hadoop-YARN-RM-Delegation-Token: \$(jq -r .token '$tmp/rm.json')\" '$rm_dt/expiration' | jq -e '.\"expiration-time\" > 0'"
+  check "YARN: yarn-wrap the REST token" "$client" yarn-wrap --url-string "$(jq -r .token "$tmp/rm.json")" --out "$tmp/rm.tok"
+  check "YARN: yarn-apps with the token says alice" sh -c "'$client' yarn-apps --tokens '$tmp/rm.tok' | head -n1 | grep -qx 'as alice'"
+  check "YARN: yarn-submit runs as alice" sh -c "'$client' yarn-submit --tokens '$tmp/rm.tok' --name k2h-smoke | grep -q ' user alice\$'"
+  check "YARN: cancel" sh -c \
+    "curl -sSf --max-time 30 --negotiate -u : -X DELETE -H \"Hadoop-YARN-RM-Delegation-Token: \$(jq -r .token '$tmp/rm.json')\" '$rm_dt'"
+  check "YARN: cancelled token is refused" refused "can't be found in cache" \
+    sh -c "'$client' yarn-apps --tokens '$tmp/rm.tok' 2>'$tmp/out.err'"
+  check "YARN: yarn-token (RPC, proxy user) works for yarn-apps" sh -c \
+    "'$client' yarn-token --out '$tmp/rm-ref.tok' | grep -q 'realUser=kube2hadoop/localhost@' && '$client' yarn-apps --tokens '$tmp/rm-ref.tok' >/dev/null"
 fi
 check "audit log counts getDelegationToken" sh -c "grep -q 'cmd=getDelegationToken' '$(jq -r .audit_log "$json")'"
 kdestroy >/dev/null 2>&1 || true

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Starts the Kerberized HDFS test bed (MiniKdc + MiniDFSCluster) in the background and prints the
-# path of its cluster.json. Idempotent: a bed already running with the same flags is reused, one
+# Starts the Kerberized HDFS test bed (MiniKdc + MiniDFSCluster; optionally KMS, YARN) in the
+# background and prints the path of its cluster.json. Idempotent: a bed already running with the same flags is reused, one
 # with other flags is restarted. Flags go to the harness:
 #   --nameservices 1|2  --renew-interval-ms N  --max-lifetime-ms N  --key-update-interval-ms N  --kms
+#   --yarn (also a Kerberized YARN ResourceManager with one NodeManager)
 #   --pod-gateway IP (added when the bed's real node is up: pods reach HDFS at that address)
 # Env: K2H_HADOOP_STATE (work dir, default e2e/.state/hadoop), K2H_HADOOP_START_TIMEOUT (s, 240),
 #      K2H_HADOOP_HEAP (default 768m), K2H_HADOOP_LOG_LEVEL (WARN).

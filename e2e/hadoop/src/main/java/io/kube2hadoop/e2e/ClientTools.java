@@ -37,7 +37,11 @@ public final class ClientTools {
           "  creds-write-real FILE [--user alice] [--renewer kube2hadoop] [--via rpc|webhdfs] [--format 0|1]",
           "  creds-import FILE --url-string S [--kind K] [--service S] [--alias A] [--format 0|1]",
           "  creds-read FILE              one line per token and secret key",
-          "  renew FILE | cancel FILE     as the token service (its keytab)");
+          "  renew FILE | cancel FILE     as the token service (its keytab)",
+          "  yarn-apps [--tokens FILE]    YARN applications (\"id user state name\") as the RM token's owner",
+          "  yarn-submit --name NAME [--tokens FILE] [--command 'sleep 1'] [--queue default] [--timeout-ms 60000]",
+          "  yarn-token --out FILE [--principal P --keytab K] [--doas alice] [--renewer kube2hadoop] [--format 0|1]",
+          "  yarn-wrap --url-string S --out FILE [--service S] [--alias A] [--format 0|1]");
 
   private ClientTools() {}
 
@@ -73,6 +77,10 @@ public final class ClientTools {
       case "creds-read" -> Creds.read(conf, f.positional(0, "FILE"));
       case "renew" -> Creds.renewOrCancel(conf, f.positional(0, "FILE"), true);
       case "cancel" -> Creds.renewOrCancel(conf, f.positional(0, "FILE"), false);
+      case "yarn-apps" -> YarnTools.apps(conf, f);
+      case "yarn-submit" -> YarnTools.submit(conf, f);
+      case "yarn-token" -> YarnTools.token(conf, f);
+      case "yarn-wrap" -> YarnTools.wrap(conf, f);
       case "-h", "--help", "help" -> System.out.println(USAGE);
       default -> throw new Flags.UsageException("unknown command " + cmd);
     }

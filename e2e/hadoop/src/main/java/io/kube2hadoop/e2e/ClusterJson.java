@@ -13,7 +13,7 @@ import java.nio.file.StandardCopyOption;
 final class ClusterJson {
   private ClusterJson() {}
 
-  static void write(File out, SecureKdc kdc, SecureHdfs hdfs, SecureKms kms, SecureHdfs.TokenTimes times, File confDir, File auditLog, File classpathFile,
+  static void write(File out, SecureKdc kdc, SecureHdfs hdfs, SecureKms kms, SecureYarn yarn, SecureHdfs.TokenTimes times, File confDir, File auditLog, File classpathFile,
       String controlUrl, File podConfDir, String podGateway)
       throws IOException {
     StringBuilder b = new StringBuilder();
@@ -50,6 +50,18 @@ final class ClusterJson {
           .append(", \"key\": ").append(str(SecureKms.KEY_NAME)).append("}");
     }
     b.append("],\n");
+    b.append("  \"yarn\": ");
+    if (yarn == null) {
+      b.append("null");
+    } else {
+      // One RM (no HA); the list and its id leave room for an HA pair.
+      b.append("{\"principal\": ").append(str(SecureKdc.principal(SecureKdc.RM)))
+          .append(", \"resourcemanagers\": [{\"id\": ").append(str(SecureYarn.RM_ID))
+          .append(", \"rpc\": ").append(str(yarn.rpcHostPort()))
+          .append(", \"http\": ").append(str(yarn.httpUrl())).append("}]")
+          .append(", \"token_service\": ").append(str(yarn.tokenService())).append("}");
+    }
+    b.append(",\n");
     field(b, "hadoop_conf_dir", confDir.getAbsolutePath());
     field(b, "audit_log", auditLog.getAbsolutePath());
     if (podConfDir != null) {

@@ -25,6 +25,8 @@ import org.apache.hadoop.security.Credentials;
 import org.apache.hadoop.security.UserGroupInformation;
 import org.apache.hadoop.security.token.Token;
 import org.apache.hadoop.security.token.TokenIdentifier;
+import org.apache.hadoop.security.token.delegation.AbstractDelegationTokenIdentifier;
+import org.apache.hadoop.yarn.security.client.RMDelegationTokenIdentifier;
 
 /**
  * Credentials files (HDTS) written and read by Hadoop itself: the reference our Rust codec is
@@ -181,8 +183,11 @@ final class Creds {
     b.append("\talias=").append(alias);
     b.append("\tkind=").append(t.getKind());
     b.append("\tservice=").append(t.getService());
-    // Every Hadoop delegation token kind shares this identifier layout, whatever the kind says.
-    DelegationTokenIdentifier id = new DelegationTokenIdentifier();
+    // HDFS, WebHDFS and KMS tokens share the Writable identifier layout, whatever the kind says;
+    // the RM's (RM_DELEGATION_TOKEN) is the same fields as a protobuf message
+    // (YARNDelegationTokenIdentifierProto).
+    boolean rm = RMDelegationTokenIdentifier.KIND_NAME.equals(t.getKind());
+    AbstractDelegationTokenIdentifier id = rm ? new RMDelegationTokenIdentifier() : new DelegationTokenIdentifier();
     try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(t.getIdentifier()))) {
       id.readFields(in);
       if (in.available() != 0) {
@@ -204,7 +209,7 @@ final class Creds {
     return b.toString();
   }
 
-  private static void store(Configuration conf, Credentials creds, File out, Flags f) throws IOException {
+  static void store(Configuration conf, Credentials creds, File out, Flags f) throws IOException {
     String format = f.get("format", "1");
     Credentials.SerializedFormat fmt =
         switch (format) {

@@ -7,16 +7,22 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Starts MiniKdc and a Kerberized MiniDFSCluster, writes cluster.json and the client config, prints
- * "READY &lt;cluster.json&gt;" and runs until SIGTERM, which stops both cleanly.
+ * Starts MiniKdc and a Kerberized MiniDFSCluster (optionally a KMS and a YARN ResourceManager with
+ * one NodeManager), writes cluster.json and the client config, prints "READY &lt;cluster.json&gt;"
+ * and runs until SIGTERM, which stops them all cleanly.
  *
  * <pre>
  * Harness --workdir DIR [--nameservices 1|2] [--renew-interval-ms N] [--max-lifetime-ms N]
- *         [--key-update-interval-ms N] [--kms] [--pod-gateway IP]
+ *         [--key-update-interval-ms N] [--kms] [--yarn] [--pod-gateway IP]
  * </pre>
  */
 public final class Harness {
   private static final long DAY_MS = TimeUnit.DAYS.toMillis(1);
+  /**
+   * The RM's web services (Jersey 1) log INFO lines to java.util.logging, outside log4j. Held
+   * here: JUL keeps loggers weakly, and a collected one would forget its level.
+   */
+  private static final java.util.logging.Logger JERSEY = java.util.logging.Logger.getLogger("com.sun.jersey");
 
   private Harness() {}
 
@@ -34,6 +40,7 @@ public final class Harness {
   }
 
   private static void run(Flags flags) throws Exception {
+    JERSEY.setLevel(java.util.logging.Level.WARNING);
     File workDir = new File(flags.get("workdir", "")).getAbsoluteFile();
     if (flags.get("workdir", "").isEmpty() || !workDir.isDirectory()) {
       throw new Flags.UsageException("--workdir must name an existing directory");
@@ -68,13 +75,20 @@ public final class Harness {
 
     SecureKdc kdc = SecureKdc.start(workDir, podGateway);
     SecureKms kms = null;
-    SecureHdfs hdfs;
+    SecureHdfs hdfs = null;
+    SecureYarn yarn = null;
     try {
       if (flags.getBool("kms")) {
         kms = SecureKms.start(kdc, workDir, times);
       }
       hdfs = SecureHdfs.start(kdc, workDir, nameservices, times, auditLog, kms, podGateway);
+      if (flags.getBool("yarn")) {
+        yarn = SecureYarn.start(kdc, workDir, times);
+      }
     } catch (Exception e) {
+      if (hdfs != null) {
+        hdfs.close();
+      }
       if (kms != null) {
         kms.close();
       }
@@ -88,12 +102,15 @@ public final class Harness {
       sun.misc.Signal.handle(new sun.misc.Signal(sig), s -> stop.countDown());
     }
     hdfs.writeClientConf(confDir);
+    if (yarn != null) {
+      yarn.writeClientConf(confDir);
+    }
     if (podGateway != null) {
       hdfs.writePodConf(podConfDir, podGateway, kdc);
     }
     Control control = Control.start(hdfs);
     File json = new File(workDir, "cluster.json");
-    ClusterJson.write(json, kdc, hdfs, kms, times, confDir, auditLog, classpath, control.url(),
+    ClusterJson.write(json, kdc, hdfs, kms, yarn, times, confDir, auditLog, classpath, control.url(),
         podGateway == null ? null : podConfDir, podGateway);
     System.out.println("READY " + json.getAbsolutePath());
     System.out.flush();
@@ -101,6 +118,9 @@ public final class Harness {
     stop.await();
     System.err.println("harness: stopping");
     control.close();
+    if (yarn != null) {
+      yarn.close();
+    }
     hdfs.close();
     if (kms != null) {
       kms.close();

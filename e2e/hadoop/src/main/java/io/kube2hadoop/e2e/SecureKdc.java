@@ -18,6 +18,9 @@ final class SecureKdc implements AutoCloseable {
   static final String SERVICE = "kube2hadoop/" + HOST;
   static final String HDFS = "hdfs/" + HOST;
   static final String SPNEGO = "HTTP/" + HOST;
+  /** YARN daemons (harness flag yarn): keytab "yarn" holds both. */
+  static final String RM = "rm/" + HOST;
+  static final String NM = "nm/" + HOST;
   static final String[] USERS = {"alice", "bob"};
   /**
    * The name pods on the bed's real node give this machine's Hadoop web endpoints (their
@@ -72,6 +75,11 @@ final class SecureKdc implements AutoCloseable {
       kdc.createPrincipal(k.keytab(u), u);
     }
     return k;
+  }
+
+  /** New principals with random keys, all written to {@code keytab}. */
+  void createPrincipals(File keytab, String... principals) throws Exception {
+    kdc.createPrincipal(keytab, principals);
   }
 
   File keytab(String name) {

@@ -9,6 +9,9 @@ use std::process::{Command, Output};
 
 use serde::Deserialize;
 
+/// The flags of the shared bed; `install.sh` starts it with the same ones.
+pub const SHARED_FLAGS: &[&str] = &["--kms", "--yarn"];
+
 /// What `hadoop-up.sh` prints the path of (fields the tests use).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Cluster {
@@ -24,6 +27,9 @@ pub struct Cluster {
     pub renew_interval_ms: i64,
     #[serde(default)]
     pub kms: Vec<KmsJson>,
+    /// The Kerberized ResourceManager (`--yarn`), or `None`.
+    #[serde(default)]
+    pub yarn: Option<YarnJson>,
     /// The harness's fault-injection port (`hadoop-ctl.sh`); absent on beds from older builds.
     #[serde(default)]
     pub control: Option<String>,
@@ -52,6 +58,19 @@ pub struct NameNodeJson {
 #[derive(Debug, Clone, Deserialize)]
 pub struct KmsJson {
     pub uri: String,
+    pub http: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct YarnJson {
+    pub resourcemanagers: Vec<ResourceManagerJson>,
+    /// What a YARN client selects the RM token by (`ClientRMProxy`).
+    pub token_service: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResourceManagerJson {
+    pub rpc: String,
     pub http: String,
 }
 
@@ -99,10 +118,10 @@ pub fn script(name: &str, args: &[&str], state: Option<&Path>) -> String {
 }
 
 impl Cluster {
-    /// The shared bed with KMS, started when not running. Every test asks with the same flags,
-    /// so a running bed is reused rather than restarted.
+    /// The shared bed with KMS and YARN, started when not running. Every test asks with the
+    /// same flags ([`SHARED_FLAGS`]), so a running bed is reused rather than restarted.
     pub fn shared() -> Cluster {
-        Cluster::read(Path::new(&script("hadoop-up.sh", &["--kms"], None)))
+        Cluster::read(Path::new(&script("hadoop-up.sh", SHARED_FLAGS, None)))
     }
 
     /// A bed of its own in `state`, with `args` for `hadoop-up.sh`; stop it with

@@ -2,6 +2,9 @@
 //! delegation token for alice as the service principal over SPNEGO, renew it, write it to a
 //! credentials file that a stock Hadoop client (no Kerberos ticket) uses to list and write in
 //! /user/alice and is refused in /user/bob, cancel it, and watch the same client be refused.
+//! The same for the KMS, and for the YARN ResourceManager (`--yarn`): its REST API issues an
+//! `RM_DELEGATION_TOKEN` for alice with which a stock YarnClient, no ticket, lists applications
+//! and submits one as alice, until the token is cancelled.
 //!
 //! The bed is read from `K2H_HADOOP_CLUSTER` (a cluster.json) or `e2e/.state/hadoop/`; in the
 //! latter case it is started with `e2e/scripts/hadoop-up.sh` when it is not running, and left
@@ -23,6 +26,7 @@ use token_service::hadoop::http::{Caller, HttpConfig, build_client};
 use token_service::hadoop::kms::{Kms, KmsConfig};
 use token_service::hadoop::spnego::{self, KerberosConfig, Spnego};
 use token_service::hadoop::webhdfs::{NameNode, NameServiceConfig, WebHdfs};
+use token_service::hadoop::yarn::{ResourceManager, Yarn, YarnConfig};
 use token_service::hadoop::{Federation, HadoopError, TokenEndpoint, TokenSource};
 use token_service::services::Selection;
 
@@ -47,9 +51,9 @@ fn cluster() -> (PathBuf, Cluster) {
             let state = state_dir().join("hadoop");
             if !harness_running(&state) {
                 let script = e2e_dir().join("scripts/hadoop-up.sh");
-                // With KMS: a superset of what any test here needs.
+                // The shared bed's flags: a superset of what any test here needs.
                 let out = Command::new(&script)
-                    .arg("--kms")
+                    .args(e2e::hadoop::SHARED_FLAGS)
                     .output()
                     .unwrap_or_else(|e| {
                         panic!("cannot run {}: {e}", script.display());
@@ -364,4 +368,133 @@ async fn lifecycle(cluster_json: &Path, cluster: &Cluster, krb: KerberosConfig) 
         "{renew}"
     );
     assert_eq!(spnego.acquisitions(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_token_lifecycle_with_a_stock_yarn_client() {
+    let (cluster_json, cluster) = cluster();
+    let krb = kerberos(&cluster);
+    if ran_in_kerberos_child(
+        "yarn_token_lifecycle_with_a_stock_yarn_client",
+        &cluster_json,
+        &krb,
+    ) {
+        return;
+    }
+    let yarn = cluster.yarn.clone().unwrap_or_else(|| {
+        panic!(
+            "{} has no ResourceManager: restart the bed with `e2e/scripts/hadoop-up.sh --kms --yarn`",
+            cluster_json.display()
+        )
+    });
+    let spnego = Spnego::new(krb).expect("Kerberos environment is set");
+    let rm = Yarn::new(
+        YarnConfig {
+            name: "yarn1".into(),
+            resource_managers: yarn
+                .resourcemanagers
+                .iter()
+                .map(|rm| ResourceManager {
+                    http: rm.http.clone(),
+                    rpc: rm.rpc.clone(),
+                })
+                .collect(),
+            renewer: "kube2hadoop".into(),
+            token_service: None,
+        },
+        caller(&spnego),
+    )
+    .expect("YARN config");
+    let source = Federation::new(vec![Arc::new(rm) as Arc<dyn TokenEndpoint>]).expect("config");
+    // Through the federation, so the owner check runs against the real RM's identifier.
+    let set = source
+        .obtain("alice", &Selection::Only(["yarn"].into()))
+        .await
+        .expect("an RM token for alice");
+    let token = set.tokens[0].to_token().expect("the RM token decodes");
+    assert_eq!(token.kind, "RM_DELEGATION_TOKEN");
+    assert_eq!(
+        token.service, yarn.token_service,
+        "the service a YarnClient selects it by"
+    );
+    let id = token
+        .decode_identifier()
+        .expect("identifier decodes")
+        .expect("a known kind");
+    assert_eq!(
+        (id.owner.as_str(), id.renewer.as_str()),
+        ("alice", "kube2hadoop")
+    );
+    let renewal = source.renew(&set).await.expect("RM renewal");
+    assert!(renewal.expires_at_ms as i64 > id.issue_date, "{renewal:?}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("token");
+    let mut creds = Credentials::default();
+    creds.add_token(token.service.clone(), token);
+    std::fs::write(&file, &*creds.encode(Format::Writable)).expect("write credentials file");
+    let file_arg = file.to_string_lossy().into_owned();
+    let apps = hadoop_client(
+        &cluster_json,
+        &cluster,
+        &file,
+        &["yarn-apps", "--tokens", &file_arg],
+    );
+    assert!(
+        apps.status.success(),
+        "yarn-apps with our file: {}",
+        show(&apps)
+    );
+    assert!(
+        String::from_utf8_lossy(&apps.stdout).starts_with("as alice"),
+        "{}",
+        show(&apps)
+    );
+    let name = format!("k2h-e2e-{}", std::process::id());
+    let submit = hadoop_client(
+        &cluster_json,
+        &cluster,
+        &file,
+        &["yarn-submit", "--tokens", &file_arg, "--name", &name],
+    );
+    assert!(
+        submit.status.success(),
+        "yarn-submit with our file: {}",
+        show(&submit)
+    );
+    let out = String::from_utf8_lossy(&submit.stdout);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("submitted application_") && l.ends_with(" user alice")),
+        "the RM took the application as alice: {}",
+        show(&submit)
+    );
+
+    source.cancel(&set).await.expect("RM cancel");
+    let again = source.renew(&set).await.expect_err("cancelled RM token");
+    assert!(
+        matches!(again.failures[0].1, HadoopError::TokenNotFound { .. }),
+        "{again}"
+    );
+    let refused = hadoop_client(
+        &cluster_json,
+        &cluster,
+        &file,
+        &["yarn-apps", "--tokens", &file_arg],
+    );
+    assert!(
+        !refused.status.success(),
+        "the RM still accepts a cancelled token: {}",
+        show(&refused)
+    );
+    assert!(
+        show(&refused).contains("can't be found in cache"),
+        "{}",
+        show(&refused)
+    );
+    let text = format!("{again}");
+    assert!(
+        !text.contains(set.tokens[0].url_string()),
+        "errors never carry the token"
+    );
 }

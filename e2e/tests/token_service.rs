@@ -1,5 +1,5 @@
 //! The token service against the whole bed: the local control plane (`make e2e-up`), the
-//! Kerberized HDFS (`e2e/scripts/hadoop-up.sh --kms`, started when not running) and slapd
+//! Kerberized HDFS (`e2e/scripts/hadoop-up.sh --kms --yarn`, started when not running) and slapd
 //! (`e2e/scripts/ldap-up.sh`, started when not running). Each test builds and starts its own
 //! token-service process on a free loopback port, serving namespaces team-a and kube2hadoop.
 //!
@@ -408,26 +408,34 @@ fn kinds_in(file: &[u8]) -> Vec<String> {
     kinds
 }
 
-/// `kube2hadoop.io/services` on the real control plane: with HDFS and the KMS configured and
-/// `defaultServices: [hdfs]`, each of alice's pods gets exactly the tokens it chose (the
-/// default without a choice), each choice is its own ledger entry recording it, and a service
-/// this token service does not issue is refused with a code the pod's owner can act on.
+/// `kube2hadoop.io/services` on the real control plane, with HDFS and the Kerberized YARN
+/// ResourceManager configured and `defaultServices: [hdfs]`: each of alice's pods gets exactly
+/// the tokens it chose (the default without a choice), each choice is its own ledger entry
+/// recording it, a stock YarnClient with only the served file lists applications as alice, the
+/// RM token is cancelled when its pod goes, and a service this token service does not issue
+/// (`kms`, not configured here) is refused with a code the pod's owner can act on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_pod_gets_exactly_the_services_it_chose() {
     let fx = Fixture::new("ts-svc").await;
     let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
     let cluster = Cluster::shared();
-    let kms: Vec<_> = cluster
-        .kms
+    let yarn = cluster
+        .yarn
+        .clone()
+        .expect("the shared Hadoop bed runs a ResourceManager (--yarn)");
+    let rms: Vec<_> = yarn
+        .resourcemanagers
         .iter()
-        .enumerate()
-        .map(|(i, k)| serde_json::json!({"name": format!("kms{i}"), "urls": [k.http], "tokenService": k.uri}))
+        .map(|rm| serde_json::json!({"http": rm.http, "rpc": rm.rpc}))
         .collect();
-    assert!(!kms.is_empty(), "the shared Hadoop bed runs a KMS (--kms)");
     let launcher = Options::new(&[NAMESPACE], ledger.name())
         .pod_rate(600, 50)
-        .config("kms", serde_json::json!(kms))
+        .config(
+            "yarn",
+            serde_json::json!([{"name": "yarn1", "resourceManagers": rms}]),
+        )
         .config("defaultServices", serde_json::json!(["hdfs"]))
+        .config("ledgerPeriodSeconds", serde_json::json!(1))
         .prepare(&cluster);
     let service = Service {
         process: launcher.start(0).await,
@@ -436,10 +444,14 @@ async fn each_pod_gets_exactly_the_services_it_chose() {
     let result = async {
         let api: Api<Pod> = Api::namespaced(bed.alice.clone(), NAMESPACE);
         let cases = [
-            ("none", None, Ok(vec!["HDFS_DELEGATION_TOKEN"])),
-            ("kms", Some("kms"), Ok(vec!["kms-dt"])),
-            ("both", Some(" KMS,hdfs"), Ok(vec!["HDFS_DELEGATION_TOKEN", "kms-dt"])),
-            ("yarn", Some("hdfs,yarn"), Err("service_not_configured")),
+            ("none", None, Ok((vec!["HDFS_DELEGATION_TOKEN"], "hdfs"))),
+            ("yarn", Some("yarn"), Ok((vec!["RM_DELEGATION_TOKEN"], "yarn"))),
+            (
+                "both",
+                Some(" YARN,hdfs"),
+                Ok((vec!["HDFS_DELEGATION_TOKEN", "RM_DELEGATION_TOKEN"], "hdfs,yarn")),
+            ),
+            ("kms", Some("hdfs,kms"), Err("service_not_configured")),
         ];
         for (suffix, services, _) in &cases {
             let mut pod = objects::pod(id, &format!("{}-{suffix}", id.name()), "alice")?;
@@ -453,40 +465,85 @@ async fn each_pod_gets_exactly_the_services_it_chose() {
                 .await
                 .step(format!("alice creates pod {suffix}"))?;
         }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rm_file = dir.path().join("rm-token");
         for (suffix, services, want) in cases {
             let name = format!("{}-{suffix}", id.name());
-            let (_, ip) = e2e::pods::running(&bed.admin, NAMESPACE, &name, std::time::Duration::from_secs(60)).await?;
+            let (_, ip) = e2e::pods::running(
+                &bed.admin,
+                NAMESPACE,
+                &name,
+                std::time::Duration::from_secs(60),
+            )
+            .await?;
             let answer = service.credentials(Some(ip), None, false).await;
             match want {
-                Ok(kinds) => {
+                Ok((kinds, stored)) => {
                     ensure(answer.status == 200, || {
                         format!("pod {suffix}: {}\n{}", answer.text(), service.log_text())
                     })?;
                     let got = kinds_in(&answer.body);
                     ensure(got == kinds, || {
-                        format!("pod {suffix} ({services:?}) got tokens {got:?}, expected {kinds:?}")
+                        format!(
+                            "pod {suffix} ({services:?}) got tokens {got:?}, expected {kinds:?}"
+                        )
                     })?;
-                    let records = ledger.records(bed, &format!("Pod {NAMESPACE}/{name}")).await?;
-                    let stored: Vec<_> = records.iter().map(|r| r["services"].clone()).collect();
-                    let expected = match suffix {
-                        "kms" => serde_json::json!("kms"),
-                        _ if services.is_some() => serde_json::json!("hdfs,kms"),
-                        _ => serde_json::json!("hdfs"),
-                    };
-                    ensure(stored == [expected.clone()], || {
-                        format!("pod {suffix}: ledger records say services {stored:?}, expected [{expected}]")
+                    let records = ledger
+                        .records(bed, &format!("Pod {NAMESPACE}/{name}"))
+                        .await?;
+                    let said: Vec<_> = records.iter().map(|r| r["services"].clone()).collect();
+                    ensure(said == [serde_json::json!(stored)], || {
+                        format!("pod {suffix}: ledger records say services {said:?}, expected [{stored}]")
                     })?;
+                    if suffix == "yarn" {
+                        std::fs::write(&rm_file, &answer.body).expect("write the RM token file");
+                    }
                 }
                 Err(code) => {
                     ensure(answer.status == 403 && answer.code() == code, || {
-                        format!("pod {suffix}: expected 403 {code}, got {} {}", answer.status, answer.text())
+                        format!(
+                            "pod {suffix}: expected 403 {code}, got {} {}",
+                            answer.status,
+                            answer.text()
+                        )
                     })?;
-                    ensure(answer.text().contains("yarn"), || {
+                    ensure(answer.text().contains("kms"), || {
                         format!("the refusal does not name the service: {}", answer.text())
                     })?;
                 }
             }
         }
+        let rm_arg = rm_file.to_string_lossy().into_owned();
+        let apps = cluster.client(&rm_file, &["yarn-apps", "--tokens", &rm_arg], None);
+        ensure(
+            apps.status.success() && String::from_utf8_lossy(&apps.stdout).starts_with("as alice"),
+            || format!("yarn-apps with the served file:\n{}", show(&apps)),
+        )?;
+        // The pod goes: its set (the RM token) is cancelled and its ledger entry removed.
+        let yarn_pod = format!("{}-yarn", id.name());
+        api.delete(&yarn_pod, &kube::api::DeleteParams::default())
+            .await
+            .step("alice deletes the yarn pod")?;
+        e2e::wait::until(
+            "the yarn pod's ledger entry to go",
+            std::time::Duration::from_secs(90),
+            || async {
+                let left = ledger
+                    .records(bed, &format!("Pod {NAMESPACE}/{yarn_pod}"))
+                    .await?;
+                Ok::<_, Error>(if left.is_empty() {
+                    e2e::wait::Poll::Ready(())
+                } else {
+                    e2e::wait::Poll::Pending(format!("{} left", left.len()))
+                })
+            },
+        )
+        .await?;
+        let refused = cluster.client(&rm_file, &["yarn-apps", "--tokens", &rm_arg], None);
+        ensure(
+            !refused.status.success() && show(&refused).contains("can't be found in cache"),
+            || format!("yarn-apps after the pod went should be refused:\n{}", show(&refused)),
+        )?;
         Ok::<_, Error>(())
     }
     .await;

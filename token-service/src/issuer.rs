@@ -354,14 +354,24 @@ impl Inner {
                 }
             }
         };
-        Issued::obtained(
+        match Issued::obtained(
             user,
             Some(submitter.to_owned()),
             services.clone(),
             &set,
             expiry,
-        )
-        .map_err(|e| ApiError::new(Kind::Upstream, "hadoop_bad_token", e.to_string()))
+        ) {
+            Ok(issued) => Ok(issued),
+            Err(e) => {
+                // Nobody can be served this set: give it back rather than leave it live.
+                self.give_back(&set).await;
+                Err(ApiError::new(
+                    Kind::Upstream,
+                    "hadoop_bad_token",
+                    e.to_string(),
+                ))
+            }
+        }
     }
 }
 

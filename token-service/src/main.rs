@@ -191,7 +191,7 @@ fn directory(
     })
 }
 
-fn token_source(settings: &Settings) -> Result<Arc<Federation>, StartError> {
+fn token_source(settings: &Settings, metrics: &Metrics) -> Result<Arc<Federation>, StartError> {
     let err = |e: &dyn std::fmt::Display| StartError::Hadoop(e.to_string());
     let client = build_client(&HttpConfig {
         timeout: settings.hadoop_timeout,
@@ -228,7 +228,11 @@ fn token_source(settings: &Settings) -> Result<Arc<Federation>, StartError> {
             Yarn::new(yarn.clone(), caller.clone()).map_err(|e| err(&e))?,
         ));
     }
-    Ok(Arc::new(Federation::new(endpoints).map_err(|e| err(&e))?))
+    Ok(Arc::new(
+        Federation::new(endpoints)
+            .map_err(|e| err(&e))?
+            .observed(metrics.provider_observer()),
+    ))
 }
 
 async fn run(settings: Settings) -> Result<(), StartError> {
@@ -244,7 +248,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let directory = directory(&settings, &metrics.directory)?;
-    let source = token_source(&settings)?;
+    let source = token_source(&settings, &metrics)?;
     let open_audit = || match &settings.audit_log {
         Some(path) => AuditSink::file(path).map_err(|source| StartError::Audit {
             path: path.display().to_string(),

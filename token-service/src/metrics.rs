@@ -15,6 +15,8 @@ use prometheus_client::registry::Registry;
 use crate::review_cache::{CacheEvent, CacheObserver};
 
 /// Told about each Hadoop call: operation, success, how long it took.
+use crate::hadoop::{ProviderCall, ProviderObserver};
+
 pub type CallObserver = Arc<dyn Fn(&'static str, bool, Duration) + Send + Sync>;
 
 /// Runs one Hadoop call and tells `observe` its operation, outcome and duration.
@@ -39,6 +41,16 @@ pub struct RequestLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
+    pub op: String,
+    pub result: String,
+}
+
+/// One provider's calls: `service` is what workloads select it by (`hdfs`, `kms`, `yarn`),
+/// `source` the configured provider (`hdfs:ns1`); both come from the configuration only.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub service: String,
+    pub source: String,
     pub op: String,
     pub result: String,
 }
@@ -175,6 +187,7 @@ impl DirectoryMetrics {
 pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub hadoop_calls: Family<CallLabels, Histogram>,
+    pub provider_calls: Family<ProviderLabels, Histogram>,
     pub cached_workloads: Gauge,
     pub indexed_pods: Gauge,
     pub ledger_entries: Gauge,
@@ -200,6 +213,9 @@ impl Metrics {
             hadoop_calls: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.005, 2.0, 14))
             }),
+            provider_calls: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            }),
             cached_workloads: Gauge::default(),
             indexed_pods: Gauge::default(),
             ledger_entries: Gauge::default(),
@@ -223,6 +239,12 @@ impl Metrics {
             "kube2hadoop_hadoop_call_seconds",
             "Latency of Hadoop token calls by operation and result",
             m.hadoop_calls.clone(),
+        );
+        registry.register(
+            "kube2hadoop_provider_call_seconds",
+            "Latency of each Hadoop provider's token calls (NameNode, KMS, ResourceManager) by \
+             service, provider, operation and result",
+            m.provider_calls.clone(),
         );
         registry.register(
             "kube2hadoop_cached_workloads",
@@ -344,6 +366,21 @@ impl Metrics {
                 method: method.to_owned(),
             })
             .inc();
+    }
+
+    /// What the federation reports each provider call to.
+    pub fn provider_observer(&self) -> ProviderObserver {
+        let calls = self.provider_calls.clone();
+        Arc::new(move |call: &ProviderCall<'_>| {
+            calls
+                .get_or_create(&ProviderLabels {
+                    service: call.service.to_owned(),
+                    source: call.source.to_owned(),
+                    op: call.op.to_owned(),
+                    result: if call.ok { "ok" } else { "error" }.to_owned(),
+                })
+                .observe(call.elapsed.as_secs_f64());
+        })
     }
 
     pub fn observer(&self) -> CallObserver {

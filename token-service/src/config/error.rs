@@ -64,10 +64,11 @@ pub enum ConfigError {
     NoHadoopService,
     #[error("nameservice {nameservice}: no namenodes listed")]
     NoNameNodes { nameservice: String },
-    #[error("--default-services {value:?} {reason}")]
+    #[error("defaultServices (--default-services) {value:?} {reason}")]
     DefaultServices { value: String, reason: String },
     #[error(
-        "--default-services names {names}, which no configured provider issues; configure it \
+        "defaultServices (--default-services) names {names}, which no configured provider \
+         issues; configure it \
          (nameservices, kms, yarn) or leave it out of the default"
     )]
     DefaultServiceMissing { names: String },

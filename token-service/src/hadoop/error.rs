@@ -42,8 +42,8 @@ pub enum HadoopError {
     },
     #[error(
         "{source_label}: the token issued is not the user's: asked for {asked:?}, the server \
-         issued it to {owner:?}; the server ignored doAs (check that its proxy-user support is \
-         on); the token was cancelled"
+         issued it to {owner:?}; if the server ignored doAs, turn its proxy-user support on; \
+         the token is cancelled, not handed out"
     )]
     WrongOwner {
         source_label: String,

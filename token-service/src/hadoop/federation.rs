@@ -6,11 +6,15 @@ use std::sync::Arc;
 use futures::future::{BoxFuture, join_all};
 
 use super::error::HadoopError;
-use super::{IssuedToken, Renewal, SetError, TokenEndpoint, TokenSet, TokenSource};
+use super::{
+    IssuedToken, ProviderCall, ProviderObserver, Renewal, SetError, TokenEndpoint, TokenSet,
+    TokenSource,
+};
 use crate::services::Selection;
 
 pub struct Federation {
     endpoints: Vec<Arc<dyn TokenEndpoint>>,
+    observe: Option<ProviderObserver>,
 }
 
 impl Federation {
@@ -29,7 +33,36 @@ impl Federation {
                 )));
             }
         }
-        Ok(Federation { endpoints })
+        Ok(Federation {
+            endpoints,
+            observe: None,
+        })
+    }
+
+    /// Reports every provider call (service, provider, operation, result, latency).
+    pub fn observed(mut self, observe: ProviderObserver) -> Federation {
+        self.observe = Some(observe);
+        self
+    }
+
+    async fn timed<T>(
+        &self,
+        endpoint: &dyn TokenEndpoint,
+        op: &'static str,
+        call: impl std::future::Future<Output = Result<T, HadoopError>>,
+    ) -> Result<T, HadoopError> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        if let Some(observe) = &self.observe {
+            observe(&ProviderCall {
+                service: endpoint.service_name(),
+                source: endpoint.source(),
+                op,
+                ok: result.is_ok(),
+                elapsed: started.elapsed(),
+            });
+        }
+        result
     }
 
     fn endpoint_for(&self, token: &IssuedToken) -> Result<&Arc<dyn TokenEndpoint>, HadoopError> {
@@ -56,7 +89,12 @@ impl Federation {
                 )],
             });
         }
-        let results = join_all(chosen.iter().map(|e| e.obtain(user))).await;
+        let results = join_all(
+            chosen
+                .iter()
+                .map(|e| self.timed(e.as_ref(), "obtain", e.obtain(user))),
+        )
+        .await;
         let mut tokens = Vec::new();
         let mut failures = Vec::new();
         for (endpoint, result) in chosen.iter().zip(results) {
@@ -84,8 +122,9 @@ impl Federation {
 
     async fn renew_all(&self, set: &TokenSet) -> Result<Renewal, SetError> {
         let results = join_all(set.tokens.iter().map(|t| async move {
-            let expiry = self.endpoint_for(t)?.renew(t).await?;
-            Ok::<_, HadoopError>(expiry)
+            let endpoint = self.endpoint_for(t)?;
+            self.timed(endpoint.as_ref(), "renew", endpoint.renew(t))
+                .await
         }))
         .await;
         let mut per_token = Vec::new();
@@ -116,11 +155,11 @@ impl Federation {
     }
 
     async fn cancel_all(&self, set: &TokenSet) -> Result<(), SetError> {
-        let results = join_all(
-            set.tokens
-                .iter()
-                .map(|t| async move { self.endpoint_for(t)?.cancel(t).await }),
-        )
+        let results = join_all(set.tokens.iter().map(|t| async move {
+            let endpoint = self.endpoint_for(t)?;
+            self.timed(endpoint.as_ref(), "cancel", endpoint.cancel(t))
+                .await
+        }))
         .await;
         let failures: Vec<_> = set
             .tokens
@@ -138,21 +177,25 @@ impl Federation {
 
 /// A token must name `user` as its owner. A server that ignores `doAs` (a proxy-user filter
 /// left out of its web server) would issue it to this service itself: handing out such a
-/// token gives a pod the superuser's rights. Kinds whose identifier we cannot read, and tokens
-/// that do not parse (they cannot be written to a file either), are left to the encoder.
+/// token gives a pod the superuser's rights. Fails closed: a token that does not parse, or of
+/// a kind whose identifier we cannot read, is refused too (a new provider's kind must be
+/// taught to `hadoop_token::identifier` first).
 fn check_owner(user: &str, token: &IssuedToken) -> Result<(), HadoopError> {
-    let Ok(parsed) = token.to_token() else {
-        return Ok(());
-    };
     let wrong = |owner: String| HadoopError::WrongOwner {
         source_label: token.source.clone(),
         asked: user.to_owned(),
         owner,
     };
+    let Ok(parsed) = token.to_token() else {
+        return Err(wrong("<a token that does not parse>".into()));
+    };
     match hadoop_token::identifier::decode(&parsed.kind, &parsed.identifier) {
         Ok(Some(id)) if id.owner == user => Ok(()),
         Ok(Some(id)) => Err(wrong(id.owner)),
-        Ok(None) => Ok(()),
+        Ok(None) => Err(wrong(format!(
+            "<unknown: kind {} has no identifier reader>",
+            parsed.kind
+        ))),
         Err(_) => Err(wrong("<an identifier that does not decode>".into())),
     }
 }
@@ -190,8 +233,11 @@ mod tests {
         expiry: u64,
         cancel_ok: bool,
     ) -> (FakeServer, Arc<dyn TokenEndpoint>) {
+        // A real token of alice's, numbered after the label ("T2" is sequence number 2).
+        let seq = token.trim_start_matches('T').parse().unwrap_or(0);
+        let token = crate::fixtures::url_string("alice", seq);
         let server = FakeServer::start(move |seen| match seen.query["op"].as_str() {
-            "GETDELEGATIONTOKEN" => fake::token_reply(token),
+            "GETDELEGATIONTOKEN" => fake::token_reply(&token),
             "RENEWDELEGATIONTOKEN" => fake::expiry_reply(expiry),
             _ if cancel_ok => Reply::Json(200, serde_json::Value::Null),
             _ => fake::remote(500, "IOException", "java.io.IOException", "disk on fire"),
@@ -319,6 +365,35 @@ mod tests {
             .map(|s| s.query["op"].clone())
             .collect();
         assert_eq!(ops, ["GETDELEGATIONTOKEN", "CANCELDELEGATIONTOKEN"]);
+        // A token we cannot read is not handed out either, and not left live.
+        let server = FakeServer::start(|seen| match seen.query["op"].as_str() {
+            "GETDELEGATIONTOKEN" => fake::token_reply("not-a-url-string"),
+            _ => Reply::Json(200, serde_json::Value::Null),
+        })
+        .await;
+        let hdfs = WebHdfs::new(
+            NameServiceConfig {
+                name: "ns1".into(),
+                namenodes: vec![NameNode {
+                    http: server.url(),
+                    rpc: "127.0.0.1:8020".into(),
+                }],
+                renewer: "kube2hadoop".into(),
+                token_service: None,
+            },
+            fake::caller(Duration::from_secs(5)),
+        )
+        .expect("config");
+        let fed = Federation::new(vec![Arc::new(hdfs)]).expect("config");
+        fed.obtain("alice", &Selection::All)
+            .await
+            .expect_err("an unreadable token");
+        let ops: Vec<_> = server
+            .seen()
+            .iter()
+            .map(|s| s.query["op"].clone())
+            .collect();
+        assert_eq!(ops, ["GETDELEGATIONTOKEN", "CANCELDELEGATIONTOKEN"]);
         let alices = crate::fixtures::url_string("alice", 8);
         let server = FakeServer::start(move |_| fake::token_reply(&alices)).await;
         let hdfs = WebHdfs::new(
@@ -343,7 +418,8 @@ mod tests {
     #[tokio::test]
     async fn only_the_selected_kinds_are_asked() {
         let (a, ea) = namespace("ns1", "T1", 1, true).await;
-        let kms_server = FakeServer::start(|_| fake::token_reply("K1")).await;
+        let k1 = crate::fixtures::url_string("alice", 9);
+        let kms_server = FakeServer::start(move |_| fake::token_reply(&k1)).await;
         let kms = crate::hadoop::kms::Kms::new(
             crate::hadoop::kms::KmsConfig {
                 name: "kms".into(),
@@ -369,6 +445,33 @@ mod tests {
         assert!(err.to_string().contains("yarn"), "{err}");
         let all = fed.obtain("alice", &Selection::All).await.expect("all");
         assert_eq!(all.tokens.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn every_provider_call_is_reported_with_its_service_and_result() {
+        let (_a, ea) = namespace("ns1", "T1", 5, false).await;
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let fed = Federation::new(vec![ea])
+            .expect("config")
+            .observed(Arc::new(move |c: &ProviderCall<'_>| {
+                log.lock()
+                    .expect("lock")
+                    .push(format!("{} {} {} {}", c.service, c.source, c.op, c.ok));
+            }));
+        let set = fed.obtain("alice", &Selection::All).await.expect("tokens");
+        fed.renew(&set).await.expect("renewed");
+        fed.cancel(&set)
+            .await
+            .expect_err("this NameNode fails cancels");
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            [
+                "hdfs hdfs:ns1 obtain true",
+                "hdfs hdfs:ns1 renew true",
+                "hdfs hdfs:ns1 cancel false"
+            ]
+        );
     }
 
     #[tokio::test]

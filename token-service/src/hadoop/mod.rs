@@ -42,6 +42,17 @@ pub trait TokenSource: Send + Sync {
     fn cancel<'a>(&'a self, set: &'a TokenSet) -> BoxFuture<'a, Result<(), SetError>>;
 }
 
+/// One call to one provider, as the federation reports it (for metrics).
+pub struct ProviderCall<'a> {
+    pub service: &'static str,
+    pub source: &'a str,
+    pub op: &'static str,
+    pub ok: bool,
+    pub elapsed: std::time::Duration,
+}
+
+pub type ProviderObserver = std::sync::Arc<dyn Fn(&ProviderCall<'_>) + Send + Sync>;
+
 /// One server (or HA group) that issues one kind of token: a provider. Adding a Hadoop
 /// service is adding an implementation (and its configuration), nothing else.
 pub trait TokenEndpoint: Send + Sync {

@@ -123,6 +123,8 @@ impl WebHdfs {
 
     async fn obtain_token(&self, user: &str) -> Result<IssuedToken, HadoopError> {
         check_user(user)?;
+        // Named before the NameNode issues anything (see `Yarn::obtain_token`).
+        let service = self.token_service().await?;
         let op = "GETDELEGATIONTOKEN";
         let body = self
             .on_active(
@@ -135,7 +137,7 @@ impl WebHdfs {
         Ok(IssuedToken::new(
             self.source.clone(),
             HDFS_KIND.to_owned(),
-            self.token_service().await?,
+            service,
             url_string,
         ))
     }

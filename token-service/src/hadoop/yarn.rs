@@ -152,6 +152,9 @@ impl Yarn {
 
     async fn obtain_token(&self, user: &str) -> Result<IssuedToken, HadoopError> {
         check_user(user)?;
+        // Known before the RM creates anything: a token whose service cannot be named would be
+        // live at the RM and never handed out, nor cancelled.
+        let service = self.token_service().await?;
         let op = "create delegation-token";
         let renewer = serde_json::json!({ "renewer": self.cfg.renewer });
         let body = self
@@ -180,7 +183,7 @@ impl Yarn {
         Ok(IssuedToken::new(
             self.source.clone(),
             RM_KIND.to_owned(),
-            self.token_service().await?,
+            service,
             answer.token,
         ))
     }
@@ -383,6 +386,36 @@ mod tests {
             "{err:?}"
         );
         assert!(other.seen().is_empty());
+    }
+
+    #[tokio::test]
+    async fn nothing_is_created_when_the_token_service_cannot_be_named() {
+        let server = rm().await;
+        let y = Yarn::new(
+            YarnConfig {
+                name: "yarn1".into(),
+                resource_managers: vec![
+                    ResourceManager {
+                        http: server.url(),
+                        rpc: "127.0.0.1:8032".into(),
+                    },
+                    ResourceManager {
+                        http: fake::dead_url().await,
+                        rpc: "rm2.invalid:8032".into(),
+                    },
+                ],
+                renewer: "kube2hadoop".into(),
+                token_service: None,
+            },
+            fake::caller(Duration::from_secs(5)),
+        )
+        .expect("config");
+        let err = y.obtain("alice").await.expect_err("rm2 does not resolve");
+        assert!(err.to_string().contains("does not resolve"), "{err}");
+        assert!(
+            server.seen().is_empty(),
+            "no token was created at the RM only to be lost"
+        );
     }
 
     #[test]

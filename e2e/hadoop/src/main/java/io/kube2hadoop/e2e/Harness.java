@@ -88,15 +88,17 @@ public final class Harness {
         kms = SecureKms.start(kdc, workDir, times);
       }
       hdfs = SecureHdfs.start(kdc, workDir, nameservices, times, auditLog, kms, podGateway, rbf);
-      if (rbf) {
-        router = SecureRouter.start(kdc, workDir, hdfs);
-      }
       if (flags.getBool("yarn")) {
         yarn = SecureYarn.start(kdc, workDir, times);
       }
+      // Last: the proxy-user rules are JVM-wide (ProxyUsers is static) and each daemon's start
+      // replaces them with its own conf's; the router's conf has them all (see SecureRouter).
+      if (rbf) {
+        router = SecureRouter.start(kdc, workDir, hdfs);
+      }
     } catch (Exception e) {
-      if (router != null) {
-        router.close();
+      if (yarn != null) {
+        yarn.close();
       }
       if (hdfs != null) {
         hdfs.close();

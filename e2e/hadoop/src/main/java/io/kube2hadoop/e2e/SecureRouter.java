@@ -22,6 +22,7 @@ import org.apache.hadoop.hdfs.server.federation.store.records.MountTable;
 import org.apache.hadoop.hdfs.server.namenode.ha.ConfiguredFailoverProxyProvider;
 import org.apache.hadoop.http.HttpConfig;
 import org.apache.hadoop.security.UserGroupInformation;
+import org.apache.hadoop.security.authorize.ProxyUsers;
 
 /**
  * A Kerberized HDFS Router (router-based federation) in front of the bed's two nameservices, in
@@ -114,6 +115,11 @@ final class SecureRouter implements AutoCloseable {
       conf.set(DFSConfigKeys.DFS_NAMENODE_HTTP_ADDRESS_KEY + "." + nn.nameservice(), "localhost:" + nn.http().getPort());
     }
 
+    // ProxyUsers is JVM-wide and every daemon's start replaces its rules with those of its own conf
+    // (the RM's lacks hdfs's rule). The router itself never refreshes them at start, yet its RPC
+    // and web doAs checks (kube2hadoop) and the NameNodes' checks of the router (hdfs) use them:
+    // set them from this conf, which has both, after everything else has started.
+    ProxyUsers.refreshSuperUserGroupsConfiguration(conf);
     Router router = new Router();
     try {
       router.init(conf);

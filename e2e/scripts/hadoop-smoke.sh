@@ -2,7 +2,8 @@
 # Proves the bed end to end with stock tools: kinit + curl SPNEGO gets a WebHDFS token for alice by
 # proxy; a Hadoop client holding only a token file lists /user/alice and is refused /user/bob;
 # after cancel the token is refused; with --kms, the KMS issues tokens too; with --yarn, the RM's
-# REST API issues, renews and cancels an RM token for alice that a stock YarnClient uses. Starts
+# REST API issues, renews and cancels an RM token for alice that a stock YarnClient uses; with
+# --rbf, the HDFS Router issues a token a stock client uses for both subclusters, renew, cancel. Starts
 # the bed if needed (same flags as hadoop-up.sh), leaves it running. Prints "N passed, N failed";
 # exit 1 if anything failed.
 set -euo pipefail
@@ -78,6 +79,38 @@ if [[ $(jq '.yarn' "$json") != null ]]; then
     sh -c "'$client' yarn-apps --tokens '$tmp/rm.tok' 2>'$tmp/out.err'"
   check "YARN: yarn-token (RPC, proxy user) works for yarn-apps" sh -c \
     "'$client' yarn-token --out '$tmp/rm-ref.tok' | grep -q 'realUser=kube2hadoop/localhost@' && '$client' yarn-apps --tokens '$tmp/rm-ref.tok' >/dev/null"
+fi
+if [[ $(jq '.router' "$json") != null ]]; then
+  r_http=$(jq -r '.router.http' "$json")
+  r_conf=$(jq -r '.router_conf_dir' "$json")
+  r_svc=$(jq -r '.router.token_service' "$json")
+  rclient() { HADOOP_CONF_DIR=$r_conf "$client" "$@"; }
+  check "RBF: curl --negotiate GETDELEGATIONTOKEN doas=alice at the router" \
+    sh -c "curl -sSf --max-time 30 --negotiate -u : '$r_http/webhdfs/v1/?op=GETDELEGATIONTOKEN&renewer=kube2hadoop&doas=alice' >'$tmp/r.json' && jq -e '.Token.urlString | length > 20' '$tmp/r.json'"
+  check "RBF: impersonating carol is refused" \
+    sh -c "curl -sS --max-time 30 --negotiate -u : '$r_http/webhdfs/v1/?op=GETDELEGATIONTOKEN&doas=carol' | grep -q 'not allowed to impersonate carol'"
+  check "RBF: hdfs-wrap gives HDFS_DELEGATION_TOKEN for $r_svc, owner alice" sh -c \
+    "HADOOP_CONF_DIR='$r_conf' '$client' hdfs-wrap --url-string \"\$(jq -r .Token.urlString '$tmp/r.json')\" --out '$tmp/r.tok' |
+     grep -q 'kind=HDFS_DELEGATION_TOKEN	service=$r_svc	owner=alice	renewer=kube2hadoop'"
+  for p in $(jq -r '.router.paths[]' "$json"); do
+    check "RBF: ls $(dirname "$p") through the router with only the router token" sh -c \
+      "HADOOP_CONF_DIR='$r_conf' HADOOP_TOKEN_FILE_LOCATION='$tmp/r.tok' '$client' ls '$(dirname "$p")' | grep -q '	alice	.*	$p\$'"
+  done
+  for m in $(jq -r '.router.mounts | keys[]' "$json"); do
+    check "RBF: $m/user/bob is refused" refused 'Permission denied: user=alice' \
+      sh -c "HADOOP_CONF_DIR='$r_conf' HADOOP_TOKEN_FILE_LOCATION='$tmp/r.tok' '$client' ls '$m/user/bob' 2>'$tmp/out.err'"
+  done
+  check "RBF: renew at the router" sh -c \
+    "curl -sSf --max-time 30 --negotiate -u : -X PUT \"$r_http/webhdfs/v1/?op=RENEWDELEGATIONTOKEN&token=\$(jq -r .Token.urlString '$tmp/r.json')\" | jq -e '.long > 0'"
+  check "RBF: cancel at the router" sh -c \
+    "curl -sSf --max-time 30 --negotiate -u : -X PUT \"$r_http/webhdfs/v1/?op=CANCELDELEGATIONTOKEN&token=\$(jq -r .Token.urlString '$tmp/r.json')\""
+  check "RBF: the cancelled token is refused" refused "can't be found in cache" \
+    sh -c "HADOOP_CONF_DIR='$r_conf' HADOOP_TOKEN_FILE_LOCATION='$tmp/r.tok' '$client' ls '$(jq -r '.router.mounts | keys[0]' "$json")/user/alice' 2>'$tmp/out.err'"
+  check "RBF: creds-write-real (RPC, proxy user) via the router" sh -c \
+    "HADOOP_CONF_DIR='$r_conf' '$client' creds-write-real '$tmp/r-rpc.tok' | grep -q 'service=$r_svc	owner=alice	renewer=kube2hadoop	realUser=kube2hadoop/localhost@'"
+  check "RBF: that token lists every mount" sh -c \
+    "for m in \$(jq -r '.router.mounts | keys[]' '$json'); do HADOOP_CONF_DIR='$r_conf' HADOOP_TOKEN_FILE_LOCATION='$tmp/r-rpc.tok' '$client' ls \$m/user/alice >/dev/null || exit 1; done"
+  check "RBF: cancel via the client tool" rclient cancel "$tmp/r-rpc.tok"
 fi
 check "audit log counts getDelegationToken" sh -c "grep -q 'cmd=getDelegationToken' '$(jq -r .audit_log "$json")'"
 kdestroy >/dev/null 2>&1 || true

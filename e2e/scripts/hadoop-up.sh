@@ -4,6 +4,7 @@
 # with other flags is restarted. Flags go to the harness:
 #   --nameservices 1|2  --renew-interval-ms N  --max-lifetime-ms N  --key-update-interval-ms N  --kms
 #   --yarn (also a Kerberized YARN ResourceManager with one NodeManager)
+#   --rbf (also a Kerberized HDFS Router in front of two nameservices; implies --nameservices 2)
 #   --pod-gateway IP (added when the bed's real node is up: pods reach HDFS at that address)
 # Env: K2H_HADOOP_STATE (work dir, default e2e/.state/hadoop), K2H_HADOOP_START_TIMEOUT (s, 240),
 #      K2H_HADOOP_HEAP (default 768m), K2H_HADOOP_LOG_LEVEL (WARN).

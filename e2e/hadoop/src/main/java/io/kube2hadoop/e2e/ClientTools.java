@@ -37,6 +37,7 @@ public final class ClientTools {
           "  creds-write-real FILE [--user alice] [--renewer kube2hadoop] [--via rpc|webhdfs] [--format 0|1]",
           "  creds-import FILE --url-string S [--kind K] [--service S] [--alias A] [--format 0|1]",
           "  creds-read FILE              one line per token and secret key",
+          "  hdfs-wrap --url-string S --out FILE [--service S] [--alias A] [--format 0|1]",
           "  renew FILE | cancel FILE     as the token service (its keytab)",
           "  yarn-apps [--tokens FILE]    YARN applications (\"id user state name\") as the RM token's owner",
           "  yarn-submit --name NAME [--tokens FILE] [--command 'sleep 1'] [--queue default] [--timeout-ms 60000]",
@@ -74,6 +75,7 @@ public final class ClientTools {
       case "creds-write" -> Creds.writeFake(conf, f);
       case "creds-write-real" -> Creds.writeReal(conf, f);
       case "creds-import" -> Creds.importUrlString(conf, f);
+      case "hdfs-wrap" -> Creds.wrapHdfs(conf, f);
       case "creds-read" -> Creds.read(conf, f.positional(0, "FILE"));
       case "renew" -> Creds.renewOrCancel(conf, f.positional(0, "FILE"), true);
       case "cancel" -> Creds.renewOrCancel(conf, f.positional(0, "FILE"), false);

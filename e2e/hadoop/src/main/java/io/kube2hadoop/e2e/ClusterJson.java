@@ -13,7 +13,7 @@ import java.nio.file.StandardCopyOption;
 final class ClusterJson {
   private ClusterJson() {}
 
-  static void write(File out, SecureKdc kdc, SecureHdfs hdfs, SecureKms kms, SecureYarn yarn, SecureHdfs.TokenTimes times, File confDir, File auditLog, File classpathFile,
+  static void write(File out, SecureKdc kdc, SecureHdfs hdfs, SecureKms kms, SecureYarn yarn, SecureRouter router, File routerConfDir, SecureHdfs.TokenTimes times, File confDir, File auditLog, File classpathFile,
       String controlUrl, File podConfDir, String podGateway)
       throws IOException {
     StringBuilder b = new StringBuilder();
@@ -62,6 +62,33 @@ final class ClusterJson {
           .append(", \"token_service\": ").append(str(yarn.tokenService())).append("}");
     }
     b.append(",\n");
+    b.append("  \"router\": ");
+    if (router == null) {
+      b.append("null");
+    } else {
+      b.append("{\"nameservice\": ").append(str(SecureRouter.NAMESERVICE))
+          .append(", \"rpc\": ").append(str(router.rpcHostPort()))
+          .append(", \"http\": ").append(str(router.httpUrl()))
+          .append(", \"principal\": ").append(str(SecureKdc.principal(SecureKdc.HDFS)))
+          .append(", \"token_service\": ").append(str(router.tokenService()))
+          .append(", \"mounts\": {");
+      String msep = "";
+      for (var m : router.mounts.entrySet()) {
+        b.append(msep).append(str(m.getKey())).append(": ").append(str(m.getValue()));
+        msep = ", ";
+      }
+      b.append("}, \"paths\": [");
+      msep = "";
+      for (String p : router.paths) {
+        b.append(msep).append(str(p));
+        msep = ", ";
+      }
+      b.append("]}");
+    }
+    b.append(",\n");
+    if (routerConfDir != null) {
+      field(b, "router_conf_dir", routerConfDir.getAbsolutePath());
+    }
     field(b, "hadoop_conf_dir", confDir.getAbsolutePath());
     field(b, "audit_log", auditLog.getAbsolutePath());
     if (podConfDir != null) {

@@ -19,6 +19,7 @@ import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.hadoop.hdfs.DFSConfigKeys;
+import org.apache.hadoop.hdfs.client.HdfsClientConfigKeys;
 import org.apache.hadoop.hdfs.security.token.delegation.DelegationTokenIdentifier;
 import org.apache.hadoop.io.Text;
 import org.apache.hadoop.security.Credentials;
@@ -122,6 +123,33 @@ final class Creds {
     Credentials creds = new Credentials();
     creds.addToken(new Text(f.get("alias", t.getService().toString())), t);
     store(conf, creds, out, f);
+  }
+
+  /**
+   * A WebHDFS {@code urlString} (from a NameNode or the Router) as the HDFS_DELEGATION_TOKEN a
+   * stock RPC client selects: kind re-set, service (and alias) by default the canonical service of
+   * {@code fs.defaultFS} ({@code ha-hdfs:rbf} with the router's client config, {@code ip:port} of
+   * the first NameNode with the bed's).
+   */
+  static void wrapHdfs(Configuration conf, Flags f) throws IOException {
+    String url = f.get("url-string", null);
+    String out = f.get("out", null);
+    if (url == null || out == null) {
+      throw new Flags.UsageException("hdfs-wrap needs --url-string and --out");
+    }
+    Token<TokenIdentifier> t = new Token<>();
+    t.decodeFromUrlString(url);
+    t.setKind(DelegationTokenIdentifier.HDFS_DELEGATION_KIND);
+    String service = f.get("service", null);
+    if (service == null) {
+      try (FileSystem fs = FileSystem.newInstance(FileSystem.getDefaultUri(conf), conf)) {
+        service = fs.getCanonicalServiceName();
+      }
+    }
+    t.setService(new Text(service));
+    Credentials creds = new Credentials();
+    creds.addToken(new Text(f.get("alias", service)), t);
+    store(conf, creds, new File(out), f);
   }
 
   static void read(Configuration conf, String file) throws IOException {
@@ -242,7 +270,10 @@ final class Creds {
       uris.add(URI.create(scheme + "://" + conf.get(key)));
     } else {
       for (String ns : nameservices) {
-        uris.add(URI.create(scheme + "://" + conf.get(key + "." + ns)));
+        // An HA-style logical nameservice (the router's client config: hdfs://rbf) is named as
+        // such, so the client gives its token the logical service (ha-hdfs:rbf).
+        boolean logical = conf.getTrimmedStrings(HdfsClientConfigKeys.DFS_HA_NAMENODES_KEY_PREFIX + "." + ns).length > 0;
+        uris.add(URI.create(scheme + "://" + (logical ? ns : conf.get(key + "." + ns))));
       }
     }
     return uris;

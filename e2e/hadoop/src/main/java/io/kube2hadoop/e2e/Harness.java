@@ -7,13 +7,13 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Starts MiniKdc and a Kerberized MiniDFSCluster (optionally a KMS and a YARN ResourceManager with
- * one NodeManager), writes cluster.json and the client config, prints "READY &lt;cluster.json&gt;"
+ * Starts MiniKdc and a Kerberized MiniDFSCluster (optionally a KMS, a YARN ResourceManager with
+ * one NodeManager, and an HDFS Router in front of two nameservices), writes cluster.json and the client config, prints "READY &lt;cluster.json&gt;"
  * and runs until SIGTERM, which stops them all cleanly.
  *
  * <pre>
  * Harness --workdir DIR [--nameservices 1|2] [--renew-interval-ms N] [--max-lifetime-ms N]
- *         [--key-update-interval-ms N] [--kms] [--yarn] [--pod-gateway IP]
+ *         [--key-update-interval-ms N] [--kms] [--yarn] [--rbf] [--pod-gateway IP]
  * </pre>
  */
 public final class Harness {
@@ -45,9 +45,13 @@ public final class Harness {
     if (flags.get("workdir", "").isEmpty() || !workDir.isDirectory()) {
       throw new Flags.UsageException("--workdir must name an existing directory");
     }
-    int nameservices = (int) flags.getLong("nameservices", 1);
+    boolean rbf = flags.getBool("rbf");
+    int nameservices = (int) flags.getLong("nameservices", rbf ? 2 : 1);
     if (nameservices < 1 || nameservices > 4) {
       throw new Flags.UsageException("--nameservices must be between 1 and 4");
+    }
+    if (rbf && nameservices < 2) {
+      throw new Flags.UsageException("--rbf puts a router in front of federated nameservices: --nameservices 2 (the default with --rbf)");
     }
     // Hadoop's defaults: renew every 24 h, live at most 7 days, roll the master key daily.
     SecureHdfs.TokenTimes times =
@@ -72,20 +76,30 @@ public final class Harness {
     Files.writeString(classpath.toPath(), System.getProperty("java.class.path") + "\n", StandardCharsets.UTF_8);
     File auditLog = new File(workDir, "audit.log");
     File confDir = new File(workDir, "conf");
+    File routerConfDir = new File(workDir, "router-conf");
 
     SecureKdc kdc = SecureKdc.start(workDir, podGateway);
     SecureKms kms = null;
     SecureHdfs hdfs = null;
     SecureYarn yarn = null;
+    SecureRouter router = null;
     try {
       if (flags.getBool("kms")) {
         kms = SecureKms.start(kdc, workDir, times);
       }
-      hdfs = SecureHdfs.start(kdc, workDir, nameservices, times, auditLog, kms, podGateway);
+      hdfs = SecureHdfs.start(kdc, workDir, nameservices, times, auditLog, kms, podGateway, rbf);
       if (flags.getBool("yarn")) {
         yarn = SecureYarn.start(kdc, workDir, times);
       }
+      // Last: the proxy-user rules are JVM-wide (ProxyUsers is static) and each daemon's start
+      // replaces them with its own conf's; the router's conf has them all (see SecureRouter).
+      if (rbf) {
+        router = SecureRouter.start(kdc, workDir, hdfs);
+      }
     } catch (Exception e) {
+      if (yarn != null) {
+        yarn.close();
+      }
       if (hdfs != null) {
         hdfs.close();
       }
@@ -105,12 +119,15 @@ public final class Harness {
     if (yarn != null) {
       yarn.writeClientConf(confDir);
     }
+    if (router != null) {
+      router.writeClientConf(routerConfDir);
+    }
     if (podGateway != null) {
       hdfs.writePodConf(podConfDir, podGateway, kdc);
     }
     Control control = Control.start(hdfs);
     File json = new File(workDir, "cluster.json");
-    ClusterJson.write(json, kdc, hdfs, kms, yarn, times, confDir, auditLog, classpath, control.url(),
+    ClusterJson.write(json, kdc, hdfs, kms, yarn, router, router == null ? null : routerConfDir, times, confDir, auditLog, classpath, control.url(),
         podGateway == null ? null : podConfDir, podGateway);
     System.out.println("READY " + json.getAbsolutePath());
     System.out.flush();
@@ -120,6 +137,9 @@ public final class Harness {
     control.close();
     if (yarn != null) {
       yarn.close();
+    }
+    if (router != null) {
+      router.close();
     }
     hdfs.close();
     if (kms != null) {

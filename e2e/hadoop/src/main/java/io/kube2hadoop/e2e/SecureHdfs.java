@@ -50,19 +50,31 @@ final class SecureHdfs implements AutoCloseable {
   private final MiniDFSCluster cluster;
   final List<NameNode> nameNodes;
   final Configuration clientConf;
+  /** The NameNodes' own configuration (a router in front of them starts from it). */
+  final Configuration serverConf;
 
-  private SecureHdfs(MiniDFSCluster cluster, List<NameNode> nameNodes, Configuration clientConf) {
+  private SecureHdfs(MiniDFSCluster cluster, List<NameNode> nameNodes, Configuration clientConf, Configuration serverConf) {
     this.cluster = cluster;
     this.nameNodes = nameNodes;
     this.clientConf = clientConf;
+    this.serverConf = serverConf;
   }
 
   /** The name pods reach the DataNode by (a pod's hostAliases map it to the pod gateway). */
   static final String POD_DATANODE_HOSTNAME = "k2h-hadoop-datanode";
 
+  /**
+   * {@code routed}: an HDFS Router will sit in front (harness flag rbf). It forwards every call as
+   * a proxy user of its own login principal (hdfs/localhost here, see SecureRouter), so the
+   * NameNodes let hdfs impersonate the test users, and each subcluster gets a file in alice's home.
+   */
   static SecureHdfs start(SecureKdc kdc, File workDir, int nameservices, TokenTimes times, File auditLog, SecureKms kms,
-      String podGateway) throws Exception {
+      String podGateway, boolean routed) throws Exception {
     Configuration conf = serverConf(kdc, times);
+    if (routed) {
+      conf.set("hadoop.proxyuser.hdfs.hosts", "*");
+      conf.set("hadoop.proxyuser.hdfs.users", String.join(",", SecureKdc.USERS));
+    }
     if (podGateway != null) {
       // Pods on the bed's real node reach this machine at the gateway only: the NameNode's RPC
       // and the DataNode's transfer port listen on every address, and the DataNode is known by
@@ -109,6 +121,9 @@ final class SecureHdfs implements AutoCloseable {
       String ns = nameservices <= 1 ? null : "ns" + (i + 1);
       nns.add(new NameNode(ns, nn.getNameNodeAddress(), nn.getHttpAddress()));
       createHomes(cluster.getFileSystem(i));
+      if (routed) {
+        writeAliceFile(cluster.getFileSystem(i), routedFileName(ns));
+      }
     }
     if (kms != null) {
       kms.createKey(conf);
@@ -117,7 +132,7 @@ final class SecureHdfs implements AutoCloseable {
     if (kms != null) {
       client.set(KEY_PROVIDER_PATH, kms.providerUri().toString());
     }
-    return new SecureHdfs(cluster, nns, client);
+    return new SecureHdfs(cluster, nns, client, conf);
   }
 
   private static Configuration serverConf(SecureKdc kdc, TokenTimes times) {
@@ -174,6 +189,20 @@ final class SecureHdfs implements AutoCloseable {
       fs.setOwner(home, u, u);
       fs.setPermission(home, new FsPermission((short) 0700));
     }
+  }
+
+  /** The file each subcluster holds in /user/alice when a router is in front of them. */
+  static String routedFileName(String nameservice) {
+    return "hello-" + nameservice + ".txt";
+  }
+
+  private static void writeAliceFile(FileSystem fs, String name) throws IOException {
+    Path file = new Path("/user/alice/" + name);
+    try (OutputStream out = fs.create(file, false)) {
+      out.write(("written by the harness in " + fs.getUri() + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+    fs.setOwner(file, "alice", "alice");
+    fs.setPermission(file, new FsPermission((short) 0600));
   }
 
   /** What a stock Hadoop client needs to reach this cluster; no server secrets. */

@@ -30,6 +30,11 @@ pub struct Cluster {
     /// The Kerberized ResourceManager (`--yarn`), or `None`.
     #[serde(default)]
     pub yarn: Option<YarnJson>,
+    /// The HDFS Router in front of both nameservices (`--rbf`), and its clients' config.
+    #[serde(default)]
+    pub router: Option<RouterJson>,
+    #[serde(default)]
+    pub router_conf_dir: Option<PathBuf>,
     /// The harness's fault-injection port (`hadoop-ctl.sh`); absent on beds from older builds.
     #[serde(default)]
     pub control: Option<String>,
@@ -66,6 +71,17 @@ pub struct YarnJson {
     pub resourcemanagers: Vec<ResourceManagerJson>,
     /// What a YARN client selects the RM token by (`ClientRMProxy`).
     pub token_service: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RouterJson {
+    pub nameservice: String,
+    pub rpc: String,
+    pub http: String,
+    /// What a client of `hdfs://<nameservice>` selects the router's token by (`ha-hdfs:rbf`).
+    pub token_service: String,
+    /// A file of alice's in each subcluster, as the router names it (`/ns1/user/alice/...`).
+    pub paths: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,11 +174,22 @@ impl Cluster {
     /// Runs the stock client (`hadoop-client.sh args…`) with only the tokens in `token_file`:
     /// the script empties the ccache and no keytab is offered. `state` as for [`script`].
     pub fn client(&self, token_file: &Path, args: &[&str], state: Option<&Path>) -> Output {
+        self.client_of(&self.hadoop_conf_dir, token_file, args, state)
+    }
+
+    /// [`Cluster::client`] with another client configuration (the router's, say).
+    pub fn client_of(
+        &self,
+        conf_dir: &Path,
+        token_file: &Path,
+        args: &[&str],
+        state: Option<&Path>,
+    ) -> Output {
         let script = e2e_dir().join("scripts/hadoop-client.sh");
         let mut cmd = Command::new(&script);
         cmd.args(args)
             .env("HADOOP_TOKEN_FILE_LOCATION", token_file)
-            .env("HADOOP_CONF_DIR", &self.hadoop_conf_dir)
+            .env("HADOOP_CONF_DIR", conf_dir)
             .env("KRB5_CONFIG", &self.krb5_conf)
             .env_remove("KRB5_CLIENT_KTNAME");
         if let Some(state) = state {

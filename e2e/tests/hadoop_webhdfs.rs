@@ -4,7 +4,9 @@
 //! /user/alice and is refused in /user/bob, cancel it, and watch the same client be refused.
 //! The same for the KMS, and for the YARN ResourceManager (`--yarn`): its REST API issues an
 //! `RM_DELEGATION_TOKEN` for alice with which a stock YarnClient, no ticket, lists applications
-//! and submits one as alice, until the token is cancelled.
+//! and submits one as alice, until the token is cancelled. And for an HDFS Router in front of
+//! two nameservices (router-based federation, a private bed with `--rbf`): the router issues
+//! the token, configured like any nameservice, and one token reaches both subclusters.
 //!
 //! The bed is read from `K2H_HADOOP_CLUSTER` (a cluster.json) or `e2e/.state/hadoop/`; in the
 //! latter case it is started with `e2e/scripts/hadoop-up.sh` when it is not running, and left
@@ -496,5 +498,111 @@ async fn yarn_token_lifecycle_with_a_stock_yarn_client() {
     assert!(
         !text.contains(set.tokens[0].url_string()),
         "errors never carry the token"
+    );
+}
+
+/// The private bed with the router, stopped when dropped (in the parent process only).
+struct RouterBed(PathBuf);
+
+impl Drop for RouterBed {
+    fn drop(&mut self) {
+        e2e::hadoop::stop(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_issues_one_token_for_both_subclusters_renews_and_cancels_it() {
+    const TEST: &str = "router_issues_one_token_for_both_subclusters_renews_and_cancels_it";
+    let given = std::env::var_os("K2H_HADOOP_CLUSTER")
+        .map(PathBuf::from)
+        .filter(|p| Cluster::read(p).router.is_some());
+    let (cluster_json, _bed) = match given {
+        Some(p) => (p, None),
+        None => {
+            let state = state_dir().join("hadoop-rbf");
+            let bed = RouterBed(state.clone());
+            Cluster::private(&state, &["--rbf"]);
+            (state.join("cluster.json"), Some(bed))
+        }
+    };
+    let cluster = Cluster::read(&cluster_json);
+    let krb = kerberos(&cluster);
+    if ran_in_kerberos_child(TEST, &cluster_json, &krb) {
+        return;
+    }
+    let router = cluster
+        .router
+        .clone()
+        .expect("the bed has a router (--rbf)");
+    let conf = cluster
+        .router_conf_dir
+        .clone()
+        .expect("the bed writes the router's client config");
+    let spnego = Spnego::new(krb).expect("Kerberos environment is set");
+    // Configured like any other nameservice, with the router's token service.
+    let hdfs = WebHdfs::new(
+        NameServiceConfig {
+            name: router.nameservice.clone(),
+            namenodes: vec![NameNode {
+                http: router.http.clone(),
+                rpc: router.rpc.clone(),
+            }],
+            renewer: "kube2hadoop".into(),
+            token_service: Some(router.token_service.clone()),
+        },
+        caller(&spnego),
+    )
+    .expect("router config");
+    let source = Federation::new(vec![Arc::new(hdfs) as Arc<dyn TokenEndpoint>]).expect("config");
+    let set = source
+        .obtain("alice", &Selection::Only(["hdfs"].into()))
+        .await
+        .expect("a token for alice from the router");
+    let token = set.tokens[0]
+        .to_token()
+        .expect("the router's token decodes");
+    assert_eq!(
+        (token.kind.as_str(), token.service.as_str()),
+        ("HDFS_DELEGATION_TOKEN", router.token_service.as_str())
+    );
+    source.renew(&set).await.expect("renewed at the router");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("token");
+    let mut creds = Credentials::default();
+    creds.add_token(token.service.clone(), token);
+    std::fs::write(&file, &*creds.encode(Format::Writable)).expect("write credentials file");
+    let state = cluster_json.parent().expect("cluster.json has a directory");
+    let via_router = |args: &[&str]| cluster.client_of(&conf, &file, args, Some(state));
+    assert_eq!(router.paths.len(), 2, "one file of alice's per subcluster");
+    for path in &router.paths {
+        let ls = via_router(&["ls", path]);
+        assert!(
+            ls.status.success(),
+            "ls {path} through the router: {}",
+            show(&ls)
+        );
+    }
+    let bobs = via_router(&["ls", "/ns1/user/bob"]);
+    assert!(
+        !bobs.status.success() && show(&bobs).contains("Permission denied"),
+        "alice's token reads bob's home: {}",
+        show(&bobs)
+    );
+
+    source.cancel(&set).await.expect("cancelled at the router");
+    let again = source
+        .renew(&set)
+        .await
+        .expect_err("cancelled router token");
+    assert!(
+        matches!(again.failures[0].1, HadoopError::TokenNotFound { .. }),
+        "{again}"
+    );
+    let refused = via_router(&["ls", &router.paths[0]]);
+    assert!(
+        !refused.status.success() && show(&refused).contains("can't be found in cache"),
+        "the router still accepts a cancelled token: {}",
+        show(&refused)
     );
 }

@@ -1,6 +1,6 @@
 //! The public fields of delegation-token identifiers, by token kind.
 //!
-//! HDFS, WebHDFS and KMS use `AbstractDelegationTokenIdentifier`'s Writable layout: version byte 0,
+//! HDFS, WebHDFS, KMS and the Hive metastore use `AbstractDelegationTokenIdentifier`'s Writable layout: version byte 0,
 //! owner, renewer and real user as `Text`, issue and max dates as VLong milliseconds, sequence
 //! number and master key id as VInt. YARN's ResourceManager uses the protobuf
 //! `YARNDelegationTokenIdentifierProto` instead. Other kinds are left as opaque bytes.
@@ -16,6 +16,9 @@ pub const WEBHDFS_DELEGATION: &str = "WEBHDFS delegation";
 pub const SWEBHDFS_DELEGATION: &str = "SWEBHDFS delegation";
 pub const KMS_DELEGATION_TOKEN: &str = "kms-dt";
 pub const RM_DELEGATION_TOKEN: &str = "RM_DELEGATION_TOKEN";
+/// The Hive metastore's (`org.apache.hadoop.hive.metastore.security.DelegationTokenIdentifier`,
+/// an `AbstractDelegationTokenIdentifier`).
+pub const HIVE_DELEGATION_TOKEN: &str = "HIVE_DELEGATION_TOKEN";
 
 /// `AbstractDelegationTokenIdentifier.VERSION`.
 const WRITABLE_VERSION: u8 = 0;
@@ -35,7 +38,8 @@ impl IdentifierFormat {
             HDFS_DELEGATION_TOKEN
             | WEBHDFS_DELEGATION
             | SWEBHDFS_DELEGATION
-            | KMS_DELEGATION_TOKEN => Some(IdentifierFormat::Writable),
+            | KMS_DELEGATION_TOKEN
+            | HIVE_DELEGATION_TOKEN => Some(IdentifierFormat::Writable),
             RM_DELEGATION_TOKEN => Some(IdentifierFormat::YarnProto),
             _ => None,
         }
@@ -225,6 +229,7 @@ mod tests {
             WEBHDFS_DELEGATION,
             SWEBHDFS_DELEGATION,
             KMS_DELEGATION_TOKEN,
+            HIVE_DELEGATION_TOKEN,
         ] {
             assert_eq!(decode(kind, &w).unwrap(), Some(fixtures::identifier()));
         }

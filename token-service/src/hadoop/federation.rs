@@ -226,6 +226,24 @@ mod tests {
     use crate::hadoop::fake::{self, FakeServer, Reply};
     use crate::hadoop::webhdfs::{NameNode, NameServiceConfig, WebHdfs};
 
+    /// A nameservice of one NameNode at `url` (token service `ip:port`).
+    fn hdfs_at(name: &str, url: &str) -> Arc<dyn TokenEndpoint> {
+        let hdfs = WebHdfs::new(
+            NameServiceConfig {
+                name: name.into(),
+                namenodes: vec![NameNode {
+                    http: url.into(),
+                    rpc: "127.0.0.1:8020".into(),
+                }],
+                renewer: "kube2hadoop".into(),
+                token_service: None,
+            },
+            fake::caller(Duration::from_secs(5)),
+        )
+        .expect("config");
+        Arc::new(hdfs)
+    }
+
     /// A namespace whose NameNode issues `token`, renews to `expiry` and cancels with `cancel`.
     async fn namespace(
         name: &str,
@@ -304,20 +322,8 @@ mod tests {
     async fn a_failed_namespace_cancels_the_tokens_already_issued() {
         let (good, eg) = namespace("ns1", "T1", 1, true).await;
         let bad = FakeServer::start(|_| fake::standby()).await;
-        let eb = WebHdfs::new(
-            NameServiceConfig {
-                name: "ns2".into(),
-                namenodes: vec![NameNode {
-                    http: bad.url(),
-                    rpc: "127.0.0.1:8020".into(),
-                }],
-                renewer: "kube2hadoop".into(),
-                token_service: None,
-            },
-            fake::caller(Duration::from_secs(5)),
-        )
-        .expect("config");
-        let fed = Federation::new(vec![eg, Arc::new(eb)]).expect("config");
+        let eb = hdfs_at("ns2", &bad.url());
+        let fed = Federation::new(vec![eg, eb]).expect("config");
         let err = fed
             .obtain("alice", &Selection::All)
             .await
@@ -337,20 +343,8 @@ mod tests {
             _ => Reply::Json(200, serde_json::Value::Null),
         })
         .await;
-        let hdfs = WebHdfs::new(
-            NameServiceConfig {
-                name: "ns1".into(),
-                namenodes: vec![NameNode {
-                    http: server.url(),
-                    rpc: "127.0.0.1:8020".into(),
-                }],
-                renewer: "kube2hadoop".into(),
-                token_service: None,
-            },
-            fake::caller(Duration::from_secs(5)),
-        )
-        .expect("config");
-        let fed = Federation::new(vec![Arc::new(hdfs)]).expect("config");
+        let hdfs = hdfs_at("ns1", &server.url());
+        let fed = Federation::new(vec![hdfs]).expect("config");
         let err = fed
             .obtain("alice", &Selection::All)
             .await
@@ -371,20 +365,8 @@ mod tests {
             _ => Reply::Json(200, serde_json::Value::Null),
         })
         .await;
-        let hdfs = WebHdfs::new(
-            NameServiceConfig {
-                name: "ns1".into(),
-                namenodes: vec![NameNode {
-                    http: server.url(),
-                    rpc: "127.0.0.1:8020".into(),
-                }],
-                renewer: "kube2hadoop".into(),
-                token_service: None,
-            },
-            fake::caller(Duration::from_secs(5)),
-        )
-        .expect("config");
-        let fed = Federation::new(vec![Arc::new(hdfs)]).expect("config");
+        let hdfs = hdfs_at("ns1", &server.url());
+        let fed = Federation::new(vec![hdfs]).expect("config");
         fed.obtain("alice", &Selection::All)
             .await
             .expect_err("an unreadable token");
@@ -396,20 +378,8 @@ mod tests {
         assert_eq!(ops, ["GETDELEGATIONTOKEN", "CANCELDELEGATIONTOKEN"]);
         let alices = crate::fixtures::url_string("alice", 8);
         let server = FakeServer::start(move |_| fake::token_reply(&alices)).await;
-        let hdfs = WebHdfs::new(
-            NameServiceConfig {
-                name: "ns1".into(),
-                namenodes: vec![NameNode {
-                    http: server.url(),
-                    rpc: "127.0.0.1:8020".into(),
-                }],
-                renewer: "kube2hadoop".into(),
-                token_service: None,
-            },
-            fake::caller(Duration::from_secs(5)),
-        )
-        .expect("config");
-        let fed = Federation::new(vec![Arc::new(hdfs)]).expect("config");
+        let hdfs = hdfs_at("ns1", &server.url());
+        let fed = Federation::new(vec![hdfs]).expect("config");
         fed.obtain("alice", &Selection::All)
             .await
             .expect("alice's own token");

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod failover;
 pub mod federation;
 pub mod http;
 pub mod kms;

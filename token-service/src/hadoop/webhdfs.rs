@@ -6,13 +6,12 @@
 //! `ha-hdfs:<nameservice>` for HA (`HAUtilClient.buildTokenServiceForLogicalUri`) or the RPC
 //! address as `ip:port` (`SecurityUtil.buildTokenService` with `use_ip` true, the default).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use futures::future::BoxFuture;
 use reqwest::Method;
 
 use super::error::HadoopError;
-use super::http::{Caller, Endpoint};
+use super::failover::Failover;
+use super::http::Caller;
 use super::{IssuedToken, TokenEndpoint, check_user, parse_expiry, parse_token, rpc_token_service};
 
 pub const HDFS_KIND: &str = "HDFS_DELEGATION_TOKEN";
@@ -42,30 +41,20 @@ pub struct NameServiceConfig {
 pub struct WebHdfs {
     source: String,
     cfg: NameServiceConfig,
-    endpoints: Vec<Endpoint>,
+    namenodes: Failover,
     caller: Caller,
-    active: AtomicUsize,
 }
 
 impl WebHdfs {
     pub fn new(cfg: NameServiceConfig, caller: Caller) -> Result<WebHdfs, HadoopError> {
-        if cfg.namenodes.is_empty() {
-            return Err(HadoopError::Config(format!(
-                "nameservice {}: no NameNode configured",
-                cfg.name
-            )));
-        }
-        let endpoints = cfg
-            .namenodes
-            .iter()
-            .map(|nn| Endpoint::parse(&nn.http))
-            .collect::<Result<Vec<_>, _>>()?;
+        let namenodes = Failover::new(cfg.namenodes.iter().map(|nn| nn.http.as_str()), || {
+            format!("nameservice {}: no NameNode configured", cfg.name)
+        })?;
         Ok(WebHdfs {
             source: format!("hdfs:{}", cfg.name),
             cfg,
-            endpoints,
+            namenodes,
             caller,
-            active: AtomicUsize::new(0),
         })
     }
 
@@ -87,38 +76,18 @@ impl WebHdfs {
         op: &str,
         query: &[(&str, &str)],
     ) -> Result<Vec<u8>, HadoopError> {
-        let n = self.endpoints.len();
-        let first = self.active.load(Ordering::Relaxed) % n;
-        let mut attempts = Vec::new();
-        for i in (0..n).map(|k| (first + k) % n) {
-            let mut full = vec![("op", op)];
-            full.extend_from_slice(query);
-            match self
-                .caller
-                .call(method.clone(), &self.endpoints[i], PATH, op, &full)
-                .await
-            {
-                Ok(body) => {
-                    self.active.store(i, Ordering::Relaxed);
-                    return Ok(body);
-                }
-                Err(e) if e.try_next_namenode() => {
-                    tracing::debug!(nameservice = %self.cfg.name, error = %e, "trying next NameNode");
-                    attempts.push(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        if n == 1 {
-            // A single NameNode's own error says more than a wrapper would.
-            if let Some(e) = attempts.pop() {
-                return Err(e);
-            }
-        }
-        Err(HadoopError::NoActiveNameNode {
-            nameservice: self.cfg.name.clone(),
-            attempts,
-        })
+        let mut full = vec![("op", op)];
+        full.extend_from_slice(query);
+        self.namenodes
+            .run(
+                |endpoint| self.caller.call(method.clone(), endpoint, PATH, op, &full),
+                HadoopError::try_next_namenode,
+                |attempts| HadoopError::NoActiveNameNode {
+                    nameservice: self.cfg.name.clone(),
+                    attempts,
+                },
+            )
+            .await
     }
 
     async fn obtain_token(&self, user: &str) -> Result<IssuedToken, HadoopError> {

@@ -12,13 +12,12 @@
 //! token's renewer. A standby RM redirects web requests to the active one: with redirects off,
 //! that 3xx (or a refused connection) moves on to the next RM.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use futures::future::BoxFuture;
 use reqwest::Method;
 
 use super::error::HadoopError;
-use super::http::{Caller, Endpoint, Extras};
+use super::failover::Failover;
+use super::http::{Caller, Extras};
 use super::{IssuedToken, TokenEndpoint, check_user, rpc_token_service};
 
 pub const RM_KIND: &str = "RM_DELEGATION_TOKEN";
@@ -50,9 +49,8 @@ pub struct YarnConfig {
 pub struct Yarn {
     source: String,
     cfg: YarnConfig,
-    endpoints: Vec<Endpoint>,
+    resource_managers: Failover,
     caller: Caller,
-    active: AtomicUsize,
 }
 
 #[derive(serde::Deserialize)]
@@ -68,23 +66,15 @@ struct ExpirationAnswer {
 
 impl Yarn {
     pub fn new(cfg: YarnConfig, caller: Caller) -> Result<Yarn, HadoopError> {
-        if cfg.resource_managers.is_empty() {
-            return Err(HadoopError::Config(format!(
-                "YARN {}: no ResourceManager configured",
-                cfg.name
-            )));
-        }
-        let endpoints = cfg
-            .resource_managers
-            .iter()
-            .map(|rm| Endpoint::parse(&rm.http))
-            .collect::<Result<Vec<_>, _>>()?;
+        let resource_managers = Failover::new(
+            cfg.resource_managers.iter().map(|rm| rm.http.as_str()),
+            || format!("YARN {}: no ResourceManager configured", cfg.name),
+        )?;
         Ok(Yarn {
             source: format!("yarn:{}", cfg.name),
             cfg,
-            endpoints,
+            resource_managers,
             caller,
-            active: AtomicUsize::new(0),
         })
     }
 
@@ -111,43 +101,19 @@ impl Yarn {
         query: &[(&str, &str)],
         extras: Extras<'_>,
     ) -> Result<Vec<u8>, HadoopError> {
-        let n = self.endpoints.len();
-        let first = self.active.load(Ordering::Relaxed) % n;
-        let mut attempts = Vec::new();
-        for i in (0..n).map(|k| (first + k) % n) {
-            match self
-                .caller
-                .call_with(
-                    method.clone(),
-                    &self.endpoints[i],
-                    path,
-                    op,
-                    query,
-                    extras.clone(),
-                )
-                .await
-            {
-                Ok(body) => {
-                    self.active.store(i, Ordering::Relaxed);
-                    return Ok(body);
-                }
-                Err(e) if is_standby(&e) || e.try_next_namenode() => {
-                    tracing::debug!(yarn = %self.cfg.name, error = %e, "trying next ResourceManager");
-                    attempts.push(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        // A single RM's own error says more than a wrapper would.
-        if n == 1
-            && let Some(e) = attempts.pop()
-        {
-            return Err(e);
-        }
-        Err(HadoopError::NoActiveResourceManager {
-            cluster: self.cfg.name.clone(),
-            attempts,
-        })
+        self.resource_managers
+            .run(
+                |endpoint| {
+                    self.caller
+                        .call_with(method.clone(), endpoint, path, op, query, extras.clone())
+                },
+                |e| is_standby(e) || e.try_next_namenode(),
+                |attempts| HadoopError::NoActiveResourceManager {
+                    cluster: self.cfg.name.clone(),
+                    attempts,
+                },
+            )
+            .await
     }
 
     async fn obtain_token(&self, user: &str) -> Result<IssuedToken, HadoopError> {

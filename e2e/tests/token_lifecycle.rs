@@ -3,8 +3,10 @@
 //!
 //! Needs the local control plane (`make e2e-up`, `source e2e/.state/env`) and slapd
 //! (`e2e/scripts/ldap-up.sh`, started when not running). It starts its own PRIVATE Kerberized
-//! HDFS (`K2H_HADOOP_STATE=e2e/.state/hadoop-lifecycle`) with a 20 s renew interval and a 60 s
-//! max lifetime, so nobody else's tokens live that short, and stops it at the end. The ledger
+//! HDFS and ResourceManager (`K2H_HADOOP_STATE=e2e/.state/hadoop-lifecycle`) with a 20 s renew
+//! interval and a 60 s max lifetime, so nobody else's tokens live that short, and stops it at
+//! the end. The set holds an HDFS and an RM token; a stock YarnClient checks the RM token at
+//! each step as the HDFS client checks the other. The ledger
 //! and its Lease live in their own namespace, so token services of other suites never act on
 //! these tokens (nor this one on theirs).
 //!
@@ -55,8 +57,31 @@ impl HadoopBed {
                 RENEW_INTERVAL_MS,
                 "--max-lifetime-ms",
                 &MAX_LIFETIME_MS.to_string(),
+                // The ResourceManager's tokens live as short: the set holds one of each.
+                "--yarn",
             ],
         ))
+    }
+
+    /// A stock YarnClient listing applications with only the tokens in `token_file`.
+    fn yarn_apps(&self, token_file: &Path) -> Output {
+        let file = token_file.to_string_lossy();
+        self.0.client(
+            token_file,
+            &["yarn-apps", "--tokens", &file],
+            Some(&hadoop_state()),
+        )
+    }
+
+    /// token-service's `yarn:` entry for this bed's ResourceManager.
+    fn yarn_config(&self) -> serde_json::Value {
+        let yarn = self.0.yarn.as_ref().expect("the lifecycle bed runs YARN");
+        let rms: Vec<_> = yarn
+            .resourcemanagers
+            .iter()
+            .map(|rm| serde_json::json!({"http": rm.http, "rpc": rm.rpc}))
+            .collect();
+        serde_json::json!([{"name": "yarn1", "resourceManagers": rms}])
     }
 
     fn audit(&self) -> String {
@@ -184,7 +209,9 @@ async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_th
     let fx = Fixture::new("lc").await;
     let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
     let hadoop = HadoopBed::up();
-    let setup = options(ledger).prepare(&hadoop.0);
+    let setup = options(ledger)
+        .config("yarn", hadoop.yarn_config())
+        .prepare(&hadoop.0);
     let mut service = Some(setup.start(1).await);
     let files = tempfile::tempdir().expect("temp dir");
     let result = async {
@@ -198,6 +225,8 @@ async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_th
         let f1 = write_token(files.path(), "first", &first);
         let ls = hadoop.ls(&f1);
         ensure(ls.status.success(), || format!("hadoop ls with the first file:\n{}", show(&ls)))?;
+        let apps = hadoop.yarn_apps(&f1);
+        ensure(apps.status.success(), || format!("yarn-apps with the first file:\n{}", show(&apps)))?;
         let issued = ledger_record(bed, ledger, id.name())
             .await?
             .ok_or_else(|| Error::Check("no ledger Secret after the first request".into()))?;
@@ -226,6 +255,10 @@ async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_th
         ensure(ls.status.success(), || {
             format!("hadoop ls past the first renew interval:\n{}", show(&ls))
         })?;
+        let apps = hadoop.yarn_apps(&f1);
+        ensure(apps.status.success(), || {
+            format!("yarn-apps past the first renew interval (the RM token was renewed):\n{}", show(&apps))
+        })?;
         ensure(hadoop.count("renewDelegationToken") >= 2, || {
             "the NameNode audit log shows no renewDelegationToken by the ledger".into()
         })?;
@@ -249,6 +282,10 @@ async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_th
         ensure(ls.status.success(), || {
             format!("hadoop ls with the re-issued file past the first max date:\n{}", show(&ls))
         })?;
+        let apps = hadoop.yarn_apps(&f2);
+        ensure(apps.status.success(), || {
+            format!("yarn-apps with the re-issued file past the first max date:\n{}", show(&apps))
+        })?;
         let grants = hadoop.count("getDelegationToken") - granted_before;
         ensure(grants == 2, || {
             format!("the NameNode issued {grants} token sets, expected 2 (issue, re-issue): a restart must not add any")
@@ -270,6 +307,11 @@ async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_th
         let said = show(&ls);
         ensure(!ls.status.success() && said.contains("can't be found in cache"), || {
             format!("hadoop ls after the Deployment was deleted should be refused:\n{said}")
+        })?;
+        let apps = hadoop.yarn_apps(&f2);
+        let said = show(&apps);
+        ensure(!apps.status.success() && said.contains("can't be found in cache"), || {
+            format!("yarn-apps after the Deployment was deleted should be refused:\n{said}")
         })?;
         let outcomes = audit_outcomes(&setup);
         for wanted in ["issued", "renewed", "reissued", "cancelled"] {

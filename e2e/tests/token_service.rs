@@ -550,3 +550,103 @@ async fn each_pod_gets_exactly_the_services_it_chose() {
     fx.teardown(service).await;
     result.expect("each pod gets exactly the services it chose");
 }
+
+/// A ResourceManager that is down fails only the pods that chose YARN, with a 503 the fetcher
+/// retries, and leaves nothing behind: the HDFS token obtained alongside is cancelled at the
+/// real NameNode and no ledger entry is written. Pods that did not choose YARN are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_manager_down_fails_only_its_pods_and_leaves_no_token_behind() {
+    let fx = Fixture::new("ts-rmdown").await;
+    let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
+    let cluster = Cluster::shared();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = dead.local_addr().expect("addr").port();
+    drop(dead);
+    let launcher = Options::new(&[NAMESPACE], ledger.name())
+        .pod_rate(600, 50)
+        .config(
+            "yarn",
+            serde_json::json!([{"name": "down", "resourceManagers": [
+                {"http": format!("http://127.0.0.1:{port}"), "rpc": format!("127.0.0.1:{port}")}
+            ]}]),
+        )
+        .prepare(&cluster);
+    let service = Service {
+        process: launcher.start(0).await,
+        launcher,
+    };
+    let result = async {
+        let api: Api<Pod> = Api::namespaced(bed.alice.clone(), NAMESPACE);
+        for (suffix, services) in [("both", "hdfs,yarn"), ("hdfs", "hdfs")] {
+            let mut pod = objects::pod(id, &format!("{}-{suffix}", id.name()), "alice")?;
+            pod.metadata
+                .annotations
+                .get_or_insert_default()
+                .insert("kube2hadoop.io/services".into(), services.into());
+            api.create(&PostParams::default(), &pod)
+                .await
+                .step(format!("alice creates pod {suffix}"))?;
+        }
+        let before = cluster.audit_size();
+        let both = format!("{}-both", id.name());
+        let (_, ip) = e2e::pods::running(
+            &bed.admin,
+            NAMESPACE,
+            &both,
+            std::time::Duration::from_secs(60),
+        )
+        .await?;
+        let answer = service.credentials(Some(ip), None, false).await;
+        ensure(
+            answer.status == 503 && answer.code() == "hadoop_unavailable",
+            || {
+                format!(
+                    "expected 503 hadoop_unavailable, got {} {}",
+                    answer.status,
+                    answer.text()
+                )
+            },
+        )?;
+        // Other suites get and cancel alice's tokens at the same time: look for one granted
+        // and cancelled within this request.
+        let granted = token_grants_since(&cluster, before, "alice");
+        let marker = "HDFS_DELEGATION_TOKEN token ";
+        let cancelled: Vec<i32> = cluster
+            .audit_since(before)
+            .lines()
+            .filter(|l| l.contains("cmd=cancelDelegationToken") && l.contains(" for alice "))
+            .filter_map(|l| {
+                let rest = &l[l.find(marker)? + marker.len()..];
+                rest.split_once(' ')?.0.parse().ok()
+            })
+            .collect();
+        ensure(granted.iter().any(|g| cancelled.contains(g)), || {
+            format!(
+                "the HDFS token obtained beside the failed RM call must be cancelled: alice's \
+                 grants {granted:?}, cancels {cancelled:?} in the NameNode audit"
+            )
+        })?;
+        let records = ledger
+            .records(bed, &format!("Pod {NAMESPACE}/{both}"))
+            .await?;
+        ensure(records.is_empty(), || {
+            format!("a failed set left ledger records: {records:?}")
+        })?;
+        let hdfs = format!("{}-hdfs", id.name());
+        let (_, ip) = e2e::pods::running(
+            &bed.admin,
+            NAMESPACE,
+            &hdfs,
+            std::time::Duration::from_secs(60),
+        )
+        .await?;
+        let answer = service.credentials(Some(ip), None, false).await;
+        ensure(answer.status == 200, || {
+            format!("the hdfs-only pod: {} {}", answer.status, answer.text())
+        })?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    fx.teardown(service).await;
+    result.expect("a ResourceManager down fails only its pods");
+}

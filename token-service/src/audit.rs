@@ -24,6 +24,9 @@ pub struct AuditEvent {
     pub node: Option<String>,
     pub ip: Option<String>,
     pub identity_method: Option<&'static str>,
+    /// SA-token mode: whether the TokenReview came from the cache (absent in IP mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_cached: Option<bool>,
     pub kubernetes_user: Option<String>,
     pub hadoop_user: Option<String>,
     pub run_as: Option<String>,

@@ -42,6 +42,8 @@ pub struct VerifiedPod {
     method: Method,
     /// The service account TokenReview authenticated (SA-token mode only).
     service_account: Option<String>,
+    /// SA-token mode: whether the review came from the cache (`None` in IP mode).
+    review_cached: Option<bool>,
 }
 
 impl VerifiedPod {
@@ -53,6 +55,9 @@ impl VerifiedPod {
     }
     pub fn service_account(&self) -> Option<&str> {
         self.service_account.as_deref()
+    }
+    pub fn review_cached(&self) -> Option<bool> {
+        self.review_cached
     }
 }
 
@@ -177,7 +182,9 @@ pub fn by_cached_review(
     origin: TokenOrigin,
     peer: Option<IpAddr>,
 ) -> Result<VerifiedPod, ApiError> {
-    verify_reviewed(target, Some(pod), served, origin, peer)
+    let mut verified = verify_reviewed(target, Some(pod), served, origin, peer)?;
+    verified.review_cached = Some(true);
+    Ok(verified)
 }
 
 fn verify_reviewed(
@@ -230,6 +237,7 @@ fn verify_reviewed(
         pod,
         method: Method::SaToken,
         service_account: Some(target.username.clone()),
+        review_cached: Some(false),
     })
 }
 
@@ -367,6 +375,7 @@ pub fn by_ip(
         pod,
         method: Method::Ip,
         service_account: None,
+        review_cached: None,
     })
 }
 

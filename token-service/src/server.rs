@@ -198,6 +198,7 @@ async fn issue(
     };
     let pod = verified.pod();
     event.identity_method = Some(verified.method().as_str());
+    event.review_cached = verified.review_cached();
     event.pod_namespace = Some(pod.namespace.clone());
     event.pod_name = Some(pod.name.clone());
     event.pod_uid = Some(pod.uid.clone());
@@ -1040,6 +1041,11 @@ mod tests {
             "the second request was answered from the cache"
         );
         assert_eq!(bed.app.reviews.len(), 1);
+        let cached: Vec<_> = audit_lines(&bed)
+            .iter()
+            .map(|l| l["review_cached"].clone())
+            .collect();
+        assert_eq!(cached, [serde_json::json!(false), serde_json::json!(true)]);
         // Cached or not, the token counts only from its pod.
         let (status, _, body) = call(&bed, request("10.0.0.9", Some(BEARER), None)).await;
         assert_eq!(

@@ -150,6 +150,29 @@ async fn run_pod(
     Ok(running(&bed.admin, namespace, &name, POD_TIMEOUT).await?.0)
 }
 
+/// Waits (bounded) until the API server's RBAC cache lets `client` create `pod`: a RoleBinding
+/// just created reaches the authorizer a moment later (CI saw a 403 once). Dry runs only.
+async fn rbac_allows(client: &Client, pod: &Pod, who: &str) -> Result<(), Error> {
+    let api = Api::<Pod>::namespaced(client.clone(), NAMESPACE);
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    e2e::wait::until(
+        &format!("RBAC to let {who} create pods"),
+        Duration::from_secs(30),
+        || async {
+            Ok::<_, Error>(match api.create(&dry, pod).await {
+                Err(kube::Error::Api(e)) if e.code == 403 => {
+                    e2e::wait::Poll::Pending(e.message.clone())
+                }
+                _ => e2e::wait::Poll::Ready(()),
+            })
+        },
+    )
+    .await
+}
+
 /// A pod of the test claiming `user`, optionally under a controller.
 fn test_pod(
     id: &TestId,
@@ -668,6 +691,7 @@ async fn case_and_realm_variants_of_names_are_refused() {
             .step("letting alice@OTHER.REALM and ALICE edit team-a")?;
         let other = bed.impersonating(realm_user).await?;
         let pod = test_pod(id, "realm", "alice", None)?;
+        rbac_allows(&other, &pod, realm_user).await?;
         let pod = run_pod(bed, &other, NAMESPACE, &pod, realm_user).await?;
         ensure(objects::user_of(&pod.metadata) == Some(realm_user), || {
             format!("iddecorator stamped {:?}", objects::user_of(&pod.metadata))
@@ -680,6 +704,7 @@ async fn case_and_realm_variants_of_names_are_refused() {
         // Before directory names were compared, ALICE got alice's tokens.
         let other = bed.impersonating(shouted_user).await?;
         let pod = test_pod(id, "shout", "alice", None)?;
+        rbac_allows(&other, &pod, shouted_user).await?;
         let pod = run_pod(bed, &other, NAMESPACE, &pod, shouted_user).await?;
         ensure(objects::user_of(&pod.metadata) == Some(shouted_user), || {
             format!("iddecorator stamped {:?}", objects::user_of(&pod.metadata))

@@ -79,21 +79,27 @@ fn hdfs_sequence_numbers(file: &[u8]) -> Vec<i32> {
         .collect()
 }
 
-/// NameNode audit lines since `offset` that issued a delegation token for `user`, as the
-/// sequence numbers they name ("HDFS_DELEGATION_TOKEN token 25 for alice ..."). Other tests
-/// fetch tokens for the same users at the same time, so callers match these against their own.
-fn token_grants_since(cluster: &Cluster, offset: usize, user: &str) -> Vec<i32> {
-    let ugi = format!("ugi={user} ");
+/// Sequence numbers of `user`'s delegation tokens that NameNode audit lines since `offset`
+/// record for `cmd` (`getDelegationToken`, `cancelDelegationToken`): "HDFS_DELEGATION_TOKEN
+/// token 25 for alice ...". Other tests handle the same users' tokens at the same time, so
+/// callers match these against their own.
+fn audit_tokens_since(cluster: &Cluster, offset: usize, cmd: &str, user: &str) -> Vec<i32> {
     let marker = "HDFS_DELEGATION_TOKEN token ";
+    let owner = format!(" for {user} ");
     cluster
         .audit_since(offset)
         .lines()
-        .filter(|l| l.contains("cmd=getDelegationToken") && l.contains(&ugi))
+        .filter(|l| l.contains(&format!("cmd={cmd}\t")) && l.contains(&owner))
         .filter_map(|l| {
             let rest = &l[l.find(marker)? + marker.len()..];
             rest.split_once(' ')?.0.parse().ok()
         })
         .collect()
+}
+
+/// The tokens the NameNode issued for `user` since `offset`.
+fn token_grants_since(cluster: &Cluster, offset: usize, user: &str) -> Vec<i32> {
+    audit_tokens_since(cluster, offset, "getDelegationToken", user)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -610,16 +616,7 @@ async fn a_resource_manager_down_fails_only_its_pods_and_leaves_no_token_behind(
         // Other suites get and cancel alice's tokens at the same time: look for one granted
         // and cancelled within this request.
         let granted = token_grants_since(&cluster, before, "alice");
-        let marker = "HDFS_DELEGATION_TOKEN token ";
-        let cancelled: Vec<i32> = cluster
-            .audit_since(before)
-            .lines()
-            .filter(|l| l.contains("cmd=cancelDelegationToken") && l.contains(" for alice "))
-            .filter_map(|l| {
-                let rest = &l[l.find(marker)? + marker.len()..];
-                rest.split_once(' ')?.0.parse().ok()
-            })
-            .collect();
+        let cancelled = audit_tokens_since(&cluster, before, "cancelDelegationToken", "alice");
         ensure(granted.iter().any(|g| cancelled.contains(g)), || {
             format!(
                 "the HDFS token obtained beside the failed RM call must be cancelled: alice's \

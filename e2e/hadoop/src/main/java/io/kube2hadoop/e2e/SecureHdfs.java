@@ -240,6 +240,11 @@ final class SecureHdfs implements AutoCloseable {
     return c;
   }
 
+  /** The first NameNode's file system, as the harness's login user (hdfs, the superuser). */
+  FileSystem fileSystem() throws IOException {
+    return cluster.getFileSystem(0);
+  }
+
   /** Writes core-site.xml (hadoop, ipc, fs keys) and hdfs-site.xml (dfs keys). */
   void writeClientConf(File dir) throws IOException {
     if (!dir.isDirectory() && !dir.mkdirs()) {

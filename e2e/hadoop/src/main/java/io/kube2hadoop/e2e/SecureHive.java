@@ -13,6 +13,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.hadoop.fs.permission.FsPermission;
@@ -72,6 +73,19 @@ final class SecureHive implements AutoCloseable {
     }
     // core-site.xml and hdfs-site.xml: the bed's client conf (Kerberos, the NameNode).
     hdfs.writeClientConf(confDir);
+    // The metastore checks get_delegation_token(owner != caller) with Hadoop's ProxyUsers, whose
+    // rules come from a plain Configuration (core-site.xml), not from metastore-site.xml.
+    File coreSite = new File(confDir, "core-site.xml");
+    Configuration core = new Configuration(false);
+    core.addResource(new Path(coreSite.toURI()));
+    core.set("hadoop.proxyuser.kube2hadoop.hosts", "*");
+    core.set("hadoop.proxyuser.kube2hadoop.users", String.join(",", SecureKdc.USERS));
+    byte[] coreXml;
+    try (java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream()) {
+      core.writeXml(out);
+      coreXml = out.toByteArray();
+    }
+    Files.write(coreSite.toPath(), coreXml);
     Map<String, String> ms = new LinkedHashMap<>();
     ms.put("metastore.thrift.port", Integer.toString(port));
     ms.put("metastore.thrift.uris", "thrift://localhost:" + port);

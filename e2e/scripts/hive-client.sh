@@ -4,7 +4,8 @@
 #   hive-client.sh read FILE | dbs [--create NAME] | renew FILE | cancel FILE
 # "token", "renew", "cancel" log in from the token service's keytab; "dbs" has an empty ticket
 # cache, so only the tokens in HADOOP_TOKEN_FILE_LOCATION authenticate it.
-# Env: K2H_HMS_SIGNATURE (the client's metastore.token.signature; default the bed's).
+# Env: K2H_HMS_SIGNATURE (the client's metastore.token.signature; default the bed's), K2H_PRINCIPAL and
+# K2H_KEYTAB (who "token", "renew", "cancel" log in as; default the token service)
 set -euo pipefail
 . "$(dirname "$0")/hadoop-lib.sh"
 json=$K2H_HADOOP_STATE/cluster.json
@@ -19,8 +20,8 @@ fi
 export K2H_HMS_URI=$(jq -r .hive.uri "$json")
 export K2H_HMS_PRINCIPAL=$(jq -r .hive.principal "$json")
 export K2H_HMS_SIGNATURE=${K2H_HMS_SIGNATURE-$(jq -r .hive.token_signature "$json")}
-export K2H_PRINCIPAL=$(jq -r .service_principal "$json")
-export K2H_KEYTAB=$(jq -r .service_keytab "$json")
+export K2H_PRINCIPAL=${K2H_PRINCIPAL:-$(jq -r .service_principal "$json")}
+export K2H_KEYTAB=${K2H_KEYTAB:-$(jq -r .service_keytab "$json")}
 cc=$(mktemp -d)
 trap 'rm -rf "$cc"' EXIT
 export KRB5CCNAME=FILE:$cc/none

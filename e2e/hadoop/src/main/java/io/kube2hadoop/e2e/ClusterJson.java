@@ -96,6 +96,7 @@ final class ClusterJson {
           .append(", \"token_signature\": ").append(str(SecureHive.TOKEN_SIGNATURE))
           .append(", \"conf_dir\": ").append(str(hive.confDir.getAbsolutePath()))
           .append(", \"log\": ").append(str(hive.log.getAbsolutePath()))
+          .append(", \"audit_log\": ").append(str(hive.audit.getAbsolutePath()))
           .append(", \"pid\": ").append(hive.pid()).append("}");
     }
     b.append(",\n");

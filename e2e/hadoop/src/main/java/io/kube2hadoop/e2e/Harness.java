@@ -103,7 +103,7 @@ public final class Harness {
         if (cp.isEmpty()) {
           throw new Flags.UsageException("--hive needs --hive-classpath FILE (hadoop-up.sh passes it)");
         }
-        hive = SecureHive.start(kdc, workDir, hdfs, new File(cp), flags.getLong("hive-start-timeout-ms", 180_000));
+        hive = SecureHive.start(kdc, workDir, hdfs, times, new File(cp), flags.getLong("hive-start-timeout-ms", 180_000));
       }
     } catch (Exception e) {
       if (router != null) {

@@ -38,7 +38,10 @@ final class SecureHive implements AutoCloseable {
   final File confDir;
   final File log;
 
+  final File audit;
+
   private SecureHive(Process process, int port, File confDir, File log) {
+    this.audit = new File(log.getParentFile(), "audit.log");
     this.process = process;
     this.port = port;
     this.confDir = confDir;
@@ -49,7 +52,7 @@ final class SecureHive implements AutoCloseable {
     return "thrift://localhost:" + port;
   }
 
-  static SecureHive start(SecureKdc kdc, File workDir, SecureHdfs hdfs, File classpathFile, long startTimeoutMs) throws Exception {
+  static SecureHive start(SecureKdc kdc, File workDir, SecureHdfs hdfs, SecureHdfs.TokenTimes times, File classpathFile, long startTimeoutMs) throws Exception {
     File dir = new File(workDir, "hive");
     File confDir = new File(dir, "conf");
     if (!confDir.mkdirs()) {
@@ -101,6 +104,10 @@ final class SecureHive implements AutoCloseable {
     ms.put("metastore.kerberos.principal", SecureKdc.principal(PRINCIPAL));
     ms.put("metastore.kerberos.keytab.file", keytab.getAbsolutePath());
     ms.put("metastore.token.signature", TOKEN_SIGNATURE);
+    // The same token times as the NameNodes' (harness flags); the expired-token remover hourly.
+    ms.put("metastore.cluster.delegation.token.renew-interval", times.renewIntervalMs() + "ms");
+    ms.put("metastore.cluster.delegation.token.max-lifetime", times.maxLifetimeMs() + "ms");
+    ms.put("metastore.cluster.delegation.key.update-interval", times.keyUpdateIntervalMs() + "ms");
     ms.put("metastore.cluster.delegation.token.store.class", "org.apache.hadoop.hive.metastore.security.MemoryTokenStore");
     ms.put("hadoop.proxyuser.kube2hadoop.hosts", "*");
     ms.put("hadoop.proxyuser.kube2hadoop.users", String.join(",", SecureKdc.USERS));
@@ -118,6 +125,37 @@ final class SecureHive implements AutoCloseable {
     xml.append("</configuration>\n");
     Files.writeString(new File(confDir, "metastore-site.xml").toPath(), xml.toString(), StandardCharsets.UTF_8);
 
+    // Log: WARN to metastore.log; the metastore's audit logger (one line per call, ugi=<user>) to
+    // audit.log.
+    File audit = new File(dir, "audit.log");
+    File log4j = new File(confDir, "k2h-metastore-log4j2.properties");
+    Files.writeString(
+        log4j.toPath(),
+        String.join(
+            "\n",
+            "status = WARN",
+            "appender.console.type = Console",
+            "appender.console.name = console",
+            "appender.console.layout.type = PatternLayout",
+            "appender.console.layout.pattern = %d{ISO8601} %p %c{2}: %m%n",
+            "appender.audit.type = File",
+            "appender.audit.name = audit",
+            "appender.audit.fileName = " + audit.getAbsolutePath(),
+            "appender.audit.immediateFlush = true",
+            "appender.audit.layout.type = PatternLayout",
+            "appender.audit.layout.pattern = %d{ISO8601} %m%n",
+            "rootLogger.level = WARN",
+            "rootLogger.appenderRef.console.ref = console",
+            "logger.audit.name = org.apache.hadoop.hive.metastore.HiveMetaStore.audit",
+            "logger.audit.level = INFO",
+            "logger.audit.additivity = false",
+            "logger.audit.appenderRef.audit.ref = audit",
+            // Our readiness probe's connection, closed before any SASL: harmless.
+            "logger.tpool.name = org.apache.thrift.server.TThreadPoolServer",
+            "logger.tpool.level = FATAL",
+            ""),
+        StandardCharsets.UTF_8);
+
     List<String> cmd = new ArrayList<>();
     cmd.add(new File(System.getProperty("java.home"), "bin/java").getPath());
     cmd.add("-Xmx512m");
@@ -129,6 +167,7 @@ final class SecureHive implements AutoCloseable {
     }
     cmd.add("-Djava.security.krb5.conf=" + kdc.krb5Conf.getAbsolutePath());
     cmd.add("-Dderby.system.home=" + dir.getAbsolutePath());
+    cmd.add("-Dlog4j2.configurationFile=" + log4j.getAbsolutePath());
     cmd.add("-cp");
     cmd.add(confDir.getAbsolutePath() + File.pathSeparator + cp);
     cmd.add("org.apache.hadoop.hive.metastore.HiveMetaStore");

@@ -22,7 +22,8 @@ k2h_hadoop_build
 hive_args=()
 if [[ " $* " == *" --hive "* ]]; then
   k2h_hive_build
-  hive_args=(--hive-classpath "$K2H_HIVE_DEPS")
+  # The state dir's copy (below): a changed dependency set restarts the bed, like a new harness jar.
+  hive_args=(--hive-classpath "$K2H_HADOOP_STATE/hive-classpath.txt")
 fi
 mkdir -p "$(dirname "$K2H_HADOOP_STATE")"
 exec 8>"$K2H_HADOOP_STATE.lock"
@@ -34,7 +35,8 @@ if pid=$(k2h_hadoop_pid); then
   # Same flags and the same harness build: reuse. A bed started from an older build lacks what
   # newer tests use (cluster.json keys, the control port), so it is restarted.
   if [[ -s $json && "$(cat "$K2H_HADOOP_STATE/harness.args" 2>/dev/null)" == "$args" ]] &&
-    cmp -s "$K2H_HADOOP_JAR" "$K2H_HADOOP_STATE/k2h-hadoop-e2e.jar"; then
+    cmp -s "$K2H_HADOOP_JAR" "$K2H_HADOOP_STATE/k2h-hadoop-e2e.jar" &&
+    { ((${#hive_args[@]} == 0)) || cmp -s "$K2H_HIVE_DEPS" "$K2H_HADOOP_STATE/hive-classpath.txt"; }; then
     echo "$json"
     exit 0
   fi
@@ -63,6 +65,7 @@ log=$K2H_HADOOP_STATE/harness.log
 # Run from a copy: a rebuild (hadoop-client.sh rebuilds when sources change) must not rewrite the
 # jar under a running JVM.
 cp "$K2H_HADOOP_JAR" "$K2H_HADOOP_STATE/k2h-hadoop-e2e.jar"
+((${#hive_args[@]} == 0)) || cp "$K2H_HIVE_DEPS" "$K2H_HADOOP_STATE/hive-classpath.txt"
 
 # setsid: the bed outlives this script and the test process that ran it, until hadoop-down.sh.
 setsid "$K2H_JAVA" "-Xmx${K2H_HADOOP_HEAP:-768m}" -XX:+UseSerialGC "${K2H_JAVA_OPENS[@]}" \

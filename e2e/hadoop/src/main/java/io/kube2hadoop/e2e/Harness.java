@@ -104,6 +104,13 @@ public final class Harness {
           throw new Flags.UsageException("--hive needs --hive-classpath FILE (hadoop-up.sh passes it)");
         }
         hive = SecureHive.start(kdc, workDir, hdfs, times, new File(cp), flags.getLong("hive-start-timeout-ms", 180_000));
+        // The metastore reaches HDFS as a proxy of its callers (hadoop.proxyuser.hive on the
+        // NameNodes). The RM's start replaced the JVM-wide rules with its conf's, which lacks
+        // hive's; the NameNodes' conf has every rule the RM's has (kube2hadoop's). With a
+        // router its conf already set them all.
+        if (yarn != null && router == null) {
+          org.apache.hadoop.security.authorize.ProxyUsers.refreshSuperUserGroupsConfiguration(hdfs.serverConf);
+        }
       }
     } catch (Exception e) {
       if (router != null) {

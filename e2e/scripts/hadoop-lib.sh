@@ -55,6 +55,25 @@ k2h_hadoop_build() {
   ) 9>"$K2H_HADOOP_MODULE/target/.build.lock"
 }
 
+# The Hive metastore's classpath (harness flag --hive runs it as a separate JVM): e2e/hive is a
+# dependency set only (no code), resolved into target/classpath.txt when missing or older than its pom.
+K2H_HIVE_MODULE=$K2H_ROOT/e2e/hive
+K2H_HIVE_DEPS=$K2H_HIVE_MODULE/target/classpath.txt
+k2h_hive_build() {
+  mkdir -p "$K2H_HIVE_MODULE/target"
+  (
+    flock 9
+    if [[ -s $K2H_HIVE_DEPS && ! $K2H_HIVE_MODULE/pom.xml -nt $K2H_HIVE_DEPS ]]; then
+      exit 0
+    fi
+    echo "$(basename "$0"): resolving e2e/hive (first run downloads the Hive metastore into ~/.m2)" >&2
+    cd "$K2H_HIVE_MODULE" || exit 1
+    mvn -q -B dependency:build-classpath -Dmdep.outputFile=target/classpath.txt 2>&1 |
+      sed 's/\x1b\[[0-9;]*m//g' >&2 || k2h_die "maven resolution of e2e/hive failed (see above)"
+    [[ -s $K2H_HIVE_DEPS ]] || k2h_die "maven wrote no e2e/hive classpath"
+  ) 9>"$K2H_HIVE_MODULE/target/.build.lock"
+}
+
 k2h_hadoop_classpath() {
   echo "$K2H_HADOOP_JAR:$(cat "$K2H_HADOOP_DEPS")"
 }

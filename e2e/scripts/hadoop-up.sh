@@ -4,6 +4,7 @@
 # with other flags is restarted. Flags go to the harness:
 #   --nameservices 1|2  --renew-interval-ms N  --max-lifetime-ms N  --key-update-interval-ms N  --kms
 #   --yarn (also a Kerberized YARN ResourceManager with one NodeManager)
+#   --hive (also a Kerberized Hive standalone metastore, a separate JVM started by the harness)
 #   --rbf (also a Kerberized HDFS Router in front of two nameservices; implies --nameservices 2)
 #   --pod-gateway IP (added when the bed's real node is up: pods reach HDFS at that address)
 # Env: K2H_HADOOP_STATE (work dir, default e2e/.state/hadoop), K2H_HADOOP_START_TIMEOUT (s, 240),
@@ -18,6 +19,12 @@ if [[ -s $node_ports && " $* " != *" --pod-gateway "* ]]; then
 fi
 
 k2h_hadoop_build
+hive_args=()
+if [[ " $* " == *" --hive "* ]]; then
+  k2h_hive_build
+  # The state dir's copy (below): a changed dependency set restarts the bed, like a new harness jar.
+  hive_args=(--hive-classpath "$K2H_HADOOP_STATE/hive-classpath.txt")
+fi
 mkdir -p "$(dirname "$K2H_HADOOP_STATE")"
 exec 8>"$K2H_HADOOP_STATE.lock"
 flock 8
@@ -28,7 +35,8 @@ if pid=$(k2h_hadoop_pid); then
   # Same flags and the same harness build: reuse. A bed started from an older build lacks what
   # newer tests use (cluster.json keys, the control port), so it is restarted.
   if [[ -s $json && "$(cat "$K2H_HADOOP_STATE/harness.args" 2>/dev/null)" == "$args" ]] &&
-    cmp -s "$K2H_HADOOP_JAR" "$K2H_HADOOP_STATE/k2h-hadoop-e2e.jar"; then
+    cmp -s "$K2H_HADOOP_JAR" "$K2H_HADOOP_STATE/k2h-hadoop-e2e.jar" &&
+    { ((${#hive_args[@]} == 0)) || cmp -s "$K2H_HIVE_DEPS" "$K2H_HADOOP_STATE/hive-classpath.txt"; }; then
     echo "$json"
     exit 0
   fi
@@ -57,10 +65,11 @@ log=$K2H_HADOOP_STATE/harness.log
 # Run from a copy: a rebuild (hadoop-client.sh rebuilds when sources change) must not rewrite the
 # jar under a running JVM.
 cp "$K2H_HADOOP_JAR" "$K2H_HADOOP_STATE/k2h-hadoop-e2e.jar"
+((${#hive_args[@]} == 0)) || cp "$K2H_HIVE_DEPS" "$K2H_HADOOP_STATE/hive-classpath.txt"
 
 # setsid: the bed outlives this script and the test process that ran it, until hadoop-down.sh.
 setsid "$K2H_JAVA" "-Xmx${K2H_HADOOP_HEAP:-768m}" -XX:+UseSerialGC "${K2H_JAVA_OPENS[@]}" \
-  "-Dk2h.log.level=${K2H_HADOOP_LOG_LEVEL:-WARN}" -cp "$K2H_HADOOP_STATE/k2h-hadoop-e2e.jar:$(cat "$K2H_HADOOP_DEPS")" io.kube2hadoop.e2e.Harness --workdir "$K2H_HADOOP_STATE" "$@" \
+  "-Dk2h.log.level=${K2H_HADOOP_LOG_LEVEL:-WARN}" -cp "$K2H_HADOOP_STATE/k2h-hadoop-e2e.jar:$(cat "$K2H_HADOOP_DEPS")" io.kube2hadoop.e2e.Harness --workdir "$K2H_HADOOP_STATE" "$@" "${hive_args[@]}" \
   </dev/null >"$log" 2>&1 8>&- &
 pid=$!
 echo "$pid" >"$K2H_HADOOP_STATE/harness.pid"

@@ -13,7 +13,7 @@ import java.nio.file.StandardCopyOption;
 final class ClusterJson {
   private ClusterJson() {}
 
-  static void write(File out, SecureKdc kdc, SecureHdfs hdfs, SecureKms kms, SecureYarn yarn, SecureRouter router, File routerConfDir, SecureHdfs.TokenTimes times, File confDir, File auditLog, File classpathFile,
+  static void write(File out, SecureKdc kdc, SecureHdfs hdfs, SecureKms kms, SecureYarn yarn, SecureRouter router, File routerConfDir, SecureHive hive, SecureHdfs.TokenTimes times, File confDir, File auditLog, File classpathFile,
       String controlUrl, File podConfDir, String podGateway)
       throws IOException {
     StringBuilder b = new StringBuilder();
@@ -84,6 +84,20 @@ final class ClusterJson {
         msep = ", ";
       }
       b.append("]}");
+    }
+    b.append(",\n");
+    b.append("  \"hive\": ");
+    if (hive == null) {
+      b.append("null");
+    } else {
+      b.append("{\"uri\": ").append(str(hive.uri()))
+          .append(", \"principal\": ").append(str(SecureKdc.principal(SecureHive.PRINCIPAL)))
+          .append(", \"keytab\": ").append(str(kdc.keytab("hive").getAbsolutePath()))
+          .append(", \"token_signature\": ").append(str(SecureHive.TOKEN_SIGNATURE))
+          .append(", \"conf_dir\": ").append(str(hive.confDir.getAbsolutePath()))
+          .append(", \"log\": ").append(str(hive.log.getAbsolutePath()))
+          .append(", \"audit_log\": ").append(str(hive.audit.getAbsolutePath()))
+          .append(", \"pid\": ").append(hive.pid()).append("}");
     }
     b.append(",\n");
     if (routerConfDir != null) {

@@ -13,7 +13,7 @@ import java.util.concurrent.TimeUnit;
  *
  * <pre>
  * Harness --workdir DIR [--nameservices 1|2] [--renew-interval-ms N] [--max-lifetime-ms N]
- *         [--key-update-interval-ms N] [--kms] [--yarn] [--rbf] [--pod-gateway IP]
+ *         [--key-update-interval-ms N] [--kms] [--yarn] [--rbf] [--hive --hive-classpath FILE] [--pod-gateway IP]
  * </pre>
  */
 public final class Harness {
@@ -83,6 +83,7 @@ public final class Harness {
     SecureHdfs hdfs = null;
     SecureYarn yarn = null;
     SecureRouter router = null;
+    SecureHive hive = null;
     try {
       if (flags.getBool("kms")) {
         kms = SecureKms.start(kdc, workDir, times);
@@ -96,7 +97,25 @@ public final class Harness {
       if (rbf) {
         router = SecureRouter.start(kdc, workDir, hdfs);
       }
+      // A separate JVM (its own classpath: e2e/hive's dependency set, see SecureHive).
+      if (flags.getBool("hive")) {
+        String cp = flags.get("hive-classpath", "");
+        if (cp.isEmpty()) {
+          throw new Flags.UsageException("--hive needs --hive-classpath FILE (hadoop-up.sh passes it)");
+        }
+        hive = SecureHive.start(kdc, workDir, hdfs, times, new File(cp), flags.getLong("hive-start-timeout-ms", 180_000));
+        // The metastore reaches HDFS as a proxy of its callers (hadoop.proxyuser.hive on the
+        // NameNodes). The RM's start replaced the JVM-wide rules with its conf's, which lacks
+        // hive's; the NameNodes' conf has every rule the RM's has (kube2hadoop's). With a
+        // router its conf already set them all.
+        if (yarn != null && router == null) {
+          org.apache.hadoop.security.authorize.ProxyUsers.refreshSuperUserGroupsConfiguration(hdfs.serverConf);
+        }
+      }
     } catch (Exception e) {
+      if (router != null) {
+        router.close();
+      }
       if (yarn != null) {
         yarn.close();
       }
@@ -127,7 +146,7 @@ public final class Harness {
     }
     Control control = Control.start(hdfs);
     File json = new File(workDir, "cluster.json");
-    ClusterJson.write(json, kdc, hdfs, kms, yarn, router, router == null ? null : routerConfDir, times, confDir, auditLog, classpath, control.url(),
+    ClusterJson.write(json, kdc, hdfs, kms, yarn, router, router == null ? null : routerConfDir, hive, times, confDir, auditLog, classpath, control.url(),
         podGateway == null ? null : podConfDir, podGateway);
     System.out.println("READY " + json.getAbsolutePath());
     System.out.flush();
@@ -135,6 +154,9 @@ public final class Harness {
     stop.await();
     System.err.println("harness: stopping");
     control.close();
+    if (hive != null) {
+      hive.close();
+    }
     if (yarn != null) {
       yarn.close();
     }

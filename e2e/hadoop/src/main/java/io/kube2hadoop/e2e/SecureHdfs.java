@@ -162,6 +162,9 @@ final class SecureHdfs implements AutoCloseable {
     // The test users exist only in the KDC; listing them avoids depending on OS groups.
     conf.set("hadoop.proxyuser.kube2hadoop.hosts", "*");
     conf.set("hadoop.proxyuser.kube2hadoop.users", String.join(",", SecureKdc.USERS));
+    // The Hive metastore (harness flag hive) touches the warehouse as a proxy of its caller.
+    conf.set("hadoop.proxyuser.hive.hosts", "*");
+    conf.set("hadoop.proxyuser.hive.users", String.join(",", SecureKdc.USERS));
     conf.setLong(DFSConfigKeys.DFS_NAMENODE_DELEGATION_TOKEN_RENEW_INTERVAL_KEY, times.renewIntervalMs());
     conf.setLong(DFSConfigKeys.DFS_NAMENODE_DELEGATION_TOKEN_MAX_LIFETIME_KEY, times.maxLifetimeMs());
     conf.setLong(DFSConfigKeys.DFS_NAMENODE_DELEGATION_KEY_UPDATE_INTERVAL_KEY, times.keyUpdateIntervalMs());
@@ -238,6 +241,11 @@ final class SecureHdfs implements AutoCloseable {
     c.set(ClientTools.SERVICE_PRINCIPAL_KEY, SecureKdc.principal(SecureKdc.SERVICE));
     c.set(ClientTools.SERVICE_KEYTAB_KEY, kdc.keytab("kube2hadoop").getAbsolutePath());
     return c;
+  }
+
+  /** The first NameNode's file system, as the harness's login user (hdfs, the superuser). */
+  FileSystem fileSystem() throws IOException {
+    return cluster.getFileSystem(0);
   }
 
   /** Writes core-site.xml (hadoop, ipc, fs keys) and hdfs-site.xml (dfs keys). */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stock Hive metastore client tools against the bed's metastore (hadoop-up.sh --hive):
 #   hive-client.sh token --out FILE [--owner alice] [--renewer kube2hadoop] [--service S]
-#   hive-client.sh read FILE | dbs [--create NAME] | renew FILE | cancel FILE
+#   hive-client.sh read FILE | dbs [--create NAME] | table --create DB.T | table --read DB.T | renew FILE | cancel FILE
 # "token", "renew", "cancel" log in from the token service's keytab; "dbs" has an empty ticket
 # cache, so only the tokens in HADOOP_TOKEN_FILE_LOCATION authenticate it.
 # Env: K2H_HMS_SIGNATURE (the client's metastore.token.signature; default the bed's), K2H_PRINCIPAL and

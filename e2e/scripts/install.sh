@@ -32,7 +32,7 @@ generate() {
   # The flags of the suite's shared bed (e2e/src/hadoop.rs, Cluster::shared): other flags would
   # restart it, with a new KDC port. Its KMS listens on loopback only: not in this config.
   # The same flags as the test suites' shared bed (e2e/src/hadoop.rs SHARED_FLAGS): no restart.
-  cluster=$("$E2E_DIR/scripts/hadoop-up.sh" --kms --yarn)
+  cluster=$("$E2E_DIR/scripts/hadoop-up.sh" --kms --yarn --hive)
   ldap_env=$("$E2E_DIR/scripts/ldap-up.sh")
   # shellcheck source=/dev/null
   source "$ldap_env"

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use serde::Deserialize;
 
 /// The flags of the shared bed; `install.sh` starts it with the same ones.
-pub const SHARED_FLAGS: &[&str] = &["--kms", "--yarn"];
+pub const SHARED_FLAGS: &[&str] = &["--kms", "--yarn", "--hive"];
 
 /// What `hadoop-up.sh` prints the path of (fields the tests use).
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +35,9 @@ pub struct Cluster {
     pub router: Option<RouterJson>,
     #[serde(default)]
     pub router_conf_dir: Option<PathBuf>,
+    /// The Kerberized Hive metastore (`--hive`), or `None`.
+    #[serde(default)]
+    pub hive: Option<HiveJson>,
     /// The harness's fault-injection port (`hadoop-ctl.sh`); absent on beds from older builds.
     #[serde(default)]
     pub control: Option<String>,
@@ -71,6 +74,18 @@ pub struct YarnJson {
     pub resourcemanagers: Vec<ResourceManagerJson>,
     /// What a YARN client selects the RM token by (`ClientRMProxy`).
     pub token_service: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HiveJson {
+    /// `thrift://localhost:<port>`
+    pub uri: String,
+    /// `hive/localhost@EXAMPLE.COM`
+    pub principal: String,
+    /// The clients' `metastore.token.signature`, the service our token must carry.
+    pub token_signature: String,
+    /// One line per call with the caller's ugi.
+    pub audit_log: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -24,6 +24,7 @@ use std::time::Duration;
 use e2e::hadoop::{Cluster, e2e_dir, show, state_dir};
 use hadoop_token::{Credentials, Format};
 use token_service::hadoop::auth::Authenticator;
+use token_service::hadoop::hive::{Hive, HiveConfig};
 use token_service::hadoop::http::{Caller, HttpConfig, build_client};
 use token_service::hadoop::kms::{Kms, KmsConfig};
 use token_service::hadoop::spnego::{self, KerberosConfig, Spnego};
@@ -220,10 +221,9 @@ async fn kms_token_lifecycle_against_a_real_kms() {
     assert_eq!(spnego.acquisitions(), 1);
 }
 
-/// Every nameservice of the bed (two with `hadoop-up.sh --nameservices 2`): one token each.
-async fn lifecycle(cluster_json: &Path, cluster: &Cluster, krb: KerberosConfig) {
-    let spnego = Spnego::new(krb).expect("Kerberos environment is set");
-    let endpoints: Vec<Arc<dyn TokenEndpoint>> = cluster
+/// A provider for each nameservice of the bed.
+fn hdfs_endpoints(cluster: &Cluster, spnego: &Spnego) -> Vec<Arc<dyn TokenEndpoint>> {
+    cluster
         .nameservices
         .iter()
         .enumerate()
@@ -242,13 +242,18 @@ async fn lifecycle(cluster_json: &Path, cluster: &Cluster, krb: KerberosConfig) 
                     renewer: "kube2hadoop".into(),
                     token_service: None,
                 },
-                caller(&spnego),
+                caller(spnego),
             )
             .expect("nameservice config");
             Arc::new(hdfs) as Arc<dyn TokenEndpoint>
         })
-        .collect();
-    let source = Federation::new(endpoints).expect("federation config");
+        .collect()
+}
+
+/// Every nameservice of the bed (two with `hadoop-up.sh --nameservices 2`): one token each.
+async fn lifecycle(cluster_json: &Path, cluster: &Cluster, krb: KerberosConfig) {
+    let spnego = Spnego::new(krb).expect("Kerberos environment is set");
+    let source = Federation::new(hdfs_endpoints(cluster, &spnego)).expect("federation config");
     let rpcs: Vec<&str> = cluster
         .nameservices
         .iter()
@@ -604,5 +609,172 @@ async fn router_issues_one_token_for_both_subclusters_renews_and_cancels_it() {
         !refused.status.success() && show(&refused).contains("can't be found in cache"),
         "the router still accepts a cancelled token: {}",
         show(&refused)
+    );
+}
+
+/// Runs the stock `HiveMetaStoreClient` tools (`hive-client.sh`) with only the tokens in
+/// `token_file` (no Kerberos ticket), against the bed of `cluster_json`.
+fn hive_client(cluster_json: &Path, token_file: &Path, args: &[&str]) -> Output {
+    let state = cluster_json.parent().expect("cluster.json has a directory");
+    Command::new(e2e_dir().join("scripts/hive-client.sh"))
+        .args(args)
+        .env("K2H_HADOOP_STATE", state)
+        .env("HADOOP_TOKEN_FILE_LOCATION", token_file)
+        .output()
+        .expect("run hive-client.sh")
+}
+
+fn write_file(set: &token_service::hadoop::TokenSet, file: &Path) {
+    let mut creds = Credentials::default();
+    for t in &set.tokens {
+        let token = t.to_token().expect("token decodes");
+        creds.add_token(token.service.clone(), token);
+    }
+    std::fs::write(file, &*creds.encode(Format::Writable)).expect("write credentials file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hive_token_lifecycle_with_a_stock_metastore_client() {
+    const TEST: &str = "hive_token_lifecycle_with_a_stock_metastore_client";
+    let (cluster_json, cluster) = cluster();
+    let krb = kerberos(&cluster);
+    if ran_in_kerberos_child(TEST, &cluster_json, &krb) {
+        return;
+    }
+    let hive_json = cluster.hive.clone().unwrap_or_else(|| {
+        panic!(
+            "{} has no metastore: restart the bed with `e2e/scripts/hadoop-up.sh --kms --yarn --hive`",
+            cluster_json.display()
+        )
+    });
+    let spnego = Spnego::new(krb).expect("Kerberos environment is set");
+    // Our Thrift client, SASL GSSAPI as kube2hadoop/localhost, asking as a proxy for the user.
+    let hive = Hive::new(
+        HiveConfig {
+            name: "warehouse".into(),
+            metastores: vec![hive_json.uri.clone()],
+            principal: Some(hive_json.principal.replace("localhost", "_HOST")),
+            renewer: "kube2hadoop".into(),
+            token_signature: hive_json.token_signature.clone(),
+        },
+        Some(spnego.clone()),
+        Duration::from_secs(30),
+        "kube2hadoop".into(),
+    )
+    .expect("Hive config");
+    let mut endpoints = hdfs_endpoints(&cluster, &spnego);
+    endpoints.push(Arc::new(hive));
+    let source = Federation::new(endpoints).expect("config");
+    let hive_only = Selection::Only(["hive"].into());
+
+    // Through the federation, so the owner check reads the real metastore's identifier.
+    let alice = source
+        .obtain("alice", &Selection::All)
+        .await
+        .expect("HDFS and Hive tokens for alice");
+    let bob = source
+        .obtain("bob", &Selection::All)
+        .await
+        .expect("HDFS and Hive tokens for bob");
+    let hive_token = alice
+        .tokens
+        .iter()
+        .find(|t| t.kind == "HIVE_DELEGATION_TOKEN")
+        .expect("a metastore token in the set")
+        .to_token()
+        .expect("decodes");
+    assert_eq!(
+        hive_token.service, hive_json.token_signature,
+        "what a client with metastore.token.signature selects"
+    );
+    let id = hive_token
+        .decode_identifier()
+        .expect("identifier decodes")
+        .expect("a known kind");
+    assert_eq!(
+        (id.owner.as_str(), id.renewer.as_str()),
+        ("alice", "kube2hadoop")
+    );
+    assert!(id.real_user.starts_with("kube2hadoop/"), "{id:?}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (alice_file, bob_file) = (dir.path().join("alice"), dir.path().join("bob"));
+    write_file(&alice, &alice_file);
+    write_file(&bob, &bob_file);
+
+    let dbs = hive_client(&cluster_json, &alice_file, &["dbs"]);
+    assert!(dbs.status.success(), "dbs with our file: {}", show(&dbs));
+    let out = String::from_utf8_lossy(&dbs.stdout);
+    assert!(out.lines().any(|l| l == "db\tdefault"), "{}", show(&dbs));
+
+    // alice makes a table whose data only she may read, then reads it back: metadata from
+    // the metastore with our Hive token, rows from HDFS with our HDFS token.
+    let table = format!("k2h_{}.private_rows", std::process::id());
+    let made = hive_client(&cluster_json, &alice_file, &["table", "--create", &table]);
+    assert!(made.status.success(), "create as alice: {}", show(&made));
+    let read = hive_client(&cluster_json, &alice_file, &["table", "--read", &table]);
+    let out = String::from_utf8_lossy(&read.stdout);
+    assert!(read.status.success(), "read as alice: {}", show(&read));
+    assert!(out.contains("\towner=alice\t"), "{}", show(&read));
+    assert!(
+        out.lines().any(|l| l == "row\trow of alice"),
+        "{}",
+        show(&read)
+    );
+    // The client process runs as the OS user; the metastore sees whom the token names.
+    let audit = std::fs::read_to_string(&hive_json.audit_log).expect("metastore audit log");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("ugi=alice") && l.contains("get_table")),
+        "the metastore saw alice, not the token service"
+    );
+    // bob's file names bob: the metastore serves him the table's description (it has no
+    // authorization of its own) but HDFS refuses him alice's rows.
+    let peek = hive_client(&cluster_json, &bob_file, &["table", "--read", &table]);
+    assert!(
+        !peek.status.success(),
+        "bob read alice's rows: {}",
+        show(&peek)
+    );
+    assert!(
+        String::from_utf8_lossy(&peek.stdout).contains("\towner=alice\t"),
+        "{}",
+        show(&peek)
+    );
+    assert!(show(&peek).contains("Permission denied"), "{}", show(&peek));
+
+    // A user outside the metastore's proxy rules is refused with the setting to change.
+    let err = source
+        .obtain("carol", &hive_only)
+        .await
+        .expect_err("carol is not in hadoop.proxyuser.kube2hadoop.users");
+    assert!(
+        matches!(err.failures[0].1, HadoopError::ProxyUserNotAllowed { .. }),
+        "{err}"
+    );
+
+    let renewal = source.renew(&alice).await.expect("renewal");
+    assert!(renewal.expires_at_ms as i64 > id.issue_date, "{renewal:?}");
+    source.cancel(&alice).await.expect("cancel");
+    source.cancel(&bob).await.expect("cancel bob's");
+    let again = source.renew(&alice).await.expect_err("cancelled tokens");
+    assert!(
+        again
+            .failures
+            .iter()
+            .any(|(s, e)| s == "hive:warehouse" && matches!(e, HadoopError::TokenNotFound { .. })),
+        "{again}"
+    );
+    let refused = hive_client(&cluster_json, &alice_file, &["dbs"]);
+    assert!(
+        !refused.status.success(),
+        "the metastore still accepts a cancelled token: {}",
+        show(&refused)
+    );
+    assert!(show(&refused).contains("DIGEST-MD5"), "{}", show(&refused));
+    assert!(
+        !format!("{again}").contains(alice.tokens[0].url_string()),
+        "errors never carry the token"
     );
 }

@@ -11,7 +11,7 @@ pub const REFRESH: &str = "kube2hadoop.io/refresh";
 /// Proof that iddecorator wrote `user` here: `v1.` + base64url(HMAC-SHA256(key, namespace,
 /// user)), see [`crate::stamp`]. token-service serves only pods whose owner chain carries it.
 pub const STAMP: &str = "kube2hadoop.io/stamp";
-/// The Hadoop services a workload needs tokens from, comma-separated (`hdfs,kms,yarn`); see
+/// The Hadoop services a workload needs tokens from, comma-separated (`hdfs,hive,kms,yarn`); see
 /// [`crate::services`]. Read from the pod (set it in the pod template); without it,
 /// token-service's `defaultServices` apply. Part of what runs: iddecorator treats a change as
 /// a new submission (on a Pod, only its owner may make it).

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 /// Every service name a workload may ask for, each one provider kind of token-service.
-pub const KNOWN: &[&str] = &["hdfs", "kms", "yarn"];
+pub const KNOWN: &[&str] = &["hdfs", "hive", "kms", "yarn"];
 
 /// Longest value accepted: the names above, with room to spare, never an essay.
 const MAX_LEN: usize = 256;
@@ -67,6 +67,6 @@ mod tests {
         );
         assert_eq!(parse(&"hdfs,".repeat(60)), Err(ServicesError::TooLong));
         let e = parse("s3").expect_err("unknown").to_string();
-        assert!(e.contains("hdfs, kms, yarn"), "{e}");
+        assert!(e.contains("hdfs, hive, kms, yarn"), "{e}");
     }
 }

@@ -34,6 +34,7 @@ use token_service::directory::static_users::StaticUsers;
 use token_service::directory::{Directory, Failures};
 use token_service::events::EventSink;
 use token_service::hadoop::auth::{Authenticator, NoAuth};
+use token_service::hadoop::hive::Hive;
 use token_service::hadoop::http::{Caller, HttpConfig, build_client};
 use token_service::hadoop::kms::Kms;
 use token_service::hadoop::spnego::{self, Spnego};
@@ -198,20 +199,21 @@ fn token_source(settings: &Settings, metrics: &Metrics) -> Result<Arc<Federation
         ..HttpConfig::default()
     })
     .map_err(|e| err(&e))?;
-    let (auth, superuser): (Arc<dyn Authenticator>, String) = match &settings.kerberos {
-        Some(krb) => {
-            let spnego = Spnego::new(krb.clone()).map_err(|e| err(&e))?;
-            let short = krb
-                .principal
-                .split(['/', '@'])
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            (Arc::new(spnego), short)
-        }
-        None => (Arc::new(NoAuth), "kube2hadoop".to_owned()),
+    let spnego = match &settings.kerberos {
+        Some(krb) => Some(Spnego::new(krb.clone()).map_err(|e| err(&e))?),
+        None => None,
     };
-    let caller = Caller::new(client, auth, settings.hadoop_timeout, superuser);
+    let superuser = settings
+        .kerberos
+        .as_ref()
+        .and_then(|krb| krb.principal.split(['/', '@']).next())
+        .unwrap_or("kube2hadoop")
+        .to_owned();
+    let auth: Arc<dyn Authenticator> = match &spnego {
+        Some(spnego) => Arc::new(spnego.clone()),
+        None => Arc::new(NoAuth),
+    };
+    let caller = Caller::new(client, auth, settings.hadoop_timeout, superuser.clone());
     let mut endpoints: Vec<Arc<dyn TokenEndpoint>> = Vec::new();
     for ns in &settings.nameservices {
         endpoints.push(Arc::new(
@@ -226,6 +228,17 @@ fn token_source(settings: &Settings, metrics: &Metrics) -> Result<Arc<Federation
     for yarn in &settings.yarn {
         endpoints.push(Arc::new(
             Yarn::new(yarn.clone(), caller.clone()).map_err(|e| err(&e))?,
+        ));
+    }
+    for hive in &settings.hive {
+        endpoints.push(Arc::new(
+            Hive::new(
+                hive.clone(),
+                spnego.clone(),
+                settings.hadoop_timeout,
+                superuser.clone(),
+            )
+            .map_err(|e| err(&e))?,
         ));
     }
     Ok(Arc::new(

@@ -59,7 +59,8 @@ pub enum ConfigError {
     #[error("--principal and --keytab go together: set both or neither")]
     HalfKerberos,
     #[error(
-        "no Hadoop service configured: list `nameservices`, `kms` or `yarn` in the --config file"
+        "no Hadoop service configured: list `nameservices`, `kms`, `yarn` or `hive` in the --config \
+         file"
     )]
     NoHadoopService,
     #[error("nameservice {nameservice}: no namenodes listed")]
@@ -69,11 +70,27 @@ pub enum ConfigError {
     #[error(
         "defaultServices (--default-services) names {names}, which no configured provider \
          issues; configure it \
-         (nameservices, kms, yarn) or leave it out of the default"
+         (nameservices, kms, yarn, hive) or leave it out of the default"
     )]
     DefaultServiceMissing { names: String },
     #[error("yarn {cluster}: no resourceManagers listed")]
     NoResourceManagers { cluster: String },
+    #[error("hive {name}: no metastores listed")]
+    NoMetastores { name: String },
+    #[error(
+        "hive {name}: set `principal` to the metastores' Kerberos principal \
+         (hive.metastore.kerberos.principal, e.g. hive/_HOST@EXAMPLE.COM)"
+    )]
+    NoMetastorePrincipal { name: String },
+    #[error(
+        "hive {first} and {second} have the same tokenSignature {signature:?}: clients pick a \
+         metastore token by it, so each group needs its own"
+    )]
+    SignatureClash {
+        first: String,
+        second: String,
+        signature: String,
+    },
     #[error("--ldap-url {url:?} must start with ldap:// or ldaps://")]
     LdapScheme { url: String },
     #[error("the LDAP user filter {filter:?} must contain {{user}}")]

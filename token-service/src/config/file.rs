@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub kms: Vec<FileKms>,
     /// YARN clusters whose ResourceManager issues `RM_DELEGATION_TOKEN`s.
     pub yarn: Vec<FileYarn>,
+    /// Hive metastores (or groups sharing a token store) issuing `HIVE_DELEGATION_TOKEN`s.
+    pub hive: Vec<FileHive>,
     /// What a pod without `kube2hadoop.io/services` gets [default: every configured service].
     pub default_services: Option<Vec<String>>,
     pub ldap: Option<FileLdap>,
@@ -147,6 +149,20 @@ pub struct FileYarn {
     pub resource_managers: Vec<FileResourceManager>,
     #[serde(default)]
     pub token_service: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileHive {
+    pub name: String,
+    /// `hive.metastore.uris`, one `thrift://host:port` per entry, tried in order.
+    pub metastores: Vec<String>,
+    /// `hive.metastore.kerberos.principal` (`_HOST` stands for each metastore's host).
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// The clients' `hive.metastore.token.signature` [default: "", Hive's and Spark's].
+    #[serde(default)]
+    pub token_signature: String,
 }
 
 #[derive(Debug, serde::Deserialize)]

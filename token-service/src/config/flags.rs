@@ -113,7 +113,7 @@ pub struct Cli {
     #[arg(long, env = "TOKEN_SERVICE_SUPERUSERS")]
     pub superusers: Option<String>,
     /// Services a pod without kube2hadoop.io/services gets tokens from, comma-separated
-    /// (hdfs, kms, yarn) [default: every configured service].
+    /// (hdfs, hive, kms, yarn) [default: every configured service].
     #[arg(long, env = "TOKEN_SERVICE_DEFAULT_SERVICES")]
     pub default_services: Option<String>,
     /// Append audit lines here instead of logging them on target kube2hadoop::audit.

@@ -2,13 +2,14 @@
 //! file or the environment (`host.rs` did), so every rule is unit-testable. Every bad value
 //! is collected, not just the first, so one start attempt shows them all.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use k2h_contract::coverage::{MUTATING_WEBHOOK, WEBHOOK_CONFIGURATION};
 
+use crate::hadoop::hive::HiveConfig;
 use crate::hadoop::kms::KmsConfig;
 use crate::hadoop::spnego::KerberosConfig;
 use crate::hadoop::webhdfs::{NameNode, NameServiceConfig};
@@ -23,7 +24,7 @@ use crate::workload::StampedKinds;
 
 use super::directory::directory_settings;
 use super::error::{ConfigError, ConfigErrors};
-use super::file::{FileConfig, FileKms, FileNameService, FileYarn};
+use super::file::{FileConfig, FileHive, FileKms, FileNameService, FileYarn};
 use super::flags::Cli;
 use super::host::{HostFacts, NamedFiles};
 use super::settings::{LedgerSettings, Settings};
@@ -93,10 +94,16 @@ impl Settings {
             .or(file.renewer)
             .or_else(|| kerberos.as_ref().map(|k| short_name(&k.principal)))
             .unwrap_or_else(|| "kube2hadoop".into());
-        let (nameservices, kms, yarn) = hadoop_services(
+        let Providers {
+            nameservices,
+            kms,
+            yarn,
+            hive,
+        } = hadoop_services(
             &mut errors,
-            (file.nameservices, file.kms, file.yarn),
+            (file.nameservices, file.kms, file.yarn, file.hive),
             &renewer,
+            kerberos.is_some(),
         );
 
         let superusers = cli
@@ -114,7 +121,12 @@ impl Settings {
             &mut errors,
             cli.default_services
                 .or(file.default_services.map(|v| v.join(","))),
-            (!nameservices.is_empty(), !kms.is_empty(), !yarn.is_empty()),
+            [
+                ("hdfs", !nameservices.is_empty()),
+                ("kms", !kms.is_empty()),
+                ("yarn", !yarn.is_empty()),
+                ("hive", !hive.is_empty()),
+            ],
         );
 
         let pod_limit = Limit {
@@ -230,6 +242,7 @@ impl Settings {
             nameservices,
             kms,
             yarn,
+            hive,
             directory,
             mapping: file.user_mapping.unwrap_or_default(),
             superusers,
@@ -394,11 +407,25 @@ fn short_name(principal: &str) -> String {
         .to_owned()
 }
 
+/// The providers of every Hadoop service, as configured.
+struct Providers {
+    nameservices: Vec<NameServiceConfig>,
+    kms: Vec<KmsConfig>,
+    yarn: Vec<YarnConfig>,
+    hive: Vec<HiveConfig>,
+}
+
 fn hadoop_services(
     errors: &mut Errors,
-    (nameservices, kms, yarn): (Vec<FileNameService>, Vec<FileKms>, Vec<FileYarn>),
+    (nameservices, kms, yarn, hive): (
+        Vec<FileNameService>,
+        Vec<FileKms>,
+        Vec<FileYarn>,
+        Vec<FileHive>,
+    ),
     renewer: &str,
-) -> (Vec<NameServiceConfig>, Vec<KmsConfig>, Vec<YarnConfig>) {
+    kerberos: bool,
+) -> Providers {
     let nameservices: Vec<_> = nameservices
         .into_iter()
         .map(|ns| NameServiceConfig {
@@ -440,7 +467,8 @@ fn hadoop_services(
             token_service: y.token_service,
         })
         .collect();
-    if nameservices.is_empty() && kms.is_empty() && yarn.is_empty() {
+    let hive = hive_groups(errors, hive, renewer, kerberos);
+    if nameservices.is_empty() && kms.is_empty() && yarn.is_empty() && hive.is_empty() {
         errors.push(ConfigError::NoHadoopService);
     }
     for y in &yarn {
@@ -457,7 +485,49 @@ fn hadoop_services(
             });
         }
     }
-    (nameservices, kms, yarn)
+    Providers {
+        nameservices,
+        kms,
+        yarn,
+        hive,
+    }
+}
+
+fn hive_groups(
+    errors: &mut Errors,
+    hive: Vec<FileHive>,
+    renewer: &str,
+    kerberos: bool,
+) -> Vec<HiveConfig> {
+    let mut signatures: BTreeMap<String, String> = BTreeMap::new();
+    for h in &hive {
+        if h.metastores.is_empty() {
+            errors.push(ConfigError::NoMetastores {
+                name: h.name.clone(),
+            });
+        }
+        if kerberos && h.principal.is_none() {
+            errors.push(ConfigError::NoMetastorePrincipal {
+                name: h.name.clone(),
+            });
+        }
+        if let Some(first) = signatures.insert(h.token_signature.clone(), h.name.clone()) {
+            errors.push(ConfigError::SignatureClash {
+                first,
+                second: h.name.clone(),
+                signature: h.token_signature.clone(),
+            });
+        }
+    }
+    hive.into_iter()
+        .map(|h| HiveConfig {
+            name: h.name,
+            metastores: h.metastores,
+            principal: h.principal,
+            renewer: renewer.to_owned(),
+            token_signature: h.token_signature,
+        })
+        .collect()
 }
 
 /// Which services are configured, and the default a pod without a choice gets: only
@@ -465,11 +535,11 @@ fn hadoop_services(
 fn services_policy(
     errors: &mut Errors,
     default: Option<String>,
-    (hdfs, kms, yarn): (bool, bool, bool),
+    providers: [(&'static str, bool); 4],
 ) -> ServicesPolicy {
-    let configured: BTreeSet<&'static str> = [(hdfs, "hdfs"), (kms, "kms"), (yarn, "yarn")]
+    let configured: BTreeSet<&'static str> = providers
         .into_iter()
-        .filter_map(|(on, name)| on.then_some(name))
+        .filter_map(|(name, on)| on.then_some(name))
         .collect();
     let default = default.and_then(|value| match k2h_contract::services::parse(&value) {
         Ok(names) => {

@@ -9,6 +9,7 @@ use k2h_http::LogFormat;
 
 use crate::directory::cache::CacheConfig;
 use crate::directory::ldap::LdapConfig;
+use crate::hadoop::hive::HiveConfig;
 use crate::hadoop::kms::KmsConfig;
 use crate::hadoop::spnego::KerberosConfig;
 use crate::hadoop::webhdfs::NameServiceConfig;
@@ -46,6 +47,7 @@ pub struct Settings {
     pub nameservices: Vec<NameServiceConfig>,
     pub kms: Vec<KmsConfig>,
     pub yarn: Vec<YarnConfig>,
+    pub hive: Vec<HiveConfig>,
     pub directory: DirectorySettings,
     pub mapping: MappingRules,
     pub superusers: BTreeSet<String>,

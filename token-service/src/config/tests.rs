@@ -794,3 +794,34 @@ fn a_yarn_cluster_alone_is_a_hadoop_service_and_needs_a_resource_manager() {
         "{e}"
     );
 }
+
+#[test]
+fn hive_groups_need_metastores_a_principal_under_kerberos_and_their_own_signature() {
+    let one =
+        "hive:\n  - name: wh\n    metastores: [\"thrift://hms1:9083\", \"thrift://hms2:9083\"]\n";
+    let s = resolve(cli(&TLS), file(one)).expect("valid without Kerberos");
+    assert_eq!(s.hive[0].metastores.len(), 2);
+    assert_eq!(s.hive[0].token_signature, "", "Hive's and Spark's default");
+    assert!(s.services.configured.contains("hive"));
+
+    let kerberos = [
+        &TLS[..],
+        &["--principal", "kube2hadoop/h@R", "--keytab", "kt"],
+    ]
+    .concat();
+    let Err(e) = resolve(cli(&kerberos), file(one)) else {
+        panic!("a Kerberized metastore without its principal was accepted");
+    };
+    assert!(e.to_string().contains("hive/_HOST@EXAMPLE.COM"), "{e}");
+    let with_principal = format!("{one}    principal: hive/_HOST@R\n");
+    resolve(cli(&kerberos), file(&with_principal)).expect("principal given");
+
+    let two =
+        "hive:\n  - {name: a, metastores: [\"thrift://a:9083\"]}\n  - {name: b, metastores: []}\n";
+    let Err(e) = resolve(cli(&TLS), file(two)) else {
+        panic!("clashing signatures and an empty group were accepted");
+    };
+    let text = e.to_string();
+    assert!(text.contains("hive b: no metastores listed"), "{text}");
+    assert!(text.contains("same tokenSignature"), "{text}");
+}

@@ -40,6 +40,22 @@ pub enum HadoopError {
         cluster: String,
         attempts: Vec<HadoopError>,
     },
+    #[error("Hive metastores {cluster}: none answered ({})", summary(.attempts))]
+    NoMetastore {
+        cluster: String,
+        attempts: Vec<HadoopError>,
+    },
+    #[error(
+        "{endpoint}: cannot connect or the connection broke ({detail}); check the URI and that the server is up"
+    )]
+    Unreachable { endpoint: String, detail: String },
+    #[error(
+        "{endpoint}: SASL (Kerberos) handshake failed: {detail}; check the configured server \
+         principal and that the server runs with SASL on"
+    )]
+    Sasl { endpoint: String, detail: String },
+    #[error("{endpoint}: MetaException: {message}")]
+    Metastore { endpoint: String, message: String },
     #[error(
         "{source_label}: the token issued is not the user's: asked for {asked:?}, the server \
          issued it to {owner:?}; if the server ignored doAs, turn its proxy-user support on; \
@@ -53,8 +69,9 @@ pub enum HadoopError {
     #[error(
         "{endpoint}: the service may not act for this user: allow it with \
          hadoop.proxyuser.{superuser}.hosts and hadoop.proxyuser.{superuser}.groups (or .users) \
-         in the server's core-site.xml, then run `hdfs dfsadmin -refreshSuperUserGroupsConfiguration` \
-         (server said: {message})"
+         in the server's core-site.xml, then refresh them (`hdfs dfsadmin \
+         -refreshSuperUserGroupsConfiguration`, `yarn rmadmin -refreshSuperUserGroupsConfiguration`; \
+         a Hive metastore or KMS reads them when it starts) (server said: {message})"
     )]
     ProxyUserNotAllowed {
         endpoint: String,
@@ -132,8 +149,10 @@ impl HadoopError {
             | HadoopError::Timeout { .. }
             | HadoopError::Http { .. }
             | HadoopError::Standby { .. } => true,
+            HadoopError::Unreachable { .. } => true,
             HadoopError::NoActiveNameNode { attempts, .. }
-            | HadoopError::NoActiveResourceManager { attempts, .. } => {
+            | HadoopError::NoActiveResourceManager { attempts, .. }
+            | HadoopError::NoMetastore { attempts, .. } => {
                 !attempts.is_empty() && attempts.iter().all(HadoopError::is_transient)
             }
             HadoopError::Auth { source, .. } => source.is_transient(),
@@ -160,7 +179,10 @@ impl HadoopError {
     pub fn try_next_namenode(&self) -> bool {
         matches!(
             self,
-            HadoopError::Standby { .. } | HadoopError::Connect { .. } | HadoopError::Timeout { .. }
+            HadoopError::Standby { .. }
+                | HadoopError::Connect { .. }
+                | HadoopError::Timeout { .. }
+                | HadoopError::Unreachable { .. }
         )
     }
 }
@@ -225,6 +247,17 @@ pub fn from_response(
     }
 }
 
+/// A server's error text without HTTP around it (a Hive `MetaException`'s message), typed as
+/// [`from_response`] types WebHDFS errors; what it does not recognise stays a `Metastore` error.
+pub fn from_metastore(endpoint: &str, message: &str, superuser: &str) -> HadoopError {
+    match classify(endpoint, 0, "", "MetaException", message, superuser) {
+        HadoopError::Remote {
+            endpoint, message, ..
+        } => HadoopError::Metastore { endpoint, message },
+        e => e,
+    }
+}
+
 fn classify(
     endpoint: &str,
     status: u16,
@@ -250,6 +283,7 @@ fn classify(
     } else if lower.contains("can't be found in cache")
         || lower.contains("unknown token")
         || lower.contains("token not found")
+        || lower.contains("does not exist")
     {
         // Wordings of the secret manager: using, renewing and cancelling a token it lacks.
         HadoopError::TokenNotFound { endpoint, message }

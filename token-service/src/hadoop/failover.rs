@@ -1,5 +1,5 @@
-//! The servers of one HA group (NameNodes, ResourceManagers): tried in order, the one that
-//! answered last first, moving on only past servers that are down or standing by.
+//! The servers of one HA group (NameNodes, ResourceManagers, metastores): tried in order, the one
+//! that answered last first, moving on only past servers that are down or standing by.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,12 +7,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::error::HadoopError;
 use super::http::Endpoint;
 
-pub struct Failover {
-    endpoints: Vec<Endpoint>,
+/// A server of an HA group, as logs name it.
+pub trait Server {
+    fn label(&self) -> &str;
+}
+
+impl Server for Endpoint {
+    fn label(&self) -> &str {
+        Endpoint::label(self)
+    }
+}
+
+pub struct Failover<S = Endpoint> {
+    endpoints: Vec<S>,
     active: AtomicUsize,
 }
 
-impl Failover {
+impl Failover<Endpoint> {
     /// `what` names the group in the error for an empty list (`nameservice ns1: no NameNode`).
     pub fn new<'a>(
         urls: impl IntoIterator<Item = &'a str>,
@@ -22,6 +33,16 @@ impl Failover {
             .into_iter()
             .map(Endpoint::parse)
             .collect::<Result<Vec<_>, _>>()?;
+        Failover::of(endpoints, what)
+    }
+}
+
+impl<S: Server> Failover<S> {
+    /// A group of already parsed servers; `what` as for [`Failover::new`].
+    pub fn of(
+        endpoints: Vec<S>,
+        what: impl FnOnce() -> String,
+    ) -> Result<Failover<S>, HadoopError> {
         if endpoints.is_empty() {
             return Err(HadoopError::Config(what()));
         }
@@ -41,7 +62,7 @@ impl Failover {
         exhausted: impl FnOnce(Vec<HadoopError>) -> HadoopError,
     ) -> Result<T, HadoopError>
     where
-        F: FnMut(&'s Endpoint) -> Fut,
+        F: FnMut(&'s S) -> Fut,
         Fut: Future<Output = Result<T, HadoopError>>,
     {
         let n = self.endpoints.len();

@@ -1,15 +1,17 @@
-//! Client for Hadoop delegation tokens: obtains them over WebHDFS and KMS as the service
+//! Client for Hadoop delegation tokens: obtains them from each configured service as the service
 //! principal acting for a user (`doas`), renews and cancels them.
 //!
 //! Layers, bottom up: [`auth`] (who we are: SPNEGO or nothing), [`http`] (one bounded,
 //! authenticated call with Hadoop's errors typed), [`webhdfs`] and [`kms`] (one token endpoint
 //! each, HA-aware), [`yarn`] (the ResourceManager's REST API), [`federation`] (one token per
-//! provider a workload selected, bundled). The token service sees only [`TokenSource`].
+//! provider a workload selected, bundled). [`hive`] speaks the metastore's Thrift API with SASL
+//! instead of HTTP. The token service sees only [`TokenSource`].
 
 pub mod auth;
 pub mod error;
 pub mod failover;
 pub mod federation;
+pub mod hive;
 pub mod http;
 pub mod kms;
 pub mod spnego;

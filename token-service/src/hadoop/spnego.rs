@@ -106,6 +106,22 @@ impl Spnego {
     pub fn acquisitions(&self) -> u64 {
         self.0.acquisitions.load(Ordering::Relaxed)
     }
+
+    /// The service's credential, shared with protocols other than HTTP (the metastore's SASL).
+    /// Blocking: it may talk to the KDC.
+    pub fn credential(&self) -> Result<Cred, AuthError> {
+        self.0.credential()
+    }
+
+    /// A GSSAPI failure while talking to `server`, typed as for SPNEGO.
+    pub fn classify(
+        &self,
+        step: &'static str,
+        server: &str,
+        e: libgssapi::error::Error,
+    ) -> AuthError {
+        classify(&self.0.cfg, step, server, e)
+    }
 }
 
 impl Inner {

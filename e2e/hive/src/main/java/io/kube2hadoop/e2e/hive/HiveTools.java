@@ -10,7 +10,15 @@ import java.util.HexFormat;
 import java.util.List;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.hive.metastore.HiveMetaStoreClient;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.hadoop.fs.permission.FsPermission;
 import org.apache.hadoop.hive.metastore.api.Database;
+import org.apache.hadoop.hive.metastore.api.FieldSchema;
+import org.apache.hadoop.hive.metastore.api.SerDeInfo;
+import org.apache.hadoop.hive.metastore.api.StorageDescriptor;
+import org.apache.hadoop.hive.metastore.api.Table;
 import org.apache.hadoop.hive.metastore.conf.MetastoreConf;
 import org.apache.hadoop.hive.metastore.security.DelegationTokenIdentifier;
 import org.apache.hadoop.io.Text;
@@ -57,7 +65,7 @@ public final class HiveTools {
   }
 
   private static void usage() {
-    System.err.println("usage: HiveTools token --out FILE [--owner U] [--renewer U] [--service S] | read FILE | dbs [--create NAME] | renew FILE | cancel FILE");
+    System.err.println("usage: HiveTools token --out FILE [--owner U] [--renewer U] [--service S] | read FILE | dbs [--create NAME] | table --create DB.T | table --read DB.T | renew FILE | cancel FILE");
     System.exit(2);
   }
 
@@ -175,9 +183,78 @@ public final class HiveTools {
                   return null;
                 });
       }
+      case "table" -> table(c, flag(args, "create", null), flag(args, "read", null));
       default -> usage();
     }
     return 0;
+  }
+
+  /**
+   * As the caller (tokens only): "--create DB.T" makes database DB and an external text table T
+   * whose directory is private to the caller (0700) with one row; both forms then read the
+   * table's metadata from the metastore and its rows from HDFS.
+   */
+  private static void table(Configuration c, String create, String read) throws Exception {
+    String name = create != null ? create : read;
+    if (name == null || name.indexOf('.') < 1) {
+      usage();
+    }
+    String db = name.substring(0, name.indexOf('.'));
+    String tbl = name.substring(name.indexOf('.') + 1);
+    UserGroupInformation me = UserGroupInformation.getCurrentUser();
+    System.out.println("as\t" + me.getUserName() + "\ttokens=" + me.getCredentials().numberOfTokens());
+    me.doAs(
+        (PrivilegedExceptionAction<Void>)
+            () -> {
+              HiveMetaStoreClient client = new HiveMetaStoreClient(c);
+              try {
+                if (create != null) {
+                  Database d = new Database();
+                  d.setName(db);
+                  client.createDatabase(d);
+                  // The metastore records the database's owner from the token: the user whose
+                  // table this is (this process itself runs as the OS user).
+                  Database made = client.getDatabase(db);
+                  String owner = made.getOwnerName();
+                  Path dir = new Path(made.getLocationUri(), tbl);
+                  FileSystem fs = dir.getFileSystem(c);
+                  fs.mkdirs(dir);
+                  fs.setPermission(dir, new FsPermission((short) 0700));
+                  try (var out = fs.create(new Path(dir, "part-0"))) {
+                    out.write(("row of " + owner + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                  }
+                  StorageDescriptor sd = new StorageDescriptor();
+                  sd.setCols(List.of(new FieldSchema("line", "string", null)));
+                  sd.setLocation(dir.toString());
+                  sd.setInputFormat("org.apache.hadoop.mapred.TextInputFormat");
+                  sd.setOutputFormat("org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat");
+                  SerDeInfo serde = new SerDeInfo();
+                  serde.setSerializationLib("org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe");
+                  sd.setSerdeInfo(serde);
+                  Table t = new Table();
+                  t.setDbName(db);
+                  t.setTableName(tbl);
+                  t.setOwner(owner);
+                  t.setTableType("EXTERNAL_TABLE");
+                  t.putToParameters("EXTERNAL", "TRUE");
+                  t.setSd(sd);
+                  client.createTable(t);
+                }
+                Table got = client.getTable(db, tbl);
+                System.out.println("table\t" + db + "." + tbl + "\towner=" + got.getOwner() + "\tlocation=" + got.getSd().getLocation()
+                    + "\tcolumn=" + got.getSd().getCols().get(0).getName());
+                Path dir = new Path(got.getSd().getLocation());
+                FileSystem fs = dir.getFileSystem(c);
+                for (FileStatus st : fs.listStatus(dir)) {
+                  try (var in = fs.open(st.getPath())) {
+                    System.out.println("row\t" + new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).trim());
+                  }
+                }
+              } finally {
+                client.close();
+              }
+              return null;
+            });
   }
 
   private static void print(Credentials creds) throws IOException {

@@ -213,6 +213,21 @@ impl Cluster {
         cmd.output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
     }
+
+    /// Runs the stock Hive metastore client (`hive-client.sh args…`, the bed needs `--hive`)
+    /// with only the tokens in `token_file`. `state` as for [`script`].
+    pub fn hive_client(&self, token_file: &Path, args: &[&str], state: Option<&Path>) -> Output {
+        let script = e2e_dir().join("scripts/hive-client.sh");
+        let mut cmd = Command::new(&script);
+        cmd.args(args)
+            .env("HADOOP_TOKEN_FILE_LOCATION", token_file)
+            .env_remove("KRB5_CLIENT_KTNAME");
+        if let Some(state) = state {
+            cmd.env("K2H_HADOOP_STATE", state);
+        }
+        cmd.output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
+    }
 }
 
 /// Stops NameNode `index` of the bed in `state` for real (`hadoop-ctl.sh nn-stop`): its RPC

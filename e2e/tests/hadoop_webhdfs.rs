@@ -612,16 +612,10 @@ async fn router_issues_one_token_for_both_subclusters_renews_and_cancels_it() {
     );
 }
 
-/// Runs the stock `HiveMetaStoreClient` tools (`hive-client.sh`) with only the tokens in
-/// `token_file` (no Kerberos ticket), against the bed of `cluster_json`.
-fn hive_client(cluster_json: &Path, token_file: &Path, args: &[&str]) -> Output {
+/// The stock metastore client with only `token_file`, against the bed of `cluster_json`.
+fn hive_client(cluster_json: &Path, cluster: &Cluster, token_file: &Path, args: &[&str]) -> Output {
     let state = cluster_json.parent().expect("cluster.json has a directory");
-    Command::new(e2e_dir().join("scripts/hive-client.sh"))
-        .args(args)
-        .env("K2H_HADOOP_STATE", state)
-        .env("HADOOP_TOKEN_FILE_LOCATION", token_file)
-        .output()
-        .expect("run hive-client.sh")
+    cluster.hive_client(token_file, args, Some(state))
 }
 
 fn write_file(set: &token_service::hadoop::TokenSet, file: &Path) {
@@ -702,7 +696,7 @@ async fn hive_token_lifecycle_with_a_stock_metastore_client() {
     write_file(&alice, &alice_file);
     write_file(&bob, &bob_file);
 
-    let dbs = hive_client(&cluster_json, &alice_file, &["dbs"]);
+    let dbs = hive_client(&cluster_json, &cluster, &alice_file, &["dbs"]);
     assert!(dbs.status.success(), "dbs with our file: {}", show(&dbs));
     let out = String::from_utf8_lossy(&dbs.stdout);
     assert!(out.lines().any(|l| l == "db\tdefault"), "{}", show(&dbs));
@@ -710,9 +704,9 @@ async fn hive_token_lifecycle_with_a_stock_metastore_client() {
     // alice makes a table whose data only she may read, then reads it back: metadata from
     // the metastore with our Hive token, rows from HDFS with our HDFS token.
     let table = format!("k2h_{}.private_rows", std::process::id());
-    let made = hive_client(&cluster_json, &alice_file, &["table", "--create", &table]);
+    let made = hive_client(&cluster_json, &cluster, &alice_file, &["table", "--create", &table]);
     assert!(made.status.success(), "create as alice: {}", show(&made));
-    let read = hive_client(&cluster_json, &alice_file, &["table", "--read", &table]);
+    let read = hive_client(&cluster_json, &cluster, &alice_file, &["table", "--read", &table]);
     let out = String::from_utf8_lossy(&read.stdout);
     assert!(read.status.success(), "read as alice: {}", show(&read));
     assert!(out.contains("\towner=alice\t"), "{}", show(&read));
@@ -731,7 +725,7 @@ async fn hive_token_lifecycle_with_a_stock_metastore_client() {
     );
     // bob's file names bob: the metastore serves him the table's description (it has no
     // authorization of its own) but HDFS refuses him alice's rows.
-    let peek = hive_client(&cluster_json, &bob_file, &["table", "--read", &table]);
+    let peek = hive_client(&cluster_json, &cluster, &bob_file, &["table", "--read", &table]);
     assert!(
         !peek.status.success(),
         "bob read alice's rows: {}",
@@ -766,7 +760,7 @@ async fn hive_token_lifecycle_with_a_stock_metastore_client() {
             .any(|(s, e)| s == "hive:warehouse" && matches!(e, HadoopError::TokenNotFound { .. })),
         "{again}"
     );
-    let refused = hive_client(&cluster_json, &alice_file, &["dbs"]);
+    let refused = hive_client(&cluster_json, &cluster, &alice_file, &["dbs"]);
     assert!(
         !refused.status.success(),
         "the metastore still accepts a cancelled token: {}",

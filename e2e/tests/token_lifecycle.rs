@@ -5,8 +5,9 @@
 //! (`e2e/scripts/ldap-up.sh`, started when not running). It starts its own PRIVATE Kerberized
 //! HDFS and ResourceManager (`K2H_HADOOP_STATE=e2e/.state/hadoop-lifecycle`) with a 20 s renew
 //! interval and a 60 s max lifetime, so nobody else's tokens live that short, and stops it at
-//! the end. The set holds an HDFS and an RM token; a stock YarnClient checks the RM token at
-//! each step as the HDFS client checks the other. The ledger
+//! the end. The set holds an HDFS, an RM and a Hive metastore token; a stock YarnClient and a
+//! stock HiveMetaStoreClient check theirs at each step as the HDFS client checks its own. The
+//! ledger
 //! and its Lease live in their own namespace, so token services of other suites never act on
 //! these tokens (nor this one on theirs).
 //!
@@ -57,8 +58,10 @@ impl HadoopBed {
                 RENEW_INTERVAL_MS,
                 "--max-lifetime-ms",
                 &MAX_LIFETIME_MS.to_string(),
-                // The ResourceManager's tokens live as short: the set holds one of each.
+                // The ResourceManager's and the metastore's tokens live as short: the set
+                // holds one of each.
                 "--yarn",
+                "--hive",
             ],
         ))
     }
@@ -71,6 +74,20 @@ impl HadoopBed {
             &["yarn-apps", "--tokens", &file],
             Some(&hadoop_state()),
         )
+    }
+
+    /// A stock HiveMetaStoreClient listing databases with only the tokens in `token_file`.
+    fn hive_dbs(&self, token_file: &Path) -> Output {
+        self.0
+            .hive_client(token_file, &["dbs"], Some(&hadoop_state()))
+    }
+
+    /// token-service's `hive:` entry for this bed's metastore.
+    fn hive_config(&self) -> serde_json::Value {
+        let hive = self.0.hive.as_ref().expect("the lifecycle bed runs a metastore");
+        serde_json::json!([{"name": "warehouse", "metastores": [hive.uri],
+            "principal": hive.principal.replace("localhost", "_HOST"),
+            "tokenSignature": hive.token_signature}])
     }
 
     /// token-service's `yarn:` entry for this bed's ResourceManager.
@@ -211,6 +228,7 @@ async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_th
     let hadoop = HadoopBed::up();
     let setup = options(ledger)
         .config("yarn", hadoop.yarn_config())
+        .config("hive", hadoop.hive_config())
         .prepare(&hadoop.0);
     let mut service = Some(setup.start(1).await);
     let files = tempfile::tempdir().expect("temp dir");
@@ -227,6 +245,8 @@ async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_th
         ensure(ls.status.success(), || format!("hadoop ls with the first file:\n{}", show(&ls)))?;
         let apps = hadoop.yarn_apps(&f1);
         ensure(apps.status.success(), || format!("yarn-apps with the first file:\n{}", show(&apps)))?;
+        let dbs = hadoop.hive_dbs(&f1);
+        ensure(dbs.status.success(), || format!("hive dbs with the first file:\n{}", show(&dbs)))?;
         let issued = ledger_record(bed, ledger, id.name())
             .await?
             .ok_or_else(|| Error::Check("no ledger Secret after the first request".into()))?;
@@ -259,6 +279,10 @@ async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_th
         ensure(apps.status.success(), || {
             format!("yarn-apps past the first renew interval (the RM token was renewed):\n{}", show(&apps))
         })?;
+        let dbs = hadoop.hive_dbs(&f1);
+        ensure(dbs.status.success(), || {
+            format!("hive dbs past the first renew interval (the metastore token was renewed):\n{}", show(&dbs))
+        })?;
         ensure(hadoop.count("renewDelegationToken") >= 2, || {
             "the NameNode audit log shows no renewDelegationToken by the ledger".into()
         })?;
@@ -286,6 +310,10 @@ async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_th
         ensure(apps.status.success(), || {
             format!("yarn-apps with the re-issued file past the first max date:\n{}", show(&apps))
         })?;
+        let dbs = hadoop.hive_dbs(&f2);
+        ensure(dbs.status.success(), || {
+            format!("hive dbs with the re-issued file past the first max date:\n{}", show(&dbs))
+        })?;
         let grants = hadoop.count("getDelegationToken") - granted_before;
         ensure(grants == 2, || {
             format!("the NameNode issued {grants} token sets, expected 2 (issue, re-issue): a restart must not add any")
@@ -312,6 +340,11 @@ async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_th
         let said = show(&apps);
         ensure(!apps.status.success() && said.contains("can't be found in cache"), || {
             format!("yarn-apps after the Deployment was deleted should be refused:\n{said}")
+        })?;
+        let dbs = hadoop.hive_dbs(&f2);
+        let said = show(&dbs);
+        ensure(!dbs.status.success() && said.contains("DIGEST-MD5"), || {
+            format!("hive dbs after the Deployment was deleted should be refused:\n{said}")
         })?;
         let outcomes = audit_outcomes(&setup);
         for wanted in ["issued", "renewed", "reissued", "cancelled"] {

@@ -406,6 +406,17 @@ async fn pods_are_identified_by_source_address_and_impostors_refused() {
     result.expect("identification by source address");
 }
 
+/// token-service's `hive:` entry for the shared bed's metastore.
+fn hive_config(cluster: &Cluster) -> serde_json::Value {
+    let hive = cluster
+        .hive
+        .as_ref()
+        .expect("the shared Hadoop bed runs a Hive metastore (--hive)");
+    serde_json::json!([{"name": "warehouse", "metastores": [hive.uri],
+        "principal": hive.principal.replace("localhost", "_HOST"),
+        "tokenSignature": hive.token_signature}])
+}
+
 /// Token kinds in a credentials file, sorted.
 fn kinds_in(file: &[u8]) -> Vec<String> {
     let creds = hadoop_token::Credentials::decode(file).expect("the service serves an HDTS file");
@@ -414,10 +425,11 @@ fn kinds_in(file: &[u8]) -> Vec<String> {
     kinds
 }
 
-/// `kube2hadoop.io/services` on the real control plane, with HDFS and the Kerberized YARN
-/// ResourceManager configured and `defaultServices: [hdfs]`: each of alice's pods gets exactly
-/// the tokens it chose (the default without a choice), each choice is its own ledger entry
-/// recording it, a stock YarnClient with only the served file lists applications as alice, the
+/// `kube2hadoop.io/services` on the real control plane, with HDFS, the Kerberized YARN
+/// ResourceManager and Hive metastore configured and `defaultServices: [hdfs]`: each of alice's
+/// pods gets exactly the tokens it chose (the default without a choice), each choice is its own
+/// ledger entry recording it, stock YarnClient and HiveMetaStoreClient with only the served file
+/// list applications and databases, the
 /// RM token is cancelled when its pod goes, and a service this token service does not issue
 /// (`kms`, not configured here) is refused with a code the pod's owner can act on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,6 +452,7 @@ async fn each_pod_gets_exactly_the_services_it_chose() {
             "yarn",
             serde_json::json!([{"name": "yarn1", "resourceManagers": rms}]),
         )
+        .config("hive", hive_config(&cluster))
         .config("defaultServices", serde_json::json!(["hdfs"]))
         .config("ledgerPeriodSeconds", serde_json::json!(1))
         .prepare(&cluster);
@@ -457,6 +470,7 @@ async fn each_pod_gets_exactly_the_services_it_chose() {
                 Some(" YARN,hdfs"),
                 Ok((vec!["HDFS_DELEGATION_TOKEN", "RM_DELEGATION_TOKEN"], "hdfs,yarn")),
             ),
+            ("hive", Some("hive"), Ok((vec!["HIVE_DELEGATION_TOKEN"], "hive"))),
             ("kms", Some("hdfs,kms"), Err("service_not_configured")),
         ];
         for (suffix, services, _) in &cases {
@@ -473,6 +487,7 @@ async fn each_pod_gets_exactly_the_services_it_chose() {
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let rm_file = dir.path().join("rm-token");
+        let hive_file = dir.path().join("hive-token");
         for (suffix, services, want) in cases {
             let name = format!("{}-{suffix}", id.name());
             let (_, ip) = e2e::pods::running(
@@ -504,6 +519,9 @@ async fn each_pod_gets_exactly_the_services_it_chose() {
                     if suffix == "yarn" {
                         std::fs::write(&rm_file, &answer.body).expect("write the RM token file");
                     }
+                    if suffix == "hive" {
+                        std::fs::write(&hive_file, &answer.body).expect("write the Hive token file");
+                    }
                 }
                 Err(code) => {
                     ensure(answer.status == 403 && answer.code() == code, || {
@@ -524,6 +542,11 @@ async fn each_pod_gets_exactly_the_services_it_chose() {
         ensure(
             apps.status.success() && String::from_utf8_lossy(&apps.stdout).starts_with("as alice"),
             || format!("yarn-apps with the served file:\n{}", show(&apps)),
+        )?;
+        let dbs = cluster.hive_client(&hive_file, &["dbs"], None);
+        ensure(
+            dbs.status.success() && String::from_utf8_lossy(&dbs.stdout).contains("db\tdefault"),
+            || format!("a stock metastore client with the served file:\n{}", show(&dbs)),
         )?;
         // The pod goes: its set (the RM token) is cancelled and its ledger entry removed.
         let yarn_pod = format!("{}-yarn", id.name());

@@ -580,17 +580,20 @@ async fn each_pod_gets_exactly_the_services_it_chose() {
     result.expect("each pod gets exactly the services it chose");
 }
 
-/// A ResourceManager that is down fails only the pods that chose YARN, with a 503 the fetcher
-/// retries, and leaves nothing behind: the HDFS token obtained alongside is cancelled at the
-/// real NameNode and no ledger entry is written. Pods that did not choose YARN are served.
+/// A ResourceManager or a Hive metastore that is down fails only the pods that chose it, with a
+/// 503 the fetcher retries, and leaves nothing behind: the HDFS token obtained alongside is
+/// cancelled at the real NameNode and no ledger entry is written. Pods that chose neither are
+/// served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resource_manager_down_fails_only_its_pods_and_leaves_no_token_behind() {
+async fn a_service_down_fails_only_its_pods_and_leaves_no_token_behind() {
     let fx = Fixture::new("ts-rmdown").await;
     let (bed, id, ledger) = (&fx.bed, &fx.id, &fx.ledger);
     let cluster = Cluster::shared();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
-    let port = dead.local_addr().expect("addr").port();
-    drop(dead);
+    let dead_port = || {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+        dead.local_addr().expect("addr").port()
+    };
+    let (port, hms_port) = (dead_port(), dead_port());
     let launcher = Options::new(&[NAMESPACE], ledger.name())
         .pod_rate(600, 50)
         .config(
@@ -599,6 +602,11 @@ async fn a_resource_manager_down_fails_only_its_pods_and_leaves_no_token_behind(
                 {"http": format!("http://127.0.0.1:{port}"), "rpc": format!("127.0.0.1:{port}")}
             ]}]),
         )
+        .config(
+            "hive",
+            serde_json::json!([{"name": "down", "principal": "hive/_HOST@EXAMPLE.COM",
+                "metastores": [format!("thrift://127.0.0.1:{hms_port}")]}]),
+        )
         .prepare(&cluster);
     let service = Service {
         process: launcher.start(0).await,
@@ -606,7 +614,7 @@ async fn a_resource_manager_down_fails_only_its_pods_and_leaves_no_token_behind(
     };
     let result = async {
         let api: Api<Pod> = Api::namespaced(bed.alice.clone(), NAMESPACE);
-        for (suffix, services) in [("both", "hdfs,yarn"), ("hdfs", "hdfs")] {
+        for (suffix, services) in [("rm", "hdfs,yarn"), ("hms", "hdfs,hive"), ("hdfs", "hdfs")] {
             let mut pod = objects::pod(id, &format!("{}-{suffix}", id.name()), "alice")?;
             pod.metadata
                 .annotations
@@ -616,42 +624,45 @@ async fn a_resource_manager_down_fails_only_its_pods_and_leaves_no_token_behind(
                 .await
                 .step(format!("alice creates pod {suffix}"))?;
         }
-        let before = cluster.audit_size();
-        let both = format!("{}-both", id.name());
-        let (_, ip) = e2e::pods::running(
-            &bed.admin,
-            NAMESPACE,
-            &both,
-            std::time::Duration::from_secs(60),
-        )
-        .await?;
-        let answer = service.credentials(Some(ip), None, false).await;
-        ensure(
-            answer.status == 503 && answer.code() == "hadoop_unavailable",
-            || {
-                format!(
-                    "expected 503 hadoop_unavailable, got {} {}",
-                    answer.status,
-                    answer.text()
-                )
-            },
-        )?;
-        // Other suites get and cancel alice's tokens at the same time: look for one granted
-        // and cancelled within this request.
-        let granted = token_grants_since(&cluster, before, "alice");
-        let cancelled = audit_tokens_since(&cluster, before, "cancelDelegationToken", "alice");
-        ensure(granted.iter().any(|g| cancelled.contains(g)), || {
-            format!(
-                "the HDFS token obtained beside the failed RM call must be cancelled: alice's \
-                 grants {granted:?}, cancels {cancelled:?} in the NameNode audit"
+        for down in ["rm", "hms"] {
+            let before = cluster.audit_size();
+            let pod = format!("{}-{down}", id.name());
+            let (_, ip) = e2e::pods::running(
+                &bed.admin,
+                NAMESPACE,
+                &pod,
+                std::time::Duration::from_secs(60),
             )
-        })?;
-        let records = ledger
-            .records(bed, &format!("Pod {NAMESPACE}/{both}"))
             .await?;
-        ensure(records.is_empty(), || {
-            format!("a failed set left ledger records: {records:?}")
-        })?;
+            let answer = service.credentials(Some(ip), None, false).await;
+            ensure(
+                answer.status == 503 && answer.code() == "hadoop_unavailable",
+                || {
+                    format!(
+                        "pod {down}: expected 503 hadoop_unavailable, got {} {}",
+                        answer.status,
+                        answer.text()
+                    )
+                },
+            )?;
+            // Other suites get and cancel alice's tokens at the same time: look for one
+            // granted and cancelled within this request.
+            let granted = token_grants_since(&cluster, before, "alice");
+            let cancelled = audit_tokens_since(&cluster, before, "cancelDelegationToken", "alice");
+            ensure(granted.iter().any(|g| cancelled.contains(g)), || {
+                format!(
+                    "pod {down}: the HDFS token obtained beside the failed call must be \
+                     cancelled: alice's grants {granted:?}, cancels {cancelled:?} in the \
+                     NameNode audit"
+                )
+            })?;
+            let records = ledger
+                .records(bed, &format!("Pod {NAMESPACE}/{pod}"))
+                .await?;
+            ensure(records.is_empty(), || {
+                format!("pod {down}: a failed set left ledger records: {records:?}")
+            })?;
+        }
         let hdfs = format!("{}-hdfs", id.name());
         let (_, ip) = e2e::pods::running(
             &bed.admin,
@@ -668,5 +679,5 @@ async fn a_resource_manager_down_fails_only_its_pods_and_leaves_no_token_behind(
     }
     .await;
     fx.teardown(service).await;
-    result.expect("a ResourceManager down fails only its pods");
+    result.expect("a service down fails only its pods");
 }

@@ -57,7 +57,10 @@ config = obj({
   "yarn": arr(obj({"name": {"type": "string", "minLength": 1},
       "resourceManagers": arr(obj({"http": S, "rpc": S}, ["http", "rpc"]), minItems=1), "tokenService": S},
       ["name", "resourceManagers"])),
-  "defaultServices": arr({"type": "string", "enum": ["hdfs", "kms", "yarn"]}, minItems=1),
+  "hive": arr(obj({"name": {"type": "string", "minLength": 1},
+      "metastores": arr({"type": "string", "pattern": "^thrift://"}, minItems=1), "principal": S,
+      "tokenSignature": {"type": "string"}}, ["name", "metastores"])),
+  "defaultServices": arr({"type": "string", "enum": ["hdfs", "hive", "kms", "yarn"]}, minItems=1),
   "ldap": obj({k: S for k in ["url", "bindDn", "baseDn", "groupBaseDn", "userFilter", "nameAttribute",
                                "groupFilter", "runAsFilter", "allowedGroup", "caFile"]} |
               {"starttls": B, "timeoutSeconds": I, "poolSize": {"type": "integer", "minimum": 1},

@@ -704,9 +704,19 @@ async fn hive_token_lifecycle_with_a_stock_metastore_client() {
     // alice makes a table whose data only she may read, then reads it back: metadata from
     // the metastore with our Hive token, rows from HDFS with our HDFS token.
     let table = format!("k2h_{}.private_rows", std::process::id());
-    let made = hive_client(&cluster_json, &cluster, &alice_file, &["table", "--create", &table]);
+    let made = hive_client(
+        &cluster_json,
+        &cluster,
+        &alice_file,
+        &["table", "--create", &table],
+    );
     assert!(made.status.success(), "create as alice: {}", show(&made));
-    let read = hive_client(&cluster_json, &cluster, &alice_file, &["table", "--read", &table]);
+    let read = hive_client(
+        &cluster_json,
+        &cluster,
+        &alice_file,
+        &["table", "--read", &table],
+    );
     let out = String::from_utf8_lossy(&read.stdout);
     assert!(read.status.success(), "read as alice: {}", show(&read));
     assert!(out.contains("\towner=alice\t"), "{}", show(&read));
@@ -725,7 +735,12 @@ async fn hive_token_lifecycle_with_a_stock_metastore_client() {
     );
     // bob's file names bob: the metastore serves him the table's description (it has no
     // authorization of its own) but HDFS refuses him alice's rows.
-    let peek = hive_client(&cluster_json, &cluster, &bob_file, &["table", "--read", &table]);
+    let peek = hive_client(
+        &cluster_json,
+        &cluster,
+        &bob_file,
+        &["table", "--read", &table],
+    );
     assert!(
         !peek.status.success(),
         "bob read alice's rows: {}",

@@ -84,7 +84,11 @@ impl HadoopBed {
 
     /// token-service's `hive:` entry for this bed's metastore.
     fn hive_config(&self) -> serde_json::Value {
-        let hive = self.0.hive.as_ref().expect("the lifecycle bed runs a metastore");
+        let hive = self
+            .0
+            .hive
+            .as_ref()
+            .expect("the lifecycle bed runs a metastore");
         serde_json::json!([{"name": "warehouse", "metastores": [hive.uri],
             "principal": hive.principal.replace("localhost", "_HOST"),
             "tokenSignature": hive.token_signature}])

@@ -13,3 +13,11 @@ pub fn system_clock() -> Clock {
             .unwrap_or(0)
     })
 }
+
+/// Milliseconds on the monotonic clock since the first call in this process: for durations
+/// (TTLs) that a wall clock stepped back must not stretch.
+pub fn monotonic_clock() -> Clock {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    Arc::new(move || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX))
+}

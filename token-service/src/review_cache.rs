@@ -11,7 +11,9 @@
 //!
 //! - Keyed by the SHA-256 of the token: the token itself is never stored.
 //! - An entry lives at most the configured TTL (default 10 s, as the API server's own token
-//!   success cache, `TokenSuccessCacheTTL`) and never past the token's own `exp`.
+//!   success cache, `TokenSuccessCacheTTL`) and never past the token's own `exp`. The TTL runs
+//!   on the monotonic clock, so a wall clock stepped back (NTP, a VM restored) cannot stretch
+//!   it; `exp` is a wall-clock date and is compared with the wall clock.
 //! - Bounded: at capacity the oldest entry goes.
 //! - Only reviews that named a pod and a service-account uid, and whose token's `exp` can be
 //!   read, are cached; failures never are.
@@ -24,7 +26,7 @@ use std::time::Duration;
 use base64::Engine;
 
 use crate::accounts::AccountLookup;
-use crate::clock::Clock;
+use crate::clock::{Clock, monotonic_clock};
 use crate::identity::ReviewedPod;
 use crate::pod::PodFacts;
 
@@ -105,7 +107,17 @@ pub struct CachedReview {
     pub target: ReviewedPod,
     /// The service account's uid as the review reported it (`status.user.uid`).
     pub service_account_uid: String,
-    pub expires_at_ms: u64,
+    /// End of the TTL, on the monotonic clock.
+    pub fresh_until_ms: u64,
+    /// The token's own `exp`, on the wall clock.
+    pub token_exp_ms: u64,
+}
+
+/// The two clocks an entry is judged by, read once per lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub wall_ms: u64,
+    pub monotonic_ms: u64,
 }
 
 /// The bound pod as the pod index knows it now.
@@ -152,12 +164,12 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
-/// Whether `entry` may stand in for a fresh TokenReview at `now_ms`, given what the pod index
+/// Whether `entry` may stand in for a fresh TokenReview at `now`, given what the pod index
 /// and the ServiceAccount watch know now. Both must follow the API server (else [`Verdict::Bypass`]);
 /// the pod must be indexed, live, not being deleted and the very pod reviewed; the account must
 /// exist with the reviewed uid.
-pub fn judge(entry: &CachedReview, now_ms: u64, pod: &PodNow, account: &AccountLookup) -> Verdict {
-    if now_ms >= entry.expires_at_ms {
+pub fn judge(entry: &CachedReview, now: Now, pod: &PodNow, account: &AccountLookup) -> Verdict {
+    if now.monotonic_ms >= entry.fresh_until_ms || now.wall_ms >= entry.token_exp_ms {
         return Verdict::Drop(DropReason::Expired);
     }
     if matches!(pod, PodNow::Stale) || matches!(account, AccountLookup::Stale) {
@@ -246,16 +258,32 @@ pub struct ReviewCache {
     entries: Arc<Mutex<Entries>>,
     config: ReviewCacheConfig,
     clock: Clock,
+    monotonic: Clock,
     observe: CacheObserver,
 }
 
 impl ReviewCache {
+    /// `clock` is the wall clock (tokens' `exp`); the TTL runs on the process's monotonic one.
     pub fn new(config: ReviewCacheConfig, clock: Clock, observe: CacheObserver) -> ReviewCache {
         ReviewCache {
             entries: Arc::default(),
             config,
             clock,
+            monotonic: monotonic_clock(),
             observe,
+        }
+    }
+
+    /// The same cache with another monotonic clock (tests drive both clocks).
+    pub fn with_monotonic(mut self, monotonic: Clock) -> ReviewCache {
+        self.monotonic = monotonic;
+        self
+    }
+
+    fn now(&self) -> Now {
+        Now {
+            wall_ms: (self.clock)(),
+            monotonic_ms: (self.monotonic)(),
         }
     }
 
@@ -308,7 +336,7 @@ impl ReviewCache {
         };
         // The watches are read without the cache's lock held.
         let (pod, account) = facts(&entry);
-        match (judge(&entry, (self.clock)(), &pod, &account), pod) {
+        match (judge(&entry, self.now(), &pod, &account), pod) {
             (Verdict::Hit, PodNow::Present(pod)) => {
                 (self.observe)(CacheEvent::Hit);
                 Found::Hit(entry, pod)
@@ -346,23 +374,23 @@ impl ReviewCache {
         if sa_uid.is_empty() {
             return;
         }
-        let now = (self.clock)();
+        let now = self.now();
         let ttl_ms = u64::try_from(self.config.ttl.as_millis()).unwrap_or(u64::MAX);
-        let expires_at_ms = now.saturating_add(ttl_ms).min(exp);
-        if expires_at_ms <= now {
+        if exp <= now.wall_ms {
             return;
         }
         let entry = Arc::new(CachedReview {
             target: target.clone(),
             service_account_uid: sa_uid.clone(),
-            expires_at_ms,
+            fresh_until_ms: now.monotonic_ms.saturating_add(ttl_ms),
+            token_exp_ms: exp,
         });
         let dropped = self.with(|e| {
             let mut dropped = Vec::new();
             e.remove(&digest);
             // The oldest first: every entry ends by its insertion plus the TTL at the latest.
             while let Some((old, entry)) = e.oldest() {
-                if entry.expires_at_ms > now {
+                if entry.fresh_until_ms > now.monotonic_ms && entry.token_exp_ms > now.wall_ms {
                     break;
                 }
                 e.remove(&old);
@@ -443,7 +471,16 @@ mod tests {
         CachedReview {
             target: target("u1"),
             service_account_uid: "sa1".into(),
-            expires_at_ms: NOW + 10_000,
+            fresh_until_ms: NOW + 10_000,
+            token_exp_ms: NOW + 3_600_000,
+        }
+    }
+
+    /// Both clocks at `ms` (the tests move them together unless they say otherwise).
+    fn at(ms: u64) -> Now {
+        Now {
+            wall_ms: ms,
+            monotonic_ms: ms,
         }
     }
 
@@ -494,26 +531,49 @@ mod tests {
     #[test]
     fn a_hit_needs_the_same_live_pod_and_the_same_account_now() {
         let e = entry();
-        assert_eq!(judge(&e, NOW, &live(), &sa("sa1")), Verdict::Hit);
+        assert_eq!(judge(&e, at(NOW), &live(), &sa("sa1")), Verdict::Hit);
     }
 
     #[test]
     fn an_entry_never_outlives_its_expiry() {
         let e = entry();
-        assert_eq!(judge(&e, NOW + 9_999, &live(), &sa("sa1")), Verdict::Hit);
-        for at in [NOW + 10_000, NOW + 60_000] {
+        assert_eq!(judge(&e, at(NOW + 9_999), &live(), &sa("sa1")), Verdict::Hit);
+        for ms in [NOW + 10_000, NOW + 60_000] {
             assert_eq!(
-                judge(&e, at, &live(), &sa("sa1")),
+                judge(&e, at(ms), &live(), &sa("sa1")),
                 Verdict::Drop(DropReason::Expired)
             );
         }
     }
 
     #[test]
+    fn a_wall_clock_stepped_back_does_not_stretch_the_ttl_and_exp_stays_a_date() {
+        let e = entry();
+        // The wall clock jumps an hour back after the TTL ran out on the monotonic clock.
+        let stepped_back = Now {
+            wall_ms: NOW - 3_600_000,
+            monotonic_ms: NOW + 10_000,
+        };
+        assert_eq!(
+            judge(&e, stepped_back, &live(), &sa("sa1")),
+            Verdict::Drop(DropReason::Expired)
+        );
+        // Within the TTL, a wall clock past the token's exp ends the entry.
+        let past_exp = Now {
+            wall_ms: NOW + 3_600_000,
+            monotonic_ms: NOW + 1,
+        };
+        assert_eq!(
+            judge(&e, past_exp, &live(), &sa("sa1")),
+            Verdict::Drop(DropReason::Expired)
+        );
+    }
+
+    #[test]
     fn a_deleted_deleting_finished_or_replaced_pod_drops_the_entry() {
         let e = entry();
         let gone = Verdict::Drop(DropReason::PodGone);
-        assert_eq!(judge(&e, NOW, &PodNow::Absent, &sa("sa1")), gone);
+        assert_eq!(judge(&e, at(NOW), &PodNow::Absent, &sa("sa1")), gone);
         let variants: [fn(&mut PodFacts); 5] = [
             |p| p.deleting = true,
             |p| p.phase = crate::pod::Phase::Other("Succeeded".into()),
@@ -525,7 +585,7 @@ mod tests {
             let mut p = pod("web-1", "u1", "127.100.0.1");
             change(&mut p);
             assert_eq!(
-                judge(&e, NOW, &PodNow::Present(Arc::new(p)), &sa("sa1")),
+                judge(&e, at(NOW), &PodNow::Present(Arc::new(p)), &sa("sa1")),
                 gone
             );
         }
@@ -535,25 +595,25 @@ mod tests {
     fn a_deleted_or_recreated_service_account_drops_the_entry() {
         let e = entry();
         let gone = Verdict::Drop(DropReason::SaGone);
-        assert_eq!(judge(&e, NOW, &live(), &AccountLookup::Absent), gone);
-        assert_eq!(judge(&e, NOW, &live(), &sa("sa2")), gone);
+        assert_eq!(judge(&e, at(NOW), &live(), &AccountLookup::Absent), gone);
+        assert_eq!(judge(&e, at(NOW), &live(), &sa("sa2")), gone);
     }
 
     #[test]
     fn a_stale_watch_bypasses_the_cache_but_expiry_still_drops() {
         let e = entry();
-        assert_eq!(judge(&e, NOW, &PodNow::Stale, &sa("sa1")), Verdict::Bypass);
+        assert_eq!(judge(&e, at(NOW), &PodNow::Stale, &sa("sa1")), Verdict::Bypass);
         assert_eq!(
-            judge(&e, NOW, &live(), &AccountLookup::Stale),
+            judge(&e, at(NOW), &live(), &AccountLookup::Stale),
             Verdict::Bypass
         );
         assert_eq!(
-            judge(&e, NOW, &PodNow::Absent, &AccountLookup::Stale),
+            judge(&e, at(NOW), &PodNow::Absent, &AccountLookup::Stale),
             Verdict::Bypass,
             "nothing is concluded from a stale watch"
         );
         assert_eq!(
-            judge(&e, NOW + 10_000, &PodNow::Stale, &AccountLookup::Stale),
+            judge(&e, at(NOW + 10_000), &PodNow::Stale, &AccountLookup::Stale),
             Verdict::Drop(DropReason::Expired)
         );
     }
@@ -567,7 +627,7 @@ mod tests {
     impl Bed {
         fn new(ttl_secs: u64, max_entries: usize) -> Bed {
             let now = Arc::new(AtomicU64::new(NOW));
-            let clock_now = Arc::clone(&now);
+            let (clock_now, mono_now) = (Arc::clone(&now), Arc::clone(&now));
             let events = Arc::new(Mutex::new(Vec::new()));
             let seen = Arc::clone(&events);
             let cache = ReviewCache::new(
@@ -577,7 +637,8 @@ mod tests {
                 },
                 Arc::new(move || clock_now.load(Ordering::SeqCst)),
                 Arc::new(move |e| seen.lock().expect("events").push(e)),
-            );
+            )
+            .with_monotonic(Arc::new(move || mono_now.load(Ordering::SeqCst)));
             Bed { cache, now, events }
         }
 

@@ -82,7 +82,8 @@ pub struct ReviewDropLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LookupLabels {
-    /// `hit` or `miss`.
+    /// `hit`, `miss` (this request asks the directory) or `shared` (it waited for the answer
+    /// of an identical question already on its way).
     pub result: String,
 }
 
@@ -165,10 +166,11 @@ impl DirectoryMetrics {
         );
     }
 
-    pub fn lookup(&self, hit: bool) {
+    /// `result`: `hit`, `miss` or `shared`.
+    pub fn lookup(&self, result: &str) {
         self.cache_lookups
             .get_or_create(&LookupLabels {
-                result: if hit { "hit" } else { "miss" }.to_owned(),
+                result: result.to_owned(),
             })
             .inc();
     }
@@ -410,7 +412,7 @@ mod tests {
         let observe = m.review_cache_observer();
         observe(CacheEvent::Hit);
         observe(CacheEvent::Dropped(crate::review_cache::DropReason::SaGone));
-        m.directory.lookup(true);
+        m.directory.lookup("hit");
         m.directory.connections_open.inc();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");

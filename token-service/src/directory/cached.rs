@@ -8,11 +8,18 @@
 //! is refused `directory_unavailable` as without a cache. Only an outage nobody has noticed
 //! yet (a hung server or a silent network cut, before a miss or a lost connection shows it)
 //! can be answered from the cache, again for at most the TTL.
+//!
+//! Questions asked while the same one is on its way to the directory wait for that answer
+//! instead of asking again (single flight): a burst of one workload's pods costs one search,
+//! and during an outage one timeout, not one per pod. Its error is shared like its answer. A
+//! waiter whose asker gave up (its request was dropped) asks itself.
 
+use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use tokio::sync::broadcast;
 
 use crate::metrics::DirectoryMetrics;
 
@@ -37,8 +44,42 @@ pub struct Cached<D> {
     inner: D,
     ttl: Duration,
     state: Mutex<State>,
+    /// Questions on their way to the directory, each with the channel its answer goes out on.
+    in_flight: Mutex<HashMap<Question, broadcast::Sender<Outcome>>>,
     failures: Failures,
     metrics: DirectoryMetrics,
+}
+
+type Outcome = Result<Answer, DirectoryError>;
+
+/// The asker's claim on a question: dropped without [`Flight::land`] (the request was
+/// cancelled), it frees the question and its waiters ask themselves.
+struct Flight<'a> {
+    in_flight: &'a Mutex<HashMap<Question, broadcast::Sender<Outcome>>>,
+    question: Option<Question>,
+}
+
+impl Flight<'_> {
+    /// Hands the outcome to every waiter. Under the lock, so nobody subscribes after the send
+    /// (a later asker finds the cache filled instead).
+    fn land(mut self, outcome: &Outcome) {
+        if let Some(q) = self.question.take() {
+            let mut map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(tx) = map.remove(&q) {
+                // No receiver left is fine: they gave up.
+                let _ = tx.send(outcome.clone());
+            }
+        }
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        if let Some(q) = self.question.take() {
+            let mut map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+            map.remove(&q);
+        }
+    }
 }
 
 struct State {
@@ -69,6 +110,7 @@ impl<D: Directory> Cached<D> {
                 cache: TtlCache::new(cfg),
                 seen,
             }),
+            in_flight: Mutex::new(HashMap::new()),
             failures,
             metrics,
         }
@@ -93,40 +135,69 @@ impl<D: Directory> Cached<D> {
         question: Question,
         query: BoxFuture<'_, Result<Answer, DirectoryError>>,
     ) -> Result<Answer, DirectoryError> {
-        let asked = now();
-        let failures = self.failures.count();
-        let cached = {
-            let mut state = self.state(failures);
-            let hit = state.cache.get(&question, asked);
-            self.metrics.cache_entries.set(state.cache.len() as i64);
-            hit
-        };
-        self.metrics.lookup(cached.is_some());
-        if let Some(answer) = cached {
-            return Ok(answer);
-        }
-        let result = query.await;
-        self.metrics
-            .query(op, result.is_ok(), now().saturating_duration_since(asked));
-        match &result {
-            // Not when a failure was noticed while asking: the answer may predate the outage,
-            // and the cache was (or is about to be) emptied of everything else from before it.
-            // Nor when it took longer than the TTL: it would be stored already stale.
-            Ok(answer)
-                if self.failures.count() == failures
-                    && now().saturating_duration_since(asked) < self.ttl =>
-            {
+        loop {
+            let asked = now();
+            let failures = self.failures.count();
+            let cached = {
                 let mut state = self.state(failures);
-                state.cache.insert(question, answer.clone(), asked);
+                let hit = state.cache.get(&question, asked);
                 self.metrics.cache_entries.set(state.cache.len() as i64);
+                hit
+            };
+            if let Some(answer) = cached {
+                self.metrics.lookup("hit");
+                return Ok(answer);
             }
-            Ok(_) => {}
-            Err(e) if e.is_connection_failure() => self.failures.note(),
-            // The directory answered something we cannot use (an ambiguous name): not an
-            // outage, and not cached either.
-            Err(_) => {}
+            let waiting = {
+                let mut map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+                match map.get(&question) {
+                    Some(tx) => Some(tx.subscribe()),
+                    None => {
+                        map.insert(question.clone(), broadcast::channel(1).0);
+                        None
+                    }
+                }
+            };
+            if let Some(mut rx) = waiting {
+                match rx.recv().await {
+                    Ok(outcome) => {
+                        self.metrics.lookup("shared");
+                        return outcome;
+                    }
+                    // The asker was cancelled: ask again, maybe as the asker.
+                    Err(_) => continue,
+                }
+            }
+            let flight = Flight {
+                in_flight: &self.in_flight,
+                question: Some(question.clone()),
+            };
+            self.metrics.lookup("miss");
+            let result = query.await;
+            self.metrics
+                .query(op, result.is_ok(), now().saturating_duration_since(asked));
+            match &result {
+                // Not when a failure was noticed while asking: the answer may predate the
+                // outage, and the cache was (or is about to be) emptied of everything else from
+                // before it. Nor when it took longer than the TTL: it would be stored already
+                // stale.
+                Ok(answer)
+                    if self.failures.count() == failures
+                        && now().saturating_duration_since(asked) < self.ttl =>
+                {
+                    let mut state = self.state(failures);
+                    state.cache.insert(question, answer.clone(), asked);
+                    self.metrics.cache_entries.set(state.cache.len() as i64);
+                }
+                Ok(_) => {}
+                Err(e) if e.is_connection_failure() => self.failures.note(),
+                // The directory answered something we cannot use (an ambiguous name): not an
+                // outage, and not cached either.
+                Err(_) => {}
+            }
+            flight.land(&result);
+            return result;
         }
-        result
     }
 }
 
@@ -347,5 +418,84 @@ mod tests {
         assert_eq!(dir.inner.1.load(Ordering::SeqCst), 2);
         dir.user("alice").await.expect("third, from the cache");
         assert_eq!(dir.inner.1.load(Ordering::SeqCst), 2);
+    }
+
+    /// Answers after a pause, counting calls: concurrent questions overlap in it.
+    struct Slow(AtomicUsize, AtomicBool);
+
+    impl Directory for Slow {
+        fn describe(&self) -> String {
+            "slow".into()
+        }
+        fn user<'a>(&'a self, u: &'a str) -> BoxFuture<'a, Result<UserStatus, DirectoryError>> {
+            Box::pin(async move {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if self.1.load(Ordering::SeqCst) {
+                    return Err(DirectoryError::Unavailable {
+                        url: "ldap://x".into(),
+                        detail: "timed out".into(),
+                    });
+                }
+                Ok(UserStatus::Allowed { name: u.into() })
+            })
+        }
+        fn run_as<'a>(
+            &'a self,
+            _: &'a str,
+            account: &'a str,
+        ) -> BoxFuture<'a, Result<RunAsStatus, DirectoryError>> {
+            Box::pin(async move {
+                Ok(RunAsStatus::Allowed {
+                    account: account.into(),
+                })
+            })
+        }
+    }
+
+    fn slow(down: bool) -> Cached<Slow> {
+        Cached::new(
+            Slow(AtomicUsize::new(0), AtomicBool::new(down)),
+            CacheConfig::default(),
+            Failures::default(),
+            DirectoryMetrics::default(),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_one_question_asks_the_directory_once() {
+        let dir = slow(false);
+        let answers = futures::future::join_all((0..20).map(|_| dir.user("alice"))).await;
+        assert!(answers.iter().all(|a| matches!(a, Ok(UserStatus::Allowed { .. }))));
+        assert_eq!(dir.inner.0.load(Ordering::SeqCst), 1);
+        let other = futures::future::join_all([dir.user("bob"), dir.user("carol")]).await;
+        assert!(other.iter().all(Result::is_ok));
+        assert_eq!(dir.inner.0.load(Ordering::SeqCst), 3, "other questions fly alone");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn during_an_outage_a_burst_waits_for_one_timeout_and_all_are_refused() {
+        let dir = slow(true);
+        let answers = futures::future::join_all((0..20).map(|_| dir.user("alice"))).await;
+        assert!(answers.iter().all(Result::is_err), "fails closed, every one");
+        assert_eq!(dir.inner.0.load(Ordering::SeqCst), 1);
+        dir.inner.1.store(false, Ordering::SeqCst);
+        dir.user("alice").await.expect("the error was not cached");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_whose_asker_gave_up_asks_itself() {
+        let dir = slow(false);
+        let mut asker = Box::pin(dir.user("alice"));
+        // The asker starts its query, then its request is dropped mid-flight.
+        assert!(futures::poll!(asker.as_mut()).is_pending());
+        let waiter = dir.user("alice");
+        let dropped = async {
+            tokio::task::yield_now().await;
+            drop(asker);
+        };
+        let (answer, ()) = tokio::join!(waiter, dropped);
+        assert!(answer.is_ok(), "{answer:?}");
+        assert_eq!(dir.inner.0.load(Ordering::SeqCst), 2);
     }
 }

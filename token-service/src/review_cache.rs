@@ -537,7 +537,10 @@ mod tests {
     #[test]
     fn an_entry_never_outlives_its_expiry() {
         let e = entry();
-        assert_eq!(judge(&e, at(NOW + 9_999), &live(), &sa("sa1")), Verdict::Hit);
+        assert_eq!(
+            judge(&e, at(NOW + 9_999), &live(), &sa("sa1")),
+            Verdict::Hit
+        );
         for ms in [NOW + 10_000, NOW + 60_000] {
             assert_eq!(
                 judge(&e, at(ms), &live(), &sa("sa1")),
@@ -602,7 +605,10 @@ mod tests {
     #[test]
     fn a_stale_watch_bypasses_the_cache_but_expiry_still_drops() {
         let e = entry();
-        assert_eq!(judge(&e, at(NOW), &PodNow::Stale, &sa("sa1")), Verdict::Bypass);
+        assert_eq!(
+            judge(&e, at(NOW), &PodNow::Stale, &sa("sa1")),
+            Verdict::Bypass
+        );
         assert_eq!(
             judge(&e, at(NOW), &live(), &AccountLookup::Stale),
             Verdict::Bypass

@@ -64,7 +64,10 @@ impl Flight<'_> {
     /// (a later asker finds the cache filled instead).
     fn land(mut self, outcome: &Outcome) {
         if let Some(q) = self.question.take() {
-            let mut map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut map = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if let Some(tx) = map.remove(&q) {
                 // No receiver left is fine: they gave up.
                 let _ = tx.send(outcome.clone());
@@ -76,7 +79,10 @@ impl Flight<'_> {
 impl Drop for Flight<'_> {
     fn drop(&mut self) {
         if let Some(q) = self.question.take() {
-            let mut map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut map = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             map.remove(&q);
         }
     }
@@ -149,7 +155,10 @@ impl<D: Directory> Cached<D> {
                 return Ok(answer);
             }
             let waiting = {
-                let mut map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut map = self
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 match map.get(&question) {
                     Some(tx) => Some(tx.subscribe()),
                     None => {
@@ -466,18 +475,29 @@ mod tests {
     async fn a_burst_of_one_question_asks_the_directory_once() {
         let dir = slow(false);
         let answers = futures::future::join_all((0..20).map(|_| dir.user("alice"))).await;
-        assert!(answers.iter().all(|a| matches!(a, Ok(UserStatus::Allowed { .. }))));
+        assert!(
+            answers
+                .iter()
+                .all(|a| matches!(a, Ok(UserStatus::Allowed { .. })))
+        );
         assert_eq!(dir.inner.0.load(Ordering::SeqCst), 1);
         let other = futures::future::join_all([dir.user("bob"), dir.user("carol")]).await;
         assert!(other.iter().all(Result::is_ok));
-        assert_eq!(dir.inner.0.load(Ordering::SeqCst), 3, "other questions fly alone");
+        assert_eq!(
+            dir.inner.0.load(Ordering::SeqCst),
+            3,
+            "other questions fly alone"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn during_an_outage_a_burst_waits_for_one_timeout_and_all_are_refused() {
         let dir = slow(true);
         let answers = futures::future::join_all((0..20).map(|_| dir.user("alice"))).await;
-        assert!(answers.iter().all(Result::is_err), "fails closed, every one");
+        assert!(
+            answers.iter().all(Result::is_err),
+            "fails closed, every one"
+        );
         assert_eq!(dir.inner.0.load(Ordering::SeqCst), 1);
         dir.inner.1.store(false, Ordering::SeqCst);
         dir.user("alice").await.expect("the error was not cached");

@@ -59,7 +59,8 @@ config = obj({
       ["name", "resourceManagers"])),
   "hive": arr(obj({"name": {"type": "string", "minLength": 1},
       "metastores": arr({"type": "string", "pattern": "^thrift://"}, minItems=1), "principal": S,
-      "tokenSignature": {"type": "string"}}, ["name", "metastores"])),
+      "tokenSignature": {"type": "string"},
+      "minProtection": {"enum": ["authentication", "integrity", "privacy"]}}, ["name", "metastores"])),
   "defaultServices": arr({"type": "string", "enum": ["hdfs", "hive", "kms", "yarn"]}, minItems=1),
   "ldap": obj({k: S for k in ["url", "bindDn", "baseDn", "groupBaseDn", "userFilter", "nameAttribute",
                                "groupFilter", "runAsFilter", "allowedGroup", "caFile"]} |

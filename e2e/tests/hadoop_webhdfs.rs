@@ -24,6 +24,7 @@ use std::time::Duration;
 use e2e::hadoop::{Cluster, e2e_dir, show, state_dir};
 use hadoop_token::{Credentials, Format};
 use token_service::hadoop::auth::Authenticator;
+use token_service::hadoop::hive::sasl::Protection;
 use token_service::hadoop::hive::{Hive, HiveConfig};
 use token_service::hadoop::http::{Caller, HttpConfig, build_client};
 use token_service::hadoop::kms::{Kms, KmsConfig};
@@ -650,6 +651,9 @@ async fn hive_token_lifecycle_with_a_stock_metastore_client() {
             principal: Some(hive_json.principal.replace("localhost", "_HOST")),
             renewer: "kube2hadoop".into(),
             token_signature: hive_json.token_signature.clone(),
+            // The bed's metastore offers `authentication,privacy`: sealed frames, proved by
+            // requiring them.
+            min_protection: Protection::Privacy,
         },
         Some(spnego.clone()),
         Duration::from_secs(30),

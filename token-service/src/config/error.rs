@@ -75,6 +75,14 @@ pub enum ConfigError {
     DefaultServiceMissing { names: String },
     #[error("yarn {cluster}: no resourceManagers listed")]
     NoResourceManagers { cluster: String },
+    #[error(
+        "--{flag} {value:?} must be between 1 s and 1 h: each call to a server waits at most this long"
+    )]
+    TimeoutRange { flag: &'static str, value: Duration },
+    #[error(
+        "hive {name}: minProtection {value:?} is unknown: use authentication, integrity or privacy"
+    )]
+    Protection { name: String, value: String },
     #[error("hive {name}: no metastores listed")]
     NoMetastores { name: String },
     #[error(

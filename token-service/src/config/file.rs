@@ -163,6 +163,10 @@ pub struct FileHive {
     /// The clients' `hive.metastore.token.signature` [default: "", Hive's and Spark's].
     #[serde(default)]
     pub token_signature: String,
+    /// The weakest SASL protection accepted: authentication, integrity or privacy [default:
+    /// authentication]. The strongest the metastore offers is always used.
+    #[serde(default)]
+    pub min_protection: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use k2h_contract::coverage::{MUTATING_WEBHOOK, WEBHOOK_CONFIGURATION};
 
 use crate::hadoop::hive::HiveConfig;
+use crate::hadoop::hive::sasl::Protection;
 use crate::hadoop::kms::KmsConfig;
 use crate::hadoop::spnego::KerberosConfig;
 use crate::hadoop::webhdfs::{NameNode, NameServiceConfig};
@@ -116,6 +117,15 @@ impl Settings {
             })
             .or(file.superusers.map(|v| v.into_iter().collect()))
             .unwrap_or_else(|| DEFAULT_SUPERUSERS.iter().map(|s| (*s).to_owned()).collect());
+        // The service itself, whatever the list says: a server asked for a token of its own
+        // caller skips the proxy-user check (the metastore compares short names; a NameNode
+        // with doas equal to the caller does the same), so such a token would carry this
+        // service's rights.
+        let mut superusers: BTreeSet<String> = superusers;
+        superusers.insert(renewer.clone());
+        if let Some(k) = &kerberos {
+            superusers.insert(short_name(&k.principal));
+        }
 
         let services = services_policy(
             &mut errors,
@@ -162,6 +172,12 @@ impl Settings {
             file.hadoop_timeout_seconds,
             Duration::from_secs(30),
         );
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&hadoop_timeout) {
+            errors.push(ConfigError::TimeoutRange {
+                flag: "hadoop-timeout",
+                value: hadoop_timeout,
+            });
+        }
         let kube_timeout = duration(
             &mut errors,
             "kube-timeout",
@@ -520,12 +536,25 @@ fn hive_groups(
         }
     }
     hive.into_iter()
-        .map(|h| HiveConfig {
-            name: h.name,
-            metastores: h.metastores,
-            principal: h.principal,
-            renewer: renewer.to_owned(),
-            token_signature: h.token_signature,
+        .map(|h| {
+            let min_protection = match h.min_protection.as_deref() {
+                None => Protection::default(),
+                Some(value) => Protection::parse(value).unwrap_or_else(|| {
+                    errors.push(ConfigError::Protection {
+                        name: h.name.clone(),
+                        value: value.to_owned(),
+                    });
+                    Protection::default()
+                }),
+            };
+            HiveConfig {
+                name: h.name,
+                metastores: h.metastores,
+                principal: h.principal,
+                renewer: renewer.to_owned(),
+                token_signature: h.token_signature,
+                min_protection,
+            }
         })
         .collect()
 }

@@ -75,7 +75,11 @@ fn flags_win_over_the_file() {
             sa_token_origin: TokenOrigin::Any,
         }
     );
-    assert_eq!(s.superusers.len(), 2);
+    assert_eq!(
+        s.superusers,
+        ["hdfs", "k2h", "svc-root"].map(String::from).into(),
+        "the listed ones, and the service's own name whatever the list says"
+    );
     assert_eq!(s.nameservices[0].renewer, "k2h");
     assert!(s.mapping.lowercase);
 }
@@ -814,7 +818,11 @@ fn hive_groups_need_metastores_a_principal_under_kerberos_and_their_own_signatur
     };
     assert!(e.to_string().contains("hive/_HOST@EXAMPLE.COM"), "{e}");
     let with_principal = format!("{one}    principal: hive/_HOST@R\n");
-    resolve(cli(&kerberos), file(&with_principal)).expect("principal given");
+    let s = resolve(cli(&kerberos), file(&with_principal)).expect("principal given");
+    assert!(
+        s.superusers.contains("kube2hadoop"),
+        "the service's own short name is never a user tokens are issued for"
+    );
 
     let two =
         "hive:\n  - {name: a, metastores: [\"thrift://a:9083\"]}\n  - {name: b, metastores: []}\n";
@@ -824,4 +832,17 @@ fn hive_groups_need_metastores_a_principal_under_kerberos_and_their_own_signatur
     let text = e.to_string();
     assert!(text.contains("hive b: no metastores listed"), "{text}");
     assert!(text.contains("same tokenSignature"), "{text}");
+}
+
+#[test]
+fn a_hadoop_timeout_must_be_a_real_bound() {
+    for bad in ["0s", "2h"] {
+        let args = [&TLS[..], &["--hadoop-timeout", bad]].concat();
+        let Err(e) = resolve(cli(&args), file(SERVICES)) else {
+            panic!("--hadoop-timeout {bad} accepted");
+        };
+        assert!(e.to_string().contains("between 1 s and 1 h"), "{e}");
+    }
+    let args = [&TLS[..], &["--hadoop-timeout", "5s"]].concat();
+    resolve(cli(&args), file(SERVICES)).expect("5 s is fine");
 }

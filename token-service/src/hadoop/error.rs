@@ -250,6 +250,16 @@ pub fn from_response(
 /// A server's error text without HTTP around it (a Hive `MetaException`'s message), typed as
 /// [`from_response`] types WebHDFS errors; what it does not recognise stays a `Metastore` error.
 pub fn from_metastore(endpoint: &str, message: &str, superuser: &str) -> HadoopError {
+    // The metastore's token store says "token expired or does not exist" / "token does not
+    // exist" where a NameNode says "can't be found in cache"; only here, where it is the only
+    // thing a token call can be missing.
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("token") && lower.contains("does not exist") {
+        return HadoopError::TokenNotFound {
+            endpoint: endpoint.to_owned(),
+            message: cap(message),
+        };
+    }
     match classify(endpoint, 0, "", "MetaException", message, superuser) {
         HadoopError::Remote {
             endpoint, message, ..
@@ -283,7 +293,6 @@ fn classify(
     } else if lower.contains("can't be found in cache")
         || lower.contains("unknown token")
         || lower.contains("token not found")
-        || lower.contains("does not exist")
     {
         // Wordings of the secret manager: using, renewing and cancelling a token it lacks.
         HadoopError::TokenNotFound { endpoint, message }
@@ -309,11 +318,22 @@ fn classify(
     }
 }
 
-fn cap(s: &str) -> String {
-    match s.char_indices().nth(MAX_SERVER_MESSAGE) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
+/// A server's text as errors and logs may carry it: at most [`MAX_SERVER_MESSAGE`] characters,
+/// control characters escaped (a server cannot forge log lines with a newline).
+pub fn cap(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(MAX_SERVER_MESSAGE + 8));
+    for (n, c) in s.chars().enumerate() {
+        if n == MAX_SERVER_MESSAGE {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -509,6 +529,11 @@ mod tests {
             attempts: vec![keytab],
         };
         assert!(!mixed.is_transient());
+    }
+
+    #[test]
+    fn server_text_cannot_forge_log_lines() {
+        assert_eq!(cap("a\nfake=1\r\u{7}"), "a\\nfake=1\\r\\u{7}");
     }
 
     #[test]

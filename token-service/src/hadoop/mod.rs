@@ -88,9 +88,11 @@ async fn rpc_token_service(what: &str, rpc: &str) -> Result<String, HadoopError>
     Ok(format!("{}:{}", addr.ip(), addr.port()))
 }
 
-/// `doas` names a Hadoop user; refuse what cannot be one before it reaches a server.
+/// `doas` names a Hadoop user; refuse what cannot be one before it reaches a server. A
+/// principal-like name (`svc/host@REALM`) is refused too: servers compare short names, and one
+/// equal to this service's own would skip their proxy-user check.
 fn check_user(user: &str) -> Result<(), HadoopError> {
-    if user.is_empty() || user.len() > 256 || user.chars().any(|c| c.is_control() || c == ' ') {
+    if !crate::mapping::valid_account(user) {
         return Err(HadoopError::Config(format!(
             "{user:?} is not a valid Hadoop user name"
         )));

@@ -2,17 +2,18 @@
 //! workload and renewed a few times a day, so a pool would only hold idle sockets. Blocking:
 //! the `thrift` crate is synchronous, so callers run this on the blocking pool.
 
-use std::io::BufReader;
+use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use thrift::protocol::{TBinaryOutputProtocol, TInputProtocol, TOutputProtocol};
-use thrift::transport::{TBufferedWriteTransport, TFramedWriteTransport};
+use thrift::transport::TBufferedWriteTransport;
 
 use super::bounded::BoundedBinary;
 use super::metastore_thrift::{MetaException, ThriftHiveMetastoreSyncClient};
-use super::sasl::{self, FrameReader, Gssapi, SaslError};
-use crate::hadoop::error::{HadoopError, from_metastore};
+use super::sasl::{self, FrameReader, FrameWriter, Gssapi, Protection, SaslError};
+use crate::hadoop::error::{HadoopError, cap, from_metastore};
 use crate::hadoop::failover::Server;
 use crate::hadoop::spnego::Spnego;
 
@@ -86,7 +87,12 @@ impl Server for Metastore {
 pub enum Sasl {
     /// `principal` is the metastore's (`hive.metastore.kerberos.principal`); `_HOST` stands
     /// for the host of the URI being called, as Hive's clients substitute it.
-    Kerberos { spnego: Spnego, principal: String },
+    Kerberos {
+        spnego: Spnego,
+        principal: String,
+        /// The weakest SASL layer accepted.
+        min: Protection,
+    },
     /// Plain Thrift, for a metastore without SASL (which issues no tokens) and for tests.
     Off,
 }
@@ -95,7 +101,46 @@ pub fn server_principal(template: &str, host: &str) -> String {
     template.replace("_HOST", &host.to_ascii_lowercase())
 }
 
-/// Connects, authenticates and runs `f` with a client on that connection.
+/// The socket under one deadline for the whole call: each read or write waits at most what is
+/// left of it, so a server that trickles bytes cannot hold the thread past `timeout`.
+#[derive(Clone)]
+struct Deadline {
+    stream: Arc<TcpStream>,
+    until: Instant,
+}
+
+impl Deadline {
+    fn left(&self) -> io::Result<Duration> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the call's deadline passed",
+            ));
+        }
+        Ok(left)
+    }
+}
+
+impl Read for Deadline {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.set_read_timeout(Some(self.left()?))?;
+        (&*self.stream).read(buf)
+    }
+}
+
+impl Write for Deadline {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.set_write_timeout(Some(self.left()?))?;
+        (&*self.stream).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.stream).flush()
+    }
+}
+
+/// Connects, authenticates and runs `f` with a client on that connection, all within `timeout`.
 pub fn call<T>(
     metastore: &Metastore,
     auth: &Sasl,
@@ -104,32 +149,41 @@ pub fn call<T>(
     f: impl FnOnce(&mut Client) -> thrift::Result<T>,
 ) -> Result<T, HadoopError> {
     let endpoint = metastore.label();
-    let stream = connect(metastore, timeout)?;
-    let io = |e: std::io::Error| io_error(endpoint, timeout, &e);
-    let read_half = stream.try_clone().map_err(io)?;
+    let until = Instant::now() + timeout;
+    let stream = Deadline {
+        stream: Arc::new(connect(metastore, timeout)?),
+        until,
+    };
     let (input, output): (
         Box<dyn TInputProtocol + Send>,
         Box<dyn TOutputProtocol + Send>,
     ) = match auth {
-        Sasl::Kerberos { spnego, principal } => {
+        Sasl::Kerberos {
+            spnego,
+            principal,
+            min,
+        } => {
             let server = server_principal(principal, &metastore.host);
-            let mut mech =
-                Gssapi::new(spnego, &server).map_err(|e| sasl_error(endpoint, timeout, e))?;
-            sasl::negotiate(&mut &stream, &mut mech)
-                .map_err(|e| sasl_error(endpoint, timeout, e))?;
+            let sasl_err = |e| sasl_error(endpoint, timeout, e);
+            let mut mech = Gssapi::new(spnego, &server, *min).map_err(sasl_err)?;
+            sasl::negotiate(&mut stream.clone(), &mut mech).map_err(sasl_err)?;
+            let layer = mech.into_layer().map(|l| Arc::new(Mutex::new(l)));
             (
                 Box::new(BoundedBinary::new(
-                    FrameReader::new(read_half, MAX_FRAME),
+                    FrameReader::new(stream.clone(), MAX_FRAME, layer.clone()),
                     MAX_STRING,
                 )),
                 Box::new(TBinaryOutputProtocol::new(
-                    TFramedWriteTransport::new(stream),
+                    FrameWriter::new(stream, layer),
                     true,
                 )),
             )
         }
         Sasl::Off => (
-            Box::new(BoundedBinary::new(BufReader::new(read_half), MAX_STRING)),
+            Box::new(BoundedBinary::new(
+                BufReader::new(stream.clone()),
+                MAX_STRING,
+            )),
             Box::new(TBinaryOutputProtocol::new(
                 TBufferedWriteTransport::new(stream),
                 true,
@@ -214,7 +268,7 @@ fn thrift_error(
             }
             None => HadoopError::Metastore {
                 endpoint: endpoint.to_owned(),
-                message: user.to_string(),
+                message: cap(&user.to_string()),
             },
         },
         thrift::Error::Transport(t) => {
@@ -226,17 +280,17 @@ fn thrift_error(
             let detail = if would_block.iter().any(|w| t.message.contains(w)) {
                 std::io::Error::from(std::io::ErrorKind::WouldBlock)
             } else {
-                std::io::Error::new(kind, t.message)
+                std::io::Error::new(kind, cap(&t.message))
             };
             io_error(endpoint, timeout, &detail)
         }
         thrift::Error::Protocol(p) => HadoopError::BadResponse {
             endpoint: endpoint.to_owned(),
-            detail: p.message,
+            detail: cap(&p.message),
         },
         thrift::Error::Application(a) => HadoopError::Metastore {
             endpoint: endpoint.to_owned(),
-            message: format!("{:?}: {}", a.kind, a.message),
+            message: cap(&format!("{:?}: {}", a.kind, a.message)),
         },
     }
 }

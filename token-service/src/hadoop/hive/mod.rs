@@ -44,6 +44,8 @@ pub struct HiveConfig {
     pub renewer: String,
     /// The clients' `hive.metastore.token.signature`, written as the token's service.
     pub token_signature: String,
+    /// The weakest SASL layer accepted; the strongest the metastore offers is used.
+    pub min_protection: sasl::Protection,
 }
 
 pub struct Hive {
@@ -76,6 +78,7 @@ impl Hive {
             (Some(spnego), Some(principal)) => Sasl::Kerberos {
                 spnego,
                 principal: principal.clone(),
+                min: cfg.min_protection,
             },
             (Some(_), None) => {
                 return Err(HadoopError::Config(format!(
@@ -112,8 +115,10 @@ impl Hive {
                         let call = tokio::task::spawn_blocking(move || {
                             client::call(&metastore, &auth, timeout, &superuser, f)
                         });
-                        // Each socket step is bounded by `timeout`; this bounds the whole call.
-                        match tokio::time::timeout(timeout * 3, call).await {
+                        // The call ends by its own deadline (`timeout`); this only keeps a
+                        // stuck worker from holding the request past it.
+                        let bound = timeout.saturating_add(Duration::from_secs(1));
+                        match tokio::time::timeout(bound, call).await {
                             Ok(Ok(result)) => result,
                             Ok(Err(join)) => Err(HadoopError::Unreachable {
                                 endpoint: label,
@@ -121,7 +126,7 @@ impl Hive {
                             }),
                             Err(_) => Err(HadoopError::Timeout {
                                 endpoint: label,
-                                timeout: timeout * 3,
+                                timeout: bound,
                             }),
                         }
                     }

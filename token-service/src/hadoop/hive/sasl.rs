@@ -1,11 +1,11 @@
 //! Thrift's SASL transport as a Hive metastore with `metastore.sasl.enabled` speaks it
-//! (`TSaslClientTransport`), with the GSSAPI mechanism (RFC 4752) at QOP `auth`.
+//! (`TSaslClientTransport`), with the GSSAPI mechanism (RFC 4752).
 //!
 //! Negotiation messages are `status (1 byte) | length (4, big endian) | payload`. Once both sides
-//! are complete, each Thrift message travels as a frame `length (4) | payload`, unwrapped: at QOP
-//! `auth` SASL adds no security layer. A metastore that asks for integrity or privacy
-//! (`hadoop.rpc.protection` other than `authentication`) is refused with a reason, not
-//! half-spoken.
+//! are complete, each Thrift message travels as a frame `length (4) | payload`; with a security
+//! layer the payload is the GSSAPI-wrapped message (signed for integrity, sealed for privacy).
+//! We take the strongest layer the metastore offers (its `hadoop.rpc.protection`) and refuse
+//! one weaker than the configured minimum: a token's password crosses this connection.
 
 use std::io::{self, Read, Write};
 
@@ -164,21 +164,56 @@ pub struct Gssapi {
     phase: Phase,
     spnego: Spnego,
     server: String,
+    min: Protection,
+    chosen: Option<(Protection, usize)>,
 }
 
-/// RFC 4752 §3.3: bit 0 of the server's offer is "no security layer".
-const NO_SECURITY_LAYER: u8 = 1;
+/// SASL's quality of protection, weakest first: Hadoop's `hadoop.rpc.protection` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Protection {
+    /// QOP `auth`: Kerberos proves both sides, the traffic itself is not protected.
+    #[default]
+    Authentication,
+    /// QOP `auth-int`: every message signed.
+    Integrity,
+    /// QOP `auth-conf`: every message signed and encrypted.
+    Privacy,
+}
+
+impl Protection {
+    /// RFC 4752 §3.3's bit for the layer.
+    fn bit(self) -> u8 {
+        match self {
+            Protection::Authentication => 1,
+            Protection::Integrity => 2,
+            Protection::Privacy => 4,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Protection> {
+        match s {
+            "authentication" => Some(Protection::Authentication),
+            "integrity" => Some(Protection::Integrity),
+            "privacy" => Some(Protection::Privacy),
+            _ => None,
+        }
+    }
+}
+
+/// The largest wrapped message we accept, stated to the server in our reply.
+const OUR_MAX_BUFFER: u32 = 1024 * 1024;
 
 impl Gssapi {
-    /// Blocking: acquiring the credential may talk to the KDC.
-    pub fn new(spnego: &Spnego, server: &str) -> Result<Gssapi, SaslError> {
+    /// Blocking: acquiring the credential may talk to the KDC. `min` is the weakest layer we
+    /// accept.
+    pub fn new(spnego: &Spnego, server: &str, min: Protection) -> Result<Gssapi, SaslError> {
         let cred: Cred = spnego.credential().map_err(SaslError::Kerberos)?;
         let name = Name::new(server.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL))
             .map_err(|e| SaslError::Kerberos(spnego.classify("naming the server", server, e)))?;
         let ctx = ClientCtx::new(
             Some(cred),
             name,
-            CtxFlags::GSS_C_MUTUAL_FLAG | CtxFlags::GSS_C_INTEG_FLAG,
+            CtxFlags::GSS_C_MUTUAL_FLAG | CtxFlags::GSS_C_INTEG_FLAG | CtxFlags::GSS_C_CONF_FLAG,
             Some(GSS_MECH_KRB5),
         );
         Ok(Gssapi {
@@ -186,7 +221,21 @@ impl Gssapi {
             phase: Phase::Context,
             spnego: spnego.clone(),
             server: server.to_owned(),
+            min,
+            chosen: None,
         })
+    }
+
+    /// After the handshake: the layer the connection's frames carry, `None` for plain frames.
+    pub fn into_layer(self) -> Option<Layer> {
+        match self.chosen {
+            Some((Protection::Authentication, _)) | None => None,
+            Some((protection, server_max)) => Some(Layer {
+                ctx: self.ctx,
+                encrypt: protection == Protection::Privacy,
+                server_max,
+            }),
+        }
     }
 
     fn gss(&self, step: &'static str, e: libgssapi::error::Error) -> SaslError {
@@ -232,7 +281,8 @@ impl Mechanism for Gssapi {
                     .ctx
                     .unwrap(challenge)
                     .map_err(|e| self.gss("reading the security-layer offer", e))?;
-                let reply = security_layer_reply(&offer)?;
+                let (chosen, reply) = security_layer_reply(&offer, self.min)?;
+                self.chosen = Some(chosen);
                 let wrapped = self
                     .ctx
                     .wrap(false, &reply)
@@ -251,45 +301,148 @@ impl Mechanism for Gssapi {
     }
 }
 
-/// Our answer to the server's (unwrapped) offer: no security layer, receive size 0, no
-/// authorization id (we act as ourselves; `doAs` travels in the call).
-pub fn security_layer_reply(offer: &[u8]) -> Result<[u8; 4], SaslError> {
-    let [layers, ..] = offer else {
-        return Err(SaslError::Protocol("empty security-layer offer".into()));
-    };
-    if offer.len() != 4 {
+/// Our answer to the server's (unwrapped) offer `layers | max size (3 bytes)`: the strongest
+/// layer offered, if it is at least `min`, with the largest message we take (0 without a
+/// layer), and no authorization id (we act as ourselves; `doAs` travels in the call). Also
+/// returns the layer and the largest wrapped message the server takes.
+pub fn security_layer_reply(
+    offer: &[u8],
+    min: Protection,
+) -> Result<((Protection, usize), [u8; 4]), SaslError> {
+    let &[layers, a, b, c] = offer else {
         return Err(SaslError::Protocol(format!(
             "security-layer offer of {} bytes, RFC 4752 says 4",
             offer.len()
         )));
+    };
+    let server_max = u32::from_be_bytes([0, a, b, c]) as usize;
+    let strongest = [
+        Protection::Privacy,
+        Protection::Integrity,
+        Protection::Authentication,
+    ]
+    .into_iter()
+    .find(|p| layers & p.bit() != 0)
+    .ok_or_else(|| {
+        SaslError::Protocol(format!("the server offers no layer we know ({layers:#x})"))
+    })?;
+    if strongest < min {
+        return Err(SaslError::Protocol(format!(
+            "the server offers at best {strongest:?}, the configuration requires at least \
+             {min:?}: add it to the metastore's hadoop.rpc.protection, or lower minProtection"
+        )));
     }
-    if layers & NO_SECURITY_LAYER == 0 {
-        return Err(SaslError::Protocol(
-            "the server requires SASL integrity or privacy (hadoop.rpc.protection = integrity \
-             or privacy); kube2hadoop speaks QOP auth only: set the metastore's \
-             hadoop.rpc.protection to authentication, or include it"
-                .into(),
-        ));
-    }
-    Ok([NO_SECURITY_LAYER, 0, 0, 0])
+    let ours = match strongest {
+        Protection::Authentication => 0,
+        _ => OUR_MAX_BUFFER,
+    };
+    let [_, x, y, z] = ours.to_be_bytes();
+    Ok(((strongest, server_max), [strongest.bit(), x, y, z]))
 }
 
-/// Reads the Thrift byte stream out of SASL frames, each at most `max` bytes.
+/// The security layer of an established connection: wraps what we send, unwraps what we read.
+pub struct Layer {
+    ctx: ClientCtx,
+    encrypt: bool,
+    server_max: usize,
+}
+
+impl Layer {
+    fn wrap(&mut self, msg: &[u8]) -> io::Result<Vec<u8>> {
+        let wrapped = self
+            .ctx
+            .wrap(self.encrypt, msg)
+            .map_err(|e| io::Error::other(format!("GSSAPI wrap: {e}")))?;
+        if self.server_max != 0 && wrapped.len() > self.server_max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a message of {} bytes, more than the server takes ({})",
+                    wrapped.len(),
+                    self.server_max
+                ),
+            ));
+        }
+        Ok(wrapped.to_vec())
+    }
+
+    fn unwrap(&mut self, msg: &[u8]) -> io::Result<Vec<u8>> {
+        self.ctx
+            .unwrap(msg)
+            .map(|b| b.to_vec())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("GSSAPI unwrap: {e}")))
+    }
+}
+
+/// One connection's layer, shared by its reading and writing halves (one thread uses both).
+pub type SharedLayer = std::sync::Arc<std::sync::Mutex<Layer>>;
+
+fn with_layer<T>(
+    layer: &SharedLayer,
+    f: impl FnOnce(&mut Layer) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut guard = layer
+        .lock()
+        .map_err(|_| io::Error::other("security layer lock poisoned"))?;
+    f(&mut guard)
+}
+
+/// Reads the Thrift byte stream out of SASL frames, each at most `max` bytes, unwrapped by the
+/// layer when there is one.
 pub struct FrameReader<R> {
     inner: R,
     frame: Vec<u8>,
     pos: usize,
     max: usize,
+    layer: Option<SharedLayer>,
 }
 
 impl<R: Read> FrameReader<R> {
-    pub fn new(inner: R, max: usize) -> FrameReader<R> {
+    pub fn new(inner: R, max: usize, layer: Option<SharedLayer>) -> FrameReader<R> {
         FrameReader {
             inner,
             frame: Vec::new(),
             pos: 0,
             max,
+            layer,
         }
+    }
+}
+
+/// Writes each flushed Thrift message as one SASL frame, wrapped by the layer when there is one.
+pub struct FrameWriter<W> {
+    inner: W,
+    pending: Vec<u8>,
+    layer: Option<SharedLayer>,
+}
+
+impl<W: Write> FrameWriter<W> {
+    pub fn new(inner: W, layer: Option<SharedLayer>) -> FrameWriter<W> {
+        FrameWriter {
+            inner,
+            pending: Vec::new(),
+            layer,
+        }
+    }
+}
+
+impl<W: Write> Write for FrameWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let payload = std::mem::take(&mut self.pending);
+        let payload = match &self.layer {
+            Some(layer) => with_layer(layer, |l| l.wrap(&payload))?,
+            None => payload,
+        };
+        let len = u32::try_from(payload.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+        self.inner.write_all(&len.to_be_bytes())?;
+        self.inner.write_all(&payload)?;
+        self.inner.flush()
     }
 }
 
@@ -307,6 +460,9 @@ impl<R: Read> Read for FrameReader<R> {
             }
             self.frame.resize(len, 0);
             self.inner.read_exact(&mut self.frame)?;
+            if let Some(layer) = &self.layer {
+                self.frame = with_layer(layer, |l| l.unwrap(&self.frame))?;
+            }
             self.pos = 0;
         }
         let n = buf.len().min(self.frame.len() - self.pos);
@@ -430,15 +586,43 @@ mod tests {
     }
 
     #[test]
-    fn only_the_no_layer_offer_is_accepted() {
+    fn the_strongest_layer_offered_is_taken_and_a_weaker_than_required_refused() {
+        use Protection::*;
+        let reply = |offer: &[u8], min| security_layer_reply(offer, min).map(|(c, r)| (c.0, r));
+        // Hive's default (authentication only): no layer, receive size 0.
         assert_eq!(
-            security_layer_reply(&[0b111, 0, 0x10, 0]).ok(),
-            Some([1, 0, 0, 0])
+            reply(&[0b001, 0, 0x10, 0], Authentication).ok(),
+            Some((Authentication, [1, 0, 0, 0]))
         );
-        let err = security_layer_reply(&[0b110, 0, 0x10, 0]).expect_err("integrity only");
+        // `authentication,privacy`: privacy, never the unprotected one.
+        assert_eq!(
+            reply(&[0b101, 0, 0x10, 0], Authentication).ok(),
+            Some((Privacy, [4, 0x10, 0, 0]))
+        );
+        assert_eq!(
+            reply(&[0b011, 0, 0x10, 0], Authentication).ok(),
+            Some((Integrity, [2, 0x10, 0, 0]))
+        );
+        let err = reply(&[0b001, 0, 0x10, 0], Privacy).expect_err("downgrade refused");
         assert!(err.to_string().contains("hadoop.rpc.protection"), "{err}");
-        assert!(security_layer_reply(&[]).is_err());
-        assert!(security_layer_reply(&[1, 0, 0]).is_err());
+        assert!(reply(&[0b010, 0, 0x10, 0], Privacy).is_err());
+        assert!(
+            reply(&[0b000, 0, 0x10, 0], Authentication).is_err(),
+            "no layer at all"
+        );
+        assert!(reply(&[], Authentication).is_err());
+        assert!(reply(&[1, 0, 0], Authentication).is_err());
+        let ((_, server_max), _) = security_layer_reply(&[4, 0x01, 0, 0], Privacy).expect("offer");
+        assert_eq!(server_max, 65536);
+    }
+
+    #[test]
+    fn plain_frames_are_written_one_per_flush() {
+        let mut w = FrameWriter::new(Vec::new(), None);
+        w.write_all(b"ab").expect("write");
+        w.write_all(b"c").expect("write");
+        w.flush().expect("flush");
+        assert_eq!(w.inner, [0, 0, 0, 3, b'a', b'b', b'c']);
     }
 
     #[test]
@@ -449,14 +633,14 @@ mod tests {
             data.extend_from_slice(part);
         }
         let mut all = String::new();
-        FrameReader::new(Cursor::new(data), 16)
+        FrameReader::new(Cursor::new(data), 16, None)
             .read_to_string(&mut all)
             .expect_err("ends mid-header at EOF");
-        let mut r = FrameReader::new(Cursor::new([0, 0, 0, 2, b'h', b'i'].to_vec()), 16);
+        let mut r = FrameReader::new(Cursor::new([0, 0, 0, 2, b'h', b'i'].to_vec()), 16, None);
         let mut two = [0u8; 2];
         r.read_exact(&mut two).expect("one frame");
         assert_eq!(&two, b"hi");
-        let mut huge = FrameReader::new(Cursor::new(vec![0, 1, 0, 0]), 16);
+        let mut huge = FrameReader::new(Cursor::new(vec![0, 1, 0, 0]), 16, None);
         assert!(
             huge.read(&mut two).is_err(),
             "a 64 KiB frame over a 16-byte bound"

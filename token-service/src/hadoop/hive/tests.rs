@@ -99,6 +99,7 @@ fn hive(metastores: Vec<String>) -> Hive {
             principal: None,
             renewer: "kube2hadoop".into(),
             token_signature: "k2h-hms".into(),
+            min_protection: Default::default(),
         },
         None,
         Duration::from_secs(5),
@@ -175,6 +176,33 @@ async fn a_silent_server_times_out_instead_of_hanging() {
     drop(listener);
 }
 
+#[tokio::test]
+async fn a_server_trickling_bytes_is_cut_off_at_the_calls_deadline() {
+    use std::io::{Read as _, Write as _};
+    // Answers every request with the start of a reply, one byte every 100 ms, forever: each
+    // read succeeds within any per-read timeout.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let uri = format!("thrift://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut request = [0u8; 64];
+            let _ = s.read(&mut request);
+            // A reply header whose method name is 200 kB long, then the name byte by byte.
+            let _ = s.write_all(&[0x80, 0x01, 0x00, 0x02, 0x00, 0x03, 0x0d, 0x40]);
+            while s.write_all(b"a").is_ok() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    let mut h = hive(vec![uri]);
+    h.timeout = Duration::from_millis(500);
+    let started = std::time::Instant::now();
+    let err = h.obtain("alice").await.expect_err("never a whole reply");
+    assert!(matches!(err, HadoopError::Timeout { .. }), "{err:?}");
+    // Not a speed target: without the deadline this call never returns.
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
 #[test]
 fn kerberos_needs_the_metastore_principal_and_uris_are_checked() {
     let cfg = |metastores: Vec<&str>| HiveConfig {
@@ -183,6 +211,7 @@ fn kerberos_needs_the_metastore_principal_and_uris_are_checked() {
         principal: None,
         renewer: "kube2hadoop".into(),
         token_signature: String::new(),
+        min_protection: Default::default(),
     };
     let none = Hive::new(cfg(vec![]), None, Duration::from_secs(1), "k".into());
     assert!(none.is_err());

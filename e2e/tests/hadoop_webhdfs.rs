@@ -875,7 +875,7 @@ async fn pyspark_reads_alices_hive_table_with_only_our_file() {
     // ("Failed to find any Kerberos tgt" from the KMS's GETDELEGATIONTOKEN) unless the
     // credentials hold one under the KMS's canonical service, `ip:port`, as alias. Our file's
     // alias is the token's service, so the KMS provider is configured with that form (the
-    // KMS client falls back to it when it finds no token for the provider URI).
+    // KMS client also selects a token by it; unused here: no encryption zone).
     for (i, kms) in cluster.kms.iter().enumerate() {
         let kms = Kms::new(
             KmsConfig {

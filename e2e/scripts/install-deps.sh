@@ -3,7 +3,7 @@
 set -euo pipefail
 # The real node (node.sh): containerd, runc, the CNI plugins, nft for kube-proxy; busybox-static
 # for its test image.
-need=(libkrb5-dev libclang-dev musl-tools krb5-user slapd ldap-utils pkg-config openjdk-17-jdk-headless maven curl openssl python3 jq linux-perf
+need=(libkrb5-dev libclang-dev musl-tools krb5-user slapd ldap-utils pkg-config openjdk-17-jdk-headless maven curl openssl python3 python3-venv jq linux-perf
   containerd runc containernetworking-plugins busybox-static iproute2 file nftables)
 missing=()
 for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -621,13 +621,20 @@ fn hive_client(cluster_json: &Path, cluster: &Cluster, token_file: &Path, args: 
     cluster.hive_client(token_file, args, Some(state))
 }
 
+/// The set's credentials file exactly as token-service serves it (aliases included).
 fn write_file(set: &token_service::hadoop::TokenSet, file: &Path) {
-    let mut creds = Credentials::default();
-    for t in &set.tokens {
-        let token = t.to_token().expect("token decodes");
-        creds.add_token(token.service.clone(), token);
-    }
-    std::fs::write(file, &*creds.encode(Format::Writable)).expect("write credentials file");
+    let issued = token_service::issued::Issued::obtained(
+        "test",
+        None,
+        Selection::All,
+        set,
+        token_service::issued::Expiry::Assumed {
+            now_ms: 0,
+            interval_ms: 1,
+        },
+    )
+    .expect("the set encodes");
+    std::fs::write(file, &*issued.file).expect("write credentials file");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -808,24 +815,6 @@ fn pyspark(cluster_json: &Path, token_file: &Path, table: &str) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
 }
 
-/// Hadoop's canonical service of an HTTP endpoint (`SecurityUtil.buildTokenService` with
-/// `hadoop.security.token.service.use_ip`): the resolved IPv4 address and port.
-fn canonical_service(url: &str) -> String {
-    use std::net::ToSocketAddrs;
-    let authority = url
-        .split_once("://")
-        .map_or(url, |(_, rest)| rest)
-        .split('/')
-        .next()
-        .expect("an authority");
-    let addr = authority
-        .to_socket_addrs()
-        .unwrap_or_else(|e| panic!("resolve {authority}: {e}"))
-        .find(|a| a.is_ipv4())
-        .unwrap_or_else(|| panic!("{authority} has no IPv4 address"));
-    addr.to_string()
-}
-
 /// How many audit lines of the metastore say that `user` read `table`'s description.
 fn metastore_reads(audit_log: &Path, user: &str, table: &str) -> usize {
     let table = format!("tbl=hive.{table}");
@@ -875,18 +864,17 @@ async fn pyspark_reads_alices_hive_table_with_only_our_file() {
     endpoints.push(Arc::new(hive));
     // The bed's HDFS names a key provider (hadoop.security.key.provider.path). Spark lists a
     // Hive table's files with mapred's FileInputFormat, whose TokenCache asks the file system
-    // for its tokens: with a key provider that means a kms-dt too, fetched over Kerberos
-    // ("Failed to find any Kerberos tgt" from the KMS's GETDELEGATIONTOKEN) unless the
-    // credentials hold one under the KMS's canonical service, `ip:port`, as alias. Our file's
-    // alias is the token's service, so the KMS provider is configured with that form (the
-    // KMS client also selects a token by it; unused here: no encryption zone).
+    // for its tokens: with a key provider that means a kms-dt too, looked up by the KMS's
+    // canonical service (`ip:port`) and fetched over Kerberos ("Failed to find any Kerberos
+    // tgt") when missing. The KMS is configured as in production (its provider URI): the file
+    // carries the copy under `ip:port` that token-service writes for this lookup.
     for (i, kms) in cluster.kms.iter().enumerate() {
         let kms = Kms::new(
             KmsConfig {
                 name: format!("kms{i}"),
                 urls: vec![kms.http.clone()],
                 renewer: "kube2hadoop".into(),
-                token_service: canonical_service(&kms.http),
+                token_service: kms.uri.clone(),
             },
             caller(&spnego),
         )

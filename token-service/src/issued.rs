@@ -153,13 +153,19 @@ pub fn describe(set: &TokenSet) -> Vec<TokenInfo> {
         .collect()
 }
 
-/// The set as an HDTS version-0 file, each token under its service as alias (as Hadoop does).
+/// The set as an HDTS version-0 file, each token under its service as alias (as Hadoop does),
+/// and a copy under each of its aliases with that service.
 fn encode(set: &TokenSet) -> Result<Zeroizing<Vec<u8>>, Unencodable> {
     let mut creds = Credentials::default();
     for t in &set.tokens {
         let token = t
             .to_token()
             .map_err(|e| Unencodable(format!("{}: {e}", t.source)))?;
+        for alias in &t.aliases {
+            let mut copy = token.clone();
+            copy.service = alias.clone();
+            creds.add_token(alias.clone(), copy);
+        }
         creds.add_token(t.service.clone(), token);
     }
     Ok(creds.encode(Format::Writable))
@@ -188,6 +194,37 @@ mod tests {
         assert_eq!(issued.expires_at_ms, 5_000);
         assert_eq!(issued.tokens[0].expires_at_ms, Some(5_000));
         assert_eq!(issued.tokens[0].sequence_number, Some(7));
+    }
+
+    #[test]
+    fn a_token_is_written_under_its_service_and_each_alias() {
+        let mut set = token_set("alice", 7);
+        set.tokens[0].aliases = vec!["127.0.0.1:9600".into()];
+        let issued = Issued::obtained(
+            "alice",
+            None,
+            Selection::All,
+            &set,
+            Expiry::Assumed {
+                now_ms: 0,
+                interval_ms: 1,
+            },
+        )
+        .expect("encodes");
+        let creds = Credentials::decode(&issued.file).expect("decodes");
+        let named: Vec<(&str, &str)> = creds
+            .tokens
+            .iter()
+            .map(|(alias, t)| (alias.as_str(), t.service.as_str()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("127.0.0.1:9600", "127.0.0.1:9600"),
+                ("ha-hdfs:ns1", "ha-hdfs:ns1")
+            ]
+        );
+        assert_eq!(creds.tokens[0].1.password, creds.tokens[1].1.password);
     }
 
     #[test]

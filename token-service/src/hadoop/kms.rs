@@ -12,7 +12,9 @@ use reqwest::Method;
 
 use super::error::HadoopError;
 use super::http::{Caller, Endpoint};
-use super::{IssuedToken, TokenEndpoint, check_user, parse_expiry, parse_token};
+use super::{
+    IssuedToken, TokenEndpoint, check_user, parse_expiry, parse_token, rpc_token_service,
+};
 
 pub const KMS_KIND: &str = "kms-dt";
 const PATH: &str = "/v1/";
@@ -83,6 +85,29 @@ impl Kms {
     }
 }
 
+impl Kms {
+    /// Each KMS's `ip:port`: a file system with a key provider asks for the KMS token under
+    /// that name (`DelegationTokenIssuer.collectDelegationTokens` by the provider's canonical
+    /// service) before it would fetch one over Kerberos, as Spark's and MapReduce's
+    /// `TokenCache` do for every input path. Hadoop's own KMS client writes both names too.
+    async fn aliases(&self) -> Result<Vec<String>, HadoopError> {
+        let mut aliases = Vec::new();
+        for endpoint in &self.endpoints {
+            let url = endpoint.url();
+            let host_port = format!(
+                "{}:{}",
+                url.host_str().unwrap_or_default(),
+                url.port_or_known_default().unwrap_or(0)
+            );
+            let alias = rpc_token_service("KMS", &host_port).await?;
+            if alias != self.cfg.token_service && !aliases.contains(&alias) {
+                aliases.push(alias);
+            }
+        }
+        Ok(aliases)
+    }
+}
+
 impl TokenEndpoint for Kms {
     fn source(&self) -> &str {
         &self.source
@@ -95,6 +120,8 @@ impl TokenEndpoint for Kms {
     fn obtain<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<IssuedToken, HadoopError>> {
         Box::pin(async move {
             check_user(user)?;
+            // Known before the KMS creates anything, like the RM's token service.
+            let aliases = self.aliases().await?;
             let op = "GETDELEGATIONTOKEN";
             let body = self
                 .any(
@@ -109,7 +136,8 @@ impl TokenEndpoint for Kms {
                 KMS_KIND.to_owned(),
                 self.cfg.token_service.clone(),
                 url_string,
-            ))
+            )
+            .with_aliases(aliases))
         })
     }
 
@@ -190,6 +218,14 @@ mod tests {
         let t = kms.obtain("alice").await.expect("token");
         assert_eq!(t.kind, "kms-dt");
         assert_eq!(t.service, "kms://http@localhost:9600/kms");
+        let alive = server.url().replace("http://", "");
+        assert_eq!(
+            t.aliases.len(),
+            2,
+            "each instance's ip:port, the dead one's too: {:?}",
+            t.aliases
+        );
+        assert!(t.aliases.contains(&alive), "{:?}", t.aliases);
         assert_eq!(kms.renew(&t).await.expect("renew"), 42);
         kms.cancel(&t).await.expect("cancel");
         let seen = server.seen();

@@ -15,6 +15,9 @@ pub struct IssuedToken {
     pub kind: String,
     /// Service written to the credentials file (e.g. `127.0.0.1:8020`, `ha-hdfs:ns1`).
     pub service: String,
+    /// Further services a copy of the token is written under, for clients that look it up by
+    /// another name (a KMS token by each KMS's `ip:port` as well as by its provider URI).
+    pub aliases: Vec<String>,
     /// The server's `Token.encodeToUrlString()`, kept verbatim for renew and cancel. Secret.
     url_string: Zeroizing<String>,
 }
@@ -25,8 +28,14 @@ impl IssuedToken {
             source,
             kind,
             service,
+            aliases: Vec::new(),
             url_string: Zeroizing::new(url_string),
         }
+    }
+
+    pub fn with_aliases(mut self, aliases: Vec<String>) -> Self {
+        self.aliases = aliases;
+        self
     }
 
     /// The token as the server encoded it. Secret: never log it.
@@ -50,6 +59,7 @@ impl std::fmt::Debug for IssuedToken {
             .field("source", &self.source)
             .field("kind", &self.kind)
             .field("service", &self.service)
+            .field("aliases", &self.aliases)
             .field("url_string", &"<redacted>")
             .finish()
     }

@@ -12,9 +12,7 @@ use reqwest::Method;
 
 use super::error::HadoopError;
 use super::http::{Caller, Endpoint};
-use super::{
-    IssuedToken, TokenEndpoint, check_user, parse_expiry, parse_token, rpc_token_service,
-};
+use super::{IssuedToken, TokenEndpoint, check_user, parse_expiry, parse_token, rpc_token_service};
 
 pub const KMS_KIND: &str = "kms-dt";
 const PATH: &str = "/v1/";

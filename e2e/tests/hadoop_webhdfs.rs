@@ -621,6 +621,25 @@ fn hive_client(cluster_json: &Path, cluster: &Cluster, token_file: &Path, args: 
     cluster.hive_client(token_file, args, Some(state))
 }
 
+/// Our metastore provider for the bed's metastore. It offers `authentication,privacy`: requiring
+/// privacy proves the frames are sealed.
+fn hive_provider(hive: &e2e::hadoop::HiveJson, spnego: &Spnego) -> Hive {
+    Hive::new(
+        HiveConfig {
+            name: "warehouse".into(),
+            metastores: vec![hive.uri.clone()],
+            principal: Some(hive.principal.replace("localhost", "_HOST")),
+            renewer: "kube2hadoop".into(),
+            token_signature: hive.token_signature.clone(),
+            min_protection: Protection::Privacy,
+        },
+        Some(spnego.clone()),
+        Duration::from_secs(30),
+        "kube2hadoop".into(),
+    )
+    .expect("Hive config")
+}
+
 /// The set's credentials file exactly as token-service serves it (aliases included).
 fn write_file(set: &token_service::hadoop::TokenSet, file: &Path) {
     let issued = token_service::issued::Issued::obtained(
@@ -653,22 +672,7 @@ async fn hive_token_lifecycle_with_a_stock_metastore_client() {
     });
     let spnego = Spnego::new(krb).expect("Kerberos environment is set");
     // Our Thrift client, SASL GSSAPI as kube2hadoop/localhost, asking as a proxy for the user.
-    let hive = Hive::new(
-        HiveConfig {
-            name: "warehouse".into(),
-            metastores: vec![hive_json.uri.clone()],
-            principal: Some(hive_json.principal.replace("localhost", "_HOST")),
-            renewer: "kube2hadoop".into(),
-            token_signature: hive_json.token_signature.clone(),
-            // The bed's metastore offers `authentication,privacy`: sealed frames, proved by
-            // requiring them.
-            min_protection: Protection::Privacy,
-        },
-        Some(spnego.clone()),
-        Duration::from_secs(30),
-        "kube2hadoop".into(),
-    )
-    .expect("Hive config");
+    let hive = hive_provider(&hive_json, &spnego);
     let mut endpoints = hdfs_endpoints(&cluster, &spnego);
     endpoints.push(Arc::new(hive));
     let source = Federation::new(endpoints).expect("config");
@@ -847,19 +851,7 @@ async fn pyspark_reads_alices_hive_table_with_only_our_file() {
         )
     });
     let spnego = Spnego::new(krb).expect("Kerberos environment is set");
-    let hive = Hive::new(
-        HiveConfig {
-            name: "warehouse".into(),
-            metastores: vec![hive_json.uri.clone()],
-            principal: Some(hive_json.principal.replace("localhost", "_HOST")),
-            renewer: "kube2hadoop".into(),
-            token_signature: hive_json.token_signature.clone(),
-        },
-        Some(spnego.clone()),
-        Duration::from_secs(30),
-        "kube2hadoop".into(),
-    )
-    .expect("Hive config");
+    let hive = hive_provider(&hive_json, &spnego);
     let mut endpoints = hdfs_endpoints(&cluster, &spnego);
     endpoints.push(Arc::new(hive));
     // The bed's HDFS names a key provider (hadoop.security.key.provider.path). Spark lists a

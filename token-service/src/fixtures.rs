@@ -306,14 +306,14 @@ impl SecretApi for FakeSecrets {
         Box::pin(async move { Ok(self.objects.lock().expect("lock").get(name).cloned()) })
     }
 
-    fn list(&self) -> BoxFuture<'_, Result<Vec<KubeSecret>, StoreError>> {
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Arc<KubeSecret>>, StoreError>> {
         Box::pin(async move {
             Ok(self
                 .objects
                 .lock()
                 .expect("lock")
                 .values()
-                .cloned()
+                .map(|s| Arc::new(s.clone()))
                 .collect())
         })
     }

@@ -2,6 +2,7 @@
 //! ledger's labels and written with resourceVersion checks. The reconciler's list comes from a
 //! watch (no API read per pass); while the watch has not listed or is broken, from a read.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -75,17 +76,18 @@ impl SecretApi for KubeSecrets {
         Box::pin(self.call("read", name, self.api.get_opt(name)))
     }
 
-    fn list(&self) -> BoxFuture<'_, Result<Vec<Secret>, StoreError>> {
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Arc<Secret>>, StoreError>> {
         Box::pin(async move {
             // A watched copy may trail a write by moments; a write based on it then fails its
             // resourceVersion check and waits for the next pass, which is what a read between
-            // two writers would give too.
+            // two writers would give too. Shared, not copied: a pass over 2,000 entries used to
+            // copy 16 MB of Secrets, which the allocator then kept.
             if self.fresh.is_ready() && self.fresh.is_current() {
-                return Ok(self.watched.state().iter().map(|s| (**s).clone()).collect());
+                return Ok(self.watched.state());
             }
             let params = ListParams::default().labels(&selector());
             let list = self.call("list", "(all)", self.api.list(&params)).await?;
-            Ok(list.items)
+            Ok(list.items.into_iter().map(Arc::new).collect())
         })
     }
 

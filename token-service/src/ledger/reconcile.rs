@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use super::Serving;
 use super::lifecycle::{self, Action, Liveness};
 use super::record::Record;
-use super::store::{Entry, Ledger, StoreError};
+use super::store::{Entry, Ledger, Listed, StoreError};
 use crate::audit::{AuditEvent, AuditSink, rfc3339_ms};
 use crate::clock::Clock;
 use crate::events::{EventSink, Happened};
@@ -129,7 +129,7 @@ impl Reconciler {
 
     /// One pass over the ledger; returns the actions taken. Non-leaders only count entries.
     pub async fn pass(&self) -> Result<Vec<Action>, StoreError> {
-        let entries = self.ledger.entries().await?;
+        let entries = self.ledger.records().await?;
         let leading = self.leader.load(Ordering::SeqCst);
         self.gauge(&entries, leading);
         if !leading {
@@ -173,7 +173,7 @@ impl Reconciler {
 
     /// What alerts watch: the ledger's size, the nearest expiry and max date, failing entries,
     /// and who leads (every replica reports, so a missing leader shows).
-    fn gauge(&self, entries: &[Entry], leading: bool) {
+    fn gauge(&self, entries: &[Listed], leading: bool) {
         let m = &self.metrics;
         let secs = |ms: Option<u64>| ms.map_or(0, |ms| (ms / 1000) as i64);
         m.ledger_entries.set(entries.len() as i64);

@@ -128,29 +128,48 @@ pub fn to_secret(namespace: &str, record: &Record, issued: &Issued) -> Result<Se
     })
 }
 
-pub fn from_secret(secret: &Secret) -> Result<Entry, StoreError> {
-    let name = secret.metadata.name.clone().unwrap_or_default();
-    let corrupt = |detail: String| StoreError::Corrupt {
-        name: name.clone(),
+/// A ledger entry's name and record, without its tokens: what a pass decides on.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub name: String,
+    pub record: Record,
+}
+
+fn corrupt(name: &str, detail: String) -> StoreError {
+    StoreError::Corrupt {
+        name: name.to_owned(),
         detail,
-    };
-    let data = secret
+    }
+}
+
+fn field<'s>(secret: &'s Secret, name: &str, key: &str) -> Result<&'s [u8], StoreError> {
+    secret
         .data
         .as_ref()
-        .ok_or_else(|| corrupt("no data".into()))?;
-    let field = |key: &str| {
-        data.get(key)
-            .map(|b| b.0.as_slice())
-            .ok_or_else(|| corrupt(format!("no {key}")))
-    };
-    let record: Record =
-        serde_json::from_slice(field(KEY_RECORD)?).map_err(|e| corrupt(format!("record: {e}")))?;
+        .ok_or_else(|| corrupt(name, "no data".into()))?
+        .get(key)
+        .map(|b| b.0.as_slice())
+        .ok_or_else(|| corrupt(name, format!("no {key}")))
+}
+
+/// The record of a ledger Secret, checked against the Secret's name; also its set's services.
+fn record_of(secret: &Secret) -> Result<(Listed, Selection), StoreError> {
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let record: Record = serde_json::from_slice(field(secret, &name, KEY_RECORD)?)
+        .map_err(|e| corrupt(&name, format!("record: {e}")))?;
     let selection = record
         .selection()
-        .map_err(|e| corrupt(format!("record: its services {e}")))?;
+        .map_err(|e| corrupt(&name, format!("record: its services {e}")))?;
     if secret_name(&record.workload, &record.hadoop_user, &selection) != name {
-        return Err(corrupt("its record names another workload".into()));
+        return Err(corrupt(&name, "its record names another workload".into()));
     }
+    Ok((Listed { name, record }, selection))
+}
+
+pub fn from_secret(secret: &Secret) -> Result<Entry, StoreError> {
+    let (Listed { name, record }, selection) = record_of(secret)?;
+    let corrupt = |detail: String| corrupt(&name, detail);
+    let field = |key: &str| field(secret, &name, key);
     let stored: Vec<StoredToken> =
         serde_json::from_slice(field(KEY_TOKENS)?).map_err(|e| corrupt(format!("tokens: {e}")))?;
     let set = TokenSet {
@@ -171,7 +190,7 @@ pub fn from_secret(secret: &Secret) -> Result<Entry, StoreError> {
 /// The Secret calls the ledger makes; a fake stands in for the API server in tests.
 pub trait SecretApi: Send + Sync {
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Secret>, StoreError>>;
-    fn list(&self) -> BoxFuture<'_, Result<Vec<Secret>, StoreError>>;
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Arc<Secret>>, StoreError>>;
     fn create<'a>(&'a self, secret: &'a Secret) -> BoxFuture<'a, Result<Secret, StoreError>>;
     /// Replaces the Secret if its resourceVersion still matches `secret`'s.
     fn replace<'a>(&'a self, secret: &'a Secret) -> BoxFuture<'a, Result<Secret, StoreError>>;
@@ -221,14 +240,28 @@ impl Ledger {
         Ok(out)
     }
 
-    /// `entry` as stored now (`None`: deleted, or no longer readable as ours). The list may come
-    /// from a watch that trails this replica's own writes; an action is taken on this.
-    pub async fn reread(&self, entry: &Entry) -> Result<Option<Entry>, StoreError> {
-        let Some(secret) = self.api.get(&entry.name).await? else {
+    /// Every entry's name and record, its tokens and file left unread: a pass decides on
+    /// records and re-reads the few it acts on.
+    pub async fn records(&self) -> Result<Vec<Listed>, StoreError> {
+        let mut out = Vec::new();
+        for secret in self.api.list().await? {
+            match record_of(&secret) {
+                Ok((listed, _)) => out.push(listed),
+                Err(e) => tracing::error!(error = %e, "skipping a ledger Secret"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The entry `listed` names as stored now (`None`: deleted, or no longer readable as ours).
+    /// The list may come from a watch that trails this replica's own writes; an action is taken
+    /// on this.
+    pub async fn reread(&self, listed: &Listed) -> Result<Option<Entry>, StoreError> {
+        let Some(secret) = self.api.get(&listed.name).await? else {
             return Ok(None);
         };
         match from_secret(&secret) {
-            Ok(fresh) if fresh.record.workload == entry.record.workload => Ok(Some(fresh)),
+            Ok(fresh) if fresh.record.workload == listed.record.workload => Ok(Some(fresh)),
             Ok(_) => Ok(None),
             Err(e) => {
                 tracing::error!(error = %e, "skipping a ledger Secret");

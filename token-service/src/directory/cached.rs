@@ -169,6 +169,9 @@ impl<D: Directory> Cached<D> {
             };
             if let Some(mut rx) = waiting {
                 match rx.recv().await {
+                    // An answer from before a failure noticed meanwhile may predate an outage
+                    // (it is not cached for that reason): only an unchanged count shares it.
+                    Ok(Ok(_)) if self.failures.count() != failures => continue,
                     Ok(outcome) => {
                         self.metrics.lookup("shared");
                         return outcome;

@@ -139,6 +139,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// How long one call may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub fn new(
         client: reqwest::Client,
         auth: Arc<dyn Authenticator>,

@@ -88,7 +88,10 @@ impl Kms {
     /// that name (`DelegationTokenIssuer.collectDelegationTokens` by the provider's canonical
     /// service) before it would fetch one over Kerberos, as Spark's and MapReduce's
     /// `TokenCache` do for every input path. Hadoop's own KMS client writes both names too.
-    async fn aliases(&self) -> Result<Vec<String>, HadoopError> {
+    /// An instance whose name does not resolve (decommissioned, say) is left out with a
+    /// warning rather than failing the token: the provider URI copy still serves clients that
+    /// select by it.
+    async fn aliases(&self) -> Vec<String> {
         let mut aliases = Vec::new();
         for endpoint in &self.endpoints {
             let url = endpoint.url();
@@ -97,12 +100,22 @@ impl Kms {
                 url.host_str().unwrap_or_default(),
                 url.port_or_known_default().unwrap_or(0)
             );
-            let alias = rpc_token_service("KMS", &host_port).await?;
-            if alias != self.cfg.token_service && !aliases.contains(&alias) {
-                aliases.push(alias);
+            let lookup = rpc_token_service("KMS", &host_port);
+            match tokio::time::timeout(self.caller.timeout(), lookup).await {
+                Ok(Ok(alias)) => {
+                    if alias != self.cfg.token_service && !aliases.contains(&alias) {
+                        aliases.push(alias);
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(kms = %self.cfg.name, error = %e, "no ip:port copy of the KMS token for this instance")
+                }
+                Err(_) => {
+                    tracing::warn!(kms = %self.cfg.name, instance = %host_port, "no ip:port copy of the KMS token: the name did not resolve in time")
+                }
             }
         }
-        Ok(aliases)
+        aliases
     }
 }
 
@@ -119,7 +132,7 @@ impl TokenEndpoint for Kms {
         Box::pin(async move {
             check_user(user)?;
             // Known before the KMS creates anything, like the RM's token service.
-            let aliases = self.aliases().await?;
+            let aliases = self.aliases().await;
             let op = "GETDELEGATIONTOKEN";
             let body = self
                 .any(

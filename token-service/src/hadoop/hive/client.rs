@@ -3,7 +3,7 @@
 //! the `thrift` crate is synchronous, so callers run this on the blocking pool.
 
 use std::io::{self, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -140,9 +140,11 @@ impl Write for Deadline {
     }
 }
 
-/// Connects, authenticates and runs `f` with a client on that connection, all within `timeout`.
+/// Connects to one of `addrs` ([`resolve`]), authenticates and runs `f` with a client on that
+/// connection, all within `timeout`.
 pub fn call<T>(
     metastore: &Metastore,
+    addrs: &[SocketAddr],
     auth: &Sasl,
     timeout: Duration,
     superuser: &str,
@@ -151,7 +153,7 @@ pub fn call<T>(
     let endpoint = metastore.label();
     let until = Instant::now() + timeout;
     let stream = Deadline {
-        stream: Arc::new(connect(metastore, timeout)?),
+        stream: Arc::new(connect(metastore, addrs, until, timeout)?),
         until,
     };
     let (input, output): (
@@ -167,7 +169,10 @@ pub fn call<T>(
             let sasl_err = |e| sasl_error(endpoint, timeout, e);
             let mut mech = Gssapi::new(spnego, &server, *min).map_err(sasl_err)?;
             sasl::negotiate(&mut stream.clone(), &mut mech).map_err(sasl_err)?;
-            let layer = mech.into_layer().map(|l| Arc::new(Mutex::new(l)));
+            let layer = mech
+                .into_layer()
+                .map_err(sasl_err)?
+                .map(|l| Arc::new(Mutex::new(l)));
             (
                 Box::new(BoundedBinary::new(
                     FrameReader::new(stream.clone(), MAX_FRAME, layer.clone()),
@@ -194,24 +199,53 @@ pub fn call<T>(
     f(&mut client).map_err(|e| thrift_error(endpoint, timeout, superuser, e))
 }
 
-fn connect(metastore: &Metastore, timeout: Duration) -> Result<TcpStream, HadoopError> {
+/// The metastore's addresses, looked up without blocking a thread and within `timeout`.
+pub async fn resolve(
+    metastore: &Metastore,
+    timeout: Duration,
+) -> Result<Vec<SocketAddr>, HadoopError> {
     let endpoint = metastore.label();
-    let addrs: Vec<SocketAddr> = (metastore.host.as_str(), metastore.port)
-        .to_socket_addrs()
+    let lookup = tokio::net::lookup_host((metastore.host.as_str(), metastore.port));
+    let addrs: Vec<SocketAddr> = tokio::time::timeout(timeout, lookup)
+        .await
+        .map_err(|_| HadoopError::Timeout {
+            endpoint: endpoint.to_owned(),
+            timeout,
+        })?
         .map_err(|e| HadoopError::Unreachable {
             endpoint: endpoint.to_owned(),
             detail: format!("the host does not resolve: {e}"),
         })?
         .collect();
+    if addrs.is_empty() {
+        return Err(HadoopError::Unreachable {
+            endpoint: endpoint.to_owned(),
+            detail: "the host has no address".into(),
+        });
+    }
+    Ok(addrs)
+}
+
+/// Connects to the first address that answers, each attempt given only what is left until
+/// `until`.
+fn connect(
+    metastore: &Metastore,
+    addrs: &[SocketAddr],
+    until: Instant,
+    timeout: Duration,
+) -> Result<TcpStream, HadoopError> {
+    let endpoint = metastore.label();
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(addr, left) {
             Ok(stream) => {
-                let timeouts = stream
-                    .set_read_timeout(Some(timeout))
-                    .and_then(|()| stream.set_write_timeout(Some(timeout)))
-                    .and_then(|()| stream.set_nodelay(true));
-                timeouts.map_err(|e| io_error(endpoint, timeout, &e))?;
+                stream
+                    .set_nodelay(true)
+                    .map_err(|e| io_error(endpoint, timeout, &e))?;
                 return Ok(stream);
             }
             Err(e) => last = Some(e),
@@ -219,9 +253,9 @@ fn connect(metastore: &Metastore, timeout: Duration) -> Result<TcpStream, Hadoop
     }
     Err(match last {
         Some(e) => io_error(endpoint, timeout, &e),
-        None => HadoopError::Unreachable {
+        None => HadoopError::Timeout {
             endpoint: endpoint.to_owned(),
-            detail: "the host has no address".into(),
+            timeout,
         },
     })
 }

@@ -112,8 +112,9 @@ impl Hive {
                     let (timeout, superuser) = (self.timeout, self.superuser.clone());
                     async move {
                         let label = metastore_label(&metastore);
+                        let addrs = client::resolve(&metastore, timeout).await?;
                         let call = tokio::task::spawn_blocking(move || {
-                            client::call(&metastore, &auth, timeout, &superuser, f)
+                            client::call(&metastore, &addrs, &auth, timeout, &superuser, f)
                         });
                         // The call ends by its own deadline (`timeout`); this only keeps a
                         // stuck worker from holding the request past it.

@@ -77,12 +77,9 @@ pub fn negotiate<S: Read + Write, M: Mechanism>(
         match status {
             Status::Ok | Status::Complete => {}
             Status::Bad | Status::Error => {
-                return Err(SaslError::Refused(
-                    String::from_utf8_lossy(&payload)
-                        .chars()
-                        .take(512)
-                        .collect(),
-                ));
+                return Err(SaslError::Refused(crate::hadoop::error::cap(
+                    &String::from_utf8_lossy(&payload),
+                )));
             }
             Status::Start => return Err(SaslError::Protocol("the server sent START".into())),
         }
@@ -227,14 +224,29 @@ impl Gssapi {
     }
 
     /// After the handshake: the layer the connection's frames carry, `None` for plain frames.
-    pub fn into_layer(self) -> Option<Layer> {
+    /// Privacy is refused unless the context really can seal (GSSAPI would otherwise sign
+    /// only, silently).
+    pub fn into_layer(self) -> Result<Option<Layer>, SaslError> {
         match self.chosen {
-            Some((Protection::Authentication, _)) | None => None,
-            Some((protection, server_max)) => Some(Layer {
-                ctx: self.ctx,
-                encrypt: protection == Protection::Privacy,
-                server_max,
-            }),
+            Some((Protection::Authentication, _)) | None => Ok(None),
+            Some((protection, server_max)) => {
+                if protection == Protection::Privacy {
+                    let flags = self
+                        .ctx
+                        .flags()
+                        .map_err(|e| self.gss("reading the context's flags", e))?;
+                    if !flags.contains(CtxFlags::GSS_C_CONF_FLAG) {
+                        return Err(SaslError::Protocol(
+                            "the Kerberos context cannot encrypt, so privacy cannot be had".into(),
+                        ));
+                    }
+                }
+                Ok(Some(Layer {
+                    ctx: self.ctx,
+                    encrypt: protection == Protection::Privacy,
+                    server_max,
+                }))
+            }
         }
     }
 

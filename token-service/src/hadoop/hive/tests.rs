@@ -10,6 +10,7 @@ use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol};
 use thrift::server::TProcessor as _;
 use thrift::transport::TBufferedWriteTransport;
 
+use super::client::{self, Metastore, Sasl};
 use super::metastore_thrift::{
     MetaException, ThriftHiveMetastoreSyncHandler, ThriftHiveMetastoreSyncProcessor,
 };
@@ -194,12 +195,27 @@ async fn a_server_trickling_bytes_is_cut_off_at_the_calls_deadline() {
             }
         }
     });
-    let mut h = hive(vec![uri]);
-    h.timeout = Duration::from_millis(500);
+    // The call itself, without the request's backstop around it.
+    let metastore = Metastore::parse(&uri).expect("uri");
+    let addrs = client::resolve(&metastore, Duration::from_secs(5))
+        .await
+        .expect("resolves");
     let started = std::time::Instant::now();
-    let err = h.obtain("alice").await.expect_err("never a whole reply");
+    let result = tokio::task::spawn_blocking(move || {
+        client::call(
+            &metastore,
+            &addrs,
+            &Sasl::Off,
+            Duration::from_millis(500),
+            "kube2hadoop",
+            |c| c.get_delegation_token("alice".into(), "kube2hadoop".into()),
+        )
+    })
+    .await
+    .expect("the worker ends");
+    let err = result.expect_err("never a whole reply");
     assert!(matches!(err, HadoopError::Timeout { .. }), "{err:?}");
-    // Not a speed target: without the deadline this call never returns.
+    // Not a speed target: without the deadline the worker never returns.
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 

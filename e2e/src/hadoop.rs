@@ -88,6 +88,15 @@ pub struct HiveJson {
     pub audit_log: PathBuf,
 }
 
+impl HiveJson {
+    /// token-service's `hive:` entry for this metastore.
+    pub fn service_config(&self) -> serde_json::Value {
+        serde_json::json!([{"name": "warehouse", "metastores": [self.uri],
+            "principal": self.principal.replace("localhost", "_HOST"),
+            "tokenSignature": self.token_signature}])
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct RouterJson {
     pub nameservice: String,

@@ -656,6 +656,96 @@ fn write_file(set: &token_service::hadoop::TokenSet, file: &Path) {
     std::fs::write(file, &*issued.file).expect("write credentials file");
 }
 
+/// alice's and bob's sets (HDFS and Hive, and KMS with `with_kms`) from our providers on the
+/// shared bed, written as token-service writes them, and a table of alice's in a 0700 directory
+/// of hers with one row, made with only her file (`<prefix>_<pid>.private_rows`).
+struct HiveCase {
+    hive_json: e2e::hadoop::HiveJson,
+    source: Federation,
+    alice: token_service::hadoop::TokenSet,
+    bob: token_service::hadoop::TokenSet,
+    alice_file: PathBuf,
+    bob_file: PathBuf,
+    table: String,
+    _dir: tempfile::TempDir,
+}
+
+impl HiveCase {
+    async fn new(
+        cluster_json: &Path,
+        cluster: &Cluster,
+        krb: KerberosConfig,
+        with_kms: bool,
+        prefix: &str,
+    ) -> HiveCase {
+        let hive_json = cluster.hive.clone().unwrap_or_else(|| {
+            panic!("the bed has no metastore: restart it with `e2e/scripts/hadoop-up.sh --kms --yarn --hive`")
+        });
+        let spnego = Spnego::new(krb).expect("Kerberos environment is set");
+        let mut endpoints = hdfs_endpoints(cluster, &spnego);
+        endpoints.push(Arc::new(hive_provider(&hive_json, &spnego)));
+        // Spark lists a Hive table's files with mapred's FileInputFormat, whose TokenCache
+        // asks the file system for its tokens: with a key provider that means a kms-dt too,
+        // looked up by the KMS's canonical service (`ip:port`) and fetched over Kerberos
+        // ("Failed to find any Kerberos tgt") when missing. The KMS is configured as in
+        // production (its provider URI): the file carries the `ip:port` copy token-service
+        // writes for this lookup.
+        for (i, kms) in cluster.kms.iter().enumerate().filter(|_| with_kms) {
+            let kms = Kms::new(
+                KmsConfig {
+                    name: format!("kms{i}"),
+                    urls: vec![kms.http.clone()],
+                    renewer: "kube2hadoop".into(),
+                    token_service: kms.uri.clone(),
+                },
+                caller(&spnego),
+            )
+            .expect("KMS config");
+            endpoints.push(Arc::new(kms));
+        }
+        let source = Federation::new(endpoints).expect("config");
+        // Through the federation, so the owner check reads the real servers' identifiers.
+        let alice = source
+            .obtain("alice", &Selection::All)
+            .await
+            .expect("alice's tokens");
+        let bob = source
+            .obtain("bob", &Selection::All)
+            .await
+            .expect("bob's tokens");
+        for set in [&alice, &bob] {
+            let kinds: Vec<&str> = set.tokens.iter().map(|t| t.kind.as_str()).collect();
+            assert!(
+                kinds.contains(&"HDFS_DELEGATION_TOKEN")
+                    && kinds.contains(&"HIVE_DELEGATION_TOKEN"),
+                "{kinds:?}"
+            );
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (alice_file, bob_file) = (dir.path().join("alice"), dir.path().join("bob"));
+        write_file(&alice, &alice_file);
+        write_file(&bob, &bob_file);
+        let table = format!("{prefix}_{}.private_rows", std::process::id());
+        let made = hive_client(
+            cluster_json,
+            cluster,
+            &alice_file,
+            &["table", "--create", &table],
+        );
+        assert!(made.status.success(), "create as alice: {}", show(&made));
+        HiveCase {
+            hive_json,
+            source,
+            alice,
+            bob,
+            alice_file,
+            bob_file,
+            table,
+            _dir: dir,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hive_token_lifecycle_with_a_stock_metastore_client() {
     const TEST: &str = "hive_token_lifecycle_with_a_stock_metastore_client";
@@ -664,29 +754,18 @@ async fn hive_token_lifecycle_with_a_stock_metastore_client() {
     if ran_in_kerberos_child(TEST, &cluster_json, &krb) {
         return;
     }
-    let hive_json = cluster.hive.clone().unwrap_or_else(|| {
-        panic!(
-            "{} has no metastore: restart the bed with `e2e/scripts/hadoop-up.sh --kms --yarn --hive`",
-            cluster_json.display()
-        )
-    });
-    let spnego = Spnego::new(krb).expect("Kerberos environment is set");
     // Our Thrift client, SASL GSSAPI as kube2hadoop/localhost, asking as a proxy for the user.
-    let hive = hive_provider(&hive_json, &spnego);
-    let mut endpoints = hdfs_endpoints(&cluster, &spnego);
-    endpoints.push(Arc::new(hive));
-    let source = Federation::new(endpoints).expect("config");
+    let HiveCase {
+        hive_json,
+        source,
+        alice,
+        bob,
+        alice_file,
+        bob_file,
+        table,
+        _dir,
+    } = HiveCase::new(&cluster_json, &cluster, krb, false, "k2h").await;
     let hive_only = Selection::Only(["hive"].into());
-
-    // Through the federation, so the owner check reads the real metastore's identifier.
-    let alice = source
-        .obtain("alice", &Selection::All)
-        .await
-        .expect("HDFS and Hive tokens for alice");
-    let bob = source
-        .obtain("bob", &Selection::All)
-        .await
-        .expect("HDFS and Hive tokens for bob");
     let hive_token = alice
         .tokens
         .iter()
@@ -708,26 +787,13 @@ async fn hive_token_lifecycle_with_a_stock_metastore_client() {
     );
     assert!(id.real_user.starts_with("kube2hadoop/"), "{id:?}");
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (alice_file, bob_file) = (dir.path().join("alice"), dir.path().join("bob"));
-    write_file(&alice, &alice_file);
-    write_file(&bob, &bob_file);
-
     let dbs = hive_client(&cluster_json, &cluster, &alice_file, &["dbs"]);
     assert!(dbs.status.success(), "dbs with our file: {}", show(&dbs));
     let out = String::from_utf8_lossy(&dbs.stdout);
     assert!(out.lines().any(|l| l == "db\tdefault"), "{}", show(&dbs));
 
-    // alice makes a table whose data only she may read, then reads it back: metadata from
-    // the metastore with our Hive token, rows from HDFS with our HDFS token.
-    let table = format!("k2h_{}.private_rows", std::process::id());
-    let made = hive_client(
-        &cluster_json,
-        &cluster,
-        &alice_file,
-        &["table", "--create", &table],
-    );
-    assert!(made.status.success(), "create as alice: {}", show(&made));
+    // alice's table, made by HiveCase: metadata from the metastore with our Hive token, rows
+    // from HDFS with our HDFS token.
     let read = hive_client(
         &cluster_json,
         &cluster,
@@ -844,66 +910,18 @@ async fn pyspark_reads_alices_hive_table_with_only_our_file() {
     if ran_in_kerberos_child(TEST, &cluster_json, &krb) {
         return;
     }
-    let hive_json = cluster.hive.clone().unwrap_or_else(|| {
-        panic!(
-            "{} has no metastore: restart the bed with `e2e/scripts/hadoop-up.sh --kms --yarn --hive`",
-            cluster_json.display()
-        )
-    });
-    let spnego = Spnego::new(krb).expect("Kerberos environment is set");
-    let hive = hive_provider(&hive_json, &spnego);
-    let mut endpoints = hdfs_endpoints(&cluster, &spnego);
-    endpoints.push(Arc::new(hive));
-    // The bed's HDFS names a key provider (hadoop.security.key.provider.path). Spark lists a
-    // Hive table's files with mapred's FileInputFormat, whose TokenCache asks the file system
-    // for its tokens: with a key provider that means a kms-dt too, looked up by the KMS's
-    // canonical service (`ip:port`) and fetched over Kerberos ("Failed to find any Kerberos
-    // tgt") when missing. The KMS is configured as in production (its provider URI): the file
-    // carries the copy under `ip:port` that token-service writes for this lookup.
-    for (i, kms) in cluster.kms.iter().enumerate() {
-        let kms = Kms::new(
-            KmsConfig {
-                name: format!("kms{i}"),
-                urls: vec![kms.http.clone()],
-                renewer: "kube2hadoop".into(),
-                token_service: kms.uri.clone(),
-            },
-            caller(&spnego),
-        )
-        .expect("KMS config");
-        endpoints.push(Arc::new(kms));
-    }
-    let source = Federation::new(endpoints).expect("config");
-
-    let alice = source
-        .obtain("alice", &Selection::All)
-        .await
-        .expect("HDFS and Hive tokens for alice");
-    let bob = source
-        .obtain("bob", &Selection::All)
-        .await
-        .expect("HDFS and Hive tokens for bob");
-    for set in [&alice, &bob] {
-        let kinds: Vec<&str> = set.tokens.iter().map(|t| t.kind.as_str()).collect();
-        assert!(
-            kinds.contains(&"HDFS_DELEGATION_TOKEN") && kinds.contains(&"HIVE_DELEGATION_TOKEN"),
-            "{kinds:?}"
-        );
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (alice_file, bob_file) = (dir.path().join("alice"), dir.path().join("bob"));
-    write_file(&alice, &alice_file);
-    write_file(&bob, &bob_file);
-
-    // alice's table: an external text table in a 0700 directory of hers, one row.
-    let table = format!("k2h_spark_{}.private_rows", std::process::id());
-    let made = hive_client(
-        &cluster_json,
-        &cluster,
-        &alice_file,
-        &["table", "--create", &table],
-    );
-    assert!(made.status.success(), "create as alice: {}", show(&made));
+    // With the KMS too: the bed's HDFS names a key provider, and Spark's reads need its token
+    // under `ip:port` (see HiveCase::new).
+    let HiveCase {
+        hive_json,
+        source,
+        alice,
+        bob,
+        alice_file,
+        bob_file,
+        table,
+        _dir,
+    } = HiveCase::new(&cluster_json, &cluster, krb, true, "k2h_spark").await;
 
     let before = metastore_reads(&hive_json.audit_log, "alice", &table);
     let started = std::time::Instant::now();

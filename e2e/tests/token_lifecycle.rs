@@ -82,18 +82,6 @@ impl HadoopBed {
             .hive_client(token_file, &["dbs"], Some(&hadoop_state()))
     }
 
-    /// token-service's `hive:` entry for this bed's metastore.
-    fn hive_config(&self) -> serde_json::Value {
-        let hive = self
-            .0
-            .hive
-            .as_ref()
-            .expect("the lifecycle bed runs a metastore");
-        serde_json::json!([{"name": "warehouse", "metastores": [hive.uri],
-            "principal": hive.principal.replace("localhost", "_HOST"),
-            "tokenSignature": hive.token_signature}])
-    }
-
     /// token-service's `yarn:` entry for this bed's ResourceManager.
     fn yarn_config(&self) -> serde_json::Value {
         let yarn = self.0.yarn.as_ref().expect("the lifecycle bed runs YARN");
@@ -232,7 +220,15 @@ async fn tokens_are_renewed_reissued_survive_a_restart_and_are_cancelled_with_th
     let hadoop = HadoopBed::up();
     let setup = options(ledger)
         .config("yarn", hadoop.yarn_config())
-        .config("hive", hadoop.hive_config())
+        .config(
+            "hive",
+            hadoop
+                .0
+                .hive
+                .as_ref()
+                .expect("the lifecycle bed runs a metastore")
+                .service_config(),
+        )
         .prepare(&hadoop.0);
     let mut service = Some(setup.start(1).await);
     let files = tempfile::tempdir().expect("temp dir");

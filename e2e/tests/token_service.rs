@@ -406,17 +406,6 @@ async fn pods_are_identified_by_source_address_and_impostors_refused() {
     result.expect("identification by source address");
 }
 
-/// token-service's `hive:` entry for the shared bed's metastore.
-fn hive_config(cluster: &Cluster) -> serde_json::Value {
-    let hive = cluster
-        .hive
-        .as_ref()
-        .expect("the shared Hadoop bed runs a Hive metastore (--hive)");
-    serde_json::json!([{"name": "warehouse", "metastores": [hive.uri],
-        "principal": hive.principal.replace("localhost", "_HOST"),
-        "tokenSignature": hive.token_signature}])
-}
-
 /// Token kinds in a credentials file, sorted.
 fn kinds_in(file: &[u8]) -> Vec<String> {
     let creds = hadoop_token::Credentials::decode(file).expect("the service serves an HDTS file");
@@ -452,7 +441,14 @@ async fn each_pod_gets_exactly_the_services_it_chose() {
             "yarn",
             serde_json::json!([{"name": "yarn1", "resourceManagers": rms}]),
         )
-        .config("hive", hive_config(&cluster))
+        .config(
+            "hive",
+            cluster
+                .hive
+                .as_ref()
+                .expect("the shared Hadoop bed runs a Hive metastore (--hive)")
+                .service_config(),
+        )
         .config("defaultServices", serde_json::json!(["hdfs"]))
         .config("ledgerPeriodSeconds", serde_json::json!(1))
         .prepare(&cluster);

@@ -15,9 +15,9 @@ jq -r '
   "API reads (GET + LIST) per minute with no service running: \(.api_reads_per_min_without_service).",
   "",
   "### At rest with every workload in the ledger, and answers from the ledger",
-  "| pods | workloads | service | indexed | ledger entries | DT calls | API reads/min at rest | CPU s at rest | RSS index only MiB | RSS at rest MiB | VmHWM MiB | cached req/s | cached p99 ms | CPU ms/req | issue p99 ms | errors |",
-  "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-  (.steps[] | "| \(.pods) | \(.workloads) | \(.service) | \(.indexed_pods) | \(.ledger_entries) | \(.namenode_dt_calls) | \(.api_reads_per_min_at_rest | round) | \(.cpu_s_at_rest // "–") | \(.rss_kib_index_only | mib) | \(.rss_kib_at_rest | mib) | \(.vmhwm_kib | mib) | \(.cached.requests_per_s | round) | \(.cached.p99_us | ms) | \(if .cached.server_cpu_s and .cached.requests > 0 then (.cached.server_cpu_s * 1000 / .cached.requests * 100 | round / 100) else "–" end) | \(.issue.p99_us | ms) | \((.issue.requests - .issue.ok) + (.cached.requests - .cached.ok)) |"),
+  "| pods | workloads | service | indexed | ledger entries | DT calls | API reads/min at rest | CPU s at rest | RSS index only MiB | RSS at rest MiB | heap live at rest MiB | RSS restarted MiB | VmHWM MiB | cached req/s | cached p99 ms | CPU ms/req | issue p99 ms | errors |",
+  "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  (.steps[] | "| \(.pods) | \(.workloads) | \(.service) | \(.indexed_pods) | \(.ledger_entries) | \(.namenode_dt_calls) | \(.api_reads_per_min_at_rest | round) | \(.cpu_s_at_rest // "–") | \(.rss_kib_index_only | mib) | \(.rss_kib_at_rest | mib) | \(if .heap_bytes_at_rest then .heap_bytes_at_rest / 1024 else null end | mib) | \(.restarted.rss_kib | mib) | \(.vmhwm_kib | mib) | \(.cached.requests_per_s | round) | \(.cached.p99_us | ms) | \(if .cached.server_cpu_s and .cached.requests > 0 then (.cached.server_cpu_s * 1000 / .cached.requests * 100 | round / 100) else "–" end) | \(.issue.p99_us | ms) | \((.issue.requests - .issue.ok) + (.cached.requests - .cached.ok)) |"),
   "",
   "API reads at rest by verb and resource (per minute):",
   (.steps[] | select(.api_reads_by != {}) | "- \(.pods) pods, \(.service): \(.api_reads_by | to_entries | map("\(.key) \(.value)") | join(", "))"),
@@ -27,7 +27,9 @@ jq -r '
      (.[0]) as $a | (.[-1]) as $b |
      "- per indexed pod: \(per(($b.rss_kib_index_only - $a.rss_kib_index_only) * 1024; ($b.indexed_pods - $a.indexed_pods))) B (RSS with the index only)",
      "- per ledger entry: \(per(($b.rss_kib_at_rest - $b.rss_kib_index_only) * 1024; $b.ledger_entries)) B (RSS at rest less RSS with the index only, at \($b.pods) pods)"
-   else "- one step only" end),
+   else "- per indexed pod: one step only" end),
+  (.steps | map(select(.service == "after")) | sort_by(.pods) | .[-1] | select(.restarted.heap_bytes != null and .heap_bytes_index_only != null) |
+     "- live heap (jemalloc statistics, at \(.pods) pods): \(per(.heap_bytes_index_only; .indexed_pods)) B per indexed pod with the index only (process baseline included); \(per(.restarted.heap_bytes - .heap_bytes_index_only; .restarted.ledger_entries)) B per ledger entry (restarted on its ledger less the index only)"),
   "",
   "### SA-token mode against IP mode, answers from the ledger (500 workers, fresh TLS connection per request)",
   "| pods | service | IP req/s | IP CPU ms/req | SA req/s | SA CPU ms/req | SA/IP throughput | SA/IP CPU per request | errors |",

@@ -9,7 +9,8 @@
 # ledger (RSS once its index holds every pod), one cold request per workload from one of its
 # pods (every workload gets its ledger entry), the ledger at rest for BENCH_SCALE_REST seconds
 # (100: three reconcile passes, and longer than the 90 s an idle pooled API connection lives) counting the API server's GET and LIST requests, RSS and VmHWM,
-# then BENCH_SCALE_CACHED (5s) of 500 workers asking back to back (p99, CPU per request). At
+# then BENCH_SCALE_CACHED (5s) of 500 workers asking back to back (p99, CPU per request), then
+# the same binary restarted on that ledger (RSS of the live data with no burst behind it). At
 # the last step: a burst of 1,000 new pods of one new workload (how far the index trails the
 # Deployment), then all 1,000 ask at once (one DT call per service, p99).
 #
@@ -32,6 +33,8 @@ sa_step=${BENCH_SCALE_SA_STEP:-1000}
 per_workload=${BENCH_SCALE_PODS_PER_WORKLOAD:-5}
 rest=${BENCH_SCALE_REST:-100}
 cached=${BENCH_SCALE_CACHED:-5s}
+# After a restart on the ledger, before its RSS is read (the watches settle).
+settle=${BENCH_SCALE_SETTLE:-20}
 burst_pods=${BENCH_SCALE_BURST:-1000}
 after=${AFTER:-$root/target/release/token-service}
 before=${BEFORE:-}
@@ -54,6 +57,8 @@ loadgen=$root/target/release/loadgen
 work=$(mktemp -d)
 # Per-step results, kept if a later phase fails (the JSON is assembled from them).
 parts=$results/token-service-scale.parts
+logs=$results/token-service-scale-logs
+rm -rf "$logs"
 rm -rf "$parts" && mkdir -p "$parts"
 service_pid=""
 stop_service() {
@@ -74,6 +79,8 @@ cleanup() {
   done
   kubectl delete nodes -l k2h-bench=scale --ignore-not-found --wait=false >/dev/null 2>&1 || true
   "$root/e2e/scripts/hadoop-down.sh" >/dev/null 2>&1 || true
+  # The services' logs, to explain a figure afterwards (*.log is not committed).
+  mkdir -p "$logs" && cp "$work"/*.log "$logs"/ 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -136,6 +143,8 @@ spec:
       tolerations: [{key: k2h-bench, operator: Equal, value: scale, effect: NoSchedule}]
       automountServiceAccountToken: false
       containers: [{name: app, image: registry.invalid/app:1}]
+      # A kubelet may only mint bound tokens for audiences its pod's volumes name.
+      volumes: [{name: k2h-token, projected: {sources: [{serviceAccountToken: {audience: kube2hadoop, path: token}}]}}]
 EOF
   done
 }
@@ -190,10 +199,20 @@ reads_between() {
     | {total: (map(.value) | add // 0), by: from_entries}'
 }
 
-start_service() { # NAME BINARY [CONFIG]
+# clear_ledger: every Secret and Lease of the ledger namespace, one collection delete each
+# (kubectl deletes 2,000 Secrets one by one, about 5 minutes).
+clear_ledger() {
+  local kind
+  for kind in api/v1/namespaces/$ledger_ns/secrets apis/coordination.k8s.io/v1/namespaces/$ledger_ns/leases; do
+    curl -s --max-time 60 --cacert "$K2H_E2E_CA" --cert "$K2H_E2E_PKI/admin.crt" \
+      --key "$K2H_E2E_PKI/admin.key" -X DELETE "$K2H_E2E_APISERVER/$kind" >/dev/null || true
+  done
+}
+
+start_service() { # NAME BINARY [CONFIG] (KEEP_LEDGER=1: start on the ledger left behind)
   local config=${3:-$config}
   stop_service
-  kubectl delete secrets,leases --all -n "$ledger_ns" >/dev/null 2>&1 || true
+  [[ ${KEEP_LEDGER:-0} == 1 ]] || clear_ledger
   RUST_LOG=info "$2" --config "$config" \
     --listen "127.0.0.1:$port" --tls-cert-file "$work/tls.crt" --tls-key-file "$work/tls.key" \
     --stamp-key-file "$K2H_E2E_PKI/stamp.key" --kubeconfig "$KUBECONFIG" --kube-context admin \
@@ -220,6 +239,9 @@ measure() { # STEP LABEL BINARY
   sleep 5
   local rss_index hwm_index
   rss_index=$(status_kib "$service_pid" VmRSS) hwm_index=$(status_kib "$service_pid" VmHWM)
+  # Live heap bytes, where the binary exports them (jemalloc): data against fragmentation.
+  local heap_index
+  heap_index=$(metric kube2hadoop_heap_allocated_bytes)
   # Every workload's first request: its ledger entry.
   local dt0
   dt0=$(dt_calls)
@@ -238,6 +260,8 @@ measure() { # STEP LABEL BINARY
   cpu_rest=$(awk -v a="$cpu0" -v b="$(cpu_s "$service_pid")" 'BEGIN {printf "%.2f", b - a}')
   local rss_rest hwm_rest
   rss_rest=$(status_kib "$service_pid" VmRSS) hwm_rest=$(status_kib "$service_pid" VmHWM)
+  local heap_rest
+  heap_rest=$(metric kube2hadoop_heap_allocated_bytes)
   "$loadgen" credentials --url "$url/v1/credentials" --ca "$work/ca.crt" --pods "$work/all-$n" \
     --mode ip --phase cached --concurrency 500 --duration "$cached" \
     --pid "$service_pid" --label "$name-cached" --out "$work/$name-cached.json"
@@ -248,13 +272,29 @@ measure() { # STEP LABEL BINARY
     --argjson rss_index "$rss_index" --argjson hwm_index "$hwm_index" \
     --argjson rss_rest "$rss_rest" --argjson hwm_rest "$hwm_rest" \
     --argjson rss "$(status_kib "$service_pid" VmRSS)" --argjson hwm "$(status_kib "$service_pid" VmHWM)" \
+    --argjson heap_index "${heap_index:-null}" --argjson heap_rest "${heap_rest:-null}" \
     --slurpfile issue "$work/$name-issue.json" --slurpfile cached "$work/$name-cached.json" \
     '{pods: $n, service: $svc, workloads: $w, indexed_pods: $indexed, ledger_entries: $entries,
       namenode_dt_calls: $dt, api_reads_per_min_at_rest: $reads.total, api_reads_by: $reads.by,
       cpu_s_at_rest: $cpu_rest, rss_kib_index_only: $rss_index, vmhwm_kib_index_only: $hwm_index,
       rss_kib_at_rest: $rss_rest, vmhwm_kib_at_rest: $hwm_rest, rss_kib: $rss, vmhwm_kib: $hwm,
+      heap_bytes_index_only: $heap_index, heap_bytes_at_rest: $heap_rest,
       issue: $issue[0], cached: $cached[0]}' >"$parts/m-$name.json"
-  echo "step $n $label: $(jq -c '{indexed_pods, ledger_entries, namenode_dt_calls, api_reads_per_min_at_rest, rss_kib_index_only, rss_kib_at_rest, vmhwm_kib}' "$parts/m-$name.json")"
+  # Restarted on the same ledger: the index and every entry loaded, no burst behind it (the
+  # live data's own RSS).
+  KEEP_LEDGER=1 start_service "$name-restarted" "$bin"
+  for _ in $(seq 120); do
+    [[ $(metric kube2hadoop_ledger_entries) == "$entries" ]] && break
+    sleep 1
+  done
+  sleep "$settle"
+  local restarted
+  restarted=$(jq -n --argjson rss "$(status_kib "$service_pid" VmRSS)" --argjson hwm "$(status_kib "$service_pid" VmHWM)" \
+    --argjson entries "$(metric kube2hadoop_ledger_entries)" --argjson heap "$(metric kube2hadoop_heap_allocated_bytes | grep . || echo null)" \
+    '{rss_kib: $rss, vmhwm_kib: $hwm, ledger_entries: $entries, heap_bytes: $heap}')
+  jq --argjson r "$restarted" '.restarted = $r' "$parts/m-$name.json" >"$parts/m-$name.json.tmp" &&
+    mv "$parts/m-$name.json.tmp" "$parts/m-$name.json"
+  echo "step $n $label: $(jq -c '{indexed_pods, ledger_entries, namenode_dt_calls, api_reads_per_min_at_rest, rss_kib_index_only, rss_kib_at_rest, vmhwm_kib, heap_bytes_at_rest, restarted}' "$parts/m-$name.json")"
   stop_service
 }
 
@@ -365,8 +405,15 @@ for n in $(tr ',' '\n' <<<"$steps"); do
   pods_file bench=scale "$work/all-$n"
   pods_file bench=scale "$work/one-$n" one
   echo "step $n: $(wc -l <"$work/all-$n") pods running, $(wc -l <"$work/one-$n") workloads"
-  [[ -z $before ]] || measure "$n" before "$before"
-  measure "$n" after "$after"
+  # The binary measured second has met a bed the first one warmed (BENCH_SCALE_AFTER_FIRST=1
+  # swaps them, to tell an order effect from a change).
+  if [[ ${BENCH_SCALE_AFTER_FIRST:-0} == 1 ]]; then
+    measure "$n" after "$after"
+    [[ -z $before ]] || measure "$n" before "$before"
+  else
+    [[ -z $before ]] || measure "$n" before "$before"
+    measure "$n" after "$after"
+  fi
   if [[ ${BENCH_SCALE_SA:-1} == 1 && $n == "$sa_step" ]]; then
     node_certs
     mint_tokens "$work/tokens-$n" || true

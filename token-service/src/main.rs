@@ -1,6 +1,7 @@
 //! token-service: flags and file → checked settings → watches, directory, Hadoop client,
 //! ledger and its leader election → HTTPS until SIGTERM.
-// Denied, not forbidden: `memory` holds the one allowed call (glibc's malloc_trim).
+// Denied, not forbidden: `memory` holds the one allowed call (glibc's malloc_trim, when
+// jemalloc is not the allocator).
 #![deny(unsafe_code)]
 
 mod memory;
@@ -260,6 +261,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     let client = kube_client(&settings).await?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    memory::register(&mut registry);
     let directory = directory(&settings, &metrics.directory)?;
     let source = token_source(&settings, &metrics)?;
     let open_audit = || match &settings.audit_log {
@@ -427,6 +429,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         webhook = %format!("{}/{}", settings.webhook_configuration, settings.mutating_webhook),
         ledger = %settings.ledger.namespace,
         replica = %settings.ledger.replica_id,
+        allocator = memory::ALLOCATOR_NAME,
         "serving"
     );
     serve(

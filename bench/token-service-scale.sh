@@ -283,14 +283,19 @@ measure() { # STEP LABEL BINARY
   # Restarted on the same ledger: the index and every entry loaded, no burst behind it (the
   # live data's own RSS).
   KEEP_LEDGER=1 start_service "$name-restarted" "$bin"
+  # Entries written after the count at rest (requests still in flight then) load too: wait
+  # for at least that many, not for exactly that many.
+  local loaded
   for _ in $(seq 120); do
-    [[ $(metric kube2hadoop_ledger_entries) == "$entries" ]] && break
+    loaded=$(metric kube2hadoop_ledger_entries)
+    ((${loaded:-0} >= ${entries:-0})) && break
     sleep 1
   done
   sleep "$settle"
-  local restarted
+  local restarted heap_restarted
+  loaded=$(metric kube2hadoop_ledger_entries) heap_restarted=$(metric kube2hadoop_heap_allocated_bytes)
   restarted=$(jq -n --argjson rss "$(status_kib "$service_pid" VmRSS)" --argjson hwm "$(status_kib "$service_pid" VmHWM)" \
-    --argjson entries "$(metric kube2hadoop_ledger_entries)" --argjson heap "$(metric kube2hadoop_heap_allocated_bytes | grep . || echo null)" \
+    --argjson entries "${loaded:-null}" --argjson heap "${heap_restarted:-null}" \
     '{rss_kib: $rss, vmhwm_kib: $hwm, ledger_entries: $entries, heap_bytes: $heap}')
   jq --argjson r "$restarted" '.restarted = $r' "$parts/m-$name.json" >"$parts/m-$name.json.tmp" &&
     mv "$parts/m-$name.json.tmp" "$parts/m-$name.json"

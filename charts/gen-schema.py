@@ -74,6 +74,7 @@ config = obj({
       "kubeTimeoutSeconds", "ledgerPeriodSeconds", "leaseDurationSeconds", "leaseRenewDeadlineSeconds"]},
   "tokenReviewCacheTtlSeconds": {"type": "integer", "minimum": 0, "maximum": 60},
   "tokenReviewCacheSize": {"type": "integer", "minimum": 1, "maximum": 1000000},
+  "saTokenKeysRefreshSeconds": {"type": "integer", "minimum": 0, "maximum": 300},
 }, ["kerberos"], desc="token-service/config.example.yaml, but the mounted paths and stampedKinds, which the chart sets")
 def cred(field, desc, pattern=None):
     v = {"type": "string"}

@@ -185,13 +185,25 @@ impl Kubectl {
     ) -> Result<bool, KubectlError> {
         let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
         let (resource, group) = resource.split_once('.').unwrap_or((resource, ""));
+        self.access_review(json!({"resourceAttributes": {
+            "verb": verb, "group": group, "resource": resource,
+            "subresource": subresource, "namespace": namespace,
+        }}))
+        .await
+    }
+
+    /// Whether this kubectl's identity may `verb` the non-resource URL `path`
+    /// (`/openid/v1/jwks`).
+    pub async fn can_i_path(&self, verb: &str, path: &str) -> Result<bool, KubectlError> {
+        self.access_review(json!({"nonResourceAttributes": {"verb": verb, "path": path}}))
+            .await
+    }
+
+    async fn access_review(&self, spec: serde_json::Value) -> Result<bool, KubectlError> {
         let review = json!({
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {
-                "verb": verb, "group": group, "resource": resource,
-                "subresource": subresource, "namespace": namespace,
-            }},
+            "spec": spec,
         });
         // No client-side validation: it lists CRDs, which the account under test may not.
         let args = ["create", "--validate=false", "-o", "json", "-f", "-"];

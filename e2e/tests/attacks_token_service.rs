@@ -19,7 +19,11 @@
 //! - a ledger Secret forged at the name of bob's workload with alice's record: bob's pod never
 //!   gets alice's tokens;
 //! - a pod's bound token answered from the TokenReview cache, then its pod deleted, or its
-//!   service account deleted and created again: refused at once, well within the cache's TTL.
+//!   service account deleted and created again: refused at once, well within the cache's TTL;
+//! - a pod's bound token vouched for by its signature (the API server's published keys, no
+//!   review), then forged (another key under the real key id, `alg: none`, claims extended
+//!   under the real signature) or its pod deleted: refused; its account deleted while a
+//!   finalizer keeps it (the API server accepts its tokens for another minute): refused.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -1075,4 +1079,210 @@ async fn a_cached_identity_ends_when_its_service_account_is_deleted_or_recreated
     let _ = accounts.delete(&sa_name, &DeleteParams::default()).await;
     fx.teardown(service).await;
     result.expect("a cached identity and its deleted service account");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bound tokens verified by their signature (no TokenReview on first use)
+
+const SIGNATURE_VERIFIED: &str = r#"kube2hadoop_token_signature_checks_total{result="verified"}"#;
+
+/// base64url without padding, as JWTs use it.
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The header and claims of a JWT, read without checking anything.
+fn jwt_parts(token: &str) -> Result<(serde_json::Value, serde_json::Value), Error> {
+    use base64::Engine;
+    let part = |s: &str| -> Result<serde_json::Value, Error> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|e| Error::Check(format!("a JWT part is not base64url: {e}")))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Check(format!("a JWT part: {e}")))
+    };
+    let mut it = token.split('.');
+    match (it.next(), it.next()) {
+        (Some(h), Some(c)) => Ok((part(h)?, part(c)?)),
+        _ => Err(Error::Check("the bound token is not a JWT".into())),
+    }
+}
+
+/// `header.claims` signed by a P-256 key the attacker made: what anyone can produce.
+fn attacker_signed(header: &serde_json::Value, claims: &serde_json::Value) -> String {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("a P-256 key");
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+        .expect("the key just made");
+    let message = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let signature = pair.sign(&rng, message.as_bytes()).expect("signing");
+    format!("{message}.{}", b64url(signature.as_ref()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_vouches_without_a_review_and_forged_tokens_are_refused() {
+    let fx = Fixture::new("atk-sig").await;
+    let (bed, id) = (&fx.bed, &fx.id);
+    let service = Service::start(&fx.ledger, |o| o).await;
+    let result = async {
+        // The service reads the API server's published keys at start.
+        until(
+            "the token service to load the API server's signing keys",
+            Duration::from_secs(30),
+            || async {
+                let text = metrics_of(&service).await?;
+                let keys = sample(&text, "kube2hadoop_token_keys");
+                Ok::<_, Error>(if keys >= 1.0 {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending(format!("{keys} keys"))
+                })
+            },
+        )
+        .await?;
+        let pod = run_token_pod(bed, id, "sig", None).await?;
+        let token = bound_token(&bed.admin, &pod).await?;
+        let ip = ip_of(&pod)?;
+        let answer = service.ask(Some(ip), Some(&token)).await;
+        ensure(answer.status == 200 && user_of(&answer) == "alice", || {
+            format!("alice's pod with its own token: {}", answer.text())
+        })?;
+        let text = metrics_of(&service).await?;
+        ensure(sample(&text, SIGNATURE_VERIFIED) == 1.0, || {
+            format!("the first request was not vouched for by the signature:\n{text}")
+        })?;
+        let last = service
+            .launcher
+            .audit_lines()
+            .into_iter()
+            .rev()
+            .find(|l| l["outcome"] != "denied")
+            .unwrap_or_default();
+        ensure(
+            last["token_check"] == "signature" && last["hadoop_user"] == "alice",
+            || format!("the audit of the first request: {last}"),
+        )?;
+
+        // Forgeries naming alice's live pod, sent from that pod's own address.
+        let (header, claims) = jwt_parts(&token)?;
+        let kid = header["kid"].clone();
+        let mut later = claims.clone();
+        later["exp"] = json!(claims["exp"].as_u64().unwrap_or(0) + 86_400);
+        let forgeries = [
+            (
+                "signed by another key under the API server's key id",
+                attacker_signed(&json!({"alg": "ES256", "kid": kid}), &later),
+            ),
+            (
+                "unsigned (alg none)",
+                format!(
+                    "{}.{}.",
+                    b64url(json!({"alg": "none", "kid": kid}).to_string().as_bytes()),
+                    b64url(later.to_string().as_bytes())
+                ),
+            ),
+            ("the real signature over extended claims", {
+                let signature = token.rsplit('.').next().unwrap_or_default();
+                format!(
+                    "{}.{}.{signature}",
+                    token.split('.').next().unwrap_or_default(),
+                    b64url(later.to_string().as_bytes())
+                )
+            }),
+        ];
+        for (what, forged) in &forgeries {
+            let answer = service.ask(Some(ip), Some(forged)).await;
+            ensure(
+                answer.status == 401 && answer.code() == "token_rejected",
+                || format!("a token {what}: {}", answer.text()),
+            )?;
+        }
+        let text = metrics_of(&service).await?;
+        ensure(sample(&text, SIGNATURE_VERIFIED) == 1.0, || {
+            format!("a forgery was vouched for:\n{text}")
+        })?;
+
+        // The pod goes: its real token is vouched for by nothing any more.
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        Api::<Pod>::namespaced(bed.admin.clone(), NAMESPACE)
+            .delete(&name, &DeleteParams::default().grace_period(0))
+            .await
+            .step("admin deletes the pod")?;
+        cache_emptied(&service, "the pod's deletion").await?;
+        let answer = service.ask(Some(ip), Some(&token)).await;
+        ensure(
+            answer.status >= 400
+                && ["pod_not_found", "token_rejected"].contains(&answer.code().as_str()),
+            || format!("the deleted pod's token: {}", answer.text()),
+        )?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    fx.teardown(service).await;
+    result.expect("signature-verified tokens");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_held_by_a_finalizer_is_revoked_when_its_deletion_is_asked() {
+    let fx = Fixture::new("atk-fin").await;
+    let (bed, id) = (&fx.bed, &fx.id);
+    let service = Service::start(&fx.ledger, |o| o).await;
+    let accounts: Api<ServiceAccount> = Api::namespaced(bed.admin.clone(), NAMESPACE);
+    let sa_name = format!("{}-sa", id.name());
+    let result = async {
+        // The owner of the account (edit may update ServiceAccounts) keeps it with a finalizer
+        // of their own, so that deleting it leaves it in place, uid unchanged.
+        let account: ServiceAccount = serde_json::from_value(json!({
+            "metadata": {"name": sa_name, "labels": {TEST_LABEL: id.name()},
+                         "finalizers": ["e2e.kube2hadoop.io/hold"]},
+        }))
+        .map_err(|source| Error::Manifest {
+            kind: "ServiceAccount",
+            source,
+        })?;
+        accounts
+            .create(&PostParams::default(), &account)
+            .await
+            .step("creating a service account with a finalizer")?;
+        let pod = run_token_pod(bed, id, "fin", Some(&sa_name)).await?;
+        let token = bound_token(&bed.admin, &pod).await?;
+        served_from_the_cache(&service, &pod, &token).await?;
+        accounts
+            .delete(&sa_name, &DeleteParams::default())
+            .await
+            .step("admin deletes the service account")?;
+        let still = accounts.get(&sa_name).await.step("reading the account")?;
+        ensure(still.metadata.deletion_timestamp.is_some(), || {
+            "the finalizer did not hold the account".into()
+        })?;
+        cache_emptied(&service, "the account's deletion").await?;
+        // The API server accepts the token for another minute; the service does not.
+        let answer = service.ask(Some(ip_of(&pod)?), Some(&token)).await;
+        ensure(
+            answer.status == 401 && answer.code() == "service_account_deleted",
+            || format!("the token of an account being deleted: {}", answer.text()),
+        )?;
+        let text = metrics_of(&service).await?;
+        ensure(sample(&text, SIGNATURE_VERIFIED) == 1.0, || {
+            format!("only the first request is vouched for by the signature:\n{text}")
+        })?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    let _ = accounts
+        .patch(
+            &sa_name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await;
+    let _ = accounts.delete(&sa_name, &DeleteParams::default()).await;
+    fx.teardown(service).await;
+    result.expect("an account held by a finalizer");
 }

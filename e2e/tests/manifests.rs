@@ -819,7 +819,13 @@ async fn rbac_checks(k: &Kubectl) -> Result<(), Error> {
         .service_account_kubeconfig(dir.path(), "kube2hadoop", "token-service")
         .await?;
     let ts = k.kubeconfig(&ts_config);
-    let missing = wrong_answers(&ts, true, TOKEN_SERVICE_NEEDS).await?;
+    let mut missing = wrong_answers(&ts, true, TOKEN_SERVICE_NEEDS).await?;
+    // The API server's published signing keys, which bound tokens are verified against.
+    for path in ["/.well-known/openid-configuration", "/openid/v1/jwks"] {
+        if !ts.can_i_path("get", path).await? {
+            missing.push(format!("get {path}"));
+        }
+    }
     ensure(missing.is_empty(), || {
         format!("token-service lacks rights it needs: {missing:#?}")
     })?;

@@ -1,7 +1,8 @@
 //! ServiceAccounts by namespace and name, kept from a metadata-only watch: only each one's uid.
 //!
 //! Deleting a ServiceAccount revokes every token minted for it (and one recreated under the same
-//! name has a new uid, which old tokens do not name). The TokenReview cache asks here, on every
+//! name has a new uid, which old tokens do not name). One whose deletion was requested counts
+//! as gone here (the watch hands it on as deleted), even while a finalizer keeps it. The TokenReview cache asks here, on every
 //! hit, whether the account a cached review named still exists with the uid it had.
 //!
 //! As with the pod index, only the one [`AccountsWriter`] mutates, a relist replaces the map

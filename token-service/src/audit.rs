@@ -24,9 +24,10 @@ pub struct AuditEvent {
     pub node: Option<String>,
     pub ip: Option<String>,
     pub identity_method: Option<&'static str>,
-    /// SA-token mode: whether the TokenReview came from the cache (absent in IP mode).
+    /// SA-token mode: what vouched for the token, `token_review`, `review_cache` or
+    /// `signature` (absent in IP mode).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub review_cached: Option<bool>,
+    pub token_check: Option<&'static str>,
     pub kubernetes_user: Option<String>,
     pub hadoop_user: Option<String>,
     pub run_as: Option<String>,

@@ -364,3 +364,94 @@ impl SecretApi for FakeSecrets {
         })
     }
 }
+
+/// An API server's service-account signer: a P-256 key, its discovery document and key set,
+/// and bound tokens as it would mint them (or as an attacker would shape them).
+pub struct Signer {
+    pair: ring::signature::EcdsaKeyPair,
+    pub kid: String,
+    pub issuer: String,
+}
+
+impl Signer {
+    pub fn new(kid: &str) -> Signer {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .expect("a P-256 key");
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .expect("the key just made");
+        Signer {
+            pair,
+            kid: kid.into(),
+            issuer: "https://kubernetes.default.svc.cluster.local".into(),
+        }
+    }
+
+    pub fn discovery(&self) -> Vec<u8> {
+        serde_json::json!({"issuer": self.issuer, "jwks_uri": "https://x/openid/v1/jwks"})
+            .to_string()
+            .into_bytes()
+    }
+
+    /// The key set as `/openid/v1/jwks` serves it.
+    pub fn jwks(&self) -> Vec<u8> {
+        use ring::signature::KeyPair;
+        let point = self.pair.public_key().as_ref();
+        let b64 = |b: &[u8]| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+        };
+        serde_json::json!({"keys": [{
+            "use": "sig", "kty": "EC", "crv": "P-256", "alg": "ES256", "kid": self.kid,
+            "x": b64(&point[1..33]), "y": b64(&point[33..65]),
+        }]})
+        .to_string()
+        .into_bytes()
+    }
+
+    pub fn key_set(&self) -> crate::signed_token::KeySet {
+        crate::signed_token::KeySet::parse(&self.discovery(), &self.jwks()).expect("key set")
+    }
+
+    /// A compact JWS of `header` and `claims`, signed with this key.
+    pub fn sign(&self, header: &serde_json::Value, claims: &serde_json::Value) -> String {
+        use base64::Engine;
+        let b64 = |v: &serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let message = format!("{}.{}", b64(header), b64(claims));
+        let signature = self
+            .pair
+            .sign(&ring::rand::SystemRandom::new(), message.as_bytes())
+            .expect("signing");
+        format!(
+            "{message}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature.as_ref())
+        )
+    }
+
+    /// What the API server puts in a token bound to pod `web-1` (uid `u1`) of team-a running
+    /// as `default` (uid `sa1`) on node-1, valid from `iat` for ten minutes.
+    pub fn claims(&self, iat: u64) -> serde_json::Value {
+        serde_json::json!({
+            "aud": ["kube2hadoop"], "iss": self.issuer, "sub": "system:serviceaccount:team-a:default",
+            "iat": iat, "nbf": iat, "exp": iat + 600, "jti": "j1",
+            "kubernetes.io": {
+                "namespace": "team-a",
+                "node": {"name": "node-1", "uid": "n1"},
+                "pod": {"name": "web-1", "uid": "u1"},
+                "serviceaccount": {"name": "default", "uid": "sa1"},
+            },
+        })
+    }
+
+    pub fn header(&self) -> serde_json::Value {
+        serde_json::json!({"alg": "ES256", "kid": self.kid})
+    }
+
+    /// A token bound to `web-1` as [`Signer::claims`] describes it.
+    pub fn token(&self, iat: u64) -> String {
+        self.sign(&self.header(), &self.claims(iat))
+    }
+}

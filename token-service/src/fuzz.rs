@@ -66,7 +66,9 @@ pub fn request(data: &[u8]) {
 
     // Only a request with a bearer token reaches a review in the server; the review's
     // properties hold regardless, so both are fuzzed independently.
-    let _bearer = headers(method, target, authorization, accept);
+    if let Some(token) = headers(method, target, authorization, accept) {
+        check_signature(&token);
+    }
     let target = serde_json::from_slice::<TokenReview>(review)
         .ok()
         .and_then(reviewed);
@@ -84,6 +86,30 @@ pub fn request(data: &[u8]) {
     }
     let owners: Vec<ObjectMeta> = serde_json::from_slice(owners).unwrap_or_default();
     check_workload(&facts, &Owners(owners));
+}
+
+/// An API server's key set whose private keys nobody has: whatever the token, it is never
+/// vouched for, and checking it never panics.
+fn check_signature(token: &str) {
+    static KEYS: std::sync::OnceLock<Option<crate::signed_token::KeySet>> =
+        std::sync::OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        let discovery = br#"{"issuer":"https://kubernetes.default.svc.cluster.local"}"#;
+        let jwks = br#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","alg":"ES256",
+            "x":"WKn-ZIGevcwGIyyrzFoZNBdaq9_TsqzGl96oc0CWuis",
+            "y":"y77t-RvAHRKTsSGdIYUfweuOvwrvDD-Q3Hv5J0fSKbE"},
+            {"kty":"RSA","kid":"k2","use":"sig","alg":"RS256","e":"AQAB",
+            "n":"sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw"}]}"#;
+        crate::signed_token::KeySet::parse(discovery, jwks).ok()
+    });
+    if let Some(keys) = keys {
+        for now in [0, 1_700_000_000, u64::MAX] {
+            assert!(
+                crate::signed_token::verify(keys, token, now).is_err(),
+                "a token nobody could sign was vouched for"
+            );
+        }
+    }
 }
 
 /// The request as hyper hands it over; returns the bearer token it carries, if any.

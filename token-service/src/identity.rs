@@ -17,7 +17,7 @@ use crate::pod::PodFacts;
 pub use k2h_contract::names::AUDIENCE;
 const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
 const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
-const SA_PREFIX: &str = "system:serviceaccount:";
+pub const SA_PREFIX: &str = "system:serviceaccount:";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -35,6 +35,27 @@ impl Method {
     }
 }
 
+/// What vouched for a bound token (SA-token mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// A TokenReview, asked now.
+    Review,
+    /// A TokenReview kept by the cache (`crate::review_cache`).
+    CachedReview,
+    /// Its signature, against the API server's published keys (`crate::signed_token`).
+    Signature,
+}
+
+impl TokenCheck {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenCheck::Review => "token_review",
+            TokenCheck::CachedReview => "review_cache",
+            TokenCheck::Signature => "signature",
+        }
+    }
+}
+
 /// A pod that passed one of the two checks, with how it was proven.
 #[derive(Debug, Clone)]
 pub struct VerifiedPod {
@@ -42,8 +63,8 @@ pub struct VerifiedPod {
     method: Method,
     /// The service account TokenReview authenticated (SA-token mode only).
     service_account: Option<String>,
-    /// SA-token mode: whether the review came from the cache (`None` in IP mode).
-    review_cached: Option<bool>,
+    /// SA-token mode: what vouched for the token (`None` in IP mode).
+    token_check: Option<TokenCheck>,
 }
 
 impl VerifiedPod {
@@ -56,8 +77,8 @@ impl VerifiedPod {
     pub fn service_account(&self) -> Option<&str> {
         self.service_account.as_deref()
     }
-    pub fn review_cached(&self) -> Option<bool> {
-        self.review_cached
+    pub fn token_check(&self) -> Option<TokenCheck> {
+        self.token_check
     }
 }
 
@@ -183,7 +204,20 @@ pub fn by_cached_review(
     peer: Option<IpAddr>,
 ) -> Result<VerifiedPod, ApiError> {
     let mut verified = verify_reviewed(target, Some(pod), served, origin, peer)?;
-    verified.review_cached = Some(true);
+    verified.token_check = Some(TokenCheck::CachedReview);
+    Ok(verified)
+}
+
+/// As [`by_cached_review`], for a token whose signature vouched for the pod it names.
+pub fn by_signed_token(
+    target: &ReviewedPod,
+    pod: Arc<PodFacts>,
+    served: &dyn Fn(&str) -> bool,
+    origin: TokenOrigin,
+    peer: Option<IpAddr>,
+) -> Result<VerifiedPod, ApiError> {
+    let mut verified = verify_reviewed(target, Some(pod), served, origin, peer)?;
+    verified.token_check = Some(TokenCheck::Signature);
     Ok(verified)
 }
 
@@ -237,7 +271,7 @@ fn verify_reviewed(
         pod,
         method: Method::SaToken,
         service_account: Some(target.username.clone()),
-        review_cached: Some(false),
+        token_check: Some(TokenCheck::Review),
     })
 }
 
@@ -375,7 +409,7 @@ pub fn by_ip(
         pod,
         method: Method::Ip,
         service_account: None,
-        review_cached: None,
+        token_check: None,
     })
 }
 

@@ -33,4 +33,6 @@ pub mod request;
 pub mod review_cache;
 pub mod server;
 pub mod services;
+pub mod signed_token;
+pub mod token_keys;
 pub mod workload;

@@ -21,6 +21,7 @@ use token_service::audit::AuditSink;
 use token_service::authorize::Policy;
 use token_service::clock::system_clock;
 use token_service::cluster::events::KubeEvents;
+use token_service::cluster::keys::fetch_keys;
 use token_service::cluster::lease::{self, LeaseConfig};
 use token_service::cluster::secrets::KubeSecrets;
 use token_service::cluster::{
@@ -46,10 +47,11 @@ use token_service::index::SharedIndex;
 use token_service::issuer::Issuer;
 use token_service::ledger::reconcile::{ReconcileConfig, Reconciler};
 use token_service::ledger::{Ledger, Persist};
-use token_service::metrics::{DirectoryMetrics, Metrics};
+use token_service::metrics::{DirectoryMetrics, Metrics, ResultLabels};
 use token_service::ratelimit::{Limit, RateLimiter};
 use token_service::review_cache::ReviewCache;
 use token_service::server::{App, handle};
+use token_service::token_keys::TokenKeys;
 
 /// Set on the re-executed process, so a mismatch that survives the re-exec is an error, not a loop.
 const REEXEC_MARKER: &str = "K2H_TOKEN_SERVICE_KRB5_ENV";
@@ -302,6 +304,12 @@ async fn run(settings: Settings) -> Result<(), StartError> {
             forget.forget_account(ns, name)
         });
     }
+    let token_keys = if settings.modes.sa_token {
+        TokenKeys::new(settings.token_keys_refresh)
+    } else {
+        TokenKeys::disabled()
+    };
+    spawn_token_keys(&token_keys, &client, settings.kube_timeout, &metrics);
     let namespaces = watch_namespaces(client.clone(), &settings.namespace_selector);
     let webhook = watch_webhook(
         client.clone(),
@@ -379,6 +387,8 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         index,
         accounts,
         reviews,
+        token_keys,
+        clock: system_clock(),
         served: Arc::new(move |ns| served.is_served(ns)),
         // One definition of what is covered: the webhook as registered, read now.
         covered: {
@@ -448,4 +458,41 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     )
     .await;
     Ok(())
+}
+
+/// Keeps the API server's signing keys current, logging when they change or cannot be read:
+/// until they are loaded, every bound token is reviewed by the API server.
+fn spawn_token_keys(keys: &TokenKeys, client: &kube::Client, timeout: Duration, metrics: &Metrics) {
+    let client = client.clone();
+    let reads = metrics.token_key_reads.clone();
+    let mut shown = String::new();
+    keys.spawn(
+        move || {
+            let client = client.clone();
+            Box::pin(async move { fetch_keys(&client, timeout).await })
+        },
+        move |result| {
+            let read = |result: &str| {
+                reads
+                    .get_or_create(&ResultLabels {
+                        result: result.to_owned(),
+                    })
+                    .inc();
+            };
+            match result {
+                Ok(set) => {
+                    read("ok");
+                    let now = format!("{set:?}");
+                    if now != shown {
+                        tracing::info!(keys = %now, "bound service-account tokens are verified against the API server's published keys");
+                        shown = now;
+                    }
+                }
+                Err(e) => {
+                    read("error");
+                    tracing::warn!(error = %e, "cannot read the API server's service-account signing keys; bound tokens are reviewed by the API server (TokenReview) until they are read");
+                }
+            }
+        },
+    );
 }

@@ -81,6 +81,11 @@ pub struct ReviewDropLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LookupLabels {
     /// `hit`, `miss` (this request asks the directory) or `shared` (it waited for the answer
     /// of an identical question already on its way).
@@ -205,6 +210,13 @@ pub struct Metrics {
     pub review_cache_lookups: Family<ReviewLookupLabels, Counter>,
     pub review_cache_drops: Family<ReviewDropLabels, Counter>,
     pub review_cache_entries: Gauge,
+    /// Bound tokens checked against the API server's keys, by result (`verified`, or why a
+    /// TokenReview was asked instead).
+    pub signature_checks: Family<ResultLabels, Counter>,
+    /// Reads of the API server's signing keys, `ok` or `error`.
+    pub token_key_reads: Family<ResultLabels, Counter>,
+    /// Signing keys that vouch for tokens now (0: none read, or stale).
+    pub token_keys: Gauge,
     pub directory: DirectoryMetrics,
 }
 
@@ -230,6 +242,9 @@ impl Metrics {
             review_cache_lookups: Family::default(),
             review_cache_drops: Family::default(),
             review_cache_entries: Gauge::default(),
+            signature_checks: Family::default(),
+            token_key_reads: Family::default(),
+            token_keys: Gauge::default(),
             directory: DirectoryMetrics::default(),
         };
         registry.register(
@@ -308,8 +323,33 @@ impl Metrics {
             "TokenReview results cached",
             m.review_cache_entries.clone(),
         );
+        registry.register(
+            "kube2hadoop_token_signature_checks",
+            "Bound tokens checked against the API server's published keys: verified (no API \
+             call), or why a TokenReview was asked instead",
+            m.signature_checks.clone(),
+        );
+        registry.register(
+            "kube2hadoop_token_key_reads",
+            "Reads of the API server's service-account signing keys, by result",
+            m.token_key_reads.clone(),
+        );
+        registry.register(
+            "kube2hadoop_token_keys",
+            "Service-account signing keys loaded from the API server (0: every token is reviewed)",
+            m.token_keys.clone(),
+        );
         m.directory.register(registry);
         m
+    }
+
+    /// `result`: `verified`, or a reason a TokenReview follows (`unknown_key`, `no_keys`…).
+    pub fn signature_check(&self, result: &str) {
+        self.signature_checks
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts what the TokenReview cache reports.

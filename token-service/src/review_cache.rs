@@ -172,10 +172,21 @@ pub fn judge(entry: &CachedReview, now: Now, pod: &PodNow, account: &AccountLook
     if now.monotonic_ms >= entry.fresh_until_ms || now.wall_ms >= entry.token_exp_ms {
         return Verdict::Drop(DropReason::Expired);
     }
+    judge_facts(&entry.target, &entry.service_account_uid, pod, account)
+}
+
+/// Whether the pod and the account a token was found bound to (by a review, or by its
+/// signature: `crate::signed_token`) are, as the watches show them now, those very objects:
+/// [`Verdict::Hit`] only then. The expiry of what vouched for the token is the caller's.
+pub fn judge_facts(
+    target: &ReviewedPod,
+    service_account_uid: &str,
+    pod: &PodNow,
+    account: &AccountLookup,
+) -> Verdict {
     if matches!(pod, PodNow::Stale) || matches!(account, AccountLookup::Stale) {
         return Verdict::Bypass;
     }
-    let target = &entry.target;
     let same_pod = match pod {
         PodNow::Present(p) => {
             p.uid == target.uid
@@ -190,7 +201,7 @@ pub fn judge(entry: &CachedReview, now: Now, pod: &PodNow, account: &AccountLook
         return Verdict::Drop(DropReason::PodGone);
     }
     match account {
-        AccountLookup::Present(uid) if *uid == entry.service_account_uid => Verdict::Hit,
+        AccountLookup::Present(uid) if uid == service_account_uid => Verdict::Hit,
         _ => Verdict::Drop(DropReason::SaGone),
     }
 }

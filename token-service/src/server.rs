@@ -14,13 +14,16 @@ use http::{HeaderValue, Method as HttpMethod, Request, Response, StatusCode, hea
 use k2h_http::{Body, Readiness, json_response};
 use prometheus_client::registry::Registry;
 
+use crate::accounts::AccountLookup;
 use crate::accounts::SharedAccounts;
 use crate::audit::{AuditEvent, AuditSink, now_rfc3339, rfc3339_ms};
 use crate::authorize::{Policy, Principal, authorize};
+use crate::clock::Clock;
 use crate::cluster::{Cluster, KubeError};
 use crate::directory::Directory;
 use crate::error::{ApiError, Kind};
 use crate::events::{EventSink, Happened};
+use crate::identity::ReviewedPod;
 use crate::identity::{self, TokenOrigin, VerifiedPod};
 use crate::index::{IpLookup, PodIndex, SharedIndex};
 use crate::issued::Issued;
@@ -29,8 +32,12 @@ use crate::metrics::Metrics;
 use crate::pod::{PodFacts, canonical};
 use crate::ratelimit::RateLimiter;
 use crate::request;
-use crate::review_cache::{Found, PodNow, ReviewCache, TokenDigest, token_expiry_ms};
+use crate::review_cache::{
+    self, Found, PodNow, ReviewCache, TokenDigest, Verdict, token_expiry_ms,
+};
 use crate::services::ServicesPolicy;
+use crate::signed_token::{self, Unverified};
+use crate::token_keys::TokenKeys;
 use crate::workload::{OwnerLookup, StampedKinds, WorkloadKey, resolve};
 
 pub const EXPIRES_HEADER: &str = "x-kube2hadoop-expires";
@@ -58,6 +65,10 @@ pub struct App {
     pub accounts: SharedAccounts,
     /// Successful TokenReviews of pod-bound tokens, reused instead of the API round trip.
     pub reviews: ReviewCache,
+    /// The API server's signing keys: a pod-bound token they vouch for needs no TokenReview.
+    pub token_keys: TokenKeys,
+    /// The wall clock tokens' lifetimes are judged by.
+    pub clock: Clock,
     /// The configured `namespaceSelector`: an extra narrowing of what the webhook covers.
     pub served: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     /// Whether iddecorator's webhook covers the pod (`crate::coverage::check`), and which
@@ -103,6 +114,9 @@ pub async fn handle(app: Arc<App>, req: Request<Bytes>) -> Response<Body> {
             app.metrics
                 .review_cache_entries
                 .set(app.reviews.len() as i64);
+            // Usable keys only: a set gone stale counts as none.
+            let keys = app.token_keys.current().map_or(0, |k| k.len());
+            app.metrics.token_keys.set(keys as i64);
             k2h_http::respond::metrics(&app.registry)
         }
         (&HttpMethod::POST, CREDENTIALS_PATH) => credentials(&app, &req).await,
@@ -198,7 +212,7 @@ async fn issue(
     };
     let pod = verified.pod();
     event.identity_method = Some(verified.method().as_str());
-    event.review_cached = verified.review_cached();
+    event.token_check = verified.token_check().map(|c| c.as_str());
     event.pod_namespace = Some(pod.namespace.clone());
     event.pod_name = Some(pod.name.clone());
     event.pod_uid = Some(pod.uid.clone());
@@ -315,22 +329,14 @@ async fn by_token(
 ) -> Result<VerifiedPod, ApiError> {
     let origin = app.modes.sa_token_origin;
     let digest = TokenDigest::of(token);
-    let found = app.reviews.lookup(&digest, |cached| {
-        let target = &cached.target;
-        let pod = match app.index.pod_current(&target.uid) {
-            None => PodNow::Stale,
-            Some(None) => PodNow::Absent,
-            // An address another live pod claims too: ask the API server (bypass).
-            Some(Some(pod)) if !sole_holder(app, origin, peer, &pod.uid) => PodNow::Stale,
-            Some(Some(pod)) => PodNow::Present(pod),
-        };
-        let account = app
-            .accounts
-            .lookup(&target.namespace, &target.service_account);
-        (pod, account)
-    });
+    let found = app
+        .reviews
+        .lookup(&digest, |cached| watched(app, &cached.target, peer));
     if let Found::Hit(cached, pod) = found {
         return identity::by_cached_review(&cached.target, pod, served, origin, peer);
+    }
+    if let Some(verified) = by_signature(app, token, digest, served, peer)? {
+        return Ok(verified);
     }
     let review = app
         .cluster
@@ -359,6 +365,78 @@ async fn by_token(
     }
     app.reviews.insert(digest, &target, token_expiry_ms(token));
     Ok(verified)
+}
+
+/// The pod and account `target` names, as the pod index and the ServiceAccount watch hold
+/// them now.
+fn watched(app: &App, target: &ReviewedPod, peer: Option<IpAddr>) -> (PodNow, AccountLookup) {
+    let origin = app.modes.sa_token_origin;
+    let pod = match app.index.pod_current(&target.uid) {
+        None => PodNow::Stale,
+        Some(None) => PodNow::Absent,
+        // An address another live pod claims too: ask the API server (bypass).
+        Some(Some(pod)) if !sole_holder(app, origin, peer, &pod.uid) => PodNow::Stale,
+        Some(Some(pod)) => PodNow::Present(pod),
+    };
+    let account = app
+        .accounts
+        .lookup(&target.namespace, &target.service_account);
+    (pod, account)
+}
+
+/// A token the API server's published keys vouch for (`signed_token`), bound to a pod and an
+/// account the watches show unchanged: identified with no API call, then checked as after a
+/// review. `Ok(None)`: not vouched for here (no keys, an unknown key, a watch that disagrees
+/// or lags…), and a TokenReview decides.
+fn by_signature(
+    app: &App,
+    token: &str,
+    digest: TokenDigest,
+    served: &(dyn Fn(&str) -> bool + Sync),
+    peer: Option<IpAddr>,
+) -> Result<Option<VerifiedPod>, ApiError> {
+    let checked = |result: &str| app.metrics.signature_check(result);
+    let Some(keys) = app.token_keys.current() else {
+        if app.token_keys.is_enabled() {
+            checked("no_keys");
+        }
+        return Ok(None);
+    };
+    let signed = match signed_token::verify(&keys, token, (app.clock)() / 1000) {
+        Ok(signed) => signed,
+        Err(why) => {
+            if why == Unverified::UnknownKey {
+                app.token_keys.ask_refresh();
+            }
+            checked(why.as_str());
+            return Ok(None);
+        }
+    };
+    let (pod, account) = watched(app, &signed.target, peer);
+    let verdict =
+        review_cache::judge_facts(&signed.target, &signed.service_account_uid, &pod, &account);
+    let pod = match (verdict, pod) {
+        (Verdict::Hit, PodNow::Present(pod)) => pod,
+        _ => {
+            checked("watch_differs");
+            return Ok(None);
+        }
+    };
+    // A token minted on one node for a pod the index places on another is not this pod's.
+    if signed
+        .node
+        .as_deref()
+        .is_some_and(|node| pod.node.as_deref() != Some(node))
+    {
+        checked("watch_differs");
+        return Ok(None);
+    }
+    checked("verified");
+    let verified =
+        identity::by_signed_token(&signed.target, pod, served, app.modes.sa_token_origin, peer)?;
+    app.reviews
+        .insert(digest, &signed.target, Some(signed.exp_ms));
+    Ok(Some(verified))
 }
 
 /// Whether the index gives the caller's address to the cached pod alone. A deleted pod's
@@ -651,6 +729,9 @@ mod tests {
             index,
             accounts,
             reviews,
+            // On, with no keys until a test installs some: every token is reviewed.
+            token_keys: TokenKeys::new(std::time::Duration::from_secs(60)),
+            clock: Arc::new(|| 1_000_000),
             served: Arc::new(|ns| ns == "team-a"),
             covered: Arc::new(|p| {
                 if p.labels.contains_key(UNCOVERED) {
@@ -1043,9 +1124,15 @@ mod tests {
         assert_eq!(bed.app.reviews.len(), 1);
         let cached: Vec<_> = audit_lines(&bed)
             .iter()
-            .map(|l| l["review_cached"].clone())
+            .map(|l| l["token_check"].clone())
             .collect();
-        assert_eq!(cached, [serde_json::json!(false), serde_json::json!(true)]);
+        assert_eq!(
+            cached,
+            [
+                serde_json::json!("token_review"),
+                serde_json::json!("review_cache")
+            ]
+        );
         // Cached or not, the token counts only from its pod.
         let (status, _, body) = call(&bed, request("10.0.0.9", Some(BEARER), None)).await;
         assert_eq!(
@@ -1080,6 +1167,101 @@ mod tests {
         );
         assert_eq!(reviews(), 3);
         assert!(bed.app.reviews.is_empty(), "a refused review is not cached");
+    }
+
+    #[tokio::test]
+    async fn a_token_the_published_keys_vouch_for_needs_no_review_but_gets_every_check() {
+        let mut bed = bed(vec![pod("web-1", "u1", "127.100.0.1")]);
+        let reviews = || bed.cluster.reviews.load(Ordering::SeqCst);
+        let signer = crate::fixtures::Signer::new("k1");
+        let bearer = |token: String| format!("Bearer {token}");
+        // No keys loaded yet: reviewed (the fake API server knows only its own tokens).
+        let token = bearer(signer.token(995));
+        let (status, _, _) = call(&bed, request("127.100.0.1", Some(&token), None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(reviews(), 1);
+        bed.app.token_keys.install(signer.key_set());
+        for _ in 0..2 {
+            let (status, _, body) = call(&bed, request("127.100.0.1", Some(&token), None)).await;
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        }
+        assert_eq!(reviews(), 1, "the signature vouched, then the cache");
+        let checks: Vec<_> = audit_lines(&bed)
+            .iter()
+            .filter(|l| l["outcome"] != "denied")
+            .map(|l| l["token_check"].clone())
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                serde_json::json!("signature"),
+                serde_json::json!("review_cache")
+            ]
+        );
+        // Another key under the published id, an unknown id: not vouched for, reviewed.
+        let forged = bearer(crate::fixtures::Signer::new("k1").token(995));
+        let unknown = bearer(crate::fixtures::Signer::new("k9").token(995));
+        for (n, t) in [forged, unknown].iter().enumerate() {
+            let (status, _, _) = call(&bed, request("127.100.0.1", Some(t), None)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            assert_eq!(reviews(), 2 + n);
+        }
+        // A token for a pod the index does not hold as signed (another uid): reviewed.
+        let mut claims = signer.claims(995);
+        claims["kubernetes.io"]["pod"]["uid"] = serde_json::json!("u-old");
+        let replaced = bearer(signer.sign(&signer.header(), &claims));
+        let (status, _, _) = call(&bed, request("127.100.0.1", Some(&replaced), None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(reviews(), 4);
+        // The account recreated (a new uid in the watch): the valid token is no longer vouched
+        // for, by cache or signature.
+        bed.accounts.on_event(AccountEvent::Apply(AccountFacts {
+            namespace: "team-a".into(),
+            name: "default".into(),
+            uid: "sa2".into(),
+        }));
+        let (status, _, _) = call(&bed, request("127.100.0.1", Some(&token), None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(reviews(), 5);
+        // The pod deleted: likewise.
+        bed.accounts.on_event(AccountEvent::Apply(sa_event("sa1")));
+        bed.pods
+            .on_event(IndexEvent::Delete(pod("web-1", "u1", "127.100.0.1")));
+        let (status, _, _) = call(&bed, request("127.100.0.1", Some(&token), None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(reviews(), 6);
+        let get = Request::get("/metrics").body(Bytes::new()).expect("req");
+        let text = String::from_utf8_lossy(&call(&bed, get).await.2).into_owned();
+        for want in [
+            r#"kube2hadoop_token_signature_checks_total{result="no_keys"} 1"#,
+            r#"kube2hadoop_token_signature_checks_total{result="verified"} 1"#,
+            r#"kube2hadoop_token_signature_checks_total{result="invalid"} 1"#,
+            r#"kube2hadoop_token_signature_checks_total{result="unknown_key"} 1"#,
+            r#"kube2hadoop_token_signature_checks_total{result="watch_differs"} 3"#,
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_vouched_token_from_another_address_or_a_terminating_pod_is_refused() {
+        let mut bed = bed(vec![pod("web-1", "u1", "127.100.0.1")]);
+        let signer = crate::fixtures::Signer::new("k1");
+        bed.app.token_keys.install(signer.key_set());
+        let token = format!("Bearer {}", signer.token(995));
+        // From an address nobody holds: the origin check (under `pod`) refuses, no review.
+        let (status, _, body) = call(&bed, request("10.0.0.9", Some(&token), None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            error_of(&body).0,
+            "token_rejected",
+            "reviewed: the index cannot place it"
+        );
+        let mut deleting = pod("web-1", "u1", "127.100.0.1");
+        deleting.deleting = true;
+        bed.pods.on_event(IndexEvent::Apply(deleting));
+        let (status, _, _) = call(&bed, request("127.100.0.1", Some(&token), None)).await;
+        assert_ne!(status, StatusCode::OK, "a terminating pod gets nothing");
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 //! answer.
 
 pub mod events;
+pub mod keys;
 pub mod lease;
 pub mod secrets;
 pub mod tops;
@@ -192,7 +193,10 @@ impl Kube {
         let found = self
             .call("read the service account", api.get_metadata_opt(name))
             .await?;
-        Ok(found.map(|sa| sa.metadata.uid.unwrap_or_default()))
+        // One being deleted has revoked its tokens, however long a finalizer keeps it.
+        Ok(found
+            .filter(|sa| sa.metadata.deletion_timestamp.is_none())
+            .map(|sa| sa.metadata.uid.unwrap_or_default()))
     }
 
     async fn list_pods_at(&self, ip: IpAddr) -> Result<Vec<PodFacts>, KubeError> {

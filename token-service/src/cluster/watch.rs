@@ -235,7 +235,17 @@ pub fn watch_service_accounts(
         "service account",
         "reviewing every token afresh",
         move |watched| {
+            // An account being deleted (a finalizer may hold it for ever) has revoked its
+            // tokens: it counts as gone from the moment the deletion is requested.
+            let deleting =
+                |sa: &PartialObjectMeta<ServiceAccount>| sa.metadata.deletion_timestamp.is_some();
             writer.on_event(match watched {
+                Watched::Event(watcher::Event::Apply(sa)) if deleting(&sa) => {
+                    let gone = facts(&sa);
+                    on_gone(&gone.namespace, &gone.name);
+                    AccountEvent::Delete(gone)
+                }
+                Watched::Event(watcher::Event::InitApply(sa)) if deleting(&sa) => return,
                 Watched::Event(watcher::Event::Apply(sa)) => AccountEvent::Apply(facts(&sa)),
                 Watched::Event(watcher::Event::Delete(sa)) => {
                     let gone = facts(&sa);

@@ -133,6 +133,12 @@ pub enum ConfigError {
          with --token-review-cache-ttl 0)"
     )]
     ReviewCacheSize { value: usize, max: usize },
+    #[error(
+        "--sa-token-keys-refresh {}s must be 0 (off) or between 10s and 300s: a key retired at \
+         the API server vouches for tokens here until the next read",
+        .value.as_secs()
+    )]
+    TokenKeysRefresh { value: Duration },
     #[error("stampedKinds entry {entry} is not `group/Kind` (e.g. ray.io/RayJob)")]
     StampedKind { entry: String },
 }

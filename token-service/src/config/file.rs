@@ -44,6 +44,7 @@ pub struct FileConfig {
     pub kube_timeout_seconds: Option<u64>,
     pub token_review_cache_ttl_seconds: Option<u64>,
     pub token_review_cache_size: Option<usize>,
+    pub sa_token_keys_refresh_seconds: Option<u64>,
     pub ledger_namespace: Option<String>,
     pub ledger_period_seconds: Option<u64>,
     pub lease_duration_seconds: Option<u64>,

@@ -143,6 +143,13 @@ pub struct Cli {
     /// TokenReview results kept at most; the oldest goes first (1 to 1000000) [default: 10000].
     #[arg(long, env = "TOKEN_SERVICE_TOKEN_REVIEW_CACHE_SIZE")]
     pub token_review_cache_size: Option<String>,
+    /// How often the API server's service-account signing keys are read again
+    /// (`/openid/v1/jwks`; 10s to 5m). A pod-bound token they vouch for needs no
+    /// TokenReview; a key retired at the API server stops vouching at the next read (within
+    /// this period and 1m more if reads fail).
+    /// `0` turns local verification off: every new token is reviewed [default: 60s].
+    #[arg(long, env = "TOKEN_SERVICE_SA_TOKEN_KEYS_REFRESH")]
+    pub sa_token_keys_refresh: Option<String>,
     /// Timeout of each LDAP operation (`5s`; a bare number is seconds) [default: 5s].
     #[arg(long, env = "TOKEN_SERVICE_LDAP_TIMEOUT")]
     pub ldap_timeout: Option<String>,

@@ -21,6 +21,7 @@ use crate::ratelimit::Limit;
 use crate::review_cache::{self, ReviewCacheConfig};
 use crate::server::Modes;
 use crate::services::ServicesPolicy;
+use crate::token_keys;
 use crate::workload::StampedKinds;
 
 use super::directory::directory_settings;
@@ -202,6 +203,20 @@ impl Settings {
             ),
         };
         check_review_cache(&mut errors, &review_cache);
+        let token_keys_refresh = duration(
+            &mut errors,
+            "sa-token-keys-refresh",
+            cli.sa_token_keys_refresh.as_ref(),
+            file.sa_token_keys_refresh_seconds,
+            token_keys::DEFAULT_REFRESH,
+        );
+        if token_keys_refresh > token_keys::MAX_REFRESH
+            || (!token_keys_refresh.is_zero() && token_keys_refresh < token_keys::MIN_INTERVAL)
+        {
+            errors.push(ConfigError::TokenKeysRefresh {
+                value: token_keys_refresh,
+            });
+        }
         let seconds = |errors: &mut Errors, flag, cli: Option<&String>, file, default| {
             duration(errors, flag, cli, file, Duration::from_secs(default))
         };
@@ -269,6 +284,7 @@ impl Settings {
             hadoop_timeout,
             kube_timeout,
             review_cache,
+            token_keys_refresh,
             log_format: cli.log_format,
             log: cli.log,
             ledger,

@@ -60,6 +60,8 @@ pub struct Settings {
     pub kube_timeout: Duration,
     /// The TokenReview cache (`ttl` zero: off).
     pub review_cache: ReviewCacheConfig,
+    /// Period of reading the API server's signing keys (zero: no local verification).
+    pub token_keys_refresh: Duration,
     pub log_format: LogFormat,
     pub log: Option<String>,
     pub ledger: LedgerSettings,

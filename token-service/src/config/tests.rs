@@ -846,3 +846,36 @@ fn a_hadoop_timeout_must_be_a_real_bound() {
     let args = [&TLS[..], &["--hadoop-timeout", "5s"]].concat();
     resolve(cli(&args), file(SERVICES)).expect("5 s is fine");
 }
+
+#[test]
+fn signing_keys_are_read_every_minute_unless_set_off_or_within_bounds() {
+    let with = |extra: &[&str], yaml: &str| {
+        let mut args = TLS.to_vec();
+        args.extend_from_slice(extra);
+        resolve(cli(&args), file(&format!("{SERVICES}{yaml}")))
+    };
+    let refresh = |r: Result<Settings, _>| r.map(|s: Settings| s.token_keys_refresh);
+    assert_eq!(refresh(with(&[], "")).ok(), Some(Duration::from_secs(60)));
+    assert_eq!(
+        refresh(with(&[], "saTokenKeysRefreshSeconds: 0\n")).ok(),
+        Some(Duration::ZERO)
+    );
+    assert_eq!(
+        refresh(with(
+            &["--sa-token-keys-refresh", "5m"],
+            "saTokenKeysRefreshSeconds: 0\n"
+        ))
+        .ok(),
+        Some(Duration::from_secs(300)),
+        "the flag wins"
+    );
+    for bad in ["5s", "6m"] {
+        let Err(e) = with(&["--sa-token-keys-refresh", bad], "") else {
+            panic!("--sa-token-keys-refresh {bad} accepted");
+        };
+        assert!(
+            e.to_string().contains("--sa-token-keys-refresh"),
+            "{bad}: {e}"
+        );
+    }
+}

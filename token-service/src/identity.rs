@@ -278,17 +278,17 @@ fn verify_reviewed(
 /// Whether the ServiceAccount watch settles the account a fresh review named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccountCheck {
-    /// It exists with the reviewed uid, or the watch is not current (then the review alone
-    /// decides, as without the watch).
+    /// It exists with the reviewed uid.
     Settled,
-    /// The watch says it is gone or has another uid: the API server itself is asked, as its
-    /// own token cache may answer for up to 10 s after a deletion, and the watch may lag.
+    /// The watch says it is gone or has another uid, or is not current: the API server itself
+    /// is asked (a metadata read), as a review still passes for 60 s after an account's
+    /// deletion was asked (and from the API server's own cache for 10 s more), and the watch
+    /// may lag.
     AskTheApi,
 }
 
 pub fn account_check(target: &ReviewedPod, now: &AccountLookup) -> AccountCheck {
     match now {
-        AccountLookup::Stale => AccountCheck::Settled,
         AccountLookup::Present(uid)
             if target
                 .service_account_uid
@@ -297,7 +297,9 @@ pub fn account_check(target: &ReviewedPod, now: &AccountLookup) -> AccountCheck 
         {
             AccountCheck::Settled
         }
-        AccountLookup::Present(_) | AccountLookup::Absent => AccountCheck::AskTheApi,
+        AccountLookup::Present(_) | AccountLookup::Absent | AccountLookup::Stale => {
+            AccountCheck::AskTheApi
+        }
     }
 }
 
@@ -638,8 +640,8 @@ mod tests {
         );
         assert_eq!(
             account_check(&target, &AccountLookup::Stale),
-            AccountCheck::Settled,
-            "without a current watch the review decides alone"
+            AccountCheck::AskTheApi,
+            "without a current watch the API server is asked"
         );
         for now in [present("sa2"), AccountLookup::Absent] {
             assert_eq!(account_check(&target, &now), AccountCheck::AskTheApi);

@@ -1320,11 +1320,18 @@ mod tests {
         let (status, _, _) = call(&bed, request("127.100.0.1", Some(BEARER), None)).await;
         assert_eq!(status, StatusCode::OK);
         bed.accounts.on_event(AccountEvent::Broken);
-        // Deleted while the watch is down: the cache cannot tell, so the API server decides
-        // (here its review still says yes, and nothing is known to ask further).
+        // While the watch is down the cache cannot tell: a review, and the account read from
+        // the API server, as the review alone still passes for a while after a deletion.
         let (status, _, _) = call(&bed, request("127.100.0.1", Some(BEARER), None)).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(bed.cluster.reviews.load(Ordering::SeqCst), 2);
-        assert_eq!(bed.cluster.account_reads.load(Ordering::SeqCst), 0);
+        assert_eq!(bed.cluster.account_reads.load(Ordering::SeqCst), 1);
+        // Deleted while the watch is down: the review still says yes, the read says gone.
+        *bed.cluster.account.lock().expect("account") = None;
+        let (status, _, body) = call(&bed, request("127.100.0.1", Some(BEARER), None)).await;
+        assert_eq!(
+            (status, error_of(&body).0.as_str()),
+            (StatusCode::UNAUTHORIZED, "service_account_deleted")
+        );
     }
 }

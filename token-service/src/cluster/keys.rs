@@ -40,9 +40,13 @@ impl crate::token_keys::FetchFailure for FetchError {
     fn answered(&self) -> bool {
         match self {
             FetchError::Keys(_) => true,
-            // An error status (discovery off, access refused) is an answer; a timeout, a
-            // connection that failed or a full queue is not.
-            FetchError::Kube(e) => matches!(&e.cause, Cause::Api(kube::Error::Api(_))),
+            // Discovery off or access refused is an answer; an overloaded or restarting API
+            // server (429, 5xx), a timeout, a failed connection or a full queue is not: the
+            // keys held may vouch until stale, as local verification saves it load.
+            FetchError::Kube(e) => matches!(
+                &e.cause,
+                Cause::Api(kube::Error::Api(status)) if [401, 403, 404].contains(&status.code)
+            ),
         }
     }
 }

@@ -15,7 +15,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 
 use super::watched_pod::WatchedPod;
-use crate::accounts::{AccountEvent, AccountFacts, AccountsWriter, SharedAccounts};
+use crate::accounts::{AccountEvent, AccountFacts, AccountLookup, AccountsWriter, SharedAccounts};
 use crate::coverage::Registration;
 use crate::index::{IndexEvent, IndexWriter, SharedIndex};
 
@@ -223,7 +223,14 @@ pub fn watch_service_accounts(
 ) {
     let api = Api::<PartialObjectMeta<ServiceAccount>>::all(client);
     let config = watcher::Config::default().list_semantic(watcher::ListSemantic::MostRecent);
-    let mut writer = AccountsWriter::new(accounts);
+    let mut writer = AccountsWriter::new(accounts.clone());
+    // The cache is scanned for an account once, when it leaves the map: updates of one whose
+    // deletion is pending (anyone who may patch it can send many) cost nothing more.
+    let mut gone = move |a: &AccountFacts| {
+        if accounts.lookup(&a.namespace, &a.name) != AccountLookup::Absent {
+            on_gone(&a.namespace, &a.name);
+        }
+    };
     let facts = |sa: &PartialObjectMeta<ServiceAccount>| AccountFacts {
         namespace: sa.metadata.namespace.clone().unwrap_or_default(),
         name: sa.metadata.name.clone().unwrap_or_default(),
@@ -241,16 +248,16 @@ pub fn watch_service_accounts(
                 |sa: &PartialObjectMeta<ServiceAccount>| sa.metadata.deletion_timestamp.is_some();
             writer.on_event(match watched {
                 Watched::Event(watcher::Event::Apply(sa)) if deleting(&sa) => {
-                    let gone = facts(&sa);
-                    on_gone(&gone.namespace, &gone.name);
-                    AccountEvent::Delete(gone)
+                    let account = facts(&sa);
+                    gone(&account);
+                    AccountEvent::Delete(account)
                 }
                 Watched::Event(watcher::Event::InitApply(sa)) if deleting(&sa) => return,
                 Watched::Event(watcher::Event::Apply(sa)) => AccountEvent::Apply(facts(&sa)),
                 Watched::Event(watcher::Event::Delete(sa)) => {
-                    let gone = facts(&sa);
-                    on_gone(&gone.namespace, &gone.name);
-                    AccountEvent::Delete(gone)
+                    let account = facts(&sa);
+                    gone(&account);
+                    AccountEvent::Delete(account)
                 }
                 Watched::Event(watcher::Event::Init) => AccountEvent::Init,
                 Watched::Event(watcher::Event::InitApply(sa)) => {

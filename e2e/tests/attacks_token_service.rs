@@ -980,6 +980,28 @@ async fn cache_emptied(service: &Service, what: &str) -> Result<(), Error> {
     .await
 }
 
+/// Deletes `pod` and, once the service's watch dropped what it knew, sends its token from its
+/// address: the API server may still authenticate it from its own cache, but the pod is gone.
+async fn deleted_pods_token_refused(
+    bed: &Bed,
+    service: &Service,
+    pod: &Pod,
+    token: &str,
+) -> Result<(), Error> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    Api::<Pod>::namespaced(bed.admin.clone(), NAMESPACE)
+        .delete(&name, &DeleteParams::default().grace_period(0))
+        .await
+        .step("admin deletes the pod")?;
+    cache_emptied(service, "the pod's deletion").await?;
+    let answer = service.ask(Some(ip_of(pod)?), Some(token)).await;
+    ensure(
+        answer.status >= 400
+            && ["pod_not_found", "token_rejected"].contains(&answer.code().as_str()),
+        || format!("the deleted pod's token: {}", answer.text()),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_identity_ends_when_its_pod_is_deleted() {
     let fx = Fixture::new("atk-cpod").await;
@@ -990,20 +1012,7 @@ async fn a_cached_identity_ends_when_its_pod_is_deleted() {
         let token = bound_token(&bed.admin, &pod).await?;
         served_from_the_cache(&service, &pod, &token).await?;
         let started = std::time::Instant::now();
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        Api::<Pod>::namespaced(bed.admin.clone(), NAMESPACE)
-            .delete(&name, &DeleteParams::default().grace_period(0))
-            .await
-            .step("admin deletes the pod")?;
-        cache_emptied(&service, "the pod's deletion").await?;
-        // Its token, from its address: the API server may still authenticate it from its own
-        // cache, but the pod is gone.
-        let answer = service.ask(Some(ip_of(&pod)?), Some(&token)).await;
-        ensure(
-            answer.status >= 400
-                && ["pod_not_found", "token_rejected"].contains(&answer.code().as_str()),
-            || format!("the deleted pod's token: {}", answer.text()),
-        )?;
+        deleted_pods_token_refused(bed, &service, &pod, &token).await?;
         let elapsed = started.elapsed();
         ensure(elapsed.as_secs() < CACHE_TTL_SECONDS, || {
             format!("refused only after {elapsed:?}, past the cache's TTL")
@@ -1209,18 +1218,7 @@ async fn a_signature_vouches_without_a_review_and_forged_tokens_are_refused() {
         })?;
 
         // The pod goes: its real token is vouched for by nothing any more.
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        Api::<Pod>::namespaced(bed.admin.clone(), NAMESPACE)
-            .delete(&name, &DeleteParams::default().grace_period(0))
-            .await
-            .step("admin deletes the pod")?;
-        cache_emptied(&service, "the pod's deletion").await?;
-        let answer = service.ask(Some(ip), Some(&token)).await;
-        ensure(
-            answer.status >= 400
-                && ["pod_not_found", "token_rejected"].contains(&answer.code().as_str()),
-            || format!("the deleted pod's token: {}", answer.text()),
-        )?;
+        deleted_pods_token_refused(bed, &service, &pod, &token).await?;
         Ok::<_, Error>(())
     }
     .await;

@@ -194,30 +194,19 @@ pub fn by_review(
     verify_reviewed(&target, pod.map(Arc::new), served, origin, peer)
 }
 
-/// As [`by_review`], for a review the cache kept (`crate::review_cache`) and the pod as the
-/// pod index holds it now: every check a fresh review gets runs again.
-pub fn by_cached_review(
+/// As [`by_review`], for a token vouched for without asking the API server now (`check`: a
+/// review the cache kept, `crate::review_cache`, or its signature, `crate::signed_token`) and
+/// the pod as the pod index holds it now: every check a fresh review gets runs again.
+pub fn by_watched_pod(
     target: &ReviewedPod,
     pod: Arc<PodFacts>,
+    check: TokenCheck,
     served: &dyn Fn(&str) -> bool,
     origin: TokenOrigin,
     peer: Option<IpAddr>,
 ) -> Result<VerifiedPod, ApiError> {
     let mut verified = verify_reviewed(target, Some(pod), served, origin, peer)?;
-    verified.token_check = Some(TokenCheck::CachedReview);
-    Ok(verified)
-}
-
-/// As [`by_cached_review`], for a token whose signature vouched for the pod it names.
-pub fn by_signed_token(
-    target: &ReviewedPod,
-    pod: Arc<PodFacts>,
-    served: &dyn Fn(&str) -> bool,
-    origin: TokenOrigin,
-    peer: Option<IpAddr>,
-) -> Result<VerifiedPod, ApiError> {
-    let mut verified = verify_reviewed(target, Some(pod), served, origin, peer)?;
-    verified.token_check = Some(TokenCheck::Signature);
+    verified.token_check = Some(check);
     Ok(verified)
 }
 
@@ -612,16 +601,31 @@ mod tests {
         let target = review_target(&review()).expect("target");
         assert_eq!(target.service_account_uid.as_deref(), Some("sa1"));
         let live = Arc::new(pod("web-1", "u1", PEER));
-        let v = by_cached_review(&target, live.clone(), &all, TokenOrigin::Pod, Some(peer()))
-            .expect("ok");
+        let v = by_watched_pod(
+            &target,
+            live.clone(),
+            TokenCheck::CachedReview,
+            &all,
+            TokenOrigin::Pod,
+            Some(peer()),
+        )
+        .expect("ok");
         assert_eq!(v.method(), Method::SaToken);
         let elsewhere: IpAddr = "127.100.0.66".parse().expect("ip");
-        let e = by_cached_review(&target, live, &all, TokenOrigin::Pod, Some(elsewhere))
-            .expect_err("replayed");
+        let e = by_watched_pod(
+            &target,
+            live,
+            TokenCheck::CachedReview,
+            &all,
+            TokenOrigin::Pod,
+            Some(elsewhere),
+        )
+        .expect_err("replayed");
         assert_eq!(e.code, "token_origin_mismatch");
-        let e = by_cached_review(
+        let e = by_watched_pod(
             &target,
             Arc::new(pod("web-1", "u9", PEER)),
+            TokenCheck::Signature,
             &all,
             TokenOrigin::Pod,
             Some(peer()),

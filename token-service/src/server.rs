@@ -23,8 +23,7 @@ use crate::cluster::{Cluster, KubeError};
 use crate::directory::Directory;
 use crate::error::{ApiError, Kind};
 use crate::events::{EventSink, Happened};
-use crate::identity::ReviewedPod;
-use crate::identity::{self, TokenOrigin, VerifiedPod};
+use crate::identity::{self, ReviewedPod, TokenCheck, TokenOrigin, VerifiedPod};
 use crate::index::{IpLookup, PodIndex, SharedIndex};
 use crate::issued::Issued;
 use crate::issuer::{Issuer, Outcome};
@@ -333,7 +332,8 @@ async fn by_token(
         .reviews
         .lookup(&digest, |cached| watched(app, &cached.target, peer));
     if let Found::Hit(cached, pod) = found {
-        return identity::by_cached_review(&cached.target, pod, served, origin, peer);
+        let check = TokenCheck::CachedReview;
+        return identity::by_watched_pod(&cached.target, pod, check, served, origin, peer);
     }
     if let Some(verified) = by_signature(app, token, digest, served, peer)? {
         return Ok(verified);
@@ -432,8 +432,14 @@ fn by_signature(
         return Ok(None);
     }
     checked("verified");
-    let verified =
-        identity::by_signed_token(&signed.target, pod, served, app.modes.sa_token_origin, peer)?;
+    let verified = identity::by_watched_pod(
+        &signed.target,
+        pod,
+        TokenCheck::Signature,
+        served,
+        app.modes.sa_token_origin,
+        peer,
+    )?;
     app.reviews
         .insert(digest, &signed.target, Some(signed.exp_ms));
     Ok(Some(verified))

@@ -116,15 +116,22 @@ fn keys_it_does_not_hold_go_to_a_review() {
     }
 }
 
+/// A token of `signer` whose claims `f` changed, checked at `NOW`.
+fn with_claims(
+    signer: &Signer,
+    keys: &KeySet,
+    f: &dyn Fn(&mut serde_json::Value),
+) -> Result<Verified, Unverified> {
+    let mut claims = signer.claims(NOW);
+    f(&mut claims);
+    verify(keys, &signer.sign(&signer.header(), &claims), NOW)
+}
+
 #[test]
 fn issuer_audience_and_lifetime_are_checked_without_leeway() {
     let signer = Signer::new("k1");
     let keys = signer.key_set();
-    let with = |f: &dyn Fn(&mut serde_json::Value)| {
-        let mut claims = signer.claims(NOW);
-        f(&mut claims);
-        verify(&keys, &signer.sign(&signer.header(), &claims), NOW)
-    };
+    let with = |f: &dyn Fn(&mut serde_json::Value)| with_claims(&signer, &keys, f);
     assert_eq!(
         with(&|c| c["iss"] = json!("https://elsewhere")),
         Err(Unverified::Invalid)
@@ -174,11 +181,7 @@ fn past_the_lifetime_the_pod_asked_for_a_token_goes_to_a_review() {
 fn only_tokens_bound_to_a_pod_are_vouched_for() {
     let signer = Signer::new("k1");
     let keys = signer.key_set();
-    let with = |f: &dyn Fn(&mut serde_json::Value)| {
-        let mut claims = signer.claims(NOW);
-        f(&mut claims);
-        verify(&keys, &signer.sign(&signer.header(), &claims), NOW)
-    };
+    let with = |f: &dyn Fn(&mut serde_json::Value)| with_claims(&signer, &keys, f);
     let remove = |path: &'static str| {
         move |c: &mut serde_json::Value| {
             if let Some(o) = c["kubernetes.io"].as_object_mut() {

@@ -41,7 +41,7 @@ impl StatusLookup for KubeWorkloads {
             if self.index.holds_live(&w.uid) {
                 return Ok(OwnerStatus::Running);
             }
-            match self.tops.status(w) {
+            match self.tops.status(w).await {
                 Some(OwnerStatus::Running) => Ok(OwnerStatus::Running),
                 // A watch can trail without an error (a half-open connection, a lagging API
                 // server): what would end a workload's tokens is confirmed by a consistent

@@ -47,7 +47,7 @@ use token_service::index::SharedIndex;
 use token_service::issuer::Issuer;
 use token_service::ledger::reconcile::{ReconcileConfig, Reconciler};
 use token_service::ledger::{Ledger, Persist};
-use token_service::metrics::{DirectoryMetrics, Metrics, ResultLabels};
+use token_service::metrics::{DirectoryMetrics, Metrics};
 use token_service::ratelimit::{Limit, RateLimiter};
 use token_service::review_cache::ReviewCache;
 use token_service::server::{App, handle};
@@ -464,7 +464,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
 /// until they are loaded, every bound token is reviewed by the API server.
 fn spawn_token_keys(keys: &TokenKeys, client: &kube::Client, timeout: Duration, metrics: &Metrics) {
     let client = client.clone();
-    let reads = metrics.token_key_reads.clone();
+    let metrics = metrics.clone();
     let mut shown = String::new();
     keys.spawn(
         move || {
@@ -472,16 +472,9 @@ fn spawn_token_keys(keys: &TokenKeys, client: &kube::Client, timeout: Duration, 
             Box::pin(async move { fetch_keys(&client, timeout).await })
         },
         move |result| {
-            let read = |result: &str| {
-                reads
-                    .get_or_create(&ResultLabels {
-                        result: result.to_owned(),
-                    })
-                    .inc();
-            };
+            metrics.token_key_read(result.is_ok());
             match result {
                 Ok(set) => {
-                    read("ok");
                     let now = format!("{set:?}");
                     if now != shown {
                         tracing::info!(keys = %now, "bound service-account tokens are verified against the API server's published keys");
@@ -489,7 +482,6 @@ fn spawn_token_keys(keys: &TokenKeys, client: &kube::Client, timeout: Duration, 
                     }
                 }
                 Err(e) => {
-                    read("error");
                     tracing::warn!(error = %e, "cannot read the API server's service-account signing keys; bound tokens are reviewed by the API server (TokenReview) until they are read");
                 }
             }

@@ -352,6 +352,15 @@ impl Metrics {
             .inc();
     }
 
+    /// One read of the API server's signing keys, `ok` or not.
+    pub fn token_key_read(&self, ok: bool) {
+        self.token_key_reads
+            .get_or_create(&ResultLabels {
+                result: if ok { "ok" } else { "error" }.to_owned(),
+            })
+            .inc();
+    }
+
     /// Counts what the TokenReview cache reports.
     pub fn review_cache_observer(&self) -> CacheObserver {
         let (lookups, drops) = (

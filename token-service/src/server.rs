@@ -415,22 +415,20 @@ fn by_signature(
     let (pod, account) = watched(app, &signed.target, peer);
     let verdict =
         review_cache::judge_facts(&signed.target, &signed.service_account_uid, &pod, &account);
+    // A token minted on one node for a pod the index places on another is not this pod's.
+    let on_its_node = |pod: &PodFacts| {
+        signed
+            .node
+            .as_deref()
+            .is_none_or(|node| pod.node.as_deref() == Some(node))
+    };
     let pod = match (verdict, pod) {
-        (Verdict::Hit, PodNow::Present(pod)) => pod,
+        (Verdict::Hit, PodNow::Present(pod)) if on_its_node(&pod) => pod,
         _ => {
             checked("watch_differs");
             return Ok(None);
         }
     };
-    // A token minted on one node for a pod the index places on another is not this pod's.
-    if signed
-        .node
-        .as_deref()
-        .is_some_and(|node| pod.node.as_deref() != Some(node))
-    {
-        checked("watch_differs");
-        return Ok(None);
-    }
     checked("verified");
     let verified = identity::by_watched_pod(
         &signed.target,

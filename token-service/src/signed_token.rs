@@ -40,10 +40,11 @@ pub enum KeysError {
     NoUsableKey,
 }
 
-/// The API server's token issuer and public signing keys by key id.
+/// The API server's token issuer and public signing keys by key id, each with the one
+/// validation its tokens get (built once here, not per request).
 pub struct KeySet {
     issuer: String,
-    keys: HashMap<String, (DecodingKey, Algorithm)>,
+    keys: HashMap<String, (DecodingKey, Validation)>,
 }
 
 impl fmt::Debug for KeySet {
@@ -76,6 +77,19 @@ fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
     }
 }
 
+/// What every token signed with an `alg` key must carry. Its lifetime is judged in [`verify`]
+/// against the caller's clock, not the library's.
+fn validation(alg: Algorithm, issuer: &str) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = 0;
+    validation
+}
+
 impl KeySet {
     /// From the discovery document and the key set as the API server serves them. Keys of
     /// kinds the API server does not sign service-account tokens with are left out.
@@ -101,7 +115,7 @@ impl KeySet {
                 continue;
             };
             if let Ok(key) = DecodingKey::from_jwk(&jwk) {
-                keys.insert(kid.clone(), (key, alg));
+                keys.insert(kid.clone(), (key, validation(alg, &discovery.issuer)));
             }
         }
         if keys.is_empty() {
@@ -207,16 +221,8 @@ pub fn verify(keys: &KeySet, token: &str, now_s: u64) -> Result<Verified, Unveri
     }
     let header = jsonwebtoken::decode_header(token).map_err(|_| Unverified::Malformed)?;
     let kid = header.kid.ok_or(Unverified::UnknownKey)?;
-    let (key, alg) = keys.keys.get(&kid).ok_or(Unverified::UnknownKey)?;
-    let mut validation = Validation::new(*alg);
-    validation.set_issuer(&[&keys.issuer]);
-    validation.set_audience(&[AUDIENCE]);
-    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    // Lifetime is judged below against the caller's clock, not the library's.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.leeway = 0;
-    let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
+    let (key, validation) = keys.keys.get(&kid).ok_or(Unverified::UnknownKey)?;
+    let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
         .map_err(|_| Unverified::Invalid)?
         .claims;
     let starts = claims.nbf.or(claims.iat).unwrap_or(0);

@@ -134,26 +134,29 @@ impl TokenKeys {
         let keys = self.clone();
         tokio::spawn(async move {
             loop {
-                let read = fetch().await;
-                match read {
+                let read = match fetch().await {
                     Ok(set) => {
                         report(Ok(&set));
                         keys.install(set);
+                        true
                     }
                     Err(e) => {
                         if e.answered() {
                             keys.clear();
                         }
                         report(Err(&e));
-                        tokio::time::sleep(MIN_INTERVAL).await;
-                        continue;
+                        false
                     }
-                }
+                };
                 tokio::time::sleep(MIN_INTERVAL).await;
-                let rest = keys.refresh.saturating_sub(MIN_INTERVAL);
-                tokio::select! {
-                    () = tokio::time::sleep(rest) => {}
-                    () = keys.wake.notified() => {}
+                // A failed read is retried after MIN_INTERVAL; a good one waits out the period,
+                // or less when a token names a key id the set does not hold.
+                if read {
+                    let rest = keys.refresh.saturating_sub(MIN_INTERVAL);
+                    tokio::select! {
+                        () = tokio::time::sleep(rest) => {}
+                        () = keys.wake.notified() => {}
+                    }
                 }
             }
         });

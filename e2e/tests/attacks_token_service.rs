@@ -1024,6 +1024,17 @@ async fn a_cached_identity_ends_when_its_pod_is_deleted() {
     result.expect("a cached identity and its deleted pod");
 }
 
+/// A ServiceAccount of this test, with `finalizers`.
+fn test_account(id: &TestId, name: &str, finalizers: &[&str]) -> Result<ServiceAccount, Error> {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {TEST_LABEL: id.name()}, "finalizers": finalizers},
+    }))
+    .map_err(|source| Error::Manifest {
+        kind: "ServiceAccount",
+        source,
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_identity_ends_when_its_service_account_is_deleted_or_recreated() {
     let fx = Fixture::new("atk-csa").await;
@@ -1031,15 +1042,7 @@ async fn a_cached_identity_ends_when_its_service_account_is_deleted_or_recreated
     let service = caching_service(&fx.ledger).await;
     let accounts: Api<ServiceAccount> = Api::namespaced(bed.admin.clone(), NAMESPACE);
     let sa_name = format!("{}-sa", id.name());
-    let account = || -> Result<ServiceAccount, Error> {
-        serde_json::from_value(json!({
-            "metadata": {"name": sa_name, "labels": {TEST_LABEL: id.name()}},
-        }))
-        .map_err(|source| Error::Manifest {
-            kind: "ServiceAccount",
-            source,
-        })
-    };
+    let account = || test_account(id, &sa_name, &[]);
     let result = async {
         accounts
             .create(&PostParams::default(), &account()?)
@@ -1236,14 +1239,7 @@ async fn an_account_held_by_a_finalizer_is_revoked_when_its_deletion_is_asked() 
     let result = async {
         // The owner of the account (edit may update ServiceAccounts) keeps it with a finalizer
         // of their own, so that deleting it leaves it in place, uid unchanged.
-        let account: ServiceAccount = serde_json::from_value(json!({
-            "metadata": {"name": sa_name, "labels": {TEST_LABEL: id.name()},
-                         "finalizers": ["e2e.kube2hadoop.io/hold"]},
-        }))
-        .map_err(|source| Error::Manifest {
-            kind: "ServiceAccount",
-            source,
-        })?;
+        let account = test_account(id, &sa_name, &["e2e.kube2hadoop.io/hold"])?;
         accounts
             .create(&PostParams::default(), &account)
             .await

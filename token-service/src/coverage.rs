@@ -542,10 +542,8 @@ mod tests {
             let narrows = sel
                 .as_ref()
                 .is_some_and(|s| s.match_labels.is_some() || s.match_expressions.is_some());
-            let mut labelled = p.clone();
-            labelled.labels = opted_in.clone();
             assert_eq!(
-                code(&reg, Some(&plain), &labelled),
+                code(&reg, Some(&plain), &p),
                 if narrows {
                     "webhook_not_enforcing"
                 } else {

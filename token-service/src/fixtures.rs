@@ -2,7 +2,7 @@
 //! stamp key, a workload key, a clock the test moves, a token source that counts and can be
 //! held, and an in-memory API server for Secrets with resourceVersion checks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -57,7 +57,6 @@ pub fn pod(name: &str, uid: &str, ip: &str) -> PodFacts {
         run_as: None,
         services: None,
         owners: Vec::new(),
-        labels: BTreeMap::new(),
     }
 }
 

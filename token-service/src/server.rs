@@ -665,7 +665,8 @@ mod tests {
     }
 
     /// Label of test pods the webhook's objectSelector leaves out.
-    const UNCOVERED: &str = "test.kube2hadoop.io/uncovered";
+    /// The pod the fake coverage check refuses.
+    const UNCOVERED_POD: &str = "uncovered";
 
     /// A bound token as the API server mints them: a JWT whose payload has `exp` (far ahead).
     const GOOD_JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDB9.c2ln";
@@ -738,7 +739,7 @@ mod tests {
             clock: Arc::new(|| 1_000_000),
             served: Arc::new(|ns| ns == "team-a"),
             covered: Arc::new(|p| {
-                if p.labels.contains_key(UNCOVERED) {
+                if p.name == UNCOVERED_POD {
                     return Err(ApiError::new(
                         Kind::Forbidden,
                         "namespace_not_covered",
@@ -918,8 +919,7 @@ mod tests {
         let mut run_as = pod("r", "u8", "127.100.0.8");
         run_as.user = Some("bob".into());
         run_as.run_as = Some("svc-etl".into());
-        let mut uncovered = pod("c", "u9", "127.100.0.9");
-        uncovered.labels.insert(UNCOVERED.into(), "true".into());
+        let uncovered = pod(UNCOVERED_POD, "u9", "127.100.0.9");
         let mut laundered = pod("l", "u10", "127.100.0.10");
         laundered.user = Some("bob".into());
         laundered.stamp = Some(crate::fixtures::stamp_keys().sign("team-a", "bob"));

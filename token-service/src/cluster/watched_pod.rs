@@ -49,7 +49,6 @@ struct Meta {
     namespace: Option<String>,
     uid: Option<String>,
     resource_version: Option<String>,
-    labels: Option<BTreeMap<String, String>>,
     annotations: Option<BTreeMap<String, String>>,
     owner_references: Option<Vec<OwnerReference>>,
     deletion_timestamp: Option<Time>,
@@ -69,7 +68,6 @@ fn slim_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
         namespace: m.namespace,
         uid: m.uid,
         resource_version: m.resource_version,
-        labels: m.labels,
         // Only these are read; others (kubectl's last-applied copy, say) can be large.
         annotations: m.annotations.map(|a| {
             a.into_iter()

@@ -25,11 +25,18 @@ jq -r '
   "### Bytes per indexed pod and per ledger entry (after, slope between the smallest and largest step)",
   (.steps | map(select(.service == "after")) | sort_by(.pods) | if length >= 2 then
      (.[0]) as $a | (.[-1]) as $b |
-     "- per indexed pod: \(per(($b.rss_kib_index_only - $a.rss_kib_index_only) * 1024; ($b.indexed_pods - $a.indexed_pods))) B (RSS with the index only)",
+     "- per indexed pod: \(per(($b.rss_kib_index_only - $a.rss_kib_index_only) * 1024; ($b.indexed_pods - $a.indexed_pods))) B (RSS with the index only), \(if $a.heap_bytes_index_only and $b.heap_bytes_index_only then per($b.heap_bytes_index_only - $a.heap_bytes_index_only; ($b.indexed_pods - $a.indexed_pods)) else "–" end) B (live heap), between \($a.pods) and \($b.pods) pods",
      "- per ledger entry: \(per(($b.rss_kib_at_rest - $b.rss_kib_index_only) * 1024; $b.ledger_entries)) B (RSS at rest less RSS with the index only, at \($b.pods) pods)"
    else "- per indexed pod: one step only" end),
   (.steps | map(select(.service == "after")) | sort_by(.pods) | .[-1] | select(.restarted.heap_bytes != null and .heap_bytes_index_only != null) |
      "- live heap (jemalloc statistics, at \(.pods) pods): \(per(.heap_bytes_index_only; .indexed_pods)) B per indexed pod with the index only (process baseline included); \(per(.restarted.heap_bytes - .heap_bytes_index_only; .restarted.ledger_entries)) B per ledger entry (restarted on its ledger less the index only)"),
+  "",
+  "### Where the resident memory is (MiB): at rest after the cold burst, and restarted on the ledger",
+  "| pods | service | when | RSS | file-backed | anonymous | jemalloc resident | jemalloc live | other anonymous (glibc malloc of the C libraries, stacks) | threads |",
+  "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+  (.steps[] | . as $s | ([["at rest", .memory_at_rest, .rss_kib_at_rest, .heap_bytes_at_rest], ["restarted", .restarted.memory, .restarted.rss_kib, .restarted.heap_bytes]][]
+    | select(.[1] != null) | . as [$when, $m, $rss, $heap] |
+    "| \($s.pods) | \($s.service) | \($when) | \($rss | mib) | \($m.rss_file_kib | mib) | \($m.rss_anon_kib | mib) | \($m.jemalloc_resident_kib | mib) | \(if $heap then $heap / 1024 else null end | mib) | \($m.other_anon_kib | mib) | \($m.threads) |")),
   "",
   "### SA-token mode against IP mode, answers from the ledger (500 workers, fresh TLS connection per request)",
   "| pods | service | IP req/s | IP CPU ms/req | SA req/s | SA CPU ms/req | SA/IP throughput | SA/IP CPU per request | errors |",

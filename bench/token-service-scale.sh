@@ -4,13 +4,16 @@
 # Kerberized HDFS. BEFORE and AFTER are token-service binaries (default: AFTER the release
 # build of this tree; BEFORE unset runs AFTER alone). Nothing here asserts on timing.
 #
-# Steps (BENCH_SCALE_STEPS, default 1000,5000,10000 pods, 5 pods per workload): alice's
+# Steps (BENCH_SCALE_STEPS, default 10000,5000,1000 pods, 5 pods per workload, or a fixed
+# number of workloads with BENCH_SCALE_WORKLOADS): alice's
 # Deployments on kwok nodes; at each step, for each binary: a fresh service with an empty
 # ledger (RSS once its index holds every pod), one cold request per workload from one of its
 # pods (every workload gets its ledger entry), the ledger at rest for BENCH_SCALE_REST seconds
 # (100: three reconcile passes, and longer than the 90 s an idle pooled API connection lives) counting the API server's GET and LIST requests, RSS and VmHWM,
 # then BENCH_SCALE_CACHED (5s) of 500 workers asking back to back (p99, CPU per request), then
-# the same binary restarted on that ledger (RSS of the live data with no burst behind it). At
+# the same binary restarted on that ledger (RSS of the live data with no burst behind it). Each
+# step starts with a discarded warm-up (BENCH_SCALE_WARMUP=0 leaves it out): a fresh service of
+# the binary measured first and every workload's first request. At
 # the last step: a burst of 1,000 new pods of one new workload (how far the index trails the
 # Deployment), then all 1,000 ask at once (one DT call per service, p99).
 #
@@ -31,6 +34,10 @@ results=${BENCH_RESULTS:-$here/results}
 steps=${BENCH_SCALE_STEPS:-10000,5000,1000}
 sa_step=${BENCH_SCALE_SA_STEP:-1000}
 per_workload=${BENCH_SCALE_PODS_PER_WORKLOAD:-5}
+# BENCH_SCALE_WORKLOADS=W: W workloads at every step (their replicas scale with the step), so
+# steps differ in pods only: the ledger, the cold burst and the answers stay the same.
+fixed_workloads=${BENCH_SCALE_WORKLOADS:-}
+workloads_at() { if [[ -n $fixed_workloads ]]; then echo "$fixed_workloads"; else echo $(($1 / per_workload)); fi; }
 rest=${BENCH_SCALE_REST:-100}
 cached=${BENCH_SCALE_CACHED:-5s}
 # After a restart on the ledger, before its RSS is read (the watches settle).
@@ -148,9 +155,10 @@ spec:
 EOF
   done
 }
-# ensure_workloads W: exactly Deployments w-0..w-(W-1), extra ones deleted (steps may shrink).
+# ensure_workloads W REPLICAS: exactly Deployments w-0..w-(W-1), extra ones deleted (steps may
+# shrink).
 ensure_workloads() {
-  deployments 0 "$1" "$per_workload" | as_alice apply -f - >/dev/null
+  deployments 0 "$1" "$2" | as_alice apply -f - >/dev/null
   local extra
   extra=$(kubectl get deployments -n "$ns" -l bench=scale -o name |
     awk -F/ -v w="$1" '{n = substr($2, 3) + 0} n >= w {print}')
@@ -164,7 +172,8 @@ wait_pods() {
     run=$(kubectl get pods -n "$ns" -l bench=scale --field-selector=status.phase=Running --no-headers 2>/dev/null | wc -l)
     [[ $all == "$1" && $run == "$1" ]] && return 0
     ((SECONDS < deadline)) || die "wanted $1 running bench pods, have $run running of $all after $2 s"
-    sleep 3
+    # Each poll lists every bench pod twice: at 50,000 pods that is a load of its own.
+    sleep $((3 + $1 / 5000))
   done
 }
 
@@ -180,6 +189,19 @@ url=https://127.0.0.1:$port
 metric() { curl -s --max-time 5 --cacert "$work/ca.crt" "$url/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 cpu_s() { awk '{sub(/.*\) /, ""); split($0, f, " "); printf "%.2f", (f[12] + f[13]) / 100}' "/proc/$1/stat"; }
+# memory_breakdown PID: where the resident memory is, as JSON (KiB): anonymous and file-backed
+# pages, what jemalloc holds resident (where the binary exports it; the rest of the anonymous
+# pages are glibc's malloc, used by the C libraries, and thread stacks) and the thread count.
+memory_breakdown() {
+  local jr
+  jr=$(metric kube2hadoop_heap_resident_bytes)
+  jq -n --argjson anon "$(status_kib "$1" RssAnon)" --argjson file "$(status_kib "$1" RssFile)" \
+    --argjson threads "$(awk '$1 == "Threads:" {print $2}' "/proc/$1/status")" \
+    --argjson jemalloc "${jr:-null}" \
+    '{rss_anon_kib: $anon, rss_file_kib: $file, threads: $threads,
+      jemalloc_resident_kib: (if $jemalloc then ($jemalloc / 1024 | round) else null end),
+      other_anon_kib: (if $jemalloc then ($anon - $jemalloc / 1024 | round) else null end)}'
+}
 dt_calls() { local c; c=$(grep -c 'cmd=getDelegationToken' "$audit_log" 2>/dev/null) || true; echo "${c:-0}"; }
 # GET and LIST requests the API server has answered (every client; at rest the service's), as
 # JSON {"VERB resource": count}.
@@ -232,7 +254,8 @@ pods_file() {
 }
 
 measure() { # STEP LABEL BINARY
-  local n=$1 label=$2 bin=$3 name="$1-$2" w=$(($1 / per_workload))
+  local n=$1 label=$2 bin=$3 name="$1-$2" w
+  w=$(workloads_at "$1")
   start_service "$name" "$bin"
   local indexed t0
   indexed=$(metric kube2hadoop_indexed_pods)
@@ -260,8 +283,10 @@ measure() { # STEP LABEL BINARY
   cpu_rest=$(awk -v a="$cpu0" -v b="$(cpu_s "$service_pid")" 'BEGIN {printf "%.2f", b - a}')
   local rss_rest hwm_rest
   rss_rest=$(status_kib "$service_pid" VmRSS) hwm_rest=$(status_kib "$service_pid" VmHWM)
-  local heap_rest
+  local heap_rest memory_rest
   heap_rest=$(metric kube2hadoop_heap_allocated_bytes)
+  memory_rest=$(memory_breakdown "$service_pid")
+  cp "/proc/$service_pid/smaps" "$work/$name.smaps.log" 2>/dev/null || true
   "$loadgen" credentials --url "$url/v1/credentials" --ca "$work/ca.crt" --pods "$work/all-$n" \
     --mode ip --phase cached --concurrency 500 --duration "$cached" \
     --pid "$service_pid" --label "$name-cached" --out "$work/$name-cached.json"
@@ -273,12 +298,13 @@ measure() { # STEP LABEL BINARY
     --argjson rss_rest "$rss_rest" --argjson hwm_rest "$hwm_rest" \
     --argjson rss "$(status_kib "$service_pid" VmRSS)" --argjson hwm "$(status_kib "$service_pid" VmHWM)" \
     --argjson heap_index "${heap_index:-null}" --argjson heap_rest "${heap_rest:-null}" \
+    --argjson memory_rest "$memory_rest" \
     --slurpfile issue "$work/$name-issue.json" --slurpfile cached "$work/$name-cached.json" \
     '{pods: $n, service: $svc, workloads: $w, indexed_pods: $indexed, ledger_entries: $entries,
       namenode_dt_calls: $dt, api_reads_per_min_at_rest: $reads.total, api_reads_by: $reads.by,
       cpu_s_at_rest: $cpu_rest, rss_kib_index_only: $rss_index, vmhwm_kib_index_only: $hwm_index,
       rss_kib_at_rest: $rss_rest, vmhwm_kib_at_rest: $hwm_rest, rss_kib: $rss, vmhwm_kib: $hwm,
-      heap_bytes_index_only: $heap_index, heap_bytes_at_rest: $heap_rest,
+      heap_bytes_index_only: $heap_index, heap_bytes_at_rest: $heap_rest, memory_at_rest: $memory_rest,
       issue: $issue[0], cached: $cached[0]}' >"$parts/m-$name.json"
   # Restarted on the same ledger: the index and every entry loaded, no burst behind it (the
   # live data's own RSS).
@@ -296,11 +322,21 @@ measure() { # STEP LABEL BINARY
   loaded=$(metric kube2hadoop_ledger_entries) heap_restarted=$(metric kube2hadoop_heap_allocated_bytes)
   restarted=$(jq -n --argjson rss "$(status_kib "$service_pid" VmRSS)" --argjson hwm "$(status_kib "$service_pid" VmHWM)" \
     --argjson entries "${loaded:-null}" --argjson heap "${heap_restarted:-null}" \
-    '{rss_kib: $rss, vmhwm_kib: $hwm, ledger_entries: $entries, heap_bytes: $heap}')
+    --argjson memory "$(memory_breakdown "$service_pid")" \
+    '{rss_kib: $rss, vmhwm_kib: $hwm, ledger_entries: $entries, heap_bytes: $heap, memory: $memory}')
   jq --argjson r "$restarted" '.restarted = $r' "$parts/m-$name.json" >"$parts/m-$name.json.tmp" &&
     mv "$parts/m-$name.json.tmp" "$parts/m-$name.json"
   echo "step $n $label: $(jq -c '{indexed_pods, ledger_entries, namenode_dt_calls, api_reads_per_min_at_rest, rss_kib_index_only, rss_kib_at_rest, vmhwm_kib, heap_bytes_at_rest, restarted}' "$parts/m-$name.json")"
   stop_service
+}
+
+# warm_up STEP BINARY: one fresh service and every workload's first request, not recorded.
+warm_up() {
+  start_service "$1-warm-up" "$2"
+  "$loadgen" credentials --url "$url/v1/credentials" --ca "$work/ca.crt" --pods "$work/one-$1" \
+    --mode ip --phase burst --pid "$service_pid" --label "$1-warm-up" --out "$work/$1-warm-up.json" >/dev/null
+  stop_service
+  echo "step $1: warm-up done ($(jq -c '{ok, outcomes}' "$work/$1-warm-up.json"))"
 }
 
 # node_certs: a client certificate per bench node, as its kubelet has (only a pod's node may
@@ -404,14 +440,19 @@ EOF
 }
 
 for n in $(tr ',' '\n' <<<"$steps"); do
-  w=$((n / per_workload))
-  ensure_workloads "$w"
+  w=$(workloads_at "$n")
+  ensure_workloads "$w" $((n / w))
   wait_pods "$n" $((180 + n / 10))
   pods_file bench=scale "$work/all-$n"
   pods_file bench=scale "$work/one-$n" one
   echo "step $n: $(wc -l <"$work/all-$n") pods running, $(wc -l <"$work/one-$n") workloads"
   # The binary measured second has met a bed the first one warmed (BENCH_SCALE_AFTER_FIRST=1
   # swaps them, to tell an order effect from a change).
+  # A discarded warm-up: the binary measured first otherwise shares the cores with a control
+  # plane still settling after the pods' creation, and meets a cold bed the second one does not.
+  if [[ ${BENCH_SCALE_WARMUP:-1} == 1 ]]; then
+    warm_up "$n" "$([[ ${BENCH_SCALE_AFTER_FIRST:-0} == 1 || -z $before ]] && echo "$after" || echo "$before")"
+  fi
   if [[ ${BENCH_SCALE_AFTER_FIRST:-0} == 1 ]]; then
     measure "$n" after "$after"
     [[ -z $before ]] || measure "$n" before "$before"

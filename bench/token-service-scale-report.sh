@@ -32,6 +32,8 @@ jq -r '
      "- live heap (jemalloc statistics, at \(.pods) pods): \(per(.heap_bytes_index_only; .indexed_pods)) B per indexed pod with the index only (process baseline included); \(per(.restarted.heap_bytes - .heap_bytes_index_only; .restarted.ledger_entries)) B per ledger entry (restarted on its ledger less the index only)"),
   "",
   "### Where the resident memory is (MiB): at rest after the cold burst, and restarted on the ledger",
+  "jemalloc counts its resident pages as an upper bound, so the last column reads slightly negative (to about −2.5 MiB) when nothing else is there.",
+  "",
   "| pods | service | when | RSS | file-backed | anonymous | jemalloc resident | jemalloc live | other anonymous (glibc malloc of the C libraries, stacks) | threads |",
   "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
   (.steps[] | . as $s | ([["at rest", .memory_at_rest, .rss_kib_at_rest, .heap_bytes_at_rest], ["restarted", .restarted.memory, .restarted.rss_kib, .restarted.heap_bytes]][]

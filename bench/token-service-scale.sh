@@ -187,8 +187,15 @@ jq '.identityModes = ["sa-token", "ip"] | .saTokenOrigin = "any"' "$config" >"$w
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url=https://127.0.0.1:$port
 metric() { curl -s --max-time 5 --cacert "$work/ca.crt" "$url/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+# status_kib PID FIELD: a field of /proc/PID/status (KiB for the Vm*/Rss* ones).
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 cpu_s() { awk '{sub(/.*\) /, ""); split($0, f, " "); printf "%.2f", (f[12] + f[13]) / 100}' "/proc/$1/stat"; }
+# first_requests STEP LABEL: every workload's first request, from one of its pods, all at once
+# (its ledger entry), to the running service; the answers in $work/LABEL.json.
+first_requests() {
+  "$loadgen" credentials --url "$url/v1/credentials" --ca "$work/ca.crt" --pods "$work/one-$1" \
+    --mode ip --phase burst --pid "$service_pid" --label "$2" --out "$work/$2.json"
+}
 # memory_breakdown PID: where the resident memory is, as JSON (KiB): anonymous and file-backed
 # pages, what jemalloc holds resident (where the binary exports it; the rest of the anonymous
 # pages are glibc's malloc, used by the C libraries, and thread stacks) and the thread count.
@@ -196,7 +203,7 @@ memory_breakdown() {
   local jr
   jr=$(metric kube2hadoop_heap_resident_bytes)
   jq -n --argjson anon "$(status_kib "$1" RssAnon)" --argjson file "$(status_kib "$1" RssFile)" \
-    --argjson threads "$(awk '$1 == "Threads:" {print $2}' "/proc/$1/status")" \
+    --argjson threads "$(status_kib "$1" Threads)" \
     --argjson jemalloc "${jr:-null}" \
     '{rss_anon_kib: $anon, rss_file_kib: $file, threads: $threads,
       jemalloc_resident_kib: (if $jemalloc then ($jemalloc / 1024 | round) else null end),
@@ -268,8 +275,7 @@ measure() { # STEP LABEL BINARY
   # Every workload's first request: its ledger entry.
   local dt0
   dt0=$(dt_calls)
-  "$loadgen" credentials --url "$url/v1/credentials" --ca "$work/ca.crt" --pods "$work/one-$n" \
-    --mode ip --phase burst --pid "$service_pid" --label "$name-issue" --out "$work/$name-issue.json"
+  first_requests "$n" "$name-issue"
   sleep 2
   # At rest: nobody asks; the ledger's passes run.
   local cpu0 reads0 reads1
@@ -333,8 +339,7 @@ measure() { # STEP LABEL BINARY
 # warm_up STEP BINARY: one fresh service and every workload's first request, not recorded.
 warm_up() {
   start_service "$1-warm-up" "$2"
-  "$loadgen" credentials --url "$url/v1/credentials" --ca "$work/ca.crt" --pods "$work/one-$1" \
-    --mode ip --phase burst --pid "$service_pid" --label "$1-warm-up" --out "$work/$1-warm-up.json" >/dev/null
+  first_requests "$1" "$1-warm-up" >/dev/null
   stop_service
   echo "step $1: warm-up done ($(jq -c '{ok, outcomes}' "$work/$1-warm-up.json"))"
 }
@@ -366,8 +371,7 @@ mint_tokens() {
 sa_vs_ip() {
   local n=$1 name="$1-$2-modes"
   start_service "$name" "$3" "$work/config-sa.yaml"
-  "$loadgen" credentials --url "$url/v1/credentials" --ca "$work/ca.crt" --pods "$work/one-$n" \
-    --mode ip --phase burst --pid "$service_pid" --label "$name-issue" --out "$work/$name-issue.json"
+  first_requests "$n" "$name-issue"
   local mode
   for mode in ip sa; do
     local pods=$work/all-$n
@@ -439,6 +443,9 @@ EOF
   done
 }
 
+# The binary measured first at each step (and warmed up for).
+first=$before
+if [[ ${BENCH_SCALE_AFTER_FIRST:-0} == 1 || -z $before ]]; then first=$after; fi
 for n in $(tr ',' '\n' <<<"$steps"); do
   w=$(workloads_at "$n")
   ensure_workloads "$w" $((n / w))
@@ -446,13 +453,10 @@ for n in $(tr ',' '\n' <<<"$steps"); do
   pods_file bench=scale "$work/all-$n"
   pods_file bench=scale "$work/one-$n" one
   echo "step $n: $(wc -l <"$work/all-$n") pods running, $(wc -l <"$work/one-$n") workloads"
-  # The binary measured second has met a bed the first one warmed (BENCH_SCALE_AFTER_FIRST=1
-  # swaps them, to tell an order effect from a change).
   # A discarded warm-up: the binary measured first otherwise shares the cores with a control
   # plane still settling after the pods' creation, and meets a cold bed the second one does not.
-  if [[ ${BENCH_SCALE_WARMUP:-1} == 1 ]]; then
-    warm_up "$n" "$([[ ${BENCH_SCALE_AFTER_FIRST:-0} == 1 || -z $before ]] && echo "$after" || echo "$before")"
-  fi
+  [[ ${BENCH_SCALE_WARMUP:-1} != 1 ]] || warm_up "$n" "$first"
+  # BENCH_SCALE_AFTER_FIRST=1 swaps the order, to tell an order effect from a change.
   if [[ ${BENCH_SCALE_AFTER_FIRST:-0} == 1 ]]; then
     measure "$n" after "$after"
     [[ -z $before ]] || measure "$n" before "$before"

@@ -49,7 +49,7 @@ pub struct PodFacts {
     pub services: Option<String>,
     pub owners: Vec<OwnerRef>,
     // No labels: coverage refuses any objectSelector that narrows, so no decision reads a
-    // pod's labels, and they were a third of an indexed pod's memory.
+    // pod's labels, and they cost about 800 bytes of an indexed pod's 2.5 kB.
 }
 
 impl PodFacts {
